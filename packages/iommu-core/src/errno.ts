@@ -1,0 +1,63 @@
+/** Linux errno values used across the stack (asm-generic/errno-base.h, errno.h). */
+export const ERRNO = {
+  EPERM: 1,
+  ENOENT: 2,
+  EIO: 5,
+  E2BIG: 7,
+  EBADF: 9,
+  ENOMEM: 12,
+  EACCES: 13,
+  EFAULT: 14,
+  EBUSY: 16,
+  EEXIST: 17,
+  ENODEV: 19,
+  EINVAL: 22,
+  ENOTTY: 25,
+  ENOSPC: 28,
+  ERANGE: 34,
+  ENOSYS: 38,
+  EOPNOTSUPP: 95,
+} as const;
+
+export type Errno = keyof typeof ERRNO;
+
+const BY_NUMBER: ReadonlyMap<number, Errno> = new Map(
+  (Object.entries(ERRNO) as [Errno, number][]).map(([k, v]) => [v, k]),
+);
+
+/** Name of an errno number (`22` → `"EINVAL"`), or undefined. */
+export function errnoName(n: number): Errno | undefined {
+  return BY_NUMBER.get(Math.abs(n));
+}
+
+/**
+ * The one error type of the stack: an errno, the kernel function whose rule failed (`op`),
+ * and the offending values (`detail`). Tests assert `errno` and `op`, not message text.
+ */
+export class ErrnoError extends Error {
+  override readonly name = "ErrnoError";
+  readonly errno: Errno;
+  /** Positive errno number (Linux returns its negation). */
+  readonly code: number;
+  readonly op: string;
+  readonly detail: Readonly<Record<string, unknown>>;
+
+  constructor(
+    errno: Errno,
+    op: string,
+    message: string,
+    detail: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(`${op}: ${errno}: ${message}`, options);
+    this.errno = errno;
+    this.code = ERRNO[errno];
+    this.op = op;
+    this.detail = detail;
+  }
+}
+
+/** True if `e` is an ErrnoError (optionally with the given errno). */
+export function isErrno(e: unknown, errno?: Errno): e is ErrnoError {
+  return e instanceof ErrnoError && (errno === undefined || e.errno === errno);
+}

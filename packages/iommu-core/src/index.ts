@@ -1,0 +1,35 @@
+export type { DeviceIommuState, DmaResult, PciDeviceInit } from "./device.js";
+export { Device, PciDevice, PlatformDevice, pciName } from "./device.js";
+export type { Errno } from "./errno.js";
+export { ERRNO, ErrnoError, errnoName, isErrno } from "./errno.js";
+export type {
+  DmaAccess,
+  DomainAllocContext,
+  DomainGeometry,
+  DomainType,
+  DriverDomain,
+  IommuHardware,
+  IommuOps,
+  IotlbGather,
+  MapPagesResult,
+  TranslateRequest,
+  Translation,
+} from "./iommu-ops.js";
+export { DOMAIN_TYPE_BITS, emptyGather, isDmaApiDomain, isPagingDomain } from "./iommu-ops.js";
+export type { AccessTarget, MemRegion, MemTxAttrs, MmioHandler } from "./phys-mem.js";
+export { FRAME_SHIFT, FRAME_SIZE, PageAllocator, PhysicalMemory } from "./phys-mem.js";
+export type { IommuCap } from "./prot.js";
+export {
+  IOMMU_CACHE,
+  IOMMU_FAULT_READ,
+  IOMMU_FAULT_WRITE,
+  IOMMU_MMIO,
+  IOMMU_NOEXEC,
+  IOMMU_PRIV,
+  IOMMU_READ,
+  IOMMU_SYS_CACHE,
+  IOMMU_SYS_CACHE_NWA,
+  IOMMU_WRITE,
+} from "./prot.js";
+export type { ResvRegion, ResvType } from "./resv-region.js";
+export { RESV_TYPES, resvEnd, resvRegion, resvTypeOrder } from "./resv-region.js";

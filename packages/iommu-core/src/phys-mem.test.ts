@@ -1,0 +1,65 @@
+import { describe, expect, it } from "vitest";
+import { PageAllocator, PhysicalMemory } from "./phys-mem.js";
+
+describe("PhysicalMemory", () => {
+  it("reads zeros from untouched RAM and keeps what was written, across frames", () => {
+    const m = new PhysicalMemory();
+    m.addRam(0x4000_0000n, 0x10_0000n);
+    expect([...m.read(0x4000_0ffen, 4)]).toEqual([0, 0, 0, 0]);
+    m.write(0x4000_0ffen, Uint8Array.of(1, 2, 3, 4));
+    expect([...m.read(0x4000_0ffcn, 8)]).toEqual([0, 0, 1, 2, 3, 4, 0, 0]);
+    expect(m.residentFrames).toBe(2);
+  });
+
+  it("reads all-ones and drops writes where nothing is mapped", () => {
+    const m = new PhysicalMemory();
+    m.addRam(0x1000n, 0x1000n);
+    m.write(0x0n, Uint8Array.of(9, 9));
+    expect([...m.read(0xffen, 4)]).toEqual([0xff, 0xff, 0, 0]);
+    expect(m.classify(0xffen, 4)).toBe("none");
+    expect(m.classify(0x1000n, 0x1000)).toBe("ram");
+  });
+
+  it("holds 64-bit values without precision loss", () => {
+    const m = new PhysicalMemory();
+    m.addRam(0xffff_ffff_f000n, 0x1000n);
+    m.write64(0xffff_ffff_f008n, (1n << 64n) - 2n);
+    expect(m.read64(0xffff_ffff_f008n)).toBe((1n << 64n) - 2n);
+  });
+
+  it("splits MMIO accesses into naturally aligned pieces and passes the requester id", () => {
+    const m = new PhysicalMemory();
+    const seen: [bigint, number, bigint, number | undefined][] = [];
+    m.addMmio(0x800_0000n, 0x1_0000n, {
+      read: (off, size) => BigInt(size) * 0x11n + off,
+      write: (off, size, v, attrs) => void seen.push([off, size, v, attrs.requesterId]),
+    });
+    m.write(0x800_0040n, Uint8Array.of(0x2a, 0, 0, 0), { requesterId: 8 });
+    expect(seen).toEqual([[0x40n, 4, 0x2an, 8]]);
+    m.write(0x800_0003n, Uint8Array.of(1, 2));
+    expect(seen.slice(1).map((s) => s[1])).toEqual([1, 1]);
+    expect(m.read32(0x800_0000n)).toBe(0x44);
+  });
+
+  it("refuses overlapping ranges", () => {
+    const m = new PhysicalMemory();
+    m.addRam(0n, 0x2000n);
+    expect(() => m.addRam(0x1000n, 0x1000n)).toThrow(RangeError);
+  });
+});
+
+describe("PageAllocator", () => {
+  it("hands out zeroed, aligned frames and reuses freed ones", () => {
+    const m = new PhysicalMemory();
+    m.addRam(0x10_0000n, 0x10_0000n);
+    const pa = new PageAllocator(m, 0x10_0000n, 0x10_0000n);
+    const a = pa.alloc();
+    m.write64(a, 123n);
+    pa.freeFrame(a);
+    expect(pa.alloc()).toBe(a);
+    expect(m.read64(a)).toBe(0n);
+    const four = pa.alloc(4);
+    expect(four % 0x4000n).toBe(0n);
+    expect(pa.framesInUse).toBe(5);
+  });
+});

@@ -1,0 +1,2 @@
+// Test helpers for layers above core (the mock driver lands here with issue #4).
+export {};
