@@ -1,7 +1,15 @@
 export type { DeviceIommuState, DmaResult, PciDeviceInit } from "./device.js";
 export { Device, PciDevice, PlatformDevice, pciName } from "./device.js";
+export { createDeviceDirectMappings } from "./direct-mappings.js";
+export type { FaultHandler, IovaCookie } from "./domain.js";
+export { IommuDomain } from "./domain.js";
 export type { Errno } from "./errno.js";
 export { ERRNO, ErrnoError, errnoName, isErrno } from "./errno.js";
+export { reportIommuFault } from "./fault.js";
+export type { GroupHost } from "./group.js";
+export { IommuGroup } from "./group.js";
+export type { IommuOptions } from "./iommu.js";
+export { Iommu } from "./iommu.js";
 export type {
   DmaAccess,
   DomainAllocContext,
@@ -16,6 +24,10 @@ export type {
   Translation,
 } from "./iommu-ops.js";
 export { DOMAIN_TYPE_BITS, emptyGather, isDmaApiDomain, isPagingDomain } from "./iommu-ops.js";
+export { gatherAddPage, gatherAddRange, gatherIsEmpty } from "./iotlb-gather.js";
+export { iommuIovaToPhys, iommuMap, iommuUnmap, iommuUnmapFast } from "./map.js";
+export type { PgsizeChoice } from "./pgsize.js";
+export { ffs64, fls64, iommuPgsize, minPageSize } from "./pgsize.js";
 export type { AccessTarget, MemRegion, MemTxAttrs, MmioHandler } from "./phys-mem.js";
 export { FRAME_SHIFT, FRAME_SIZE, PageAllocator, PhysicalMemory } from "./phys-mem.js";
 export type { IommuCap } from "./prot.js";
@@ -33,3 +45,10 @@ export {
 } from "./prot.js";
 export type { ResvRegion, ResvType } from "./resv-region.js";
 export { RESV_TYPES, resvEnd, resvRegion, resvTypeOrder } from "./resv-region.js";
+export {
+  insertResvRegion,
+  insertResvRegions,
+  resvRegionLine,
+  resvRegionsText,
+  resvTypeString,
+} from "./resv-regions.js";

@@ -1,0 +1,129 @@
+import { describe, expect, it } from "vitest";
+import { PciDevice } from "./device.js";
+import { ErrnoError, isErrno } from "./errno.js";
+import { Iommu } from "./iommu.js";
+import { PhysicalMemory } from "./phys-mem.js";
+import { IOMMU_READ, IOMMU_WRITE } from "./prot.js";
+import { createMockIommu, MOCK_APERTURE_START } from "./testing.js";
+
+function setup(opts: ConstructorParameters<typeof Iommu>[0] = {}) {
+  const memory = new PhysicalMemory();
+  memory.addRam(0n, 1n << 30n);
+  const mock = createMockIommu();
+  const iommu = new Iommu(opts);
+  const dev = (slot: number) => new PciDevice(memory, { bus: 0, slot, classCode: 0x00ff00 });
+  return { memory, mock, iommu, dev };
+}
+
+function errnoOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    if (isErrno(e)) return e.errno;
+    throw e;
+  }
+  return undefined;
+}
+
+describe("Iommu probe and groups", () => {
+  it("gives each group an id from 0 and a default DMA domain attached to the device", () => {
+    const { mock, iommu, dev } = setup();
+    const a = dev(1);
+    const b = dev(2);
+    const ga = iommu.probeDevice(a, mock.ops);
+    const gb = iommu.probeDevice(b, mock.ops);
+    expect([ga.id, gb.id]).toEqual([0, 1]);
+    expect(ga.defaultDomain?.type).toBe("DMA");
+    expect(ga.domain).toBe(ga.defaultDomain);
+    expect(mock.attachedDomain(a)).toBe(ga.defaultDomain?.driver);
+    expect(iommu.groupOf(a)).toBe(ga);
+    expect(iommu.groups()).toEqual([ga, gb]);
+    expect(ga.typeText()).toBe("DMA\n");
+  });
+
+  it("puts devices with equal device_group keys in one group sharing one domain", () => {
+    const memory = new PhysicalMemory();
+    const mock = createMockIommu({ deviceGroup: () => "all" });
+    const iommu = new Iommu({ defaultDomainType: "DMA-FQ" });
+    const a = new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 });
+    const b = new PciDevice(memory, { bus: 0, slot: 1, fn: 1, classCode: 0 });
+    const g = iommu.probeDevice(a, mock.ops);
+    expect(iommu.probeDevice(b, mock.ops)).toBe(g);
+    expect(g.devices).toEqual([a, b]);
+    expect(mock.attachedDomain(b)).toBe(g.domain?.driver);
+    expect(g.typeText()).toBe("DMA-FQ\n");
+  });
+
+  it("reuses the lowest free group id after a release", () => {
+    const { mock, iommu, dev } = setup();
+    const a = dev(1);
+    iommu.probeDevice(a, mock.ops);
+    const g1 = iommu.probeDevice(dev(2), mock.ops);
+    iommu.releaseDevice(a);
+    expect(iommu.groups()).toEqual([g1]);
+    expect(iommu.probeDevice(dev(3), mock.ops).id).toBe(0);
+  });
+
+  it("fails probe with the driver's ENODEV and leaves no trace", () => {
+    const memory = new PhysicalMemory();
+    const mock = createMockIommu({ claims: () => false });
+    const iommu = new Iommu();
+    const a = new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 });
+    expect(errnoOf(() => iommu.probeDevice(a, mock.ops))).toBe("ENODEV");
+    expect(a.iommu).toBeNull();
+    expect(iommu.groups()).toEqual([]);
+  });
+});
+
+describe("attach, detach and DMA ownership", () => {
+  it("claims a group onto its blocking domain, attaches an unmanaged domain, detaches back", () => {
+    const { mock, iommu, dev } = setup();
+    const a = dev(1);
+    const g = iommu.probeDevice(a, mock.ops);
+    const owner = {};
+    iommu.claimDmaOwner(g, owner);
+    expect(g.domain?.type).toBe("blocked");
+    expect(errnoOf(() => iommu.claimDmaOwner(g, {}))).toBe("EPERM");
+    const d = iommu.domainAlloc(mock.ops, "unmanaged");
+    iommu.attachGroup(d, g);
+    expect(g.domain).toBe(d);
+    expect(mock.attachedDomain(a)).toBe(d.driver);
+    const d2 = iommu.domainAlloc(mock.ops, "unmanaged");
+    expect(errnoOf(() => iommu.attachGroup(d2, g))).toBe("EBUSY");
+    expect(errnoOf(() => iommu.domainFree(d))).toBe("EBUSY");
+    iommu.detachGroup(d, g);
+    expect(g.domain?.type).toBe("blocked");
+    iommu.releaseDmaOwner(g);
+    expect(g.domain).toBe(g.defaultDomain);
+    expect(g.typeText()).toBe("DMA\n");
+  });
+
+  it("maps and translates device DMA through an unmanaged domain", () => {
+    const { memory, mock, iommu, dev } = setup();
+    const a = dev(1);
+    const g = iommu.probeDevice(a, mock.ops);
+    iommu.claimDmaOwner(g, {});
+    const d = iommu.domainAlloc(mock.ops, "unmanaged");
+    iommu.attachGroup(d, g);
+    iommu.map(d, MOCK_APERTURE_START, 0x10_0000n, 0x1000n, IOMMU_READ | IOMMU_WRITE);
+    expect(iommu.iovaToPhys(d, MOCK_APERTURE_START + 0x804n)).toBe(0x10_0804n);
+    const r = a.dmaWrite(MOCK_APERTURE_START + 0x7fen, new Uint8Array([1, 2, 3, 4]));
+    expect(r.ok).toBe(true);
+    expect([...memory.read(0x10_07fen, 4)]).toEqual([1, 2, 3, 4]);
+    expect(iommu.unmap(d, MOCK_APERTURE_START, 0x1000n)).toBe(0x1000n);
+    expect(iommu.iovaToPhys(d, MOCK_APERTURE_START)).toBe(0n);
+  });
+
+  it("rejects a misaligned map with EINVAL from __iommu_map", () => {
+    const { mock, iommu } = setup();
+    const d = iommu.domainAlloc(mock.ops, "unmanaged");
+    try {
+      iommu.map(d, MOCK_APERTURE_START + 0x400n, 0n, 0x800n, IOMMU_READ);
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ErrnoError);
+      expect((e as ErrnoError).errno).toBe("EINVAL");
+      expect((e as ErrnoError).op).toBe("__iommu_map");
+    }
+  });
+});
