@@ -1,0 +1,75 @@
+/**
+ * The board-independent half of a passthrough host: VFIO (type1 + vfio-pci) on top of the IOMMU
+ * core, user processes backed by the board's RAM, and the interrupt log.
+ */
+import type { Iommu, PhysicalMemory } from "@iommu/core";
+import { Process, Vfio } from "@vfio/type1";
+import type { EduDevice } from "../devices/edu.js";
+import type { MsiGlue } from "../host/msi-glue.js";
+import { VfioPciHost } from "../host/vfio-pci.js";
+import type { InterruptController } from "../irq/interrupt-controller.js";
+import { HostPagePool } from "./page-pool.js";
+import type { Board, BoardName, BoardOptions, BoardRegion } from "./types.js";
+
+export interface HostParts {
+  readonly name: BoardName;
+  readonly arch: "x86_64" | "aarch64";
+  readonly memory: PhysicalMemory;
+  readonly iommu: Iommu;
+  readonly edus: EduDevice[];
+  readonly glue: MsiGlue;
+  readonly controller: InterruptController;
+  readonly msiDoorbell: bigint;
+  readonly regions: readonly BoardRegion[];
+  /** RAM that user pages come from. */
+  readonly userRam: { base: bigint; size: bigint };
+  readonly vfioParams: NonNullable<BoardOptions["vfioParams"]>;
+  /** The seed's per-range reserved-IOVA capability in GET_INFO. */
+  readonly seedCaps: boolean;
+  readonly description: string;
+}
+
+export function assembleHost(p: HostParts): Board {
+  const pages = new HostPagePool(p.userRam.base, p.userRam.size);
+  const vfio = new Vfio({
+    iommu: p.iommu,
+    params: {
+      ...(p.vfioParams.dmaEntryLimit !== undefined ? { dmaEntryLimit: p.vfioParams.dmaEntryLimit } : {}),
+      ...(p.vfioParams.allowUnsafeInterrupts !== undefined
+        ? { allowUnsafeInterrupts: p.vfioParams.allowUnsafeInterrupts }
+        : {}),
+      ...(p.vfioParams.disableHugepages !== undefined ? { disableHugepages: p.vfioParams.disableHugepages } : {}),
+    },
+    ...(p.seedCaps ? { seedResvCaps: true } : {}),
+  });
+  const groupIdOf = (dev: EduDevice): number => {
+    const g = p.iommu.groupOf(dev);
+    if (!g) throw new RangeError(`${dev.name} has no IOMMU group`);
+    return g.id;
+  };
+  const vfioPci = new VfioPciHost(p.edus, groupIdOf, (groupId) => vfio.deviceAccess(groupId), p.glue);
+  return {
+    name: p.name,
+    arch: p.arch,
+    memory: p.memory,
+    iommu: p.iommu,
+    vfio,
+    edus: p.edus,
+    vfioPci,
+    msiDoorbell: p.msiDoorbell,
+    regions: p.regions,
+    description: p.description,
+    groupIdOf,
+    createProcess(opts) {
+      return new Process({
+        memory: p.memory,
+        pages,
+        memlockBytes: opts.memlockBytes,
+        capIpcLock: opts.capIpcLock ?? false,
+      });
+    },
+    interrupts() {
+      return p.controller.list();
+    },
+  };
+}

@@ -1,0 +1,40 @@
+/**
+ * Host pages for user processes: 4 KiB frames of the board's RAM outside the kernel's pool, handed
+ * out lowest-first and reused lowest-first so runs are deterministic (the page allocator of the
+ * host kernel, as far as pinned user memory is concerned).
+ */
+export class HostPagePool {
+  private next: bigint;
+  private readonly freed: bigint[] = [];
+  private used = 0;
+
+  constructor(
+    readonly base: bigint,
+    readonly size: bigint,
+  ) {
+    this.next = base;
+  }
+
+  /** One 4 KiB frame; throws RangeError when the host is out of memory. */
+  allocPage(): bigint {
+    this.used++;
+    if (this.freed.length > 0) return this.freed.pop() as bigint;
+    if (this.next + 0x1000n > this.base + this.size) {
+      this.used--;
+      throw new RangeError("host RAM exhausted");
+    }
+    const a = this.next;
+    this.next += 0x1000n;
+    return a;
+  }
+
+  freePage(addr: bigint): void {
+    this.used--;
+    this.freed.push(addr);
+    this.freed.sort((x, y) => (x > y ? -1 : x < y ? 1 : 0));
+  }
+
+  get pagesInUse(): number {
+    return this.used;
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * The board seam: a passthrough host as QEMU builds it (memory map, PCI devices, IOMMU hardware and
+ * driver, MSI controller) with the host kernel's IOMMU core, VFIO type1 and vfio-pci on top. The
+ * conformance replay and the VMM both drive a host only through this interface.
+ */
+import type { Iommu, PhysicalMemory } from "@iommu/core";
+import type { Process, Vfio } from "@vfio/type1";
+import type { EduDevice } from "../devices/edu.js";
+import type { VfioPciHost } from "../host/vfio-pci.js";
+
+export type BoardName = "x86-q35-vtd" | "arm64-virt-smmuv3" | "arm64-virt-smmuv3-seed";
+
+export const BOARD_NAMES: readonly BoardName[] = ["x86-q35-vtd", "arm64-virt-smmuv3", "arm64-virt-smmuv3-seed"];
+
+export interface BoardOptions {
+  /** edu devices at 00:01.0, 00:02.0, … each in its own IOMMU group (x86: groups 1,2,… since the q35 host bridge 00:00.0 is group 0; arm64: groups 0,1,…). Default 1. */
+  eduCount?: number;
+  /** vfio_iommu_type1 module parameters (read at container open). */
+  vfioParams?: { dmaEntryLimit?: number; allowUnsafeInterrupts?: boolean; disableHugepages?: boolean };
+  /** Default true: QEMU 7.2's IOMMU/edu/ITS quirks (conformance README). */
+  qemuQuirks?: boolean;
+  /** x86: add an RMRR'd USB controller and an ISA bridge. */
+  x86Rmrr?: boolean;
+}
+
+/** One line of "what reached the interrupt controller". */
+export interface BoardInterrupt {
+  readonly source: string;
+  readonly vector: number;
+  readonly count: number;
+}
+
+/** A named range of the board's physical address map (for `iommu-demo map`). */
+export interface BoardRegion {
+  readonly name: string;
+  readonly base: bigint;
+  readonly size: bigint;
+  readonly kind: "ram" | "mmio" | "window";
+}
+
+export interface Board {
+  readonly name: BoardName;
+  readonly arch: "x86_64" | "aarch64";
+  readonly memory: PhysicalMemory;
+  readonly iommu: Iommu;
+  /** Host /dev/vfio. */
+  readonly vfio: Vfio;
+  readonly edus: EduDevice[];
+  /** vfio-pci: open a device fd from a group (config space with the virtualized MSI capability, BAR0, SET_IRQS for MSI with eventfd counters). */
+  readonly vfioPci: VfioPciHost;
+  /** @vfio/type1's process model, pages from the board's RAM. */
+  createProcess(opts: { memlockBytes: bigint; capIpcLock?: boolean }): Process;
+  /** What reached the interrupt controller. */
+  interrupts(): readonly BoardInterrupt[];
+  /** Physical address of the MSI doorbell devices target (ARM: GITS_TRANSLATER; x86: the interrupt window base). */
+  readonly msiDoorbell: bigint;
+  /** The machine's physical memory map (RAM, device windows), for narration and maps. */
+  readonly regions: readonly BoardRegion[];
+  /** IOMMU group id of a device. */
+  groupIdOf(dev: EduDevice): number;
+  /** One-line description of the hardware (IOMMU, widths, interrupt path). */
+  readonly description: string;
+}

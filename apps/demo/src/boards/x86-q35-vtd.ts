@@ -1,0 +1,116 @@
+/**
+ * QEMU 7.2's `q35` with `-device intel-iommu,intremap=on` (legacy mode, 39-bit address width,
+ * interrupt remapping): RAM below 2 GiB (and above 4 GiB), MMCONFIG at 0xb0000000, the 32-bit PCI
+ * window up to 0xfebfffff, IOAPIC 0xfec00000, the DMAR unit at 0xfed90000 and the interrupt window
+ * 0xfee00000-0xfeefffff. The host bridge 00:00.0 takes IOMMU group 0, edu devices follow at 00:01.0,
+ * 00:02.0, …; `x86Rmrr` adds an xHCI controller with an RMRR (direct-relaxable) and an ISA bridge.
+ */
+import { Iommu, PageAllocator, PciDevice, PhysicalMemory } from "@iommu/core";
+import { createIntelIommuDriver, createVtdHardware } from "@iommu/vt-d";
+import { EDU_BAR0_SIZE, EduDevice } from "../devices/edu.js";
+import { createX86MsiGlue } from "../host/irq-glue.js";
+import { InterruptController } from "../irq/interrupt-controller.js";
+import { assembleHost } from "./host.js";
+import type { Board, BoardOptions, BoardRegion } from "./types.js";
+
+export const Q35 = {
+  LOW_RAM_SIZE: 0x80000000n,
+  HIGH_RAM: 0x100000000n,
+  HIGH_RAM_SIZE: 0x80000000n,
+  MMCONFIG: 0xb0000000n,
+  MMCONFIG_SIZE: 0x10000000n,
+  PCI_WINDOW: 0xc0000000n,
+  PCI_WINDOW_END: 0xfec00000n,
+  IOAPIC: 0xfec00000n,
+  DMAR: 0xfed90000n,
+  DMAR_SIZE: 0x1000n,
+  MSI_WINDOW: 0xfee00000n,
+  MSI_WINDOW_SIZE: 0x100000n,
+  /** Where SeaBIOS puts the edu BARs in this model (top of the 32-bit window, downwards). */
+  EDU_BAR_TOP: 0xfe000000n,
+  /** RMRR of the optional USB controller (inside RAM below 2 GiB, as firmware USB buffers are). */
+  USB_RMRR: 0x7f7e0000n,
+  USB_RMRR_SIZE: 0x20000n,
+} as const;
+
+/** The kernel's pool for IOMMU tables: 64 MiB at 16 MiB. */
+const KERNEL_POOL = { base: 0x1000000n, size: 0x4000000n };
+
+export function createX86Q35Vtd(opts: BoardOptions): Board {
+  const quirks = opts.qemuQuirks ?? true;
+  const eduCount = opts.eduCount ?? 1;
+  const memory = new PhysicalMemory();
+  memory.addRam(0n, Q35.LOW_RAM_SIZE, "ram-below-4g");
+  memory.addRam(Q35.HIGH_RAM, Q35.HIGH_RAM_SIZE, "ram-above-4g");
+  const kernelPages = new PageAllocator(memory, KERNEL_POOL.base, KERNEL_POOL.size);
+  const lapic = new InterruptController("lapic");
+
+  const hostBridge = new PciDevice(memory, {
+    bus: 0,
+    slot: 0,
+    classCode: 0x060000,
+    vendorId: 0x8086,
+    deviceId: 0x29c0,
+  });
+  const edus: EduDevice[] = [];
+  for (let i = 0; i < eduCount; i++) {
+    const edu = new EduDevice(memory, { slot: i + 1, qemuQuirks: quirks });
+    edu.bar0Base = Q35.EDU_BAR_TOP - BigInt((i + 1) * EDU_BAR0_SIZE);
+    memory.addMmio(edu.bar0Base, BigInt(EDU_BAR0_SIZE), edu.bar0, `edu ${edu.name} BAR0`);
+    edus.push(edu);
+  }
+  const extra: PciDevice[] = [];
+  if (opts.x86Rmrr) {
+    extra.push(new PciDevice(memory, { bus: 0, slot: 0x1d, classCode: 0x0c0330, vendorId: 0x1b36, deviceId: 0x000d }));
+    extra.push(new PciDevice(memory, { bus: 0, slot: 0x1f, classCode: 0x060100, vendorId: 0x8086, deviceId: 0x2918 }));
+  }
+  const deviceName = (rid: number) => edus.find((d) => d.requesterId === rid)?.name ?? `rid:0x${rid.toString(16)}`;
+  const hw = createVtdHardware({
+    memory,
+    mmioBase: Q35.DMAR,
+    aw: 39,
+    qemuQuirks: quirks,
+    onInterrupt: (vector: number, requesterId: number) => lapic.deliver(`ir:${deviceName(requesterId)}`, vector),
+  });
+  const driver = createIntelIommuDriver({
+    memory,
+    mmioBase: Q35.DMAR,
+    pageAllocator: kernelPages,
+    dmar: {
+      rmrrs: opts.x86Rmrr
+        ? [{ base: Q35.USB_RMRR, end: Q35.USB_RMRR + Q35.USB_RMRR_SIZE - 1n, devices: [extra[0] as PciDevice] }]
+        : [],
+    },
+  });
+  const all = [hostBridge, ...edus, ...extra];
+  for (const d of all) d.upstream = hw;
+  // Debian's x86 kernel defaults to lazy invalidation: default domains are DMA-FQ.
+  const iommu = new Iommu({ defaultDomainType: "DMA-FQ", msiRemap: false });
+  for (const d of all) iommu.probeDevice(d, driver.ops);
+
+  const glue = createX86MsiGlue({ ir: driver.irq, lapic });
+  const regions: BoardRegion[] = [
+    { name: "RAM below 4G", base: 0n, size: Q35.LOW_RAM_SIZE, kind: "ram" },
+    { name: "MMCONFIG", base: Q35.MMCONFIG, size: Q35.MMCONFIG_SIZE, kind: "mmio" },
+    { name: "PCI 32-bit window", base: Q35.PCI_WINDOW, size: Q35.PCI_WINDOW_END - Q35.PCI_WINDOW, kind: "window" },
+    { name: "IOAPIC", base: Q35.IOAPIC, size: 0x1000n, kind: "mmio" },
+    { name: "VT-d DMAR", base: Q35.DMAR, size: Q35.DMAR_SIZE, kind: "mmio" },
+    { name: "interrupt window", base: Q35.MSI_WINDOW, size: Q35.MSI_WINDOW_SIZE, kind: "window" },
+    { name: "RAM above 4G", base: Q35.HIGH_RAM, size: Q35.HIGH_RAM_SIZE, kind: "ram" },
+  ];
+  return assembleHost({
+    name: "x86-q35-vtd",
+    arch: "x86_64",
+    memory,
+    iommu,
+    edus,
+    glue,
+    controller: lapic,
+    msiDoorbell: Q35.MSI_WINDOW,
+    regions,
+    userRam: { base: 0x10000000n, size: Q35.LOW_RAM_SIZE - 0x10000000n },
+    vfioParams: opts.vfioParams ?? {},
+    seedCaps: false,
+    description: "QEMU q35, VT-d (legacy mode, 39-bit AGAW, interrupt remapping), MSI window 0xfee00000",
+  });
+}
