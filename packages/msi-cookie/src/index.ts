@@ -1,1 +1,23 @@
-export {};
+export { allocIova, freeIova } from "./alloc-iova.js";
+export type { CookieWarning, DmaIommuCookie, MsiCookieOptions, MsiPage, SacPolicy } from "./cookie.js";
+export { cookieOf, DmaCookie, getDmaCookie, getMsiCookie, MsiCookie, putDmaCookie } from "./cookie.js";
+export type { DeviceDmaState } from "./device-dma.js";
+export { deviceDma, dmaGetMask, dmaSetMask, setBusDmaLimit } from "./device-dma.js";
+export type { DmaDirection, DmaMapOptions } from "./dma-api.js";
+export {
+  DMA_MAPPING_ERROR,
+  dmaInfoToProt,
+  dmaMap,
+  dmaMappingError,
+  dmaUnmap,
+  flushQueueTimeout,
+} from "./dma-api.js";
+export type { FlushQueueHooks, FqEntry } from "./flush-queue.js";
+export { FlushQueue, IOVA_FQ_SIZE, IOVA_FQ_TIMEOUT_MS } from "./flush-queue.js";
+export type { BridgeWindow, DmaRange, HostBridge } from "./host-bridge.js";
+export { reservePciWindows } from "./host-bridge.js";
+export type { DmaDomainInit } from "./init-domain.js";
+export { iommuDmaInitDomain, setupDmaOps } from "./init-domain.js";
+export { MSI_DOORBELL_PROT, msiPagesOf, prepareMsi } from "./msi-doorbell.js";
+export type { MsiMsg } from "./msi-msg.js";
+export { composeMsiMsg, msiMsgAddress } from "./msi-msg.js";

@@ -1,0 +1,24 @@
+/** u64 arithmetic helpers: dma_addr_t and phys_addr_t wrap at 2^64 in C, so the model does too. */
+export const U64_MAX = (1n << 64n) - 1n;
+export const DMA_BIT_MASK_32 = 0xffff_ffffn;
+
+export function u64(v: bigint): bigint {
+  return v & U64_MAX;
+}
+
+/** `roundup_pow_of_two` for small positive counts. */
+export function roundupPowOfTwo(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+/** A pfn as a number: pfns above 2^53 cannot occur with granules >= 2 KiB on a 64-bit space; clamp defensively. */
+export function pfnOf(addr: bigint, shift: number): number {
+  const p = addr >> BigInt(shift);
+  return p > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(p);
+}
+
+export function hex(v: bigint | number): string {
+  return `0x${v.toString(16)}`;
+}
