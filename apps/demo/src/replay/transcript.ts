@@ -1,0 +1,127 @@
+/**
+ * The probe's JSON Lines output, byte for byte: `{"cmd":...}` then `,"key":value` fields in call order,
+ * no spaces; strings escape `"` and `\` with a backslash and every byte < 0x20 or >= 0x7f as `\u00XX`;
+ * hex values are lowercase `"0x..."`; integers are plain decimals (probe.c o_* helpers).
+ */
+
+/** probe.c errname(): the errno names the probe prints (Linux asm-generic numbering). */
+const ERRNO_NAMES: ReadonlyMap<number, string> = new Map([
+  [1, "EPERM"],
+  [2, "ENOENT"],
+  [3, "ESRCH"],
+  [4, "EINTR"],
+  [5, "EIO"],
+  [6, "ENXIO"],
+  [7, "E2BIG"],
+  [9, "EBADF"],
+  [11, "EAGAIN"],
+  [12, "ENOMEM"],
+  [13, "EACCES"],
+  [14, "EFAULT"],
+  [16, "EBUSY"],
+  [17, "EEXIST"],
+  [18, "EXDEV"],
+  [19, "ENODEV"],
+  [20, "ENOTDIR"],
+  [21, "EISDIR"],
+  [22, "EINVAL"],
+  [23, "ENFILE"],
+  [24, "EMFILE"],
+  [25, "ENOTTY"],
+  [27, "EFBIG"],
+  [28, "ENOSPC"],
+  [29, "ESPIPE"],
+  [30, "EROFS"],
+  [34, "ERANGE"],
+  [33, "EDOM"],
+  [38, "ENOSYS"],
+  [75, "EOVERFLOW"],
+  [95, "EOPNOTSUPP"],
+  [133, "EHWPOISON"],
+  [524, "ENOTSUPP"],
+]);
+
+/** Errno numbers by name, for the model side (names → the numbers the probe would see). */
+export const ERRNO_NUMBERS: ReadonlyMap<string, number> = new Map([...ERRNO_NAMES].map(([k, v]) => [v, k]));
+
+/** The name probe.c prints for an errno number (`E<n>` when it has no name for it). */
+export function errname(e: number): string {
+  return ERRNO_NAMES.get(e) ?? `E${e}`;
+}
+
+/** JSON string literal exactly as probe.c o_str() writes it (input is a byte string). */
+export function jsonStr(s: string): string {
+  let out = '"';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i) & 0xff;
+    if (c === 0x22 || c === 0x5c) out += `\\${String.fromCharCode(c)}`;
+    else if (c < 0x20 || c >= 0x7f) out += `\\u${c.toString(16).padStart(4, "0")}`;
+    else out += String.fromCharCode(c);
+  }
+  return `${out}"`;
+}
+
+/** `"0x…"` lowercase, the probe's `%llx`; negative or >u64 values are a bug in the caller. */
+export function hex(v: bigint | number): string {
+  const b = BigInt(v);
+  if (b < 0n) throw new RangeError(`hex of negative value ${b}`);
+  return `"0x${b.toString(16)}"`;
+}
+
+/** Lowercase hex of bytes, no separators (probe.c o_hexbytes). */
+export function hexBytes(p: Uint8Array): string {
+  let s = "";
+  for (const b of p) s += b.toString(16).padStart(2, "0");
+  return s;
+}
+
+/** One transcript line under construction (probe.c o_begin … o_end). */
+export class Line {
+  private text: string;
+
+  constructor(cmd: string) {
+    this.text = `{"cmd":${jsonStr(cmd)}`;
+  }
+
+  /** Key with an already formatted JSON value (for nested objects and lists). */
+  raw(key: string, json: string): this {
+    this.text += `,${jsonStr(key)}:${json}`;
+    return this;
+  }
+
+  str(key: string, v: string): this {
+    return this.raw(key, jsonStr(v));
+  }
+
+  int(key: string, v: number | bigint): this {
+    return this.raw(key, BigInt(v).toString());
+  }
+
+  hex(key: string, v: number | bigint): this {
+    return this.raw(key, hex(v));
+  }
+
+  bytes(key: string, p: Uint8Array): this {
+    return this.raw(key, `"${hexBytes(p)}"`);
+  }
+
+  strList(key: string, list: readonly string[]): this {
+    return this.raw(key, `[${list.map(jsonStr).join(",")}]`);
+  }
+
+  /** probe.c o_ret: `ret`, then `errno` by name when ret < 0. */
+  ret(ret: number, errno: number): this {
+    this.int("ret", ret);
+    if (ret < 0) this.str("errno", errname(errno));
+    return this;
+  }
+
+  end(): string {
+    return `${this.text}}`;
+  }
+}
+
+/** The probe's `error` record for a malformed line. */
+export function errorLine(line: number, text: string, why: string): string {
+  return new Line("error").int("line", line).str("text", text).str("why", why).end();
+}
