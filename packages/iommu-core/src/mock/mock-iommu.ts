@@ -48,6 +48,8 @@ export interface MockIommuOptions {
   readonly defDomainType?: (dev: Device) => DomainType | undefined;
   /** Report the SW_MSI window (default true). */
   readonly swMsi?: boolean;
+  /** Make attach_dev fail with EINVAL for these device/domain pairs (to test unwinding). */
+  readonly attachFails?: (dev: Device, domain: MockDomain) => boolean;
 }
 
 /** A fault the mock hardware recorded (its "event queue"). */
@@ -146,6 +148,11 @@ export function createMockIommu(opts: MockIommuOptions = {}): MockIommu {
       attachDev(dev: Device): void {
         if (!dev.iommu || dev.iommu.ops !== ops) {
           throw new ErrnoError("ENODEV", "mock_domain_attach_dev", `${dev.name} is not behind ${name}`, {
+            device: dev.name,
+          });
+        }
+        if (opts.attachFails?.(dev, dom)) {
+          throw new ErrnoError("EINVAL", "mock_domain_attach_dev", `injected attach failure for ${dev.name}`, {
             device: dev.name,
           });
         }
