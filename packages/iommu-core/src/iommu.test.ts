@@ -127,3 +127,127 @@ describe("attach, detach and DMA ownership", () => {
     }
   });
 });
+
+describe("failure paths leave no trace", () => {
+  it("an attach failing on the second device puts the first back on the previous domain", () => {
+    const memory = new PhysicalMemory();
+    const mock = createMockIommu({
+      deviceGroup: () => "g",
+      attachFails: (dev, dom) => dom.type === "unmanaged" && dev.name.endsWith(".1"),
+    });
+    const iommu = new Iommu();
+    const a = new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 });
+    const b = new PciDevice(memory, { bus: 0, slot: 1, fn: 1, classCode: 0 });
+    const g = iommu.probeDevice(a, mock.ops);
+    iommu.probeDevice(b, mock.ops);
+    iommu.claimDmaOwner(g, {});
+    const blocking = g.domain;
+    const d = iommu.domainAlloc(mock.ops, "unmanaged");
+    expect(errnoOf(() => iommu.attachGroup(d, g))).toBe("EINVAL");
+    expect(g.domain).toBe(blocking);
+    expect(mock.attachedDomain(a)).toBe(blocking?.driver);
+    expect(mock.attachedDomain(b)).toBe(blocking?.driver);
+  });
+
+  it("refuses a domain of another driver or a freed domain with EINVAL", () => {
+    const { mock, iommu, dev } = setup();
+    const other = createMockIommu({ name: "other" });
+    const g = iommu.probeDevice(dev(1), mock.ops);
+    iommu.claimDmaOwner(g, {});
+    expect(errnoOf(() => iommu.attachGroup(iommu.domainAlloc(other.ops, "unmanaged"), g))).toBe("EINVAL");
+    const d = iommu.domainAlloc(mock.ops, "unmanaged");
+    iommu.domainFree(d);
+    expect(errnoOf(() => iommu.attachGroup(d, g))).toBe("EINVAL");
+    expect(g.domain?.type).toBe("blocked");
+  });
+
+  it("claim fails with EBUSY while the group is attached to a non-default domain", () => {
+    const { mock, iommu, dev } = setup();
+    const g = iommu.probeDevice(dev(1), mock.ops);
+    iommu.attachGroup(iommu.domainAlloc(mock.ops, "unmanaged"), g);
+    expect(errnoOf(() => iommu.claimDmaOwner(g, {}))).toBe("EBUSY");
+    expect(g.owner).toBeNull();
+  });
+
+  it("a kernel driver using the default domain makes claim fail with EPERM, and vice versa EBUSY", () => {
+    const { mock, iommu, dev } = setup();
+    const a = dev(1);
+    const g = iommu.probeDevice(a, mock.ops);
+    iommu.useDefaultDomain(a);
+    expect(errnoOf(() => iommu.claimDmaOwner(g, {}))).toBe("EPERM");
+    iommu.unuseDefaultDomain(a);
+    iommu.claimDmaOwner(g, {});
+    expect(errnoOf(() => iommu.useDefaultDomain(a))).toBe("EBUSY");
+  });
+
+  it("falls back to an empty unmanaged domain as blocking domain for drivers without BLOCKED", () => {
+    const memory = new PhysicalMemory();
+    const mock = createMockIommu({ domainTypes: ["DMA", "unmanaged"] });
+    const iommu = new Iommu({ defaultDomainType: "DMA-FQ" });
+    const a = new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 });
+    const g = iommu.probeDevice(a, mock.ops);
+    // DMA-FQ unsupported: the default domain falls back to DMA.
+    expect(g.typeText()).toBe("DMA\n");
+    iommu.claimDmaOwner(g, {});
+    expect(g.domain?.type).toBe("unmanaged");
+    expect(a.dmaRead(0x100_0000n, 4)).toMatchObject({ ok: false, reason: "translation" });
+  });
+
+  it("a device joining a claimed group joins its current (blocking) domain", () => {
+    const memory = new PhysicalMemory();
+    const mock = createMockIommu({ deviceGroup: () => "g" });
+    const iommu = new Iommu();
+    const a = new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 });
+    const g = iommu.probeDevice(a, mock.ops);
+    iommu.claimDmaOwner(g, {});
+    const b = new PciDevice(memory, { bus: 0, slot: 1, fn: 1, classCode: 0 });
+    iommu.probeDevice(b, mock.ops);
+    expect(mock.attachedDomain(b)?.type).toBe("blocked");
+  });
+
+  it("probing a device twice is EEXIST and changes nothing", () => {
+    const { mock, iommu, dev } = setup();
+    const a = dev(1);
+    const g = iommu.probeDevice(a, mock.ops);
+    expect(errnoOf(() => iommu.probeDevice(a, mock.ops))).toBe("EEXIST");
+    expect(g.devices).toEqual([a]);
+    expect(iommu.groups()).toEqual([g]);
+  });
+
+  it("releasing the last device frees the group's domains", () => {
+    const { mock, iommu, dev } = setup();
+    const a = dev(1);
+    const g = iommu.probeDevice(a, mock.ops);
+    const dd = g.defaultDomain;
+    iommu.releaseDevice(a);
+    expect(dd?.freed).toBe(true);
+    expect(mock.domains.size).toBe(0);
+    expect(a.iommu).toBeNull();
+    expect(iommu.groupOf(a)).toBeNull();
+  });
+});
+
+describe("capabilities and MSI isolation", () => {
+  it("answers capable from the driver, false for devices without an IOMMU", () => {
+    const memory = new PhysicalMemory();
+    const mock = createMockIommu({ caps: ["INTR_REMAP"] });
+    const iommu = new Iommu();
+    const a = new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 });
+    const stray = new PciDevice(memory, { bus: 0, slot: 2, classCode: 0 });
+    const g = iommu.probeDevice(a, mock.ops);
+    expect(iommu.capable(a, "INTR_REMAP")).toBe(true);
+    expect(iommu.capable(a, "CACHE_COHERENCY")).toBe(false);
+    expect(iommu.capable(stray, "INTR_REMAP")).toBe(false);
+    expect(iommu.getResvRegions(stray)).toEqual([]);
+    expect(iommu.groupHasIsolatedMsi(g)).toBe(true);
+  });
+
+  it("isolated MSI comes from msiRemap (ITS) when the IOMMU has no interrupt remapping", () => {
+    const { mock, iommu, dev } = setup();
+    const g = iommu.probeDevice(dev(1), mock.ops);
+    expect(iommu.groupHasIsolatedMsi(g)).toBe(false);
+    iommu.msiRemap = true;
+    expect(iommu.groupHasIsolatedMsi(g)).toBe(true);
+    expect(new Iommu({ msiRemap: true }).msiRemap).toBe(true);
+  });
+});
