@@ -4,7 +4,6 @@
  * alias the bridge's MMIO windows (peer-to-peer) or fall outside its inbound DMA ranges are reserved.
  */
 import { ErrnoError, ffs64 } from "@iommu/core";
-import type { IovaDomain } from "@iova/allocator";
 import { hex, pfnOf, U64_MAX, u64 } from "./u64.js";
 
 /** One resource window of the bridge; `offset` = CPU address − bus address (0 when identical). */
@@ -37,7 +36,7 @@ export interface HostBridge {
  */
 export function reservePciWindows(
   bridge: HostBridge,
-  iovad: Pick<IovaDomain, "reserve"> | null,
+  iovad: { reserve(pfnLo: number, pfnHi: number): unknown } | null,
   granule: bigint,
 ): void {
   const shift = ffs64(granule);
