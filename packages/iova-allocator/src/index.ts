@@ -1,1 +1,3 @@
-export {};
+export { IOVA_MAG_SIZE, IOVA_RANGE_CACHE_MAX_SIZE, MAX_GLOBAL_MAGS } from "./constants.js";
+export { IovaDomain } from "./iova-domain.js";
+export type { IovaDomainOptions, IovaHints, IovaRange } from "./iova-range.js";

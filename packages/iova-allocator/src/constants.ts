@@ -1,0 +1,12 @@
+/** Linux 6.1 `drivers/iommu/iova.c` sizing constants (reference §1.7). */
+
+/** Requests of up to 2^(6-1) = 32 granules are cached, in 6 power-of-two bins. */
+export const IOVA_RANGE_CACHE_MAX_SIZE = 6;
+/** Entries per magazine (128 up to 6.5; 127 from 6.6 on). */
+export const IOVA_MAG_SIZE = 128;
+/** Full magazines kept per bin in the global depot (a fixed array up to 6.6). */
+export const MAX_GLOBAL_MAGS = 32;
+/** Smallest granule we accept: below 2 KiB a 64-bit IOVA's pfn would not fit in 2^53. */
+export const MIN_GRANULE = 2048;
+/** Largest granule: Linux BUGs when the granule exceeds PAGE_SIZE (64 KiB on arm64). */
+export const MAX_GRANULE = 65536;

@@ -1,0 +1,327 @@
+import { IOVA_RANGE_CACHE_MAX_SIZE, MAX_GRANULE, MIN_GRANULE } from "./constants.js";
+import type { IovaDomainOptions, IovaHints, IovaRange } from "./iova-range.js";
+import { alignDown, nextPowerOfTwo, orderBase2 } from "./pfn-math.js";
+import { createRangeCaches, type Magazine, type RangeCacheBin } from "./range-cache.js";
+import { NIL, RangeTree } from "./range-tree.js";
+
+/** Linux's anchor node: the sentinel above every range (`IOVA_ANCHOR`, pfn ~0UL). */
+const ANCHOR = -2;
+/** alloc_iova_fast rounds cacheable sizes below 2^(6-1) up to a power of two. */
+const FAST_ROUNDUP_BELOW = 1 << (IOVA_RANGE_CACHE_MAX_SIZE - 1);
+const MAX_CPUS = 4096;
+
+/**
+ * One IOVA space (`struct iova_domain`, Linux 6.1 `drivers/iommu/iova.c`): the allocated ranges, the two cached
+ * search hints, `max32_alloc_size` and the per-CPU range caches. Every call gives the answer Linux gives for the
+ * same call sequence (reference §1), each in O(log n) (DESIGN.md explains how the walk is reproduced).
+ *
+ * Pfns and sizes are numbers in granules. Where Linux returns NULL we return `null` (or 0 from `allocFast`);
+ * arguments Linux would BUG or WARN on throw a `RangeError` naming the rule and change nothing.
+ */
+export class IovaDomain implements Iterable<IovaRange> {
+  /** Bytes per pfn. */
+  readonly granule: number;
+  /** Lowest pfn `alloc` hands out. */
+  readonly startPfn: number;
+  /** First pfn at or above 4 GiB (`dma_32bit_pfn` = 2^32 >> shift). */
+  readonly dma32bitPfn: number;
+  /** Highest pfn a u64 address can hold at this granule (`ULLONG_MAX >> shift`). */
+  readonly maxPfn: number;
+  /** CPUs with their own magazines. */
+  readonly cpus: number;
+
+  private readonly tree = new RangeTree();
+  private readonly rcaches: RangeCacheBin[];
+  private cachedNode = ANCHOR;
+  private cached32Node = ANCHOR;
+  private max32AllocSize: number;
+
+  constructor(options: IovaDomainOptions) {
+    const { granule, startPfn } = options;
+    const cpus = options.cpus ?? 1;
+    if (!Number.isInteger(granule) || granule < MIN_GRANULE || granule > MAX_GRANULE || (granule & (granule - 1)) !== 0)
+      throw new RangeError(
+        `init_iova_domain: granule must be a power of two from ${MIN_GRANULE} to ${MAX_GRANULE} bytes (got ${granule})`,
+      );
+    const shift = Math.log2(granule);
+    this.granule = granule;
+    this.maxPfn = 2 ** (64 - shift) - 1;
+    if (!Number.isInteger(startPfn) || startPfn < 0 || startPfn > this.maxPfn)
+      throw new RangeError(
+        `init_iova_domain: startPfn must be an integer pfn in [0, ${this.maxPfn}] (got ${startPfn})`,
+      );
+    if (!Number.isInteger(cpus) || cpus < 1 || cpus > MAX_CPUS)
+      throw new RangeError(`iova_domain_init_rcaches: cpus must be an integer in [1, ${MAX_CPUS}] (got ${cpus})`);
+    this.startPfn = startPfn;
+    this.cpus = cpus;
+    this.dma32bitPfn = 2 ** (32 - shift);
+    this.max32AllocSize = this.dma32bitPfn;
+    this.rcaches = createRangeCaches(cpus);
+  }
+
+  /** Allocated ranges, including those sitting in the range caches (they stay allocated in Linux's tree). */
+  get count(): number {
+    return this.tree.count;
+  }
+
+  /** Ranges currently held by the range caches (magazines and depots of every CPU). */
+  get cachedCount(): number {
+    let n = 0;
+    for (const bin of this.rcaches) {
+      for (const c of bin.cpu) n += c.loaded.size + c.prev.size;
+      for (const m of bin.depot) n += m.size;
+    }
+    return n;
+  }
+
+  /** Bytes held by the range tree's node arrays (for the scale figures). */
+  get treeBytes(): number {
+    return this.tree.byteLength;
+  }
+
+  /**
+   * `alloc_iova`: a range of `size` granules placed as high as possible at or below `limitPfn` (inclusive), walking
+   * down from the cached hint and retrying once above it; `sizeAligned` aligns the start to the next power of two
+   * of `size`. Returns null when nothing fits (and records `size` as `max32_alloc_size`, as Linux does).
+   */
+  alloc(size: number, limitPfn: number, sizeAligned: boolean): IovaRange | null {
+    this.checkSize(size, "alloc_iova");
+    this.checkPfn(limitPfn, "limitPfn", "alloc_iova");
+    const x = this.allocAndInsert(size, limitPfn + 1, sizeAligned);
+    return x === NIL ? null : this.range(x);
+  }
+
+  /** `free_iova`: frees the range containing `pfn`; an unknown pfn is a no-op. */
+  free(pfn: number): void {
+    this.checkPfn(pfn, "pfn", "free_iova");
+    const x = this.tree.find(pfn);
+    if (x === NIL) return;
+    if (this.tree.isCached(x))
+      throw new RangeError(
+        `free_iova: range [${this.tree.lo[x]}, ${this.tree.hi[x]}] is held by a range cache; freeing it would let allocFast hand out an unallocated range`,
+      );
+    this.removeNode(x);
+  }
+
+  /** `find_iova`: the allocated range containing `pfn`, or null. */
+  find(pfn: number): IovaRange | null {
+    this.checkPfn(pfn, "pfn", "find_iova");
+    const x = this.tree.find(pfn);
+    return x === NIL ? null : this.range(x);
+  }
+
+  /**
+   * `reserve_iova`: marks [pfnLo, pfnHi] allocated. Overlapped ranges grow downward to absorb the request instead
+   * of failing; returns the range that finally covers `pfnHi` (reference §1.6).
+   */
+  reserve(pfnLo: number, pfnHi: number): IovaRange {
+    this.checkPfn(pfnLo, "pfnLo", "reserve_iova");
+    this.checkPfn(pfnHi, "pfnHi", "reserve_iova");
+    if (pfnLo > pfnHi) throw new RangeError(`reserve_iova: pfnLo ${pfnLo} is above pfnHi ${pfnHi}`);
+    const t = this.tree;
+    let lo = pfnLo;
+    for (let n = t.firstEndingAtOrAbove(lo); n !== NIL; n = t.next(n)) {
+      if (pfnHi < t.lo[n]!) break; // first node past the request: nothing further can overlap
+      if (lo < t.lo[n]!) t.extendDown(n, lo);
+      if (pfnHi <= t.hi[n]!) return this.range(n);
+      lo = t.hi[n]! + 1;
+    }
+    return this.range(t.insert(lo, pfnHi));
+  }
+
+  /**
+   * `alloc_iova_fast`: a size-aligned range of `size` granules at or below `limitPfn`, from this CPU's range cache
+   * when one fits, else from the tree; on failure with `flushRcache`, every cache is flushed back to the tree and
+   * the tree is tried once more. Returns the start pfn, or 0 when nothing fits.
+   */
+  allocFast(size: number, limitPfn: number, flushRcache: boolean, cpu = 0): number {
+    this.checkSize(size, "alloc_iova_fast");
+    this.checkPfn(limitPfn, "limitPfn", "alloc_iova_fast");
+    this.checkCpu(cpu, "alloc_iova_fast");
+    // Freed ranges go back into the cache by order, so a cacheable size must be a power of two to be reusable.
+    if (size < FAST_ROUNDUP_BELOW) size = nextPowerOfTwo(size);
+    const bin = orderBase2(size);
+    if (bin < IOVA_RANGE_CACHE_MAX_SIZE) {
+      const mag = this.rcaches[bin]!.magazineForGet(cpu);
+      if (mag !== null) {
+        // Linux computes (limit + 1) - size in u64: a negative bound wraps and lets every cached pfn through.
+        let bound = limitPfn + 1 - size;
+        if (bound < 0) bound = Number.POSITIVE_INFINITY;
+        const i = mag.popIndex(bound);
+        if (i >= 0) {
+          const pfn = mag.pfns[i]!;
+          this.tree.setCached(mag.nodes[i]!, false);
+          mag.removeAt(i);
+          if (pfn !== 0) return pfn; // a cached pfn 0 reads as a miss in Linux too
+        }
+      }
+    }
+    for (;;) {
+      const x = this.allocAndInsert(size, limitPfn + 1, true);
+      if (x !== NIL) return this.tree.lo[x]!;
+      if (!flushRcache) return 0;
+      flushRcache = false;
+      this.flushRangeCaches();
+    }
+  }
+
+  /**
+   * `free_iova_fast`: puts the range starting at `pfn` into this CPU's cache for `size` (it stays allocated), or
+   * frees it to the tree when `size` is above 32 granules. `pfn` must lie in an allocated range that is not
+   * already cached (Linux would hand such a pfn out twice, then WARN when flushing).
+   */
+  freeFast(pfn: number, size: number, cpu = 0): void {
+    this.checkPfn(pfn, "pfn", "free_iova_fast");
+    this.checkSize(size, "free_iova_fast");
+    this.checkCpu(cpu, "free_iova_fast");
+    const t = this.tree;
+    const x = t.find(pfn);
+    if (x === NIL) throw new RangeError(`free_iova_fast: pfn ${pfn} is not in an allocated range`);
+    if (t.isCached(x)) throw new RangeError(`free_iova_fast: the range holding pfn ${pfn} is already in a range cache`);
+    const bin = orderBase2(size);
+    if (bin >= IOVA_RANGE_CACHE_MAX_SIZE) {
+      this.removeNode(x);
+      return;
+    }
+    t.setCached(x, true);
+    const overflow = this.rcaches[bin]!.insert(pfn, x, cpu);
+    if (overflow !== null) this.freeMagazine(overflow);
+  }
+
+  /** `free_cpu_cached_iovas` for every CPU then `free_global_cached_iovas`: every cached range back to the tree. */
+  flushRangeCaches(): void {
+    for (let cpu = 0; cpu < this.cpus; cpu++) {
+      for (const bin of this.rcaches) {
+        const c = bin.cpu[cpu]!;
+        this.freeMagazine(c.loaded);
+        this.freeMagazine(c.prev);
+      }
+    }
+    for (const bin of this.rcaches) {
+      for (const mag of bin.depot) this.freeMagazine(mag);
+      bin.depot.length = 0;
+    }
+  }
+
+  /** Allocated ranges in address order (cached ones included). */
+  *ranges(): Generator<IovaRange> {
+    for (const x of this.tree.nodes()) yield this.range(x);
+  }
+
+  [Symbol.iterator](): Iterator<IovaRange> {
+    return this.ranges();
+  }
+
+  /** The search hints and `max32_alloc_size`, for inspection. */
+  hints(): IovaHints {
+    return {
+      cached: this.cachedNode === ANCHOR ? null : this.range(this.cachedNode),
+      cached32: this.cached32Node === ANCHOR ? null : this.range(this.cached32Node),
+      max32AllocSize: this.max32AllocSize,
+    };
+  }
+
+  // ---- Linux's allocation, reproduced in O(log n) ----------------------------------------------------------
+
+  /** `__alloc_and_insert_iova_range` with an exclusive `limit` (alloc_iova passes limit_pfn + 1). */
+  private allocAndInsert(size: number, limit: number, aligned: boolean): number {
+    const align = aligned ? nextPowerOfTwo(size) : 1;
+    const in32 = limit <= this.dma32bitPfn;
+    if (in32 && size >= this.max32AllocSize) return NIL;
+    const start = in32 ? this.cached32Node : this.cachedNode;
+    const retryPfn = this.hiOf(start);
+    let pfn = this.walk(start, limit, this.startPfn, size, align, aligned);
+    // Linux retries from the top, above the hint, once. (If the hint ended right below startPfn, Linux would
+    // retry forever with an unchanged low bound; we stop after one retry: DESIGN.md.)
+    if (pfn < 0 && retryPfn < limit) pfn = this.walk(ANCHOR, limit, retryPfn + 1, size, align, aligned);
+    if (pfn < 0) {
+      this.max32AllocSize = size;
+      return NIL;
+    }
+    const x = this.tree.insert(pfn, pfn + size - 1);
+    if (pfn + size - 1 < this.dma32bitPfn) this.cached32Node = x;
+    else this.cachedNode = x;
+    return x;
+  }
+
+  /**
+   * The result of Linux's backwards walk from node `from` (`high` = exclusive limit, `low` = lowest acceptable
+   * start): the start pfn it would place the range at, or -1 when the walk fails. See DESIGN.md for why this
+   * equals the linear walk.
+   */
+  private walk(from: number, high: number, low: number, size: number, align: number, aligned: boolean): number {
+    if (high < size) return -1;
+    const t = this.tree;
+    let upper: number;
+    if (this.loOf(from) >= high) {
+      // Every node at or above the limit offers the same candidate; only the lowest of them can take it.
+      const candidate = alignDown(high - size, align);
+      const below = t.floorBelow(high);
+      if (below === NIL || t.hi[below]! < candidate) return candidate >= low ? candidate : -1;
+      upper = below;
+    } else upper = from;
+    const x = t.lastFit(t.lo[upper]!, size, aligned);
+    const top = t.lo[x]!;
+    if (top < size) return -1;
+    const candidate = alignDown(top - size, align);
+    return candidate >= low ? candidate : -1;
+  }
+
+  /** `remove_iova`: hint updates (`__cached_rbnode_delete_update`) then `rb_erase`. */
+  private removeNode(x: number): void {
+    const t = this.tree;
+    const lo = t.lo[x]!;
+    const hi = t.hi[x]!;
+    if (x === this.cached32Node || (hi < this.dma32bitPfn && lo >= this.loOf(this.cached32Node)))
+      this.cached32Node = this.nextOf(x);
+    if (lo < this.dma32bitPfn) this.max32AllocSize = this.dma32bitPfn;
+    if (lo >= this.loOf(this.cachedNode)) this.cachedNode = this.nextOf(x);
+    t.remove(x);
+  }
+
+  /** `iova_magazine_free_pfns`: every range of the magazine back to the tree, in slot order. */
+  private freeMagazine(mag: Magazine): void {
+    for (let i = 0; i < mag.size; i++) {
+      const x = mag.nodes[i]!;
+      this.tree.setCached(x, false);
+      this.removeNode(x);
+    }
+    mag.size = 0;
+  }
+
+  private nextOf(x: number): number {
+    const n = this.tree.next(x);
+    return n === NIL ? ANCHOR : n;
+  }
+
+  private loOf(x: number): number {
+    return x === ANCHOR ? Number.POSITIVE_INFINITY : this.tree.lo[x]!;
+  }
+
+  private hiOf(x: number): number {
+    return x === ANCHOR ? Number.POSITIVE_INFINITY : this.tree.hi[x]!;
+  }
+
+  private range(x: number): IovaRange {
+    return { pfnLo: this.tree.lo[x]!, pfnHi: this.tree.hi[x]! };
+  }
+
+  private checkSize(size: number, op: string): void {
+    if (!(size >= 1 && size <= this.maxPfn + 1 && Number.isInteger(size)))
+      throw new RangeError(
+        `${op}: size must be an integer number of granules in [1, ${this.maxPfn + 1}] (got ${size})`,
+      );
+  }
+
+  private checkPfn(pfn: number, what: string, op: string): void {
+    if (!(pfn >= 0 && pfn <= this.maxPfn && Number.isInteger(pfn)))
+      throw new RangeError(
+        `${op}: ${what} must be an integer pfn a u64 address can hold, in [0, ${this.maxPfn}] (got ${pfn})`,
+      );
+  }
+
+  private checkCpu(cpu: number, op: string): void {
+    if (!(cpu >= 0 && cpu < this.cpus && Number.isInteger(cpu)))
+      throw new RangeError(`${op}: cpu must be an integer in [0, ${this.cpus - 1}] (got ${cpu})`);
+  }
+}

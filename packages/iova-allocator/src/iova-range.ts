@@ -1,0 +1,22 @@
+/** An allocated IOVA range (`struct iova`): inclusive pfns in units of the domain granule. */
+export interface IovaRange {
+  readonly pfnLo: number;
+  readonly pfnHi: number;
+}
+
+/** Options of `new IovaDomain` (`init_iova_domain` + `iova_domain_init_rcaches`). */
+export interface IovaDomainOptions {
+  /** Bytes per pfn; a power of two from 2 KiB to 64 KiB (Linux: power of two, at most PAGE_SIZE). */
+  granule: number;
+  /** Lowest pfn `alloc` may hand out (dma-iommu uses max(1, aperture_start >> shift)). */
+  startPfn: number;
+  /** CPUs with their own range-cache magazines (default 1). */
+  cpus?: number;
+}
+
+/** The search hints, for inspection and tests: `null` is Linux's anchor node (above every range). */
+export interface IovaHints {
+  readonly cached: IovaRange | null;
+  readonly cached32: IovaRange | null;
+  readonly max32AllocSize: number;
+}

@@ -1,0 +1,142 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { compareRun, type ModelConfig, type ModelOp } from "./testing/op-runner.js";
+
+// The engine against the linear reference walk (src/testing/linux-iova-reference.ts) over long random call
+// sequences. Windows are small so ranges collide, fragment, hit the limits and exhaust the space often.
+
+const WIDTH = 192;
+
+const configArb: fc.Arbitrary<ModelConfig> = fc.record({
+  granule: fc.constantFrom(2048, 4096, 65536),
+  place: fc.constantFrom("low", "dma32", "dma32", "top"),
+  startOffset: fc.oneof(fc.constant(0), fc.constant(1), fc.integer({ min: 0, max: 40 })),
+  cpus: fc.integer({ min: 1, max: 3 }),
+  width: fc.constant(WIDTH),
+});
+
+const sizeArb = fc.oneof(
+  { weight: 6, arbitrary: fc.integer({ min: 1, max: 8 }) },
+  { weight: 2, arbitrary: fc.integer({ min: 9, max: 40 }) },
+  { weight: 1, arbitrary: fc.integer({ min: 41, max: 2 * WIDTH }) },
+);
+const limitArb = fc.oneof(
+  { weight: 6, arbitrary: fc.integer({ min: 0, max: WIDTH + 8 }) },
+  { weight: 1, arbitrary: fc.constant(WIDTH / 2 - 1) }, // dma32 window: the last pfn below 4 GiB
+  { weight: 1, arbitrary: fc.constant(Number.MAX_SAFE_INTEGER) }, // clamped to maxPfn
+);
+const pfnArb = fc.integer({ min: -8, max: WIDTH + 8 });
+
+const opArb: fc.Arbitrary<ModelOp> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({ op: fc.constant("alloc" as const), size: sizeArb, limit: limitArb, aligned: fc.boolean() }),
+  },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      op: fc.constant("allocFast" as const),
+      size: sizeArb,
+      limit: limitArb,
+      flush: fc.boolean(),
+      cpu: fc.nat(3),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant("free" as const),
+      pick: fc.nat(),
+      offset: fc.nat(),
+      random: pfnArb,
+      useRandom: fc.constantFrom(false, false, true),
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      op: fc.constant("freeFast" as const),
+      pick: fc.nat(),
+      sizeDelta: fc.oneof(
+        { weight: 8, arbitrary: fc.constant(0) },
+        { weight: 1, arbitrary: fc.integer({ min: -3, max: 40 }) },
+      ),
+      cpu: fc.nat(3),
+      random: pfnArb,
+      useRandom: fc.constantFrom(false, false, false, true),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ op: fc.constant("reserve" as const), lo: pfnArb, len: fc.integer({ min: 0, max: 24 }) }),
+  },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("find" as const), at: pfnArb }) },
+  { weight: 1, arbitrary: fc.constant({ op: "flush" as const }) },
+);
+
+describe("IovaDomain agrees with Linux's linear walk", () => {
+  it("over random alloc/free/reserve/allocFast/freeFast sequences (≥ 10^5 operations across seeds)", () => {
+    let total = 0;
+    fc.assert(
+      fc.property(configArb, fc.array(opArb, { minLength: 300, maxLength: 1500 }), (cfg, ops) => {
+        total += ops.length;
+        const diff = compareRun(cfg, ops, 4);
+        if (diff !== null) throw new Error(diff);
+      }),
+      { seed: 0x10a, numRuns: 250 },
+    );
+    expect(total).toBeGreaterThanOrEqual(100_000);
+  });
+
+  it("with a second seed and more CPUs-worth of cache churn", () => {
+    const churnOp: fc.Arbitrary<ModelOp> = fc.oneof(
+      {
+        weight: 3,
+        arbitrary: fc.record({
+          op: fc.constant("allocFast" as const),
+          size: fc.integer({ min: 1, max: 33 }),
+          limit: limitArb,
+          flush: fc.boolean(),
+          cpu: fc.nat(3),
+        }),
+      },
+      {
+        weight: 3,
+        arbitrary: fc.record({
+          op: fc.constant("freeFast" as const),
+          pick: fc.nat(),
+          sizeDelta: fc.constant(0),
+          cpu: fc.nat(3),
+          random: pfnArb,
+          useRandom: fc.constant(false),
+        }),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          op: fc.constant("alloc" as const),
+          size: sizeArb,
+          limit: limitArb,
+          aligned: fc.boolean(),
+        }),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          op: fc.constant("free" as const),
+          pick: fc.nat(),
+          offset: fc.nat(),
+          random: pfnArb,
+          useRandom: fc.constant(false),
+        }),
+      },
+    );
+    fc.assert(
+      fc.property(configArb, fc.array(churnOp, { minLength: 100, maxLength: 600 }), (cfg, ops) => {
+        const diff = compareRun(cfg, ops, 8);
+        if (diff !== null) throw new Error(diff);
+      }),
+      { seed: 0x2bad, numRuns: 60 },
+    );
+  });
+});
