@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { PciDevice } from "./device.js";
+import type { IommuDomain } from "./domain.js";
 import { Iommu } from "./iommu.js";
 import { PhysicalMemory } from "./phys-mem.js";
 import { IOMMU_READ, IOMMU_WRITE } from "./prot.js";
@@ -15,7 +16,12 @@ function setup(defaultDomainType: "DMA" | "DMA-FQ" | "identity" = "DMA", deviceG
   return { mock, iommu, dev };
 }
 
-const table = (d: { driver: unknown } | null) => (d?.driver as MockDomain).pgtable.entries();
+/** The mock driver domain behind a core domain (which must exist). */
+const mockOf = (d: IommuDomain | null): MockDomain => {
+  if (!d) throw new Error("no domain");
+  return d.driver as MockDomain;
+};
+const table = (d: IommuDomain | null) => mockOf(d).pgtable.entries();
 
 describe("iommu_create_device_direct_mappings", () => {
   it("identity-maps a direct region into the default DMA domain with the region's prot", () => {
@@ -26,8 +32,8 @@ describe("iommu_create_device_direct_mappings", () => {
     expect(table(g.defaultDomain)).toEqual(
       [0n, 1n, 2n].map((i) => ({ iova: 0x3000_0000n + i * PG, phys: 0x3000_0000n + i * PG, size: PG, prot: 3 })),
     );
-    expect(iommu.iovaToPhys(g.defaultDomain as NonNullable<typeof g.defaultDomain>, 0x3000_0abcn)).toBe(0x3000_0abcn);
-    expect((g.defaultDomain?.driver as MockDomain).syncs.flushAll).toBe(1);
+    expect(iommu.iovaToPhys(g.defaultDomain as IommuDomain, 0x3000_0abcn)).toBe(0x3000_0abcn);
+    expect(mockOf(g.defaultDomain).syncs.flushAll).toBe(1);
     expect(a.iommu?.requireDirect).toBe(true);
   });
 
@@ -62,7 +68,7 @@ describe("iommu_create_device_direct_mappings", () => {
     mock.addReserved(0x3000_0000n, PG, "direct", a, IOMMU_READ);
     const g = iommu.probeDevice(a, mock.ops);
     expect(g.defaultDomain?.type).toBe("identity");
-    expect((g.defaultDomain?.driver as MockDomain).pgtable.size).toBe(0);
+    expect(mockOf(g.defaultDomain).pgtable.size).toBe(0);
 
     const s = setup();
     s.mock.addReserved(0x3000_0000n, PG, "reserved");
