@@ -1,0 +1,77 @@
+/**
+ * Replays every committed Linux 6.1 fixture (apps/demo/conformance/linux-6.1/{x86,arm64}) through the
+ * model and diffs the transcript against the kernel's. A fixture that differs because a lower layer is
+ * still wrong is listed, with the reason, in KNOWN_DIFFERENCES: it is still replayed, its first
+ * difference printed, and the test fails if it starts to agree (so the list cannot go stale).
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { diffTranscripts, formatDiff, type TranscriptDiff } from "./diff.js";
+import { replayScenario } from "./replay.js";
+
+const ROOT = fileURLToPath(new URL("../../conformance/linux-6.1/", import.meta.url));
+const ARCHES = ["x86", "arm64"] as const;
+
+/** `arch/name` → why the model still differs (package, rule) and the first differing field seen. */
+const KNOWN_DIFFERENCES: Readonly<Record<string, string>> = {};
+
+interface Outcome {
+  diff: TranscriptDiff | null;
+  error: string | null;
+}
+
+function replayFixture(arch: string, name: string): Outcome {
+  const scn = readFileSync(join(ROOT, arch, `${name}.scn`), "utf8");
+  const expected = readFileSync(join(ROOT, arch, `${name}.jsonl`), "utf8");
+  try {
+    const actual = replayScenario(scn, { file: `${arch}/${name}.scn` });
+    return { diff: diffTranscripts(expected, actual), error: null };
+  } catch (e) {
+    return { diff: null, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+  }
+}
+
+const fixtures = ARCHES.flatMap((arch) =>
+  readdirSync(join(ROOT, arch))
+    .filter((f) => f.endsWith(".scn"))
+    .sort()
+    .map((f) => ({ arch, name: f.slice(0, -4) })),
+);
+const identical: Record<string, number> = { x86: 0, arm64: 0 };
+const total: Record<string, number> = { x86: 0, arm64: 0 };
+
+describe("conformance: Linux 6.1 transcripts replay identically", () => {
+  it("has fixtures for both platforms", () => {
+    expect(fixtures.filter((f) => f.arch === "x86").length).toBeGreaterThanOrEqual(12);
+    expect(fixtures.filter((f) => f.arch === "arm64").length).toBeGreaterThanOrEqual(13);
+    for (const k of Object.keys(KNOWN_DIFFERENCES)) {
+      expect(
+        fixtures.some((f) => `${f.arch}/${f.name}` === k),
+        `known difference ${k} names a fixture`,
+      ).toBe(true);
+    }
+  });
+
+  for (const { arch, name } of fixtures) {
+    const key = `${arch}/${name}`;
+    it(key, () => {
+      total[arch]!++;
+      const o = replayFixture(arch, name);
+      const what = o.error ?? (o.diff ? formatDiff(o.diff) : null);
+      if (what === null) identical[arch]!++;
+      const known = KNOWN_DIFFERENCES[key];
+      if (known !== undefined) {
+        console.log(`known difference ${key}: ${what ?? "(now identical)"}\n  reason: ${known}`);
+        expect(what, `${key} is listed as a known difference but now replays identically: remove it`).not.toBeNull();
+        return;
+      }
+      expect(what, `${key}: ${what}`).toBeNull();
+    });
+  }
+
+  afterAll(() => {
+    console.log(`x86: ${identical.x86}/${total.x86} identical, arm64: ${identical.arm64}/${total.arm64} identical`);
+  });
+});

@@ -1,0 +1,78 @@
+/**
+ * `replayScenario`: a scenario in the recorder's language → the transcript the model gives, in the
+ * kernel's JSON Lines format. The board is the one the `platform` line names, with the scenario's
+ * devices and vfio_iommu_type1 module parameters.
+ */
+import { BOARD_NAMES, type BoardName, type BoardOptions, createBoard } from "../boards/index.js";
+import { BoardSys } from "./board-sys.js";
+import { Probe } from "./probe.js";
+import { parseNum, parseScenario } from "./scenario.js";
+import { errorLine, Line } from "./transcript.js";
+
+export interface ReplayOptions {
+  /** Scenario file name (for messages only). */
+  file?: string;
+  /** Board to use when the scenario's `platform` names none of ours. */
+  board?: BoardName;
+}
+
+type VfioParams = NonNullable<BoardOptions["vfioParams"]>;
+
+/** Kernel bool module parameter (param_set_bool: y/Y/1 and n/N/0). */
+function parseBool(v: string): boolean | null {
+  if (/^[yY1]/.test(v)) return true;
+  if (/^[nN0]/.test(v)) return false;
+  return null;
+}
+
+/**
+ * `param KEY=VAL` lines without a module prefix go to vfio_iommu_type1 (as the VM's /init passes them);
+ * `MOD.KEY=VAL` go to other modules, which the model does not have.
+ */
+export function vfioParamsOf(params: string): VfioParams {
+  const out: { -readonly [K in keyof VfioParams]: VfioParams[K] } = {};
+  for (const p of params.split(" ")) {
+    const eq = p.indexOf("=");
+    if (eq <= 0) continue;
+    const key = p.slice(0, eq).replace(/-/g, "_");
+    const val = p.slice(eq + 1);
+    if (key === "dma_entry_limit") {
+      const n = parseNum(val);
+      if (n !== null && n <= 0xffffffffn) out.dmaEntryLimit = Number(n);
+    } else if (key === "allow_unsafe_interrupts") {
+      const b = parseBool(val);
+      if (b !== null) out.allowUnsafeInterrupts = b;
+    } else if (key === "disable_hugepages") {
+      const b = parseBool(val);
+      if (b !== null) out.disableHugepages = b;
+    }
+  }
+  return out;
+}
+
+/** Runs a scenario through the model; returns the JSON Lines transcript (each line ends with "\n"). */
+export function replayScenario(text: string, opts: ReplayOptions = {}): string {
+  const scn = parseScenario(text);
+  const named = (BOARD_NAMES as readonly string[]).includes(scn.header.platform)
+    ? (scn.header.platform as BoardName)
+    : undefined;
+  const boardName = named ?? opts.board;
+  if (boardName === undefined) {
+    const lines = scn.headerErrors.map((e) => errorLine(e.line, e.text, e.why));
+    lines.push(
+      errorLine(
+        0,
+        `platform ${scn.header.platform}`,
+        `no board for this platform (one of ${BOARD_NAMES.join(", ")})${opts.file ? ` in ${opts.file}` : ""}`,
+      ),
+      new Line("done").end(),
+    );
+    return `${lines.join("\n")}\n`;
+  }
+  const board = createBoard(boardName, {
+    eduCount: scn.header.devices || 1,
+    vfioParams: vfioParamsOf(scn.header.params),
+  });
+  const out = new Probe(new BoardSys(board), scn).run();
+  return `${out.join("\n")}\n`;
+}
