@@ -65,7 +65,7 @@ export function assembleHost(p: HostParts): Board {
         memory: p.memory,
         pages,
         memlockBytes: opts.memlockBytes,
-        capIpcLock: opts.capIpcLock ?? false,
+        capIpcLock: opts.capIpcLock ?? true,
       });
     },
     interrupts() {

@@ -28,6 +28,17 @@ export class HostPagePool {
     return a;
   }
 
+  /** `count` contiguous frames aligned to their total size (power of two): hugetlb pages. */
+  allocPages(count: number): bigint {
+    const bytes = BigInt(count) * 0x1000n;
+    const align = (count & (count - 1)) === 0 ? bytes : 0x1000n;
+    const a = (this.next + align - 1n) & ~(align - 1n);
+    if (a + bytes > this.base + this.size) throw new RangeError("host RAM exhausted");
+    this.next = a + bytes;
+    this.used += count;
+    return a;
+  }
+
   freePage(addr: bigint): void {
     this.used--;
     this.freed.push(addr);

@@ -50,6 +50,7 @@ export interface Board {
   readonly vfioPci: VfioPciHost;
   /** @vfio/type1's process model, pages from the board's RAM. */
   createProcess(opts: { memlockBytes: bigint; capIpcLock?: boolean }): Process;
+  // capIpcLock defaults to true (a root VMM / the recorder's probe before `memlock`).
   /** What reached the interrupt controller. */
   interrupts(): readonly BoardInterrupt[];
   /** Physical address of the MSI doorbell devices target (ARM: GITS_TRANSLATER; x86: the interrupt window base). */

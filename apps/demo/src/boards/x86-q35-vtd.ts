@@ -16,7 +16,7 @@ import type { Board, BoardOptions, BoardRegion } from "./types.js";
 export const Q35 = {
   LOW_RAM_SIZE: 0x80000000n,
   HIGH_RAM: 0x100000000n,
-  HIGH_RAM_SIZE: 0x80000000n,
+  HIGH_RAM_SIZE: 0x200000000n,
   MMCONFIG: 0xb0000000n,
   MMCONFIG_SIZE: 0x10000000n,
   PCI_WINDOW: 0xc0000000n,
@@ -108,7 +108,7 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     controller: lapic,
     msiDoorbell: Q35.MSI_WINDOW,
     regions,
-    userRam: { base: 0x10000000n, size: Q35.LOW_RAM_SIZE - 0x10000000n },
+    userRam: { base: Q35.HIGH_RAM, size: Q35.HIGH_RAM_SIZE },
     vfioParams: opts.vfioParams ?? {},
     seedCaps: false,
     description: "QEMU q35, VT-d (legacy mode, 39-bit AGAW, interrupt remapping), MSI window 0xfee00000",

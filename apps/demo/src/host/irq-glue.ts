@@ -8,20 +8,10 @@
 import { composeMsiMsg, prepareMsi } from "@dma-iommu/msi-cookie";
 import type { Iommu } from "@iommu/core";
 import type { EduDevice } from "../devices/edu.js";
-import { MSI_ADDRESS_HI, MSI_ADDRESS_LO, MSI_DATA_64, MSI_FLAGS, MSI_FLAGS_ENABLE } from "../devices/pci-config.js";
 import type { Gicv3Its } from "../irq/gicv3-its.js";
 import type { InterruptController } from "../irq/interrupt-controller.js";
+import { writeMsiCapability } from "./msi-capability.js";
 import type { MsiGlue, MsiSetup } from "./msi-glue.js";
-
-/** Write a composed message into the device's physical MSI capability and set (or clear) the enable bit. */
-export function writeMsiCapability(dev: EduDevice, address: bigint, data: number, enable: boolean): void {
-  const c = dev.config.msiCap;
-  dev.config.write(c + MSI_ADDRESS_LO, 4, Number(address & 0xffffffffn));
-  dev.config.write(c + MSI_ADDRESS_HI, 4, Number((address >> 32n) & 0xffffffffn));
-  dev.config.write(c + MSI_DATA_64, 2, data & 0xffff);
-  const flags = dev.config.read(c + MSI_FLAGS, 2);
-  dev.config.write(c + MSI_FLAGS, 2, enable ? flags | MSI_FLAGS_ENABLE : flags & ~MSI_FLAGS_ENABLE);
-}
 
 const hex = (v: bigint | number) => `0x${v.toString(16)}`;
 

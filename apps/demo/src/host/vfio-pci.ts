@@ -9,7 +9,7 @@ import type { EduDevice } from "../devices/edu.js";
 import { EDU_BAR0_SIZE } from "../devices/edu.js";
 import { MSI_FLAGS_64BIT, PCI_COMMAND } from "../devices/pci-config.js";
 import type { EventFd } from "./eventfd.js";
-import type { MsiGlue } from "./msi-glue.js";
+import type { MsiGlue, MsiSetup } from "./msi-glue.js";
 
 /** vfio.h region and irq indices for PCI devices. */
 export const VFIO_PCI_BAR0_REGION_INDEX = 0;
@@ -309,6 +309,11 @@ export class VfioPciHost {
   /** Open handles of a group (a group with an open device cannot leave its container). */
   openDevicesOf(groupId: number): VfioPciDevice[] {
     return [...this.open.values()].filter((d) => d.groupId === groupId);
+  }
+
+  /** What the host's MSI glue programmed for a device (null while MSI is off). */
+  msiSetupOf(dev: EduDevice): MsiSetup | null {
+    return this.glue.current(dev);
   }
 
   handle(name: string): VfioPciDevice | undefined {

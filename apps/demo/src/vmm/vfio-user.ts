@@ -1,0 +1,95 @@
+/**
+ * The VMM's file descriptors: /dev/vfio/vfio (container), /dev/vfio/N (group), the process that owns
+ * them. Everything goes through @vfio/type1's ioctl byte interface with the VMM's own uapi copy, as a
+ * real VMM's calls go through the syscall boundary.
+ */
+import { errnoName } from "@iommu/core";
+import type { Process } from "@vfio/type1";
+import type { Board } from "../boards/types.js";
+import {
+  type DecodedInfo,
+  decodeInfo,
+  encodeInfo,
+  encodeMapDma,
+  encodeUnmapDma,
+  unmappedSize,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_TYPE1v2_IOMMU,
+} from "./uapi.js";
+
+export const VFIO_GET_API_VERSION = 0x3b64;
+export const VFIO_CHECK_EXTENSION = 0x3b65;
+export const VFIO_SET_IOMMU = 0x3b66;
+export const VFIO_GROUP_GET_STATUS = 0x3b67;
+export const VFIO_IOMMU_GET_INFO = 0x3b70;
+export const VFIO_IOMMU_MAP_DMA = 0x3b71;
+export const VFIO_IOMMU_UNMAP_DMA = 0x3b72;
+
+export interface IoctlResult {
+  readonly ret: number;
+  readonly errno?: string;
+}
+
+export interface VfioUser {
+  readonly process: Process;
+  readonly apiVersion: number;
+  readonly hasType1v2: boolean;
+  readonly setIommuRet: number;
+  getInfo(): DecodedInfo;
+  mapDma(vaddr: bigint, iova: bigint, size: bigint, prot?: number): IoctlResult;
+  unmapDma(iova: bigint, size: bigint): IoctlResult & { unmapped: bigint };
+  close(): void;
+}
+
+function result(ret: number): IoctlResult {
+  return ret < 0 ? { ret: -1, errno: errnoName(-ret) ?? `E${-ret}` } : { ret };
+}
+
+/** Open the container and the group, bind them, select TYPE1v2. Throws Error naming the failing step. */
+export function openVfioUser(board: Board, groupId: number, memlockBytes: bigint): VfioUser {
+  const process = board.createProcess({ memlockBytes, capIpcLock: false });
+  const container = board.vfio.openContainer(process);
+  const group = board.vfio.openGroup(groupId);
+  const apiVersion = container.ioctl(VFIO_GET_API_VERSION, new Uint8Array(0));
+  const hasType1v2 = container.ioctl(VFIO_CHECK_EXTENSION, u32(VFIO_TYPE1v2_IOMMU)) === 1;
+  const status = new Uint8Array(8);
+  new DataView(status.buffer).setUint32(0, 8, true);
+  const st = group.ioctl(VFIO_GROUP_GET_STATUS, status);
+  if (st < 0 || (new DataView(status.buffer).getUint32(4, true) & 1) === 0) {
+    throw new Error(`/dev/vfio/${groupId}: group not viable (${st})`);
+  }
+  const sc = group.setContainer(container);
+  if (sc < 0) throw new Error(`VFIO_GROUP_SET_CONTAINER failed: ${errnoName(-sc)}`);
+  const setIommuRet = container.ioctl(VFIO_SET_IOMMU, u32(VFIO_TYPE1v2_IOMMU));
+  if (setIommuRet < 0) throw new Error(`VFIO_SET_IOMMU failed: ${errnoName(-setIommuRet)}`);
+  return {
+    process,
+    apiVersion,
+    hasType1v2,
+    setIommuRet,
+    getInfo() {
+      const b = encodeInfo();
+      const r = container.ioctl(VFIO_IOMMU_GET_INFO, b);
+      if (r < 0) throw new Error(`VFIO_IOMMU_GET_INFO failed: ${errnoName(-r)}`);
+      return decodeInfo(b);
+    },
+    mapDma(vaddr, iova, size, prot = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE) {
+      return result(container.ioctl(VFIO_IOMMU_MAP_DMA, encodeMapDma(vaddr, iova, size, prot)));
+    },
+    unmapDma(iova, size) {
+      const b = encodeUnmapDma(iova, size);
+      const r = container.ioctl(VFIO_IOMMU_UNMAP_DMA, b);
+      return { ...result(r), unmapped: r === 0 ? unmappedSize(b) : 0n };
+    },
+    close() {
+      group.unsetContainer?.();
+    },
+  };
+}
+
+function u32(v: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, v, true);
+  return b;
+}
