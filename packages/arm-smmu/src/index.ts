@@ -1,1 +1,24 @@
-export {};
+// Hardware model (what QEMU emulates): registers, stream table, walker, TLB, queues.
+
+// Architecture constants shared by both sides (the spec, not code of either).
+export type { GranuleShift } from "./arch/lpae.js";
+export { DESC, granulePgsizeBitmap } from "./arch/lpae.js";
+export { REG, SMMU_MMIO_SIZE } from "./arch/regs.js";
+export { CMD, EVT } from "./arch/structures.js";
+// Driver (what Linux does): probe, stream table, CDs, io-pgtable, command queue, events.
+export type { ArmSmmuV3DriverOptions, ArmSmmuV3Ops } from "./driver/arm-smmu-v3.js";
+export { createArmSmmuV3Driver } from "./driver/arm-smmu-v3.js";
+export type { SmmuMaster } from "./driver/domain.js";
+export { SmmuDomain } from "./driver/domain.js";
+export type { LpaeConfig, LpaeTlbOps } from "./driver/io-pgtable-arm.js";
+export { LpaePageTable } from "./driver/io-pgtable-arm.js";
+export type { AddressRange, FirmwareRegions, ResvRegionOptions, RmrRegion } from "./driver/resv-regions.js";
+export { MSI_IOVA_BASE, MSI_IOVA_LENGTH, smmuResvRegions } from "./driver/resv-regions.js";
+export type { SmmuFeatures } from "./driver/smmu-device.js";
+export type { SmmuV3HardwareOptions, SmmuV3Stats } from "./hw/smmu-v3.js";
+export { createSmmuV3Hardware, eventName, SmmuV3Hardware } from "./hw/smmu-v3.js";
+export type { StreamConfig } from "./hw/stream-config.js";
+export type { TlbEntry } from "./hw/tlb.js";
+export { Tlb } from "./hw/tlb.js";
+export type { WalkConfig, WalkResult } from "./hw/walker.js";
+export { walk } from "./hw/walker.js";

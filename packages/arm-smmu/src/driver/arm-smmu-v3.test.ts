@@ -1,0 +1,292 @@
+import {
+  emptyGather,
+  IOMMU_FAULT_READ,
+  IOMMU_FAULT_WRITE,
+  IOMMU_MMIO,
+  IOMMU_NOEXEC,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  PciDevice,
+  PlatformDevice,
+} from "@iommu/core";
+import { describe, expect, it } from "vitest";
+import { DESC } from "../arch/lpae.js";
+import { makeRig, RAM_BASE } from "../test-support/rig.js";
+import type { SmmuDomain } from "./domain.js";
+
+const RW = IOMMU_READ | IOMMU_WRITE;
+const hex16 = (v: bigint) => `0x${v.toString(16).padStart(16, "0")}`;
+
+describe("probe and ops (conformance: linux-6.1/arm64 basic, iova-range-48bit)", () => {
+  it("reads the ID registers: 44-bit IAS/OAS, stage 1, 16-bit stream ids, two-level stream table", () => {
+    const { ops } = makeRig();
+    expect(ops.features).toMatchObject({ stage1: true, stage2: false, oas: 44, ias: 44, sidBits: 16 });
+    expect(ops.features.twoLevelStreamTable).toBe(true);
+    expect(ops.pgsizeBitmap).toBe(0x40201000n | 0x2004000n | 0x20010000n);
+  });
+
+  it("gives a stage-1 domain 4K|2M|1G pages and the 48-bit aperture [0, 0xffffffffffff] with force_aperture", () => {
+    const rig = makeRig();
+    const d = rig.domain([rig.pci(1)]);
+    expect(d.pgsizeBitmap).toBe(0x40201000n);
+    expect(d.geometry).toEqual({ apertureStart: 0n, apertureEnd: 0xffffffffffffn, forceAperture: true });
+  });
+
+  it("reports the software MSI window [0x8000000, 0x80fffff] as sw-msi, write|noexec|mmio", () => {
+    const rig = makeRig();
+    expect(rig.ops.getResvRegions(rig.pci(1))).toEqual([
+      { start: 0x8000000n, length: 0x100000n, prot: IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_MMIO, type: "sw-msi" },
+    ]);
+  });
+
+  it("adds IORT ITS doorbells as msi, RMRs as direct for their stream ids, and the seed's host-bridge windows as reserved", () => {
+    const rig = makeRig(
+      {},
+      {
+        firmware: {
+          itsDoorbells: [{ start: 0x8090000n, length: 0x10000n }],
+          rmrs: [
+            { start: 0x50000000n, length: 0x1000n, streamIds: [8] },
+            { start: 0x50001000n, length: 0x1000n, streamIds: [16], relaxable: true },
+          ],
+        },
+        seedHostBridgeWindows: [{ start: 0x10000000n, length: 0x2eff0000n }],
+      },
+    );
+    const types = rig.ops.getResvRegions(rig.pci(1)).map((r) => [r.start, r.type]);
+    expect(types).toEqual([
+      [0x8000000n, "sw-msi"],
+      [0x8090000n, "msi"],
+      [0x50000000n, "direct"],
+      [0x10000000n, "reserved"],
+    ]);
+    expect(rig.ops.getResvRegions(rig.pci(2)).map((r) => r.type)).toContain("direct-relaxable");
+  });
+
+  it("puts each PCI function in its own group and refuses devices not behind it (ENODEV) or beyond SIDSIZE (ERANGE)", () => {
+    const rig = makeRig({ streamIdBits: 8 }, { streamIdOf: (d) => (d.name === "other" ? null : d.requesterId) });
+    const a = rig.pci(1);
+    const b = rig.pci(2);
+    expect(rig.ops.deviceGroup(a)).not.toBe(rig.ops.deviceGroup(b));
+    expect(() => rig.ops.probeDevice(new PlatformDevice(rig.memory, "other", 3))).toThrow(
+      expect.objectContaining({ errno: "ENODEV", op: "arm_smmu_probe_device" }),
+    );
+    const far = new PciDevice(rig.memory, { bus: 1, slot: 0, classCode: 0 });
+    expect(() => rig.ops.probeDevice(far)).toThrow(expect.objectContaining({ errno: "ERANGE" }));
+  });
+
+  it("has no blocked domain (6.1) and is capable of NOEXEC and coherency, not INTR_REMAP", () => {
+    const rig = makeRig();
+    const dev = rig.pci(1);
+    expect(rig.ops.domainAlloc("blocked", rig.ctx)).toBeNull();
+    expect(rig.ops.capable(dev, "NOEXEC")).toBe(true);
+    expect(rig.ops.capable(dev, "CACHE_COHERENCY")).toBe(true);
+    expect(rig.ops.capable(dev, "INTR_REMAP")).toBe(false);
+  });
+
+  it("refuses an IOVA beyond the 48-bit input range (ERANGE) and maps the last page of it", () => {
+    const rig = makeRig();
+    const d = rig.domain([rig.pci(1)]);
+    expect(d.mapPages(0xfffffffff000n, RAM_BASE, 0x1000n, 1, RW).error).toBeNull();
+    const r = d.mapPages(0x1000000000000n, RAM_BASE, 0x1000n, 1, RW);
+    expect(r.error).toMatchObject({ errno: "ERANGE", op: "arm_lpae_map_pages" });
+    expect(d.iovaToPhys(0xfffffffff123n)).toBe(RAM_BASE + 0x123n);
+  });
+});
+
+describe("device DMA through driver-written tables", () => {
+  it("translates reads and writes through a 4 KiB mapping written with real descriptor bits", () => {
+    const rig = makeRig();
+    const dev = rig.pci(1);
+    const d = rig.domain([dev]);
+    expect(d.mapPages(0x100000n, RAM_BASE + 0x5000n, 0x1000n, 2, RW).error).toBeNull();
+    const w = dev.dmaWrite(0x100ffcn, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]));
+    expect(w.ok).toBe(true);
+    expect([...rig.memory.read(RAM_BASE + 0x5ffcn, 8)]).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    const leaf = rig.hw.walkFromMemory(8, 0x100000n);
+    expect(leaf).toMatchObject({ kind: "leaf", level: 3 });
+    const desc = (leaf as { desc: bigint }).desc;
+    expect(desc & 3n).toBe(DESC.TYPE_PAGE);
+    expect(desc & DESC.AF).toBe(DESC.AF);
+    expect(desc & DESC.AP_UNPRIV).toBe(DESC.AP_UNPRIV);
+    expect(desc & DESC.AP_RDONLY).toBe(0n);
+    expect(desc & DESC.NG).toBe(DESC.NG);
+  });
+
+  it("uses one 2 MiB block where size and alignment allow, and splits it on a partial unmap", () => {
+    const rig = makeRig();
+    const dev = rig.pci(1);
+    const d = rig.domain([dev]);
+    expect(d.mapPages(0x200000n, RAM_BASE + 0x200000n, 0x200000n, 1, RW).error).toBeNull();
+    expect(rig.hw.walkFromMemory(8, 0x3ff000n)).toMatchObject({ kind: "leaf", level: 2, shift: 21 });
+    expect(dev.dmaRead(0x201000n, 4).ok).toBe(true); // caches the block in the TLB
+    const g = emptyGather();
+    expect(d.unmapPages(0x201000n, 0x1000n, 1, g)).toBe(0x1000n);
+    d.iotlbSync(g);
+    expect(rig.hw.walkFromMemory(8, 0x200000n)).toMatchObject({
+      kind: "leaf",
+      level: 3,
+      outBase: RAM_BASE + 0x200000n,
+    });
+    expect(d.iovaToPhys(0x201000n)).toBe(0n);
+    expect(d.iovaToPhys(0x202010n)).toBe(RAM_BASE + 0x202010n);
+    expect(dev.dmaRead(0x201000n, 4).ok).toBe(false);
+    expect(dev.dmaRead(0x3ff000n, 4).ok).toBe(true);
+  });
+
+  it("refuses to map over a live mapping (EEXIST) and leaves the tables as they were", () => {
+    const rig = makeRig();
+    const d = rig.domain([rig.pci(1)]);
+    d.mapPages(0x401000n, RAM_BASE, 0x1000n, 1, RW);
+    const frames = rig.pages.framesInUse;
+    const r = d.mapPages(0x400000n, RAM_BASE + 0x400000n, 0x200000n, 1, RW);
+    expect(r).toMatchObject({ mapped: 0n, error: { errno: "EEXIST" } });
+    expect(rig.pages.framesInUse).toBe(frames);
+    expect(d.iovaToPhys(0x401000n)).toBe(RAM_BASE);
+    expect(d.iovaToPhys(0x400000n)).toBe(0n);
+  });
+
+  it("replaces an emptied table with a block, invalidating walks through it", () => {
+    const rig = makeRig();
+    const d = rig.domain([rig.pci(1)]);
+    d.mapPages(0x600000n, RAM_BASE, 0x1000n, 1, RW);
+    const g = emptyGather();
+    d.unmapPages(0x600000n, 0x1000n, 1, g);
+    d.iotlbSync(g);
+    const frames = rig.pages.framesInUse;
+    expect(d.mapPages(0x600000n, RAM_BASE + 0x600000n, 0x200000n, 1, RW).error).toBeNull();
+    expect(rig.pages.framesInUse).toBe(frames - 1);
+    expect(rig.hw.walkFromMemory(8, 0x600000n)).toMatchObject({ kind: "leaf", level: 2 });
+  });
+});
+
+describe("faults (conformance: linux-6.1/arm64 edu-dma)", () => {
+  it("reports an unmapped IOVA as F_TRANSLATION with the record QEMU writes, logs it, and tells the core", () => {
+    const rig = makeRig();
+    const dev = rig.pci(1);
+    const d = rig.domain([dev]);
+    d.mapPages(0x100000n, RAM_BASE, 0x1000n, 2, RW);
+    const before = rig.memory.read(RAM_BASE + 0x1f80n, 0x80);
+    const r = dev.dmaWrite(0x101f80n, new Uint8Array(0x100).fill(0xab));
+    expect(r).toMatchObject({ ok: false, iova: 0x102000n, access: "write" });
+    // A fault performs nothing: the mapped half was not written either.
+    expect(rig.memory.read(RAM_BASE + 0x1f80n, 0x80)).toEqual(before);
+    expect(rig.log).toEqual([
+      "arm-smmu-v3 9050000.smmuv3: event 0x10 received:",
+      `arm-smmu-v3 9050000.smmuv3: \t${hex16(0x0000000800000010n)}`,
+      `arm-smmu-v3 9050000.smmuv3: \t${hex16(0n)}`,
+      `arm-smmu-v3 9050000.smmuv3: \t${hex16(0x102000n)}`,
+      `arm-smmu-v3 9050000.smmuv3: \t${hex16(0n)}`,
+    ]);
+    expect(rig.faults).toEqual([{ dev, iova: 0x102000n, flags: IOMMU_FAULT_WRITE }]);
+  });
+
+  it("reports a write to a read-only mapping as F_PERMISSION (0x13) and lets the read through", () => {
+    const rig = makeRig();
+    rig.pci(1);
+    const dev = rig.pci(2);
+    const d = rig.domain([dev]);
+    d.mapPages(0x200000n, RAM_BASE, 0x1000n, 1, IOMMU_READ);
+    expect(dev.dmaRead(0x200000n, 0x100).ok).toBe(true);
+    expect(dev.dmaWrite(0x200000n, new Uint8Array(4)).ok).toBe(false);
+    expect(rig.log[0]).toBe("arm-smmu-v3 9050000.smmuv3: event 0x13 received:");
+    expect(rig.log[1]).toBe(`arm-smmu-v3 9050000.smmuv3: \t${hex16(0x0000001000000013n)}`);
+    expect(rig.faults.map((f) => f.flags)).toEqual([IOMMU_FAULT_WRITE]);
+  });
+
+  it("lets a device read through a write-only mapping: stage 1 cannot express write-only", () => {
+    const rig = makeRig({ qemuQuirks: false });
+    const dev = rig.pci(1);
+    const d = rig.domain([dev]);
+    d.mapPages(0x300000n, RAM_BASE, 0x1000n, 1, IOMMU_WRITE);
+    expect(dev.dmaRead(0x300000n, 0x100).ok).toBe(true);
+    expect(dev.dmaWrite(0x300000n, new Uint8Array(4)).ok).toBe(true);
+  });
+
+  it("marks a read fault with RnW and, off the QEMU board, CLASS=IN", () => {
+    const rig = makeRig({ qemuQuirks: false });
+    const dev = rig.pci(1);
+    rig.domain([dev]);
+    expect(dev.dmaRead(0x5000n, 4).ok).toBe(false);
+    expect(rig.log[2]).toBe(`arm-smmu-v3 9050000.smmuv3: \t${hex16((1n << 35n) | (2n << 40n))}`);
+    expect(rig.faults[0]?.flags).toBe(IOMMU_FAULT_READ);
+  });
+
+  it("aborts DMA of a probed device that no domain was attached to (disable_bypass), without an event", () => {
+    const rig = makeRig();
+    const dev = rig.pci(1);
+    expect(dev.dmaRead(0x1000n, 4)).toMatchObject({ ok: false, reason: "STE.Config abort" });
+    expect(rig.log).toEqual([]);
+  });
+
+  it("passes DMA through untranslated in an identity domain", () => {
+    const rig = makeRig();
+    const dev = rig.pci(1);
+    rig.domain([dev], "identity");
+    rig.memory.write(RAM_BASE + 0x10n, new Uint8Array([9]));
+    expect(dev.dmaRead(RAM_BASE + 0x10n, 1)).toMatchObject({ ok: true, data: new Uint8Array([9]) });
+  });
+});
+
+describe("TLB and invalidation", () => {
+  it("regression: a missing invalidation after unmap leaves a stale TLB entry that still translates", () => {
+    const rig = makeRig();
+    const dev = rig.pci(1);
+    const d = rig.domain([dev]);
+    d.mapPages(0x100000n, RAM_BASE, 0x1000n, 1, RW);
+    expect(dev.dmaRead(0x100000n, 4).ok).toBe(true); // walk, cached
+    const g = emptyGather();
+    expect(d.unmapPages(0x100000n, 0x1000n, 1, g)).toBe(0x1000n);
+    expect(d.iovaToPhys(0x100000n)).toBe(0n);
+    expect(rig.hw.walkFromMemory(8, 0x100000n)).toMatchObject({ kind: "fault" });
+    // No TLBI yet: the hardware still translates from its TLB, as real SMMUs do.
+    expect(dev.dmaRead(0x100000n, 4).ok).toBe(true);
+    d.iotlbSync(g);
+    expect(dev.dmaRead(0x100000n, 4).ok).toBe(false);
+  });
+
+  it("a TLB hit does not read the tables: rewriting a cached PTE behind the SMMU's back is invisible until TLBI", () => {
+    const rig = makeRig();
+    const dev = rig.pci(1);
+    const d = rig.domain([dev]);
+    d.mapPages(0x100000n, RAM_BASE, 0x1000n, 1, RW);
+    dev.dmaRead(0x100000n, 4);
+    const walks = rig.hw.stats.walks;
+    dev.dmaRead(0x100004n, 4);
+    expect(rig.hw.stats.walks).toBe(walks);
+    d.flushIotlbAll();
+    dev.dmaRead(0x100004n, 4);
+    expect(rig.hw.stats.walks).toBe(walks + 1);
+  });
+
+  it("invalidates with one command per granule when the SMMU has no range invalidation", () => {
+    const rig = makeRig({ rangeInvalidation: false });
+    const dev = rig.pci(1);
+    const d = rig.domain([dev]);
+    d.mapPages(0x100000n, RAM_BASE, 0x1000n, 8, RW);
+    for (let i = 0n; i < 8n; i++) expect(dev.dmaRead(0x100000n + i * 0x1000n, 4).ok).toBe(true);
+    const cmds = rig.hw.stats.commands;
+    const g = emptyGather();
+    expect(d.unmapPages(0x100000n, 0x1000n, 8, g)).toBe(0x8000n);
+    d.iotlbSync(g);
+    expect(rig.hw.stats.commands - cmds).toBe(9); // 8 TLBI_NH_VA + CMD_SYNC
+    for (let i = 0n; i < 8n; i++) expect(dev.dmaRead(0x100000n + i * 0x1000n, 4).ok).toBe(false);
+  });
+
+  it("frees a domain's tables and context: its ASID is invalidated and reused", () => {
+    const rig = makeRig();
+    const dev = rig.pci(1);
+    const frames0 = rig.pages.framesInUse;
+    const d = rig.domain([dev]);
+    d.mapPages(0x100000n, RAM_BASE, 0x200000n, 3, RW);
+    d.mapPages(0x40000000n, RAM_BASE, 0x1000n, 3, RW);
+    dev.dmaRead(0x100000n, 4);
+    const tag = d.tag;
+    const other = rig.domain([]);
+    d.free();
+    expect(rig.pages.framesInUse).toBe(frames0 + other.pgtable!.framesInUse + 1);
+    const again = rig.domain([dev]) as SmmuDomain;
+    expect(again.tag).toBe(tag);
+    expect(dev.dmaRead(0x100000n, 4).ok).toBe(false);
+  });
+});

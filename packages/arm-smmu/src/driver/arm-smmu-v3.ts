@@ -1,0 +1,152 @@
+/**
+ * The arm-smmu-v3 driver's `iommu_ops`: probe the SMMU through its registers, claim devices by
+ * stream id, one group per PCI function (QEMU virt's root bus isolates functions), domains of
+ * stage 1 (or 2), reserved regions, and the event-queue interrupt that reports faults upward.
+ */
+import {
+  type Device,
+  type DomainAllocContext,
+  type DomainType,
+  type DriverDomain,
+  ErrnoError,
+  IOMMU_FAULT_READ,
+  IOMMU_FAULT_WRITE,
+  type IommuCap,
+  type IommuOps,
+  type PageAllocator,
+  type PhysicalMemory,
+  type ResvRegion,
+} from "@iommu/core";
+import { EVTF } from "../arch/structures.js";
+import { SmmuDomain, type SmmuMaster } from "./domain.js";
+import { type ResvRegionOptions, smmuResvRegions } from "./resv-regions.js";
+import { SmmuDevice, type SmmuFeatures } from "./smmu-device.js";
+
+export interface ArmSmmuV3DriverOptions extends ResvRegionOptions {
+  readonly memory: PhysicalMemory;
+  /** Where the SMMU's register frame is (firmware: DT `reg` / IORT base address). */
+  readonly mmioBase: bigint;
+  /** Frames for stream tables, queues, CDs and page tables. */
+  readonly pageAllocator: PageAllocator;
+  /** Device name used in log lines, default `<mmioBase hex>.smmuv3` (QEMU virt: `9050000.smmuv3`). */
+  readonly name?: string;
+  /** The CPU page size: io-pgtable uses that granule when the SMMU supports it. Default 4096. */
+  readonly pageSize?: 4096 | 16384 | 65536;
+  /** Translation stage for paging domains; default 1 when supported, else 2. */
+  readonly stage?: 1 | 2;
+  /**
+   * IORT/DT id mapping: the stream id of `dev` on this SMMU, or null when it is not behind it
+   * (probe answers ENODEV). Default: the PCI requester id / platform stream id.
+   */
+  readonly streamIdOf?: (dev: Device) => number | null;
+  /** Kernel log sink (event records printed as `arm_smmu_evtq_thread` does). */
+  readonly log?: (line: string) => void;
+}
+
+/** The ops, plus the driver's interrupt handler and what probe found. */
+export type ArmSmmuV3Ops = IommuOps & {
+  /** The event queue interrupt handler: drains records, logs, reports faults. Returns records handled. */
+  readonly handleEventIrq: () => number;
+  readonly features: SmmuFeatures;
+};
+
+/** Probe the SMMU at `mmioBase`, reset it, and return its `iommu_ops`. Throws ENODEV / EIO on a bad SMMU. */
+export function createArmSmmuV3Driver(opts: ArmSmmuV3DriverOptions): ArmSmmuV3Ops {
+  const smmu = new SmmuDevice(opts.memory, opts.mmioBase, opts.pageAllocator, opts.name);
+  const f = smmu.features;
+  const stage: 1 | 2 = opts.stage ?? (f.stage1 ? 1 : 2);
+  if ((stage === 1 && !f.stage1) || (stage === 2 && !f.stage2)) {
+    throw new ErrnoError("ENODEV", "arm_smmu_domain_finalise", `stage ${stage} not supported by this SMMU`);
+  }
+  const pageShift = opts.pageSize === 65536 ? 16 : opts.pageSize === 16384 ? 14 : 12;
+  const streamIdOf = opts.streamIdOf ?? ((dev: Device) => dev.requesterId);
+  const masters = new Map<number, SmmuMaster>();
+  const log = opts.log ?? (() => {});
+
+  const masterOf = (dev: Device): SmmuMaster => {
+    const m = dev.iommuPriv as SmmuMaster | undefined;
+    if (!m || masters.get(m.sid) !== m) {
+      throw new ErrnoError("ENODEV", "arm_smmu_probe_device", "device not probed by this SMMU", { dev: dev.name });
+    }
+    return m;
+  };
+
+  const handleEventIrq = (): number => {
+    const { records, overflow } = smmu.drainEvents();
+    if (overflow) log(`arm-smmu-v3 ${smmu.name}: EVTQ overflow detected -- events lost`);
+    for (const r of records) {
+      const [d0, d1, d2] = r as [bigint, bigint, bigint, bigint];
+      const id = Number(d0 & 0xffn);
+      log(`arm-smmu-v3 ${smmu.name}: event 0x${id.toString(16).padStart(2, "0")} received:`);
+      for (const d of r) log(`arm-smmu-v3 ${smmu.name}: \t0x${d.toString(16).padStart(16, "0")}`);
+      const m = masters.get(Number(d0 >> EVTF.SID_SHIFT));
+      const dom = m?.domain;
+      if (m && dom && dom.stage !== "bypass") {
+        dom.ctx.reportFault(m.dev, d2, (d1 & EVTF.RNW) !== 0n ? IOMMU_FAULT_READ : IOMMU_FAULT_WRITE);
+      }
+    }
+    return records.length;
+  };
+
+  return Object.freeze({
+    name: "arm-smmu-v3",
+    pgsizeBitmap: f.pgsizeBitmap,
+    features: f,
+    handleEventIrq,
+
+    probeDevice(dev: Device): void {
+      const sid = streamIdOf(dev);
+      if (sid === null)
+        throw new ErrnoError("ENODEV", "arm_smmu_probe_device", "device not behind this SMMU", { dev: dev.name });
+      const existing = masters.get(sid);
+      if (existing?.dev === dev) return;
+      if (existing) throw new ErrnoError("EBUSY", "arm_smmu_insert_master", "stream id already in use", { sid });
+      if (sid < 0 || sid >= 2 ** f.sidBits) {
+        throw new ErrnoError("ERANGE", "arm_smmu_probe_device", "stream id beyond IDR1.SIDSIZE", {
+          sid,
+          sidBits: f.sidBits,
+        });
+      }
+      smmu.ensureSte(sid);
+      const master: SmmuMaster = { dev, sid, domain: null };
+      masters.set(sid, master);
+      dev.iommuPriv = master;
+    },
+
+    releaseDevice(dev: Device): void {
+      const m = masterOf(dev);
+      m.domain?.detach(m);
+      // Back to abort: the stream is no longer ours.
+      smmu.writeSte(m.sid, [1n]);
+      masters.delete(m.sid);
+      dev.iommuPriv = undefined;
+    },
+
+    deviceGroup(dev: Device): string {
+      const m = masterOf(dev);
+      // pci_device_group: ACS-isolated functions each get a group; platform devices get their own.
+      return dev.bus === "pci" ? `pci:${m.sid}` : `platform:${dev.name}`;
+    },
+
+    domainAlloc(type: DomainType, ctx: DomainAllocContext): DriverDomain | null {
+      // 6.1 arm_smmu_domain_alloc: UNMANAGED, DMA, DMA_FQ and IDENTITY; no blocked domain.
+      if (type === "blocked") return null;
+      try {
+        return new SmmuDomain({ smmu, type, ctx, stage, pageShift });
+      } catch (e) {
+        if (e instanceof ErrnoError) return null;
+        throw e;
+      }
+    },
+
+    getResvRegions(dev: Device): ResvRegion[] {
+      return smmuResvRegions(dev, masterOf(dev).sid, opts);
+    },
+
+    capable(_dev: Device, cap: IommuCap): boolean {
+      // arm_smmu_capable (6.1): coherent walks give CACHE_COHERENCY; XN is always expressible.
+      if (cap === "CACHE_COHERENCY") return f.coherent;
+      return cap === "NOEXEC";
+    },
+  } satisfies ArmSmmuV3Ops);
+}
