@@ -140,7 +140,10 @@ export class BoardSys implements ProbeSys {
 
   write32(addr: bigint, v: number): void {
     const b = this.bar(addr);
-    if (b) return b.m.write32(b.off, v >>> 0);
+    if (b) {
+      b.m.write32(b.off, v >>> 0);
+      return;
+    }
     const x = new Uint8Array(4);
     new DataView(x.buffer).setUint32(0, v >>> 0, true);
     this.poke(addr, x);
@@ -154,7 +157,10 @@ export class BoardSys implements ProbeSys {
 
   write64(addr: bigint, v: bigint): void {
     const b = this.bar(addr);
-    if (b) return b.m.write64(b.off, v);
+    if (b) {
+      b.m.write64(b.off, v);
+      return;
+    }
     const x = new Uint8Array(8);
     new DataView(x.buffer).setBigUint64(0, v, true);
     this.poke(addr, x);
@@ -184,7 +190,8 @@ export class BoardSys implements ProbeSys {
     if (!e) return fail(EBADF);
     this.fds.delete(fd);
     if (e.kind === "device") e.h.close();
-    else if (e.kind === "group" || e.kind === "container") e.kind === "group" ? e.g.close?.() : e.c.close?.();
+    else if (e.kind === "group") e.g.close?.();
+    else if (e.kind === "container") e.c.close?.();
     return ok();
   }
 
@@ -257,7 +264,7 @@ export class BoardSys implements ProbeSys {
       case U.VFIO_GROUP_SET_CONTAINER: {
         const fd = new DataView(this.peek(arg, 4).buffer).getInt32(0, true);
         const target = this.fds.get(fd);
-        if (!target || target.kind !== "container") return fail(EBADF);
+        if (target?.kind !== "container") return fail(EBADF);
         return fromKernel(e.g.setContainer(target.c));
       }
       case U.VFIO_GROUP_UNSET_CONTAINER:
@@ -324,7 +331,7 @@ export class BoardSys implements ProbeSys {
           if (fd < 0) eventfds.push(null);
           else {
             const ent = this.fds.get(fd);
-            if (!ent || ent.kind !== "eventfd") return fail(EBADF);
+            if (ent?.kind !== "eventfd") return fail(EBADF);
             eventfds.push(ent.e);
           }
         }
@@ -358,7 +365,9 @@ export class BoardSys implements ProbeSys {
     if (offset >> 40n !== BigInt(U.VFIO_PCI_CONFIG_REGION_INDEX)) return fail(EINVAL);
     const off = Number(offset & ((1n << 40n) - 1n));
     if (bytes.length === 2 && off % 2 === 0) h.configWrite(off, 2, bytes[0]! | (bytes[1]! << 8));
-    else bytes.forEach((b, i) => h.configWrite(off + i, 1, b));
+    else {
+      for (let i = 0; i < bytes.length; i++) h.configWrite(off + i, 1, bytes[i]!);
+    }
     return ok(bytes.length);
   }
 

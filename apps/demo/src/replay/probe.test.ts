@@ -51,7 +51,7 @@ class FakeSys implements ProbeSys {
     return out;
   }
   poke(addr: bigint, bytes: Uint8Array) {
-    bytes.forEach((b, i) => this.mem.set(addr + BigInt(i), b));
+    for (let i = 0; i < bytes.length; i++) this.mem.set(addr + BigInt(i), bytes[i]!);
   }
   read32() {
     return 0;
