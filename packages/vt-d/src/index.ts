@@ -1,1 +1,49 @@
-export {};
+export type { DeviceScope, DmarTable, Drhd, Rmrr } from "./driver/dmar-table.js";
+export { findDrhd, scopeCovers } from "./driver/dmar-table.js";
+export type { DmarFault, DmarUnitOptions } from "./driver/dmar-unit.js";
+export { DmarUnit, formatFault } from "./driver/dmar-unit.js";
+export type { DeviceDomainInfo, PgsizeBitmapMode } from "./driver/domain.js";
+export { ALL_SIZES_PGSIZE_BITMAP, pgsizeBitmapFor, VtdDomain } from "./driver/domain.js";
+export type { IrteTarget, MsiAllocation, MsiMessage } from "./driver/irq-remapping.js";
+export {
+  allocQ35BootIoapicEntries,
+  composeRemappableMsi,
+  IrqRemapping,
+  MSI_ADDR_BASE,
+  Q35_IOAPIC_SOURCE_ID,
+} from "./driver/irq-remapping.js";
+export type { IntelIommuDriver, IntelIommuDriverOptions, IrqRemapper } from "./driver/ops.js";
+export { createIntelIommuDriver } from "./driver/ops.js";
+export type { PteRef, SuperpageUnmap } from "./driver/pgtable.js";
+export { SecondLevelTable } from "./driver/pgtable.js";
+export { deviceHasRmrr, intelResvRegions, rmrrIsRelaxable } from "./driver/resv-regions.js";
+export type { FaultRecord } from "./hw/fault-recording.js";
+export { FaultRecorder } from "./hw/fault-recording.js";
+export type { DeliveredInterrupt, InterruptDecode, IrState } from "./hw/interrupt-remapping.js";
+export { decodeInterrupt } from "./hw/interrupt-remapping.js";
+export type { CachedContext, IotlbEntry } from "./hw/iotlb.js";
+export { ContextCache, Iotlb } from "./hw/iotlb.js";
+export {
+  CAP,
+  CCMD,
+  CTX,
+  ECAP,
+  FAULT,
+  FECTL,
+  FRCD,
+  FSTS,
+  faultReasonText,
+  GCMD,
+  GSTS,
+  INTERRUPT_WINDOW_END,
+  INTERRUPT_WINDOW_START,
+  IOTLB,
+  IRTA,
+  PTE,
+  QEMU_FRCD_OFFSET,
+  QEMU_IOTLB_OFFSET,
+  QI,
+  REG,
+} from "./hw/regs.js";
+export type { VtdHardwareOptions, VtdStats } from "./hw/vtd-hardware.js";
+export { createVtdHardware, VtdHardware } from "./hw/vtd-hardware.js";

@@ -1,0 +1,253 @@
+/**
+ * A VT-d paging domain (`struct dmar_domain`, legacy mode): one second-level table shared by every unit the
+ * domain is attached to, a domain id per unit, and the map/unmap/flush rules of Linux 6.1 intel/iommu.c.
+ */
+import {
+  type Device,
+  type DomainGeometry,
+  type DomainType,
+  type DriverDomain,
+  ErrnoError,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  type IotlbGather,
+  type MapPagesResult,
+  type PageAllocator,
+  type PhysicalMemory,
+} from "@iommu/core";
+import { PTE } from "../hw/regs.js";
+import type { DmarUnit } from "./dmar-unit.js";
+import { SecondLevelTable, type SuperpageUnmap } from "./pgtable.js";
+
+const SZ_4K = 1n << 12n;
+const SZ_2M = 1n << 21n;
+const SZ_1G = 1n << 30n;
+
+/** Page-size bitmaps VT-d has advertised (reference §5.2). */
+export type PgsizeBitmapMode =
+  /** ≥ 5.15 (and 6.1): 4 KiB | the superpages the hardware has (`domain_super_pgsize_bitmap`). */
+  | "linux-6.1"
+  /** Older kernels: INTEL_IOMMU_PGSIZES = ~0xfff, every power of two from 4 KiB. */
+  | "all-sizes";
+
+export const ALL_SIZES_PGSIZE_BITMAP = 0xfffffffffffff000n;
+
+export interface DomainEnv {
+  readonly memory: PhysicalMemory;
+  readonly alloc: PageAllocator;
+  /** Resolve the unit and source id serving a device (null = not ours). */
+  readonly unitOf: (dev: Device) => { unit: DmarUnit; sid: number } | null;
+  readonly rmrrLocked: (dev: Device) => boolean;
+  readonly superpageUnmap: SuperpageUnmap;
+  readonly pgsizeMode: PgsizeBitmapMode;
+}
+
+/** Per-device driver state (`struct device_domain_info`), kept in `dev.iommuPriv`. */
+export interface DeviceDomainInfo {
+  readonly unit: DmarUnit;
+  readonly sid: number;
+  domain: VtdDomain | null;
+}
+
+export function pgsizeBitmapFor(mode: PgsizeBitmapMode, superpage: number): bigint {
+  if (mode === "all-sizes") return ALL_SIZES_PGSIZE_BITMAP;
+  return SZ_4K | (superpage >= 1 ? SZ_2M : 0n) | (superpage >= 2 ? SZ_1G : 0n);
+}
+
+export class VtdDomain implements DriverDomain {
+  readonly pgsizeBitmap: bigint;
+  readonly geometry: DomainGeometry;
+  /** Guest address width (bits): the aperture is [0, 2^gaw - 1]. */
+  readonly gaw: number;
+  readonly agaw: number;
+  readonly table: SecondLevelTable | null;
+  /** Highest iova + size mapped so far (`max_addr`). */
+  maxAddr = 0n;
+  /** Set by enforce_cache_coherency: new PTEs carry SNP. */
+  private setPteSnp = false;
+  private forceSnooping = false;
+  readonly devices = new Set<Device>();
+  /** unit → [domain id, attached device count] (`iommu_array`). */
+  readonly dids = new Map<DmarUnit, { did: number; refs: number }>();
+
+  constructor(
+    private readonly env: DomainEnv,
+    readonly type: DomainType,
+    units: readonly DmarUnit[],
+  ) {
+    // One table for all units: the smallest agaw and superpage support among them (domain_update_iommu_cap).
+    this.agaw = Math.min(...units.map((u) => u.agaw));
+    this.gaw = Math.min(...units.map((u) => u.width));
+    const superpage = Math.min(...units.map((u) => u.superpage));
+    this.pgsizeBitmap = pgsizeBitmapFor(env.pgsizeMode, superpage);
+    this.geometry = { apertureStart: 0n, apertureEnd: (1n << BigInt(this.gaw)) - 1n, forceAperture: true };
+    this.table = type !== "identity" ? new SecondLevelTable(env.memory, env.alloc, this.agaw + 2, superpage) : null;
+  }
+
+  // ---- attach ----------------------------------------------------------------------------------
+
+  /** `intel_iommu_attach_device`. */
+  attachDev(dev: Device): void {
+    const info = dev.iommuPriv as DeviceDomainInfo | undefined;
+    if (!info) throw new ErrnoError("ENODEV", "intel_iommu_attach_device", "device not probed by intel-iommu", { dev: dev.name });
+    if (this.type === "unmanaged" && this.env.rmrrLocked(dev)) {
+      throw new ErrnoError(
+        "EPERM",
+        "intel_iommu_attach_device",
+        "Device is ineligible for IOMMU domain attach due to platform RMRR requirement.",
+        { dev: dev.name },
+      );
+    }
+    const { unit, sid } = info;
+    if (this.forceSnooping && !unit.hasSnoopControl) {
+      throw new ErrnoError("EOPNOTSUPP", "prepare_domain_attach_device", "domain forces snooping, unit has no SC", { dev: dev.name });
+    }
+    if (this.maxAddr > 1n << BigInt(unit.width)) {
+      throw new ErrnoError("EFAULT", "prepare_domain_attach_device", "iommu width is not sufficient for the mapped address", {
+        width: unit.width,
+        maxAddr: this.maxAddr,
+      });
+    }
+    let d = this.dids.get(unit);
+    const fresh = !d;
+    if (!d) d = { did: unit.allocDomainId(), refs: 0 };
+    // Leave the previous domain first (device_block_translation).
+    if (info.domain) info.domain.detachDev(dev);
+    else if (unit.contextPresent(sid)) unit.clearContext(sid);
+    if (fresh) this.dids.set(unit, d);
+    d.refs++;
+    unit.mapContext(sid, d.did, this.table ? this.table.root : null, this.agaw);
+    info.domain = this;
+    this.devices.add(dev);
+  }
+
+  /** `dmar_remove_one_dev_info`: clear the context entry and drop the unit's domain id with the last device. */
+  detachDev(dev: Device): void {
+    const info = dev.iommuPriv as DeviceDomainInfo | undefined;
+    if (!info || info.domain !== this) return;
+    info.unit.clearContext(info.sid);
+    this.devices.delete(dev);
+    info.domain = null;
+    const d = this.dids.get(info.unit);
+    if (d && --d.refs === 0) {
+      info.unit.freeDomainId(d.did);
+      this.dids.delete(info.unit);
+    }
+  }
+
+  // ---- map / unmap ------------------------------------------------------------------------------
+
+  /** `intel_iommu_map_pages`. */
+  mapPages(iova: bigint, paddr: bigint, pgsize: bigint, pgcount: number, prot: number): MapPagesResult {
+    const op = "intel_iommu_map_pages";
+    const t = this.table;
+    if (!t) return { mapped: 0n, error: new ErrnoError("EINVAL", op, "not a paging domain", {}) };
+    if (this.env.pgsizeMode === "linux-6.1" && pgsize !== SZ_4K && pgsize !== SZ_2M && pgsize !== SZ_1G) {
+      return { mapped: 0n, error: new ErrnoError("EINVAL", op, "page size is not 4K, 2M or 1G", { pgsize }) };
+    }
+    if (pgsize < SZ_4K || (pgsize & (pgsize - 1n)) !== 0n || ((iova | paddr) & (pgsize - 1n)) !== 0n) {
+      return { mapped: 0n, error: new ErrnoError("EINVAL", op, "iova or paddr not aligned to the page size", { iova, paddr, pgsize }) };
+    }
+    const size = pgsize * BigInt(pgcount);
+    if ((prot & (IOMMU_READ | IOMMU_WRITE)) === 0) {
+      return { mapped: 0n, error: new ErrnoError("EINVAL", "__domain_mapping", "neither read nor write", { prot }) };
+    }
+    const maxAddr = iova + size;
+    if (maxAddr > 1n << BigInt(this.gaw)) {
+      return {
+        mapped: 0n,
+        error: new ErrnoError("EFAULT", "intel_iommu_map", "iommu width is not sufficient for the mapped address", {
+          gaw: this.gaw,
+          maxAddr,
+        }),
+      };
+    }
+    const attr =
+      (prot & IOMMU_READ ? PTE.R : 0n) | (prot & IOMMU_WRITE ? PTE.W : 0n) | (this.setPteSnp ? PTE.SNP : 0n);
+    const pages = Number(size >> 12n);
+    const r = t.map(Number(iova >> 12n), Number(paddr >> 12n), pages, attr, (pfn, n) => this.flushPages(pfn, n, false));
+    if (r.nomem) {
+      const mapped = BigInt(r.done) << 12n;
+      if (iova + mapped > this.maxAddr) this.maxAddr = iova + mapped;
+      return { mapped, error: new ErrnoError("ENOMEM", "__domain_mapping", "out of page-table memory", { iova }) };
+    }
+    if (maxAddr > this.maxAddr) this.maxAddr = maxAddr;
+    return { mapped: size, error: null };
+  }
+
+  /**
+   * `intel_iommu_unmap`: the size grows to the level of the entry found at `iova` (a superpage, or a
+   * non-present entry of a higher level), so VT-d never reports 0 for a hole inside its width.
+   */
+  unmapPages(iova: bigint, pgsize: bigint, pgcount: number, gather: IotlbGather): bigint {
+    const t = this.table;
+    if (!t) return 0n;
+    let size = pgsize * BigInt(pgcount);
+    const pfn = Number(iova >> 12n);
+    if (iova >> BigInt(this.gaw) !== 0n || pfn >= t.pfnLimit) return 0n;
+    const found = t.lookup(pfn);
+    const levelSize = 1n << BigInt(12 + 9 * (found.level - 1));
+    const isSuperpage = (found.value & 3n) !== 0n && found.level > 1;
+    if (size < levelSize && !(isSuperpage && this.env.superpageUnmap === "split")) size = levelSize;
+    const last = Number((iova + size - 1n) >> 12n);
+    t.clearRange(pfn, Math.min(last, t.pfnLimit - 1), this.env.superpageUnmap);
+    if (this.maxAddr === iova + size) this.maxAddr = iova;
+    if (iova < gather.start) gather.start = iova;
+    if (iova + size - 1n > gather.end) gather.end = iova + size - 1n;
+    if (gather.pgsize === 0n) gather.pgsize = pgsize;
+    return size;
+  }
+
+  iovaToPhys(iova: bigint): bigint {
+    const t = this.table;
+    if (!t) return iova;
+    const pfn = Number(iova >> 12n);
+    if (iova >> BigInt(this.gaw) !== 0n) return 0n;
+    const e = t.lookup(pfn);
+    if ((e.value & 3n) === 0n) return 0n;
+    const mask = (1n << BigInt(12 + 9 * (e.level - 1))) - 1n;
+    return (e.value & PTE.ADDR_MASK) + (iova & mask);
+  }
+
+  /** `intel_iommu_iotlb_sync_map` → `__mapping_notify_one`: only caching-mode hardware needs a flush. */
+  iotlbSyncMap(iova: bigint, size: bigint): void {
+    for (const [unit, d] of this.dids) {
+      if (unit.cachingMode) unit.flushIotlbPages(d.did, Number(iova >> 12n), Number((size + 0xfffn) >> 12n), false);
+    }
+  }
+
+  /** `intel_iommu_tlb_sync`: page-selective flush of what was unmapped, then free the table pages. */
+  iotlbSync(gather: IotlbGather): void {
+    if (gather.start <= gather.end) {
+      const pfn = Number(gather.start >> 12n);
+      const pages = Number(((gather.end - gather.start + 1n + 0xfffn) >> 12n) || 1n);
+      this.flushPages(pfn, pages, this.table !== null && this.table.freelist.length === 0);
+    }
+    this.table?.drainFreelist();
+  }
+
+  /** `intel_flush_iotlb_all`: domain-selective flush on every unit. */
+  flushIotlbAll(): void {
+    for (const [unit, d] of this.dids) unit.flushIotlbDomain(d.did);
+    this.table?.drainFreelist();
+  }
+
+  private flushPages(pfn: number, pages: number, ih: boolean): void {
+    for (const [unit, d] of this.dids) unit.flushIotlbPages(d.did, pfn, pages, ih);
+  }
+
+  /** `intel_iommu_enforce_cache_coherency`: only when every attached unit has snoop control. */
+  enforceCacheCoherency(): boolean {
+    if (this.forceSnooping) return true;
+    for (const unit of this.dids.keys()) if (!unit.hasSnoopControl) return false;
+    this.setPteSnp = true;
+    this.forceSnooping = true;
+    return true;
+  }
+
+  /** `domain_exit`: every table back to the allocator. */
+  free(): void {
+    for (const dev of [...this.devices]) this.detachDev(dev);
+    this.table?.destroy();
+  }
+}

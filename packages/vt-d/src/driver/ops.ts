@@ -1,0 +1,267 @@
+/**
+ * `intel_iommu_ops` for Linux 6.1 in legacy (non-scalable) mode: the driver the core calls, built over
+ * the DMAR units the firmware table describes. Units are programmed through their registers when the
+ * driver is created (`intel_iommu_init` → `init_dmars`), so the hardware models must be mapped first.
+ */
+import {
+  type Device,
+  type DomainType,
+  type DriverDomain,
+  ErrnoError,
+  type IommuCap,
+  type IommuOps,
+  type PageAllocator,
+  type PhysicalMemory,
+  PciDevice,
+  type ResvRegion,
+} from "@iommu/core";
+import { findDrhd, type DmarTable } from "./dmar-table.js";
+import { DmarUnit } from "./dmar-unit.js";
+import { type DeviceDomainInfo, type PgsizeBitmapMode, pgsizeBitmapFor, VtdDomain } from "./domain.js";
+import { allocQ35BootIoapicEntries, IrqRemapping, Q35_IOAPIC_SOURCE_ID } from "./irq-remapping.js";
+import type { SuperpageUnmap } from "./pgtable.js";
+import { deviceHasRmrr, intelResvRegions, rmrrIsRelaxable } from "./resv-regions.js";
+
+export interface IntelIommuDriverOptions {
+  readonly memory: PhysicalMemory;
+  /** Frames for root/context/page tables, the invalidation queue and the IR table. */
+  readonly pageAllocator: PageAllocator;
+  readonly dmar: DmarTable;
+  /** Page-size bitmap generation (default "linux-6.1": 4K | 2M | 1G on QEMU). */
+  readonly pgsizeBitmap?: PgsizeBitmapMode;
+  /** Partial superpage unmap (default "whole", as Linux 6.1). */
+  readonly superpageUnmap?: SuperpageUnmap;
+  /** Enable interrupt remapping when the units have it (`intremap=on`; default true). */
+  readonly interruptRemapping?: boolean;
+  /** Use queued invalidation (Linux does once IR is on; default true). Register commands otherwise. */
+  readonly queuedInvalidation?: boolean;
+  /** log2 of IR table entries (default 16: INTR_REMAP_TABLE_ENTRIES = 65536). */
+  readonly irtOrder?: number;
+  /** x2APIC extended interrupt mode (QEMU TCG q35 runs Linux in x2APIC; default true). */
+  readonly eim?: boolean;
+  /** CONFIG_INTEL_IOMMU_FLOPPY_WA (default true). */
+  readonly floppyWorkaround?: boolean;
+  /** `dmar_platform_optin()` (IOMMU_CAP_PRE_BOOT_PROTECTION). Default false. */
+  readonly platformOptIn?: boolean;
+  /**
+   * Take the IRTEs Linux takes at boot for the 15 ISA IOAPIC pins (indices 0-14 of the first unit with
+   * IR; see irq-remapping.ts). Default true, as on every PC with a standard MADT.
+   */
+  readonly isaIoapicEntries?: boolean;
+}
+
+/** The x86 MSI/INTx side the board's irq glue calls (intel_irq_remapping as the MSI parent domain). */
+export interface IrqRemapper {
+  /**
+   * Enable MSI for `dev`: an IRTE delivering `vector` to `destination`, and the remappable-format
+   * message for the device's capability. A device gets its INTx entry first if it has none, because
+   * vfio-pci enables the device (pci_enable_device maps its INTx GSI) before MSI.
+   */
+  alloc(dev: Device, vector: number, destination?: number): { address: bigint; data: number; index: number };
+  /** Disable MSI: free the device's MSI IRTE (its INTx entry stays while the device is enabled). */
+  free(dev: Device): void;
+  /** pci_enable_device: the device's INTx pin gets an IOAPIC IRTE. Returns its index. */
+  enableIntx(dev: Device, vector?: number): number;
+  /** pci_disable_device: the INTx IRTE goes. */
+  disableIntx(dev: Device): void;
+}
+
+/** What `createIntelIommuDriver` gives the host. */
+export interface IntelIommuDriver {
+  readonly ops: IommuOps;
+  readonly units: readonly DmarUnit[];
+  /** Interrupt remapping per unit (null when off); the board's irq glue allocates MSIs here. */
+  readonly irqRemapping: readonly (IrqRemapping | null)[];
+  /** The unit serving a device, or null. */
+  unitFor(dev: Device): DmarUnit | null;
+  /** The IR instance for a device's unit (throws ENODEV when none). */
+  irqRemappingFor(dev: Device): IrqRemapping;
+  /** `dmar_fault` for unit `i`: the board wires each unit's fault event here. */
+  handleFault(i: number): void;
+  /** Kernel log lines from every unit, in order (fault reports). */
+  drainLog(): string[];
+  /** The MSI/INTx remapping door for the board's irq glue. */
+  readonly irq: IrqRemapper;
+}
+
+export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIommuDriver {
+  const memory = opts.memory;
+  const alloc = opts.pageAllocator;
+  const irOn = opts.interruptRemapping ?? true;
+  const units = opts.dmar.drhds.map(
+    (d, i) =>
+      new DmarUnit({
+        memory,
+        alloc,
+        registerBase: d.registerBase,
+        seqId: i,
+        queuedInvalidation: opts.queuedInvalidation ?? true,
+        interruptRemapping: irOn,
+        irtOrder: opts.irtOrder ?? 16,
+        eim: opts.eim ?? true,
+      }),
+  );
+  const irqRemapping = units.map((u) => (u.irEnabled ? new IrqRemapping(u) : null));
+  const bootIr = irqRemapping.find((r) => r !== null);
+  if (bootIr && (opts.isaIoapicEntries ?? true)) allocQ35BootIoapicEntries(bootIr, Q35_IOAPIC_SOURCE_ID);
+  // irq_remapping_enabled: every unit must remap for the kernel to turn IR on.
+  const irqRemappingEnabled = units.length > 0 && irqRemapping.every((r) => r !== null);
+  const pgsizeMode = opts.pgsizeBitmap ?? "linux-6.1";
+  const superpage = Math.min(...units.map((u) => u.superpage));
+  const logCursor = units.map(() => 0);
+
+  const unitOf = (dev: Device): { unit: DmarUnit; sid: number } | null => {
+    const i = findDrhd(opts.dmar, dev);
+    const unit = i >= 0 ? units[i] : undefined;
+    return unit ? { unit, sid: dev.requesterId & 0xffff } : null;
+  };
+  // device_is_rmrr_locked: an RMRR names the device and it is not USB/graphics.
+  const rmrrLocked = (dev: Device) => deviceHasRmrr(opts.dmar, dev) && !rmrrIsRelaxable(dev);
+  const env = { memory, alloc, unitOf, rmrrLocked, superpageUnmap: opts.superpageUnmap ?? "whole", pgsizeMode } as const;
+  const devicesBySid = new Map<string, Device>();
+  const sidKey = (unit: DmarUnit, sid: number) => `${unit.name}:${sid}`;
+  const faultSinks = new Map<VtdDomain, (dev: Device, iova: bigint, flags: number) => number>();
+
+  const ops = {
+    name: "intel-iommu",
+    pgsizeBitmap: pgsizeBitmapFor(pgsizeMode, superpage),
+
+    probeDevice(dev: Device): void {
+      const u = unitOf(dev);
+      if (!u) throw new ErrnoError("ENODEV", "intel_iommu_probe_device", "no DMAR unit serves this device", { dev: dev.name });
+      const info: DeviceDomainInfo = { unit: u.unit, sid: u.sid, domain: null };
+      dev.iommuPriv = info;
+      devicesBySid.set(sidKey(u.unit, u.sid), dev);
+    },
+
+    releaseDevice(dev: Device): void {
+      const info = dev.iommuPriv as DeviceDomainInfo | undefined;
+      if (!info) return;
+      if (info.domain) info.domain.detachDev(dev);
+      else if (info.unit.contextPresent(info.sid)) info.unit.clearContext(info.sid);
+      devicesBySid.delete(sidKey(info.unit, info.sid));
+      dev.iommuPriv = undefined;
+    },
+
+    /** pci_device_group without ACS/alias quirks: on q35's root bus every function is its own group. */
+    deviceGroup(dev: Device): string {
+      if (dev instanceof PciDevice) return `pci:${dev.segment}:${dev.requesterId}`;
+      return `dev:${dev.name}`;
+    },
+
+    defDomainType(_dev: Device): DomainType | undefined {
+      // device_def_domain_type: identity only for gfx/azalia quirks (off by default); the core decides.
+      return undefined;
+    },
+
+    domainAlloc(type: DomainType, ctx): DriverDomain | null {
+      if (units.length === 0) return null;
+      if (type === "DMA" || type === "DMA-FQ" || type === "unmanaged") {
+        let d: VtdDomain;
+        try {
+          d = new VtdDomain(env, type, units);
+        } catch (e) {
+          if (e instanceof RangeError) return null;
+          throw e;
+        }
+        faultSinks.set(d, (dev, iova, flags) => ctx.reportFault(dev, iova, flags));
+        return d;
+      }
+      if (type === "identity") {
+        // si_domain with hardware pass-through: context entries with TT=2, no page table.
+        const d = new VtdDomain(env, "identity", units);
+        return {
+          pgsizeBitmap: d.pgsizeBitmap,
+          geometry: d.geometry,
+          attachDev: (dev) => d.attachDev(dev),
+          free: () => d.free(),
+        };
+      }
+      return null;
+    },
+
+    getResvRegions(dev: Device): ResvRegion[] {
+      return intelResvRegions(opts.dmar, dev, { floppyWorkaround: opts.floppyWorkaround ?? true });
+    },
+
+    /** intel_iommu_capable (6.1): CACHE_COHERENCY is always true; INTR_REMAP is irq_remapping_enabled. */
+    capable(_dev: Device, cap: IommuCap): boolean {
+      if (cap === "CACHE_COHERENCY") return true;
+      if (cap === "INTR_REMAP") return irqRemappingEnabled;
+      if (cap === "PRE_BOOT_PROTECTION") return opts.platformOptIn ?? false;
+      return false;
+    },
+  } satisfies IommuOps;
+
+  const irqOf = (dev: Device): IrqRemapping => {
+    const u = unitOf(dev);
+    const i = u ? units.indexOf(u.unit) : -1;
+    const ir = i >= 0 ? irqRemapping[i] : null;
+    if (!ir) throw new ErrnoError("ENODEV", "map_dev_to_ir", "no interrupt remapping for this device", { dev: dev.name });
+    return ir;
+  };
+  const msiIrte = new Map<Device, number>();
+  const intxIrte = new Map<Device, number>();
+  const irq: IrqRemapper = {
+    enableIntx(dev, vector = 0x30) {
+      const have = intxIrte.get(dev);
+      if (have !== undefined) return have;
+      const index = irqOf(dev).allocIoapicEntry(Q35_IOAPIC_SOURCE_ID, vector, 1);
+      intxIrte.set(dev, index);
+      return index;
+    },
+    disableIntx(dev) {
+      const index = intxIrte.get(dev);
+      if (index === undefined) return;
+      irqOf(dev).freeIrte(index);
+      intxIrte.delete(dev);
+    },
+    alloc(dev, vector, destination = 0) {
+      const ir = irqOf(dev);
+      if (!intxIrte.has(dev)) irq.enableIntx(dev);
+      const old = msiIrte.get(dev);
+      if (old !== undefined) ir.freeIrte(old);
+      const a = ir.allocMsi(dev, vector, destination, 1);
+      msiIrte.set(dev, a.index);
+      const m = a.messages[0] as { addressLo: number; addressHi: number; data: number };
+      return { address: (BigInt(m.addressHi) << 32n) | BigInt(m.addressLo), data: m.data, index: a.index };
+    },
+    free(dev) {
+      const index = msiIrte.get(dev);
+      if (index === undefined) return;
+      irqOf(dev).freeIrte(index);
+      msiIrte.delete(dev);
+    },
+  };
+
+  return {
+    irq,
+    ops: Object.freeze(ops),
+    units,
+    irqRemapping,
+    unitFor: (dev) => unitOf(dev)?.unit ?? null,
+    irqRemappingFor: irqOf,
+    handleFault(i: number): void {
+      const unit = units[i];
+      if (!unit) return;
+      for (const f of unit.handleFault()) {
+        if (f.interrupt) continue;
+        // 6.1's dmar_fault only logs; we also report upward so a domain's fault handler can see it.
+        const dev = devicesBySid.get(sidKey(unit, f.sourceId));
+        const info = dev?.iommuPriv as DeviceDomainInfo | undefined;
+        const sink = info?.domain ? faultSinks.get(info.domain) : undefined;
+        if (dev && sink) sink(dev, f.addr, f.isRead ? 0 : 1);
+      }
+    },
+    drainLog(): string[] {
+      const out: string[] = [];
+      units.forEach((u, i) => {
+        out.push(...u.log.slice(logCursor[i]));
+        logCursor[i] = u.log.length;
+      });
+      return out;
+    },
+  };
+}
+
+export { deviceHasRmrr, rmrrIsRelaxable };

@@ -1,0 +1,120 @@
+/**
+ * The hardware's translation caches: the context cache (requester id → decoded context entry) and the
+ * IOTLB (domain id + page at a level → output page and rights). They are filled by walks and only
+ * emptied by invalidation commands, so a driver that forgets to invalidate sees stale translations,
+ * as on a real machine. Full caches are dropped whole, as QEMU does (VTD_IOTLB_MAX_SIZE).
+ */
+
+/** A decoded, present context entry. */
+export interface CachedContext {
+  readonly did: number;
+  /** Translation type: 0 multi-level, 1 device-IOTLB, 2 pass-through. */
+  readonly tt: number;
+  /** Second-level table root (physical). */
+  readonly root: bigint;
+  /** Page-table levels (3, 4 or 5). */
+  readonly levels: number;
+  /** Input address width in bits (39, 48 or 57). */
+  readonly width: number;
+  /** Fault processing disabled: faults are not recorded. */
+  readonly fpd: boolean;
+}
+
+export interface IotlbEntry {
+  /** Output address of the page (aligned to its size). */
+  readonly phys: bigint;
+  /** 1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB. */
+  readonly level: number;
+  /** Effective R (bit 0) / W (bit 1) rights, ANDed over the walk. */
+  readonly perm: number;
+}
+
+/** pfn's tag at a level: the pfn shifted to the page of that level, with the level in the low 2 bits. */
+function tag(pfn: number, level: number): number {
+  return Math.floor(pfn / 2 ** (9 * (level - 1))) * 4 + level;
+}
+
+export class ContextCache {
+  private readonly map = new Map<number, CachedContext>();
+  constructor(private readonly capacity: number) {}
+
+  get(sid: number): CachedContext | undefined {
+    return this.map.get(sid);
+  }
+  set(sid: number, ctx: CachedContext): void {
+    if (this.map.size >= this.capacity) this.map.clear();
+    this.map.set(sid, ctx);
+  }
+  invalidateAll(): void {
+    this.map.clear();
+  }
+  invalidateDomain(did: number): void {
+    for (const [sid, c] of this.map) if (c.did === did) this.map.delete(sid);
+  }
+  /** Device-selective: `fm` masks the low bits of the function number (0 = exact, 3 = all 8 functions). */
+  invalidateDevice(sid: number, fm: number): void {
+    const mask = fm === 0 ? 0xffff : fm === 1 ? 0xfffb : fm === 2 ? 0xfff9 : 0xfff8;
+    for (const s of [...this.map.keys()]) if ((s & mask) === (sid & mask)) this.map.delete(s);
+  }
+  get size(): number {
+    return this.map.size;
+  }
+}
+
+export class Iotlb {
+  private readonly byDomain = new Map<number, Map<number, IotlbEntry>>();
+  private count = 0;
+  constructor(private readonly capacity: number) {}
+
+  lookup(did: number, pfn: number): IotlbEntry | undefined {
+    const m = this.byDomain.get(did);
+    if (!m) return undefined;
+    return m.get(pfn * 4 + 1) ?? m.get(tag(pfn, 2)) ?? m.get(tag(pfn, 3));
+  }
+
+  insert(did: number, pfn: number, e: IotlbEntry): void {
+    if (this.count >= this.capacity) this.invalidateAll();
+    let m = this.byDomain.get(did);
+    if (!m) {
+      m = new Map();
+      this.byDomain.set(did, m);
+    }
+    const k = tag(pfn, e.level);
+    if (!m.has(k)) this.count++;
+    m.set(k, e);
+  }
+
+  invalidateAll(): void {
+    this.byDomain.clear();
+    this.count = 0;
+  }
+
+  invalidateDomain(did: number): void {
+    const m = this.byDomain.get(did);
+    if (m) {
+      this.count -= m.size;
+      this.byDomain.delete(did);
+    }
+  }
+
+  /** Page-selective: the 2^am pages from `pfn` (aligned down to 2^am); any entry overlapping them goes. */
+  invalidatePages(did: number, pfn: number, am: number): void {
+    const m = this.byDomain.get(did);
+    if (!m) return;
+    const n = 2 ** am;
+    const first = Math.floor(pfn / n) * n;
+    const last = first + n - 1;
+    for (const [k, e] of m) {
+      const span = 2 ** (9 * (e.level - 1));
+      const start = Math.floor(k / 4) * span;
+      if (start <= last && start + span - 1 >= first) {
+        m.delete(k);
+        this.count--;
+      }
+    }
+  }
+
+  get size(): number {
+    return this.count;
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Test helper: a small q35-like machine — RAM, a kernel page pool, one QEMU-like VT-d unit at
+ * 0xfed90000 (INCLUDE_PCI_ALL), the Intel driver over it, the core, a host bridge at 00:00.0 and edu-like
+ * endpoints at 00:01.0, 00:02.0, … whose DMA goes through the unit.
+ */
+import { Iommu, PageAllocator, PciDevice, PhysicalMemory } from "@iommu/core";
+import type { DmarTable } from "../driver/dmar-table.js";
+import { createIntelIommuDriver, type IntelIommuDriverOptions } from "../driver/ops.js";
+import type { DeliveredInterrupt } from "../hw/interrupt-remapping.js";
+import { createVtdHardware, type VtdHardwareOptions } from "../hw/vtd-hardware.js";
+
+export const DMAR_BASE = 0xfed90000n;
+export const POOL = { base: 0x1000000n, size: 0x4000000n };
+
+export interface Q35Options {
+  readonly hw?: Partial<Omit<VtdHardwareOptions, "memory" | "mmioBase">>;
+  readonly driver?: Partial<Omit<IntelIommuDriverOptions, "memory" | "pageAllocator" | "dmar">>;
+  readonly dmar?: Partial<DmarTable>;
+  readonly edus?: number;
+  readonly extra?: (memory: PhysicalMemory) => PciDevice[];
+  readonly probe?: boolean;
+}
+
+export function q35(o: Q35Options = {}) {
+  const memory = new PhysicalMemory();
+  memory.addRam(0n, 0x80000000n, "ram-below-4g");
+  memory.addRam(0x100000000n, 0x40000000n, "ram-above-4g");
+  const pool = new PageAllocator(memory, POOL.base, POOL.size);
+  const interrupts: DeliveredInterrupt[] = [];
+  const hw = createVtdHardware({
+    memory,
+    mmioBase: DMAR_BASE,
+    qemuQuirks: false,
+    ...o.hw,
+    onInterrupt: (irq) => interrupts.push(irq),
+  });
+  const driver = createIntelIommuDriver({
+    memory,
+    pageAllocator: pool,
+    dmar: { drhds: [{ registerBase: DMAR_BASE, includeAll: true }], rmrrs: [], ...o.dmar },
+    ...o.driver,
+  });
+  hw.onFaultEvent = () => driver.handleFault(0);
+  const hostBridge = new PciDevice(memory, { bus: 0, slot: 0, classCode: 0x060000, vendorId: 0x8086, deviceId: 0x29c0 });
+  const edus = Array.from({ length: o.edus ?? 1 }, (_, i) => new PciDevice(memory, { bus: 0, slot: i + 1, classCode: 0x00ff00 }));
+  const extra = o.extra?.(memory) ?? [];
+  const all = [hostBridge, ...edus, ...extra];
+  for (const d of all) d.upstream = hw;
+  const iommu = new Iommu({ defaultDomainType: "DMA-FQ" });
+  if (o.probe ?? true) for (const d of all) iommu.probeDevice(d, driver.ops);
+  return { memory, pool, hw, driver, iommu, hostBridge, edus, extra, interrupts, edu: edus[0] as PciDevice };
+}
