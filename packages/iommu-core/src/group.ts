@@ -14,8 +14,8 @@ export interface GroupHost {
 }
 
 export class IommuGroup {
-  /** Member devices in the order they joined (`group->devices`). */
-  readonly devices: Device[] = [];
+  /** Member devices in the order they joined (`group->devices`); changed only by the core. */
+  readonly devices: readonly Device[] = [];
   /** The core-owned DMA domain (DMA, DMA-FQ or identity); null if the driver gave none. */
   defaultDomain: IommuDomain | null = null;
   /** The domain every device of the group is attached to right now. */
@@ -46,4 +46,16 @@ export class IommuGroup {
     const d = this.defaultDomain;
     return `${d ? d.type : "unknown"}\n`;
   }
+}
+
+/** Core-only: append a device to a group's list (`iommu_group_add_device`). */
+export function groupAddDevice(group: IommuGroup, dev: Device): void {
+  (group.devices as Device[]).push(dev);
+}
+
+/** Core-only: drop a device from a group's list (`iommu_group_remove_device`). */
+export function groupRemoveDevice(group: IommuGroup, dev: Device): void {
+  const list = group.devices as Device[];
+  const i = list.indexOf(dev);
+  if (i >= 0) list.splice(i, 1);
 }

@@ -8,7 +8,7 @@ import { createDeviceDirectMappings } from "./direct-mappings.js";
 import { IommuDomain } from "./domain.js";
 import { ERRNO, ErrnoError } from "./errno.js";
 import { reportIommuFault } from "./fault.js";
-import { IommuGroup } from "./group.js";
+import { groupAddDevice, groupRemoveDevice, IommuGroup } from "./group.js";
 import type { DomainAllocContext, DomainType, IommuOps } from "./iommu-ops.js";
 import { iommuIovaToPhys, iommuMap, iommuUnmap } from "./map.js";
 import type { IommuCap } from "./prot.js";
@@ -74,10 +74,10 @@ export class Iommu {
       this.groupKeys.set(group, key);
     }
     dev.iommu = { ops, groupId: group.id, requireDirect: false };
-    group.devices.push(dev);
+    groupAddDevice(group, dev);
 
     const undo = (e: unknown): never => {
-      group.devices.splice(group.devices.indexOf(dev), 1);
+      groupRemoveDevice(group, dev);
       dev.iommu = null;
       if (!existing) this.releaseGroup(group);
       ops.releaseDevice?.(dev);
@@ -125,8 +125,7 @@ export class Iommu {
     state.ops.releaseDevice?.(dev);
     dev.iommu = null;
     if (!group) return;
-    const i = group.devices.indexOf(dev);
-    if (i >= 0) group.devices.splice(i, 1);
+    groupRemoveDevice(group, dev);
     if (group.devices.length === 0 && !group.owner) this.releaseGroup(group);
   }
 
