@@ -251,3 +251,24 @@ describe("capabilities and MSI isolation", () => {
     expect(new Iommu({ msiRemap: true }).msiRemap).toBe(true);
   });
 });
+
+describe("single-device attach and domain lookup", () => {
+  it("attachDevice works for a one-device group, EINVAL for bigger groups, ENODEV without a group", () => {
+    const memory = new PhysicalMemory();
+    const mock = createMockIommu({ deviceGroup: (d) => (d.name.endsWith("2.0") ? "solo" : "pair") });
+    const iommu = new Iommu();
+    const a = new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 });
+    const b = new PciDevice(memory, { bus: 0, slot: 1, fn: 1, classCode: 0 });
+    const c = new PciDevice(memory, { bus: 0, slot: 2, classCode: 0 });
+    const stray = new PciDevice(memory, { bus: 0, slot: 3, classCode: 0 });
+    for (const d of [a, b, c]) iommu.probeDevice(d, mock.ops);
+    const dom = iommu.domainAlloc(mock.ops, "unmanaged");
+    expect(errnoOf(() => iommu.attachDevice(dom, a))).toBe("EINVAL");
+    expect(errnoOf(() => iommu.attachDevice(dom, stray))).toBe("ENODEV");
+    iommu.attachDevice(dom, c);
+    expect(iommu.domainForDev(c)).toBe(dom);
+    expect(iommu.domainForDev(stray)).toBeNull();
+    iommu.detachDevice(dom, c);
+    expect(iommu.domainForDev(c)).toBe(iommu.groupOf(c)?.defaultDomain);
+  });
+});

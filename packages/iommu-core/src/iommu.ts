@@ -190,6 +190,34 @@ export class Iommu {
     this.setGroupDomain(group, domain);
   }
 
+  /**
+   * `iommu_attach_device`: attach a single-device group. ENODEV for a device without a group,
+   * EINVAL when its group has more than one device; otherwise as `attachGroup`.
+   */
+  attachDevice(domain: IommuDomain, dev: Device): void {
+    const group = this.groupOf(dev);
+    if (!group) throw new ErrnoError("ENODEV", "iommu_attach_device", `${dev.name} has no IOMMU group`, {});
+    if (group.devices.length !== 1) {
+      throw new ErrnoError("EINVAL", "iommu_attach_device", `group ${group.id} has ${group.devices.length} devices`, {
+        group: group.id,
+        devices: group.devices.length,
+      });
+    }
+    this.attachGroup(domain, group);
+  }
+
+  /** `iommu_detach_device`: only for the domain of a single-device group (else a no-op, where Linux WARNs). */
+  detachDevice(domain: IommuDomain, dev: Device): void {
+    const group = this.groupOf(dev);
+    if (!group || group.domain !== domain || group.devices.length !== 1) return;
+    this.setCoreDomain(group);
+  }
+
+  /** `iommu_get_domain_for_dev`: the domain the device's group uses now (null without one). */
+  domainForDev(dev: Device): IommuDomain | null {
+    return this.groupOf(dev)?.domain ?? null;
+  }
+
   /** `iommu_detach_group`: back to the core domain (blocking while owned, else the default domain). */
   detachGroup(_domain: IommuDomain, group: IommuGroup): void {
     this.setCoreDomain(group);

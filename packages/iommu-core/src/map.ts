@@ -8,6 +8,12 @@ import { emptyGather, type IotlbGather, isPagingDomain } from "./iommu-ops.js";
 import { iommuPgsize, minPageSize } from "./pgsize.js";
 
 const U64_MAX = (1n << 64n) - 1n;
+const MAX_PGCOUNT = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** The contract passes pgcount as a number: split absurdly long runs (> 2^53 pages) into several calls. */
+function pgcount(count: bigint): number {
+  return Number(count > MAX_PGCOUNT ? MAX_PGCOUNT : count);
+}
 
 function hex(v: bigint): string {
   return `0x${v.toString(16)}`;
@@ -50,7 +56,7 @@ export function iommuMap(domain: IommuDomain, iova: bigint, paddr: bigint, size:
     const { pgsize, count } = iommuPgsize(bitmap, cur, pa, left);
     let mapped: bigint;
     try {
-      const r = drv.mapPages(cur, pa, pgsize, Number(count), prot);
+      const r = drv.mapPages(cur, pa, pgsize, pgcount(count), prot);
       mapped = r.mapped;
       error = r.error;
     } catch (e) {
@@ -90,7 +96,7 @@ export function iommuUnmapFast(domain: IommuDomain, iova: bigint, size: bigint, 
   let cur = iova;
   while (unmapped < size) {
     const { pgsize, count } = iommuPgsize(bitmap, cur, cur, size - unmapped);
-    const n = drv.unmapPages(cur, pgsize, Number(count), gather);
+    const n = drv.unmapPages(cur, pgsize, pgcount(count), gather);
     if (n === 0n) break;
     cur += n;
     unmapped += n;
