@@ -1,2 +1,4 @@
-// iommu-demo: the CLI lands with issue #9.
-process.stdout.write("iommu-demo: boards and the VMM story are not built yet (issue #9)\n");
+// iommu-demo: the CLI entry point (bin of @iommu-sim/demo; `pnpm demo` runs it with no arguments).
+import { nodeIo, runCli } from "./cli/cli.js";
+
+process.exitCode = runCli(process.argv.slice(2), nodeIo());

@@ -56,13 +56,15 @@ export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boole
     { start: VIRT.PCIE_MMIO, length: VIRT.PCIE_MMIO_SIZE },
     { start: VIRT.HIGH_PCIE_MMIO, length: VIRT.HIGH_PCIE_MMIO_SIZE },
   ];
-  const hw = createSmmuV3Hardware({ memory, mmioBase: VIRT.SMMU, ias: 44, oas: 44, qemuQuirks: quirks });
+  const hw = createSmmuV3Hardware({ memory, mmioBase: VIRT.SMMU, oas: 44, streamIdBits: 16, qemuQuirks: quirks });
   const ops = createArmSmmuV3Driver({
     memory,
     mmioBase: VIRT.SMMU,
     pageAllocator: kernelPages,
     ...(variant.seed ? { seedHostBridgeWindows: hostBridgeWindows } : {}),
   });
+  // The SMMU's event queue interrupt (a wired SPI on virt) runs the driver's event handler.
+  hw.onEventIrq = () => ops.handleEventIrq();
   // The GICv3 ITS isolates MSIs by DeviceID: irq_domain_check_msi_remap() is true on this machine.
   const iommu = new Iommu({ defaultDomainType: "DMA", msiRemap: true });
 

@@ -3,7 +3,8 @@
  * core, user processes backed by the board's RAM, and the interrupt log.
  */
 import type { Iommu, PhysicalMemory } from "@iommu/core";
-import { Process, Vfio } from "@vfio/type1";
+import type { Process, Vfio } from "@vfio/type1";
+import * as type1 from "@vfio/type1";
 import type { EduDevice } from "../devices/edu.js";
 import type { MsiGlue } from "../host/msi-glue.js";
 import { VfioPciHost } from "../host/vfio-pci.js";
@@ -31,29 +32,39 @@ export interface HostParts {
 
 export function assembleHost(p: HostParts): Board {
   const pages = new HostPagePool(p.userRam.base, p.userRam.size);
-  const vfio = new Vfio({
-    iommu: p.iommu,
-    params: {
-      ...(p.vfioParams.dmaEntryLimit !== undefined ? { dmaEntryLimit: p.vfioParams.dmaEntryLimit } : {}),
-      ...(p.vfioParams.allowUnsafeInterrupts !== undefined
-        ? { allowUnsafeInterrupts: p.vfioParams.allowUnsafeInterrupts }
-        : {}),
-      ...(p.vfioParams.disableHugepages !== undefined ? { disableHugepages: p.vfioParams.disableHugepages } : {}),
-    },
-    ...(p.seedCaps ? { seedResvCaps: true } : {}),
-  });
+  // Built on first use: the hardware and the IOMMU core work without it (tests of the device path).
+  let vfio: Vfio | null = null;
+  const lib = type1 as unknown as { Vfio?: new (init: unknown) => Vfio; Process?: new (init: unknown) => Process };
+  const getVfio = (): Vfio => {
+    if (vfio) return vfio;
+    if (!lib.Vfio) throw new Error("@vfio/type1 does not export Vfio (not landed yet)");
+    vfio = new lib.Vfio({
+      iommu: p.iommu,
+      params: {
+        ...(p.vfioParams.dmaEntryLimit !== undefined ? { dmaEntryLimit: p.vfioParams.dmaEntryLimit } : {}),
+        ...(p.vfioParams.allowUnsafeInterrupts !== undefined
+          ? { allowUnsafeInterrupts: p.vfioParams.allowUnsafeInterrupts }
+          : {}),
+        ...(p.vfioParams.disableHugepages !== undefined ? { disableHugepages: p.vfioParams.disableHugepages } : {}),
+      },
+      ...(p.seedCaps ? { seedResvCaps: true } : {}),
+    });
+    return vfio;
+  };
   const groupIdOf = (dev: EduDevice): number => {
     const g = p.iommu.groupOf(dev);
     if (!g) throw new RangeError(`${dev.name} has no IOMMU group`);
     return g.id;
   };
-  const vfioPci = new VfioPciHost(p.edus, groupIdOf, (groupId) => vfio.deviceAccess(groupId), p.glue);
+  const vfioPci = new VfioPciHost(p.edus, groupIdOf, (groupId) => getVfio().deviceAccess(groupId), p.glue);
   return {
     name: p.name,
     arch: p.arch,
     memory: p.memory,
     iommu: p.iommu,
-    vfio,
+    get vfio() {
+      return getVfio();
+    },
     edus: p.edus,
     vfioPci,
     msiDoorbell: p.msiDoorbell,
@@ -61,7 +72,8 @@ export function assembleHost(p: HostParts): Board {
     description: p.description,
     groupIdOf,
     createProcess(opts) {
-      return new Process({
+      if (!lib.Process) throw new Error("@vfio/type1 does not export Process (not landed yet)");
+      return new lib.Process({
         memory: p.memory,
         pages,
         memlockBytes: opts.memlockBytes,

@@ -6,7 +6,7 @@
  * 00:02.0, …; `x86Rmrr` adds an xHCI controller with an RMRR (direct-relaxable) and an ISA bridge.
  */
 import { Iommu, PageAllocator, PciDevice, PhysicalMemory } from "@iommu/core";
-import { createIntelIommuDriver, createVtdHardware } from "@iommu/vt-d";
+import { createIntelIommuDriver, createVtdHardware, type IntelIommuDriver } from "@iommu/vt-d";
 import { EDU_BAR0_SIZE, EduDevice } from "../devices/edu.js";
 import { createX86MsiGlue } from "../host/irq-glue.js";
 import { InterruptController } from "../irq/interrupt-controller.js";
@@ -65,20 +65,24 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     extra.push(new PciDevice(memory, { bus: 0, slot: 0x1f, classCode: 0x060100, vendorId: 0x8086, deviceId: 0x2918 }));
   }
   const deviceName = (rid: number) => edus.find((d) => d.requesterId === rid)?.name ?? `rid:0x${rid.toString(16)}`;
+  let driver: IntelIommuDriver | null = null;
   const hw = createVtdHardware({
     memory,
     mmioBase: Q35.DMAR,
     aw: 39,
     qemuQuirks: quirks,
-    onInterrupt: (vector: number, requesterId: number) => lapic.deliver(`ir:${deviceName(requesterId)}`, vector),
+    onInterrupt: (irq) => lapic.deliver(`ir:${deviceName(irq.requesterId)}`, irq.vector),
+    onFaultEvent: () => driver?.handleFault(0),
   });
-  const driver = createIntelIommuDriver({
+  const rmrrScope = { bus: 0, devfn: 0x1d << 3, kind: "endpoint" as const };
+  driver = createIntelIommuDriver({
     memory,
-    mmioBase: Q35.DMAR,
     pageAllocator: kernelPages,
     dmar: {
+      hostAddressWidth: 39,
+      drhds: [{ registerBase: Q35.DMAR, includeAll: true }],
       rmrrs: opts.x86Rmrr
-        ? [{ base: Q35.USB_RMRR, end: Q35.USB_RMRR + Q35.USB_RMRR_SIZE - 1n, devices: [extra[0] as PciDevice] }]
+        ? [{ base: Q35.USB_RMRR, end: Q35.USB_RMRR + Q35.USB_RMRR_SIZE - 1n, scopes: [rmrrScope] }]
         : [],
     },
   });

@@ -285,7 +285,8 @@ export class VfioPciHost {
     readonly devices: readonly EduDevice[],
     private readonly groupOf: (dev: EduDevice) => number,
     private readonly gate: DeviceAccessGate,
-    private readonly glue: MsiGlue,
+    /** The host kernel's MSI plumbing for this board. */
+    readonly glue: MsiGlue,
   ) {}
 
   /**
