@@ -272,3 +272,23 @@ describe("single-device attach and domain lookup", () => {
     expect(iommu.domainForDev(c)).toBe(iommu.groupOf(c)?.defaultDomain);
   });
 });
+
+describe("onDomainAlloc (where 6.1 attaches the dma-iommu cookie)", () => {
+  it("sees every allocated domain; a throwing hook fails the allocation and frees the driver domain", () => {
+    const memory = new PhysicalMemory();
+    const mock = createMockIommu();
+    const seen: string[] = [];
+    const iommu = new Iommu({
+      onDomainAlloc: (d) => {
+        seen.push(d.type);
+        if (d.type === "DMA") d.iovaCookie = { kind: "dma" };
+        if (d.type === "identity") throw new ErrnoError("ENOMEM", "iommu_get_dma_cookie", "no cookie memory");
+      },
+    });
+    const g = iommu.probeDevice(new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 }), mock.ops);
+    expect(g.defaultDomain?.iovaCookie).toEqual({ kind: "dma" });
+    expect(errnoOf(() => iommu.domainAlloc(mock.ops, "identity"))).toBe("ENOMEM");
+    expect(seen).toEqual(["DMA", "identity"]);
+    expect(mock.domains.size).toBe(1);
+  });
+});

@@ -6,7 +6,7 @@
 import type { Device } from "./device.js";
 import { createDeviceDirectMappings } from "./direct-mappings.js";
 import { IommuDomain } from "./domain.js";
-import { ERRNO, ErrnoError } from "./errno.js";
+import { ERRNO, ErrnoError, isErrno } from "./errno.js";
 import { reportIommuFault } from "./fault.js";
 import { groupAddDevice, groupRemoveDevice, IommuGroup } from "./group.js";
 import type { DomainAllocContext, DomainType, IommuOps } from "./iommu-ops.js";
@@ -23,12 +23,21 @@ export interface IommuOptions {
   defaultDomainType?: "DMA" | "DMA-FQ" | "identity";
   /** irq_domain_check_msi_remap(): an MSI controller that isolates (GICv3 ITS) */
   msiRemap?: boolean;
+  /**
+   * Called on every domain the core allocates, right after the driver did. Linux 6.1's
+   * `__iommu_domain_alloc` gives DMA-API domains their dma-iommu cookie here
+   * (`iommu_get_dma_cookie`); core cannot import msi-cookie, so the host wires it in. If the hook
+   * throws an ErrnoError, the domain is freed and the allocation fails as the driver returning NULL
+   * would (other exceptions propagate after the free).
+   */
+  onDomainAlloc?: (domain: IommuDomain) => void;
 }
 
 export class Iommu {
   /** True when the platform's MSI controller isolates devices (`irq_domain_check_msi_remap`). */
   msiRemap: boolean;
   readonly defaultDomainType: "DMA" | "DMA-FQ" | "identity";
+  private readonly onDomainAlloc: ((domain: IommuDomain) => void) | undefined;
   private readonly groupsById = new Map<number, IommuGroup>();
   private readonly groupsByKey = new Map<IommuOps, Map<string, IommuGroup>>();
   private readonly groupKeys = new Map<IommuGroup, string>();
@@ -37,6 +46,7 @@ export class Iommu {
   constructor(opts: IommuOptions = {}) {
     this.msiRemap = opts.msiRemap ?? false;
     this.defaultDomainType = opts.defaultDomainType ?? "DMA";
+    this.onDomainAlloc = opts.onDomainAlloc;
   }
 
   // ---- devices and groups -------------------------------------------------------------------
@@ -373,8 +383,18 @@ export class Iommu {
     };
     const drv = ops.domainAlloc(type, ctx);
     if (!drv) return null;
-    domain = new IommuDomain(this.nextDomainId++, type, ops, drv);
-    return domain;
+    const dom = new IommuDomain(this.nextDomainId++, type, ops, drv);
+    if (this.onDomainAlloc) {
+      try {
+        this.onDomainAlloc(dom);
+      } catch (e) {
+        this.freeDriverDomain(dom);
+        if (!isErrno(e)) throw e;
+        return null;
+      }
+    }
+    domain = dom;
+    return dom;
   }
 
   private freeDriverDomain(domain: IommuDomain): void {
