@@ -212,6 +212,11 @@ export class IovaDomain implements Iterable<IovaRange> {
     return this.ranges();
   }
 
+  /** Structural self-check of the range tree (order, balance, gap augmentation), for tests: null when sound. */
+  validateTree(): string | null {
+    return this.tree.validate();
+  }
+
   /** The search hints and `max32_alloc_size`, for inspection. */
   hints(): IovaHints {
     return {

@@ -41,7 +41,7 @@ export function alignedFit(gapLo: number, gapEnd: number): number {
   for (let align = 2; align / 2 < gap; align *= 2) {
     const start = Math.ceil(gapLo / align) * align;
     const room = gapEnd - start;
-    const s = room < align ? room : align;
+    const s = Math.min(room, align);
     if (s > align / 2 && s > best) best = s;
   }
   return best;

@@ -189,6 +189,45 @@ export class RangeTree {
     }
   }
 
+  /**
+   * Full structural check for tests: BST order without overlap, AVL balance and heights, each node's own gap
+   * and the subtree maxima. Returns a description of the first violation, or null.
+   */
+  validate(): string | null {
+    let prevHi = Number.NEGATIVE_INFINITY;
+    let first = true;
+    for (const n of this.nodes()) {
+      const lo = this.lo[n]!;
+      const hi = this.hi[n]!;
+      if (hi < lo) return `node ${n}: hi ${hi} < lo ${lo}`;
+      if (lo <= prevHi) return `node ${n}: [${lo}, ${hi}] overlaps or is out of order after ${prevHi}`;
+      const wantLen = first ? Number.POSITIVE_INFINITY : lo - prevHi - 1;
+      const wantAligned = first ? Number.POSITIVE_INFINITY : alignedFit(prevHi + 1, lo);
+      if (this.gapLen[n] !== wantLen || this.gapAligned[n] !== wantAligned)
+        return `node ${n}: gap ${this.gapLen[n]}/${this.gapAligned[n]}, want ${wantLen}/${wantAligned}`;
+      prevHi = hi;
+      first = false;
+    }
+    const check = (n: number): string | null => {
+      if (n === NIL) return null;
+      const l = this.left[n]!;
+      const r = this.right[n]!;
+      const e = check(l) ?? check(r);
+      if (e) return e;
+      if (Math.abs(this.h(l) - this.h(r)) > 1) return `node ${n}: unbalanced`;
+      if (this.height[n] !== Math.max(this.h(l), this.h(r)) + 1) return `node ${n}: height`;
+      const ml = Math.max(this.gapLen[n]!, l === NIL ? 0 : this.maxLen[l]!, r === NIL ? 0 : this.maxLen[r]!);
+      const ma = Math.max(
+        this.gapAligned[n]!,
+        l === NIL ? 0 : this.maxAligned[l]!,
+        r === NIL ? 0 : this.maxAligned[r]!,
+      );
+      if (this.maxLen[n] !== ml || this.maxAligned[n] !== ma) return `node ${n}: subtree maxima`;
+      return null;
+    };
+    return check(this.root);
+  }
+
   // ---- updates --------------------------------------------------------------------------------------------
 
   /** Inserts [lo, hi] (caller guarantees no overlap and a fresh `lo`) and returns its node number. */
