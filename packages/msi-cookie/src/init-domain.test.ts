@@ -1,5 +1,6 @@
 import { IOMMU_MMIO, IOMMU_NOEXEC, IOMMU_WRITE, Iommu, PciDevice, PhysicalMemory, PlatformDevice } from "@iommu/core";
 import { MOCK_APERTURE_START, MOCK_MSI_IOVA_BASE } from "@iommu/core/testing";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { cookieOf, DmaCookie, getDmaCookie, getMsiCookie } from "./cookie.js";
 import { deviceDma } from "./device-dma.js";
@@ -163,6 +164,38 @@ describe("iommuDmaInitDomain / setupDmaOps (iommu_dma_init_domain, iova_reserve_
     getMsiCookie(dom, 0x800_0000n);
     expect(() => iommuDmaInitDomain(v.iommu, dom, v.devices[0]!)).toThrowError(
       expect.objectContaining({ errno: "EINVAL", op: "iommu_dma_init_domain" }),
+    );
+  });
+
+  it("property: every region except sw-msi ends up reserved, whole granules covering it; nothing else is", () => {
+    const types = ["direct", "direct-relaxable", "reserved", "msi", "sw-msi"] as const;
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(fc.integer({ min: 0x100_0000, max: 0x7ff0_0000 }), fc.integer({ min: 1, max: 0x2_0000 }), fc.nat(4)),
+          { maxLength: 6 },
+        ),
+        (regions) => {
+          const b = testBoard({ devices: 0, mock: { swMsi: false } });
+          for (const [s, l, t] of regions) b.mock.addReserved(BigInt(s), BigInt(l), types[t]!);
+          const dev = new PciDevice(b.memory, { bus: 0, slot: 1, classCode: 0 });
+          b.iommu.probeDevice(dev, b.mock.ops);
+          setupDmaOps(b.iommu, dev);
+          const c = cookieOf(b.iommu.groupOf(dev)!.defaultDomain!) as DmaCookie;
+          const want = new Set<number>();
+          let hwPages = 0;
+          for (const [s, l, t] of regions) {
+            if (types[t] === "sw-msi") continue;
+            for (let p = Math.floor(s / 2048); p <= Math.floor((s + l - 1) / 2048); p++) want.add(p);
+            if (types[t] === "msi") hwPages += Math.floor((s + l - 1) / 2048) - Math.floor(s / 2048) + 1;
+          }
+          const got = new Set<number>();
+          for (const r of c.iovad ?? []) for (let p = r.pfnLo; p <= r.pfnHi; p++) got.add(p);
+          expect([...got].sort((x, y) => x - y)).toEqual([...want].sort((x, y) => x - y));
+          expect(c.msiPages).toHaveLength(hwPages);
+        },
+      ),
+      { seed: 5, numRuns: 60 },
     );
   });
 });

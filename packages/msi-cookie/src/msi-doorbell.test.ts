@@ -231,4 +231,46 @@ describe("prepareMsi + composeMsiMsg on an MSI cookie (ARM software MSI, referen
       { seed: 7, numRuns: 60 },
     );
   });
+
+  it("property: with random map failures, a failed prepare leaves no trace and successes stay consecutive", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(20), fc.option(fc.nat(3), { nil: null })), { minLength: 1, maxLength: 30 }),
+        (calls) => {
+          const b = testBoard();
+          const dom = vfioDomain(b, [groupOf(b, 0)]);
+          getMsiCookie(dom, ARM_MSI_IOVA_BASE);
+          const cookie = dom.iovaCookie as MsiCookie;
+          const pgtable = mockDomainOf(b).pgtable;
+          for (const [page, budget] of calls) {
+            const doorbell = 0x2000_0000n + BigInt(page) * 0x1000n;
+            const known = cookie.msiPages.find((p) => p.phys === doorbell);
+            b.mock.failMapsAfter(budget);
+            const before = { next: cookie.msiIova, pages: cookie.msiPages.length, ptes: pgtable.entries().length };
+            let failed = false;
+            try {
+              expect(prepareMsi(b.iommu, b.devices[0]!, doorbell)?.phys).toBe(doorbell);
+            } catch (e) {
+              failed = true;
+              expect(e).toMatchObject({ errno: "ENOMEM", op: "iommu_dma_prepare_msi" });
+            }
+            // Only a new page that needs both 2 KiB pages mapped can fail.
+            expect(failed).toBe(!known && budget !== null && budget < 2);
+            if (failed || known) {
+              expect({ next: cookie.msiIova, pages: cookie.msiPages.length, ptes: pgtable.entries().length }).toEqual(
+                before,
+              );
+            }
+          }
+          b.mock.failMapsAfter(null);
+          cookie.msiPages.forEach((p, i) => {
+            expect(p.iova).toBe(ARM_MSI_IOVA_BASE + BigInt(i) * 0x1000n);
+          });
+          expect(cookie.msiIova).toBe(ARM_MSI_IOVA_BASE + BigInt(cookie.msiPages.length) * 0x1000n);
+          expect(pgtable.entries()).toHaveLength(2 * cookie.msiPages.length);
+        },
+      ),
+      { seed: 19, numRuns: 80 },
+    );
+  });
 });
