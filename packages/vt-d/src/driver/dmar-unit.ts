@@ -61,8 +61,9 @@ export class DmarUnit {
   private qStatus = 0n;
   private qTail = 0;
   private readonly qEntries = 256;
-  private waitStatus = 0n;
+  private waitStatus = 0;
   private readonly iotlbReg: bigint;
+  private readonly iqtReg: bigint;
   private readonly frcdReg: bigint;
   private readonly nfr: number;
 
@@ -80,6 +81,7 @@ export class DmarUnit {
     const sllps = Number((this.cap >> CAP.SLLPS_SHIFT) & 0xfn);
     this.superpage = sllps & 2 ? 2 : sllps & 1 ? 1 : 0;
     this.ndoms = 2 ** (4 + 2 * Number(this.cap & 7n));
+    this.iqtReg = o.registerBase + BigInt(REG.IQT);
     this.iotlbReg = o.registerBase + ((this.ecap >> ECAP.IRO_SHIFT) & 0x3ffn) * 16n;
     this.frcdReg = o.registerBase + ((this.cap >> CAP.FRO_SHIFT) & 0x3ffn) * 16n;
     this.nfr = Number((this.cap >> CAP.NFR_SHIFT) & 0xffn) + 1;
@@ -220,21 +222,23 @@ export class DmarUnit {
     return this.qBase !== 0n;
   }
 
-  /** `qi_submit_sync`: queue descriptors plus a wait descriptor, bump the tail, check the status write. */
-  private qiSubmit(descs: [bigint, bigint][]): void {
-    const status = this.qStatus;
-    const token = ++this.waitStatus & 0xffffffffn;
-    const all: [bigint, bigint][] = [...descs, [QI.WAIT | QI.WAIT_SW | (token << 32n), status]];
-    for (const [lo, hi] of all) {
-      const at = this.qBase + BigInt(this.qTail * 16);
-      this.w64(at, lo);
-      this.w64(at + 8n, hi);
-      this.qTail = (this.qTail + 1) % this.qEntries;
-    }
-    this.w64(this.base + BigInt(REG.IQT), BigInt(this.qTail * 16));
-    if (BigInt(this.o.memory.read32(status)) !== token) {
+  /** `qi_submit_sync`: queue one descriptor plus a wait descriptor, bump the tail, check the status write. */
+  private qiSubmit(lo: bigint, hi: bigint): void {
+    const token = BigInt(++this.waitStatus & 0x7fffffff);
+    this.qiPut(lo, hi);
+    this.qiPut(QI.WAIT | QI.WAIT_SW | (token << 32n), this.qStatus);
+    this.w64(this.iqtReg, BigInt(this.qTail * 16));
+    // Read the status dword back (read64 of its aligned qword: the RAM fast path).
+    if ((this.o.memory.read64(this.qStatus) & 0xffffffffn) !== token) {
       throw new ErrnoError("EIO", "qi_submit_sync", `${this.name}: invalidation wait did not complete`, {});
     }
+  }
+
+  private qiPut(lo: bigint, hi: bigint): void {
+    const at = this.qBase + BigInt(this.qTail * 16);
+    this.w64(at, lo);
+    this.w64(at + 8n, hi);
+    this.qTail = (this.qTail + 1) % this.qEntries;
   }
 
   private ccmd(v: bigint): void {
@@ -246,26 +250,26 @@ export class DmarUnit {
   }
 
   flushContextGlobal(): void {
-    if (this.useQi) this.qiSubmit([[QI.CC | (CCMD.GLOBAL << 4n), 0n]]);
+    if (this.useQi) this.qiSubmit(QI.CC | (CCMD.GLOBAL << 4n), 0n);
     else this.ccmd(CCMD.GLOBAL << CCMD.CIRG_SHIFT);
   }
   flushContextDevice(did: number, sid: number): void {
-    if (this.useQi) this.qiSubmit([[QI.CC | (CCMD.DEVICE << 4n) | (BigInt(did) << 16n) | (BigInt(sid) << 32n), 0n]]);
+    if (this.useQi) this.qiSubmit(QI.CC | (CCMD.DEVICE << 4n) | (BigInt(did) << 16n) | (BigInt(sid) << 32n), 0n);
     else this.ccmd((CCMD.DEVICE << CCMD.CIRG_SHIFT) | (BigInt(sid) << 16n) | BigInt(did));
   }
   flushIotlbGlobal(): void {
-    if (this.useQi) this.qiSubmit([[QI.IOTLB | (IOTLB.GLOBAL << 4n), 0n]]);
+    if (this.useQi) this.qiSubmit(QI.IOTLB | (IOTLB.GLOBAL << 4n), 0n);
     else this.iotlbCmd(IOTLB.GLOBAL << IOTLB.IIRG_SHIFT, 0n);
   }
   flushIotlbDomain(did: number): void {
-    if (this.useQi) this.qiSubmit([[QI.IOTLB | (IOTLB.DSI << 4n) | (BigInt(did) << 16n), 0n]]);
+    if (this.useQi) this.qiSubmit(QI.IOTLB | (IOTLB.DSI << 4n) | (BigInt(did) << 16n), 0n);
     else this.iotlbCmd((IOTLB.DSI << IOTLB.IIRG_SHIFT) | (BigInt(did) << IOTLB.DID_SHIFT), 0n);
   }
 
   /** `iommu_flush_iotlb_psi`: page-selective for a power-of-two aligned cover of the range, else domain. */
   flushIotlbPages(did: number, pfn: number, pages: number, ih: boolean): void {
-    const aligned = 2 ** Math.ceil(Math.log2(Math.max(1, pages)));
-    let mask = Math.log2(aligned);
+    let mask = pages <= 1 ? 0 : Math.ceil(Math.log2(pages));
+    const aligned = 2 ** mask;
     if (pfn % aligned !== 0) {
       // Find the smallest aligned block holding [pfn, pfn + pages - 1].
       const end = pfn + pages - 1;
@@ -278,7 +282,7 @@ export class DmarUnit {
       return;
     }
     const addr = (BigInt(Math.floor(pfn / 2 ** mask) * 2 ** mask) << 12n) | (ih ? 1n << 6n : 0n) | BigInt(mask);
-    if (this.useQi) this.qiSubmit([[QI.IOTLB | (IOTLB.PSI << 4n) | (BigInt(did) << 16n), addr]]);
+    if (this.useQi) this.qiSubmit(QI.IOTLB | (IOTLB.PSI << 4n) | (BigInt(did) << 16n), addr);
     else this.iotlbCmd((IOTLB.PSI << IOTLB.IIRG_SHIFT) | (BigInt(did) << IOTLB.DID_SHIFT), addr);
   }
 
@@ -286,7 +290,7 @@ export class DmarUnit {
   flushIec(index: number, mask: number, global = false): void {
     if (!this.useQi) return;
     const g = global ? 0n : 1n << 4n;
-    this.qiSubmit([[QI.IEC | g | (BigInt(mask) << 27n) | (BigInt(index) << 32n), 0n]]);
+    this.qiSubmit(QI.IEC | g | (BigInt(mask) << 27n) | (BigInt(index) << 32n), 0n);
   }
 
   // ---- interrupt-remapping table --------------------------------------------------------------

@@ -22,6 +22,7 @@ import { SecondLevelTable, type SuperpageUnmap } from "./pgtable.js";
 const SZ_4K = 1n << 12n;
 const SZ_2M = 1n << 21n;
 const SZ_1G = 1n << 30n;
+const LEVEL_BYTES = [0n, SZ_4K, SZ_2M, SZ_1G, 1n << 39n, 1n << 48n];
 
 /** Page-size bitmaps VT-d has advertised (reference §5.2). */
 export type PgsizeBitmapMode =
@@ -63,6 +64,9 @@ export class VtdDomain implements DriverDomain {
   readonly table: SecondLevelTable | null;
   /** Highest iova + size mapped so far (`max_addr`). */
   maxAddr = 0n;
+  /** 2^gaw. */
+  private readonly limit: bigint;
+  private readonly onSuperpageClear = (pfn: number, n: number) => this.flushPages(pfn, n, false);
   /** Set by enforce_cache_coherency: new PTEs carry SNP. */
   private setPteSnp = false;
   private forceSnooping = false;
@@ -80,7 +84,8 @@ export class VtdDomain implements DriverDomain {
     this.gaw = Math.min(...units.map((u) => u.width));
     const superpage = Math.min(...units.map((u) => u.superpage));
     this.pgsizeBitmap = pgsizeBitmapFor(env.pgsizeMode, superpage);
-    this.geometry = { apertureStart: 0n, apertureEnd: (1n << BigInt(this.gaw)) - 1n, forceAperture: true };
+    this.limit = 1n << BigInt(this.gaw);
+    this.geometry = { apertureStart: 0n, apertureEnd: this.limit - 1n, forceAperture: true };
     this.table = type !== "identity" ? new SecondLevelTable(env.memory, env.alloc, this.agaw + 2, superpage) : null;
   }
 
@@ -153,7 +158,7 @@ export class VtdDomain implements DriverDomain {
       return { mapped: 0n, error: new ErrnoError("EINVAL", "__domain_mapping", "neither read nor write", { prot }) };
     }
     const maxAddr = iova + size;
-    if (maxAddr > 1n << BigInt(this.gaw)) {
+    if (maxAddr > this.limit) {
       return {
         mapped: 0n,
         error: new ErrnoError("EFAULT", "intel_iommu_map", "iommu width is not sufficient for the mapped address", {
@@ -165,7 +170,7 @@ export class VtdDomain implements DriverDomain {
     const attr =
       (prot & IOMMU_READ ? PTE.R : 0n) | (prot & IOMMU_WRITE ? PTE.W : 0n) | (this.setPteSnp ? PTE.SNP : 0n);
     const pages = Number(size >> 12n);
-    const r = t.map(Number(iova >> 12n), Number(paddr >> 12n), pages, attr, (pfn, n) => this.flushPages(pfn, n, false));
+    const r = t.map(Number(iova >> 12n), Number(paddr >> 12n), pages, attr, this.onSuperpageClear);
     if (r.nomem) {
       const mapped = BigInt(r.done) << 12n;
       if (iova + mapped > this.maxAddr) this.maxAddr = iova + mapped;
@@ -184,9 +189,9 @@ export class VtdDomain implements DriverDomain {
     if (!t) return 0n;
     let size = pgsize * BigInt(pgcount);
     const pfn = Number(iova >> 12n);
-    if (iova >> BigInt(this.gaw) !== 0n || pfn >= t.pfnLimit) return 0n;
+    if (iova >= this.limit || pfn >= t.pfnLimit) return 0n;
     const found = t.lookup(pfn);
-    const levelSize = 1n << BigInt(12 + 9 * (found.level - 1));
+    const levelSize = LEVEL_BYTES[found.level] as bigint;
     const isSuperpage = (found.value & 3n) !== 0n && found.level > 1;
     if (size < levelSize && !(isSuperpage && this.env.superpageUnmap === "split")) size = levelSize;
     const last = Number((iova + size - 1n) >> 12n);
@@ -202,10 +207,10 @@ export class VtdDomain implements DriverDomain {
     const t = this.table;
     if (!t) return iova;
     const pfn = Number(iova >> 12n);
-    if (iova >> BigInt(this.gaw) !== 0n) return 0n;
+    if (iova >= this.limit) return 0n;
     const e = t.lookup(pfn);
     if ((e.value & 3n) === 0n) return 0n;
-    const mask = (1n << BigInt(12 + 9 * (e.level - 1))) - 1n;
+    const mask = (LEVEL_BYTES[e.level] as bigint) - 1n;
     return (e.value & PTE.ADDR_MASK) + (iova & mask);
   }
 

@@ -27,8 +27,24 @@ export interface PteRef {
   readonly level: number;
 }
 
+/**
+ * The driver's own index of its tables (what Linux gets from phys_to_virt): for each table, the child
+ * tables by slot. Entries themselves are only in physical memory, the hardware's format; the index costs
+ * one pointer per slot of non-leaf tables, so memory stays within 1 + 1/512 of the hardware format's.
+ */
+interface TableNode {
+  readonly phys: bigint;
+  /** Child tables by slot (levels > 1). */
+  readonly kids: (TableNode | undefined)[] | null;
+}
+
+function node(phys: bigint, level: number): TableNode {
+  return { phys, kids: level > 1 ? new Array<TableNode | undefined>(512) : null };
+}
+
 export class SecondLevelTable {
   readonly root: bigint;
+  private readonly rootNode: TableNode;
   /** Frames holding tables (the root included). */
   tablePages = 1;
   /** Frames released by unmap, waiting for the IOTLB flush that must precede their reuse. */
@@ -44,6 +60,7 @@ export class SecondLevelTable {
     readonly superpage: number,
   ) {
     this.root = alloc.alloc();
+    this.rootNode = node(this.root, levels);
   }
 
   /** Highest pfn the table can address + 1. */
@@ -74,32 +91,44 @@ export class SecondLevelTable {
    * a leaf above `target` is in the way. Throws RangeError when the frame allocator is exhausted.
    */
   private entryAt(pfn: number, target: number): PteRef | null {
-    let table = this.root;
+    let n = this.rootNode;
     for (let level = this.levels; ; level--) {
-      const at = table + BigInt(idxAt(pfn, level) * 8);
-      const v = this.memory.read64(at);
-      if (level === target) return { at, value: v, level };
-      if ((v & 3n) === 0n) {
-        const t = this.alloc.alloc();
+      const i = idxAt(pfn, level);
+      const at = n.phys + BigInt(i * 8);
+      if (level === target) return { at, value: this.memory.read64(at), level };
+      const kids = n.kids as (TableNode | undefined)[];
+      let kid = kids[i];
+      if (!kid) {
+        // No child table: the slot is empty or a superpage leaf.
+        if ((this.memory.read64(at) & 3n) !== 0n) return null;
+        kid = node(this.alloc.alloc(), level - 1);
         this.tablePages++;
-        this.memory.write64(at, t | PTE.R | PTE.W);
-        table = t;
-        continue;
+        this.memory.write64(at, kid.phys | PTE.R | PTE.W);
+        kids[i] = kid;
       }
-      if ((v & PTE.PS) !== 0n) return null;
-      table = v & PTE.ADDR_MASK;
+      n = kid;
     }
   }
 
   /** Lowest present entry on the walk to `pfn`, or the non-present one that ends it (`pfn_to_dma_pte(.., 0)`). */
   lookup(pfn: number): PteRef {
-    let table = this.root;
+    let n = this.rootNode;
     for (let level = this.levels; ; level--) {
-      const at = table + BigInt(idxAt(pfn, level) * 8);
-      const v = this.memory.read64(at);
-      if (level === 1 || (v & 3n) === 0n || (v & PTE.PS) !== 0n) return { at, value: v, level };
-      table = v & PTE.ADDR_MASK;
+      const i = idxAt(pfn, level);
+      const kid = n.kids?.[i];
+      if (!kid) {
+        const at = n.phys + BigInt(i * 8);
+        return { at, value: this.memory.read64(at), level };
+      }
+      n = kid;
     }
+  }
+
+  /** The index node of the table holding `pfn`'s entry at `level`, if the walk reaches it. */
+  private nodeAt(pfn: number, level: number): TableNode | undefined {
+    let n: TableNode | undefined = this.rootNode;
+    for (let l = this.levels; l > level && n; l--) n = n.kids?.[idxAt(pfn, l)];
+    return n;
   }
 
   /**
@@ -138,7 +167,10 @@ export class SecondLevelTable {
         first = false;
         if (lvl > 1 && (cur & 3n) !== 0n && (cur & PTE.PS) === 0n) {
           // switch_to_super_page: small-page tables under the new superpage are dropped first.
-          this.releaseSubtree(cur & PTE.ADDR_MASK, lvl - 1);
+          const parent = this.nodeAt(pfnNow, lvl) as TableNode;
+          const kids = parent.kids as (TableNode | undefined)[];
+          this.releaseSubtree(kids[slot] as TableNode);
+          kids[slot] = undefined;
           this.memory.write64(at, 0n);
           onSuperpageClear(pfnNow, lvlPages);
           cur = 0n;
@@ -166,56 +198,58 @@ export class SecondLevelTable {
    * freelist); partly covered tables are recursed into; partly covered superpages follow `mode`.
    */
   clearRange(startPfn: number, lastPfn: number, mode: SuperpageUnmap): void {
-    this.clearLevel(this.levels, this.root, 0, startPfn, lastPfn, mode);
+    this.clearLevel(this.levels, this.rootNode, 0, startPfn, lastPfn, mode);
   }
 
-  private clearLevel(level: number, table: bigint, basePfn: number, start: number, last: number, mode: SuperpageUnmap): void {
+  private clearLevel(level: number, n: TableNode, basePfn: number, start: number, last: number, mode: SuperpageUnmap): void {
     const span = LEVEL_PAGES[level] as number;
     let pfn = Math.max(start, basePfn);
-    let i = idxAt(pfn, level);
-    for (; i < 512; i++) {
+    for (let i = idxAt(pfn, level); i < 512; i++) {
       const levelPfn = Math.floor(pfn / span) * span;
       if (levelPfn > last) break;
-      const at = table + BigInt(i * 8);
-      const v = this.memory.read64(at);
-      if ((v & 3n) !== 0n) {
-        const leaf = level === 1 || (v & PTE.PS) !== 0n;
-        const whole = start <= levelPfn && last >= levelPfn + span - 1;
-        if (whole || (leaf && mode === "whole")) {
-          if (!leaf) this.releaseSubtree(v & PTE.ADDR_MASK, level - 1);
+      const at = n.phys + BigInt(i * 8);
+      const kid = n.kids?.[i];
+      const whole = start <= levelPfn && last >= levelPfn + span - 1;
+      if (kid) {
+        if (whole) {
+          this.releaseSubtree(kid);
+          (n.kids as (TableNode | undefined)[])[i] = undefined;
           this.memory.write64(at, 0n);
-        } else if (!leaf) {
-          this.clearLevel(level - 1, v & PTE.ADDR_MASK, levelPfn, start, last, mode);
         } else {
-          // Split the superpage into next-level entries, then clear the covered part of them.
-          const t = this.splitSuperpage(at, v, level);
-          this.clearLevel(level - 1, t, levelPfn, start, last, mode);
+          this.clearLevel(level - 1, kid, levelPfn, start, last, mode);
+        }
+      } else {
+        const v = this.memory.read64(at);
+        if ((v & 3n) !== 0n) {
+          if (whole || mode === "whole") {
+            this.memory.write64(at, 0n);
+          } else {
+            // Split the superpage into next-level entries, then clear the covered part of them.
+            const t = this.splitSuperpage(at, v, level);
+            (n.kids as (TableNode | undefined)[])[i] = t;
+            this.clearLevel(level - 1, t, levelPfn, start, last, mode);
+          }
         }
       }
       pfn = levelPfn + span;
     }
   }
 
-  private splitSuperpage(at: bigint, v: bigint, level: number): bigint {
-    const t = this.alloc.alloc();
+  private splitSuperpage(at: bigint, v: bigint, level: number): TableNode {
+    const t = node(this.alloc.alloc(), level - 1);
     this.tablePages++;
     const childSize = 1n << BigInt(12 + 9 * (level - 2));
     const base = v & PTE.ADDR_MASK;
     const flags = (v & ~PTE.ADDR_MASK & ~PTE.PS) | (level - 1 > 1 ? PTE.PS : 0n);
-    for (let i = 0; i < 512; i++) this.memory.write64(t + BigInt(i * 8), (base + BigInt(i) * childSize) | flags);
-    this.memory.write64(at, t | PTE.R | PTE.W);
+    for (let i = 0; i < 512; i++) this.memory.write64(t.phys + BigInt(i * 8), (base + BigInt(i) * childSize) | flags);
+    this.memory.write64(at, t.phys | PTE.R | PTE.W);
     return t;
   }
 
   /** Put a table and every table below it on the freelist (`dma_pte_list_pagetables`). */
-  private releaseSubtree(table: bigint, level: number): void {
-    if (level > 1) {
-      for (let i = 0; i < 512; i++) {
-        const v = this.memory.read64(table + BigInt(i * 8));
-        if ((v & 3n) !== 0n && (v & PTE.PS) === 0n) this.releaseSubtree(v & PTE.ADDR_MASK, level - 1);
-      }
-    }
-    this.freelist.push(table);
+  private releaseSubtree(n: TableNode): void {
+    if (n.kids) for (const k of n.kids) if (k) this.releaseSubtree(k);
+    this.freelist.push(n.phys);
     this.tablePages--;
   }
 

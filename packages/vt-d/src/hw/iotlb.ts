@@ -16,6 +16,8 @@ export interface CachedContext {
   readonly levels: number;
   /** Input address width in bits (39, 48 or 57). */
   readonly width: number;
+  /** 2^width: the first input address beyond the width. */
+  readonly limit: bigint;
   /** Fault processing disabled: faults are not recorded. */
   readonly fpd: boolean;
 }
@@ -100,10 +102,19 @@ export class Iotlb {
   /** Page-selective: the 2^am pages from `pfn` (aligned down to 2^am); any entry overlapping them goes. */
   invalidatePages(did: number, pfn: number, am: number): void {
     const m = this.byDomain.get(did);
-    if (!m) return;
+    if (!m || m.size === 0) return;
     const n = 2 ** am;
     const first = Math.floor(pfn / n) * n;
     const last = first + n - 1;
+    if (n <= 64 && n < m.size) {
+      // Small ranges: drop the few tags that can cover them instead of scanning the domain.
+      for (let level = 1; level <= 3; level++) {
+        const lo = tag(first, level);
+        const hi = tag(last, level);
+        for (let k = lo; k <= hi; k += 4) if (m.delete(k)) this.count--;
+      }
+      return;
+    }
     for (const [k, e] of m) {
       const span = 2 ** (9 * (e.level - 1));
       const start = Math.floor(k / 4) * span;

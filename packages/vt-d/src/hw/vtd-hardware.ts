@@ -28,6 +28,9 @@ import {
 } from "./regs.js";
 import { readContext, walkSecondLevel } from "./walk.js";
 
+const LEVEL_SIZE = [0n, 1n << 12n, 1n << 21n, 1n << 30n];
+const LEVEL_MASK = LEVEL_SIZE.map((s) => (s === 0n ? 0n : s - 1n));
+
 export interface VtdHardwareOptions {
   readonly memory: PhysicalMemory;
   /** Physical base of the register window (ACPI DRHD register base). QEMU: 0xfed90000. */
@@ -180,7 +183,7 @@ export class VtdHardware implements IommuHardware {
       this.contextCache.set(sid, ctx);
     }
     if (ctx.tt === 2) return { kind: "ok", phys: iova, span: 0x1000n - (iova & 0xfffn) };
-    if (iova >> BigInt(ctx.width) !== 0n) return this.dmaFault(FAULT.BEYOND_MGAW, sid, iova, isWrite, ctx.fpd);
+    if (iova >= ctx.limit) return this.dmaFault(FAULT.BEYOND_MGAW, sid, iova, isWrite, ctx.fpd);
     const pfn = Number(iova >> 12n);
     const need = isWrite ? 2 : 1;
     const hit = this.iotlb.lookup(ctx.did, pfn);
@@ -215,9 +218,8 @@ export class VtdHardware implements IommuHardware {
   }
 
   private ok(pagePhys: bigint, level: number, iova: bigint): Translation {
-    const size = 1n << BigInt(3 + 9 * level);
-    const off = iova & (size - 1n);
-    return { kind: "ok", phys: pagePhys + off, span: size - off };
+    const off = iova & (LEVEL_MASK[level] as bigint);
+    return { kind: "ok", phys: pagePhys + off, span: (LEVEL_SIZE[level] as bigint) - off };
   }
 
   private dmaFault(reason: number, sid: number, iova: bigint, isWrite: boolean, fpd: boolean): Translation {
@@ -448,7 +450,13 @@ export class VtdHardware implements IommuHardware {
       } else if (type === QI.IEC) {
         // The model reads IRTEs on every request (no interrupt entry cache), as QEMU does.
       } else if (type === QI.WAIT) {
-        if (lo & QI.WAIT_SW) this.memory.write32(hi & ~3n, Number(lo >> 32n));
+        if (lo & QI.WAIT_SW) {
+          // The status write is a dword; done as a read-modify-write of its qword (RAM fast path).
+          const q = hi & ~7n;
+          const sh = (hi & 4n) * 8n;
+          const old = this.memory.read64(q);
+          this.memory.write64(q, (old & ~(0xffffffffn << sh)) | ((lo >> 32n) << sh));
+        }
       } else {
         // An invalid descriptor stops the queue (FSTS.IQE in the spec; not modelled further).
         return;

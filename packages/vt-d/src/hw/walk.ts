@@ -38,7 +38,8 @@ export function readContext(
   if (tt === 3 || (tt === 2 && !passThroughSupported)) return { fault: FAULT.CONTEXT_INVALID };
   const geo = awToGeometry(Number(hi & 7n), sagaw);
   if (tt !== 2 && !geo) return { fault: FAULT.CONTEXT_INVALID };
-  return { did, tt, root: lo & PTE.ADDR_MASK, levels: geo?.levels ?? 0, width: geo?.width ?? 64, fpd };
+  const width = geo?.width ?? 64;
+  return { did, tt, root: lo & PTE.ADDR_MASK, levels: geo?.levels ?? 0, width, limit: 1n << BigInt(width), fpd };
 }
 
 /**
