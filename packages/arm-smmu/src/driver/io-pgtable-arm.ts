@@ -59,6 +59,19 @@ export class LpaePageTable {
   private readonly addrMask: bigint;
   private readonly ptesPerTable: number;
   private frames = 0;
+  /** Page size → level whose leaves have that size. */
+  private readonly levelBySize = new Map<bigint, number>();
+  private readonly iasLimit: bigint;
+  private readonly oasLimit: bigint;
+  /** Descriptor attributes per (prot, leaf type), computed once. */
+  private readonly attrCache = new Map<number, bigint>();
+  /**
+   * The driver's memory of the last table it reached at each level (the region it covers, as an
+   * index at the parent's granularity). Tables only disappear through freeTable/splitBlock, which
+   * clear it, so a hit is always what a walk from the pgd would find.
+   */
+  private readonly cacheKey: number[] = [-1, -1, -1, -1];
+  private readonly cacheTable: bigint[] = [0n, 0n, 0n, 0n];
 
   constructor(
     private readonly memory: PhysicalMemory,
@@ -86,6 +99,12 @@ export class LpaePageTable {
     this.pgdFrames = 2 ** Math.ceil(Math.log2(this.pgdFrames));
     this.pgd = this.alloc.alloc(this.pgdFrames);
     this.frames += this.pgdFrames;
+    for (let level = 1; level <= 3; level++) {
+      const size = 1n << BigInt(levelShift(g, level));
+      if ((size & this.pgsizeBitmap) !== 0n) this.levelBySize.set(size, level);
+    }
+    this.iasLimit = 1n << BigInt(cfg.ias);
+    this.oasLimit = 1n << BigInt(cfg.oas);
   }
 
   /** 4 KiB frames this table tree holds (memory cost). */
@@ -127,11 +146,12 @@ export class LpaePageTable {
     prot: number,
   ): { mapped: bigint; error: ErrnoError | null } {
     const op = "arm_lpae_map_pages";
-    if (pgsize <= 0n || (pgsize & this.pgsizeBitmap) !== pgsize || (pgsize & (pgsize - 1n)) !== 0n || pgcount < 1) {
+    const level = this.levelBySize.get(pgsize);
+    if (level === undefined || pgcount < 1) {
       return { mapped: 0n, error: new ErrnoError("EINVAL", op, "page size not supported", { pgsize, pgcount }) };
     }
-    const total = pgsize * BigInt(pgcount);
-    if ((iova + total - 1n) >> BigInt(this.cfg.ias) !== 0n || (paddr + total - 1n) >> BigInt(this.cfg.oas) !== 0n) {
+    const total = pgcount === 1 ? pgsize : pgsize * BigInt(pgcount);
+    if (iova < 0n || paddr < 0n || iova + total > this.iasLimit || paddr + total > this.oasLimit) {
       return { mapped: 0n, error: new ErrnoError("ERANGE", op, "address beyond IAS/OAS", { iova, paddr, total }) };
     }
     if (((iova | paddr) & (pgsize - 1n)) !== 0n) {
@@ -142,9 +162,12 @@ export class LpaePageTable {
     }
     // No access at all: Linux writes nothing and reports success.
     if ((prot & (IOMMU_READ | IOMMU_WRITE)) === 0) return { mapped: total, error: null };
-    const shift = bitLength(pgsize) - 1;
-    const level = this.levelOfShift(shift);
-    const attrs = this.protToPte(prot) | (level === 3 ? DESC.TYPE_PAGE : DESC.TYPE_BLOCK);
+    const attrKey = prot * 2 + (level === 3 ? 1 : 0);
+    let attrs = this.attrCache.get(attrKey);
+    if (attrs === undefined) {
+      attrs = this.protToPte(prot) | (level === 3 ? DESC.TYPE_PAGE : DESC.TYPE_BLOCK);
+      this.attrCache.set(attrKey, attrs);
+    }
     let mapped = 0n;
     while (mapped < total) {
       let table: bigint;
@@ -154,7 +177,23 @@ export class LpaePageTable {
         return { mapped, error: asErrno(e, op, iova + mapped) };
       }
       const first = this.index(iova + mapped, level);
-      const n = Math.min(this.ptesPerTable - first, Number((total - mapped) / pgsize));
+      const n = pgcount === 1 ? 1 : Math.min(this.ptesPerTable - first, Number((total - mapped) / pgsize));
+      if (n === 1) {
+        // The common single-leaf case: one read, one write.
+        const ptep = table + BigInt(first * 8);
+        const old = this.memory.read64(ptep);
+        if (old !== 0n) {
+          if (level === 3 || (old & DESC.TYPE_MASK) === DESC.TYPE_BLOCK || this.subtreeMapped(old, level + 1)) {
+            return { mapped, error: new ErrnoError("EEXIST", op, "IOVA already mapped", { iova: iova + mapped }) };
+          }
+          this.memory.write64(ptep, 0n);
+          this.tlbOps?.flushWalk(iova + mapped, pgsize);
+          this.freeTable(old & this.addrMask, level + 1);
+        }
+        this.memory.write64(ptep, attrs | (paddr + mapped));
+        mapped += pgsize;
+        continue;
+      }
       // Check the whole run before writing so a refusal leaves this table untouched.
       for (let i = 0; i < n; i++) {
         const pte = this.memory.read64(table + BigInt((first + i) * 8));
@@ -189,19 +228,18 @@ export class LpaePageTable {
    * covers them. Returns bytes unmapped, stopping at the first hole (0 if `iova` is not mapped).
    */
   unmap(iova: bigint, pgsize: bigint, pgcount: number): bigint {
-    if (pgsize <= 0n || (pgsize & this.pgsizeBitmap) !== pgsize || pgcount < 1) return 0n;
+    const level = this.levelBySize.get(pgsize);
+    if (level === undefined || pgcount < 1) return 0n;
     if ((iova & (pgsize - 1n)) !== 0n) return 0n;
-    const total = pgsize * BigInt(pgcount);
-    if ((iova + total - 1n) >> BigInt(this.cfg.ias) !== 0n) return 0n;
-    const shift = bitLength(pgsize) - 1;
-    const level = this.levelOfShift(shift);
+    const total = pgcount === 1 ? pgsize : pgsize * BigInt(pgcount);
+    if (iova < 0n || iova + total > this.iasLimit) return 0n;
     let done = 0n;
     while (done < total) {
       const at = iova + done;
       const table = this.tableForUnmap(at, level);
       if (table === null) return done;
       const first = this.index(at, level);
-      const n = Math.min(this.ptesPerTable - first, Number((total - done) / pgsize));
+      const n = pgcount === 1 ? 1 : Math.min(this.ptesPerTable - first, Number((total - done) / pgsize));
       for (let i = 0; i < n; i++) {
         const ptep = table + BigInt((first + i) * 8);
         const pte = this.memory.read64(ptep);
@@ -242,11 +280,6 @@ export class LpaePageTable {
     this.freeTable(this.pgd, this.startLevel, this.pgdEntries, this.pgdFrames);
   }
 
-  private levelOfShift(shift: number): number {
-    for (let level = 3; level >= 0; level--) if (levelShift(this.cfg.granule, level) === shift) return level;
-    throw new RangeError(`no level maps 2^${shift}`);
-  }
-
   private index(iova: bigint, level: number): number {
     const shift = levelShift(this.cfg.granule, level);
     const entries = level === this.startLevel ? this.pgdEntries : this.ptesPerTable;
@@ -255,6 +288,8 @@ export class LpaePageTable {
 
   /** Table at `level` holding `iova`'s entry; creates missing tables when `create`. Throws EEXIST over a block. */
   private tableFor(iova: bigint, level: number, create: boolean): bigint | null {
+    const key = level > this.startLevel ? Math.floor(Number(iova) / this.parentSpan(level)) : -1;
+    if (key >= 0 && this.cacheKey[level] === key) return this.cacheTable[level] as bigint;
     let table = this.pgd;
     for (let l = this.startLevel; l < level; l++) {
       const ptep = table + BigInt(this.index(iova, l) * 8);
@@ -271,22 +306,41 @@ export class LpaePageTable {
       }
       table = pte & this.addrMask;
     }
+    this.remember(level, key, table);
     return table;
+  }
+
+  /** Bytes one entry of the table above `level` covers. */
+  private parentSpan(level: number): number {
+    return POW2[levelShift(this.cfg.granule, level - 1)] as number;
+  }
+
+  private remember(level: number, key: number, table: bigint): void {
+    if (key < 0) return;
+    this.cacheKey[level] = key;
+    this.cacheTable[level] = table;
+  }
+
+  private forgetTables(): void {
+    this.cacheKey.fill(-1);
   }
 
   /** Like tableFor, but a block above `level` is split into a table of smaller leaves first. */
   private tableForUnmap(iova: bigint, level: number): bigint | null {
+    const key = level > this.startLevel ? Math.floor(Number(iova) / this.parentSpan(level)) : -1;
+    if (key >= 0 && this.cacheKey[level] === key) return this.cacheTable[level] as bigint;
     let table = this.pgd;
     for (let l = this.startLevel; l < level; l++) {
       const ptep = table + BigInt(this.index(iova, l) * 8);
       const pte = this.memory.read64(ptep);
       if (pte === 0n) return null;
       if ((pte & DESC.TYPE_MASK) === DESC.TYPE_BLOCK) {
-        table = this.splitBlock(ptep, pte, l, iova);
+        table = this.splitBlock(ptep, pte, l);
         continue;
       }
       table = pte & this.addrMask;
     }
+    this.remember(level, key, table);
     return table;
   }
 
@@ -295,7 +349,8 @@ export class LpaePageTable {
    * (`arm_lpae_split_blk_unmap`). The old block stays in the TLB until the caller's invalidation of
    * the unmapped range, which covers it.
    */
-  private splitBlock(ptep: bigint, pte: bigint, level: number, iova: bigint): bigint {
+  private splitBlock(ptep: bigint, pte: bigint, level: number): bigint {
+    this.forgetTables();
     const t = this.allocTable();
     const childShift = BigInt(levelShift(this.cfg.granule, level + 1));
     const childType = level + 1 === 3 ? DESC.TYPE_PAGE : DESC.TYPE_BLOCK;
@@ -305,7 +360,6 @@ export class LpaePageTable {
       this.memory.write64(t + BigInt(i * 8), attrs | (base + (BigInt(i) << childShift)));
     }
     this.memory.write64(ptep, t | DESC.TYPE_TABLE);
-    void iova;
     return t;
   }
 
@@ -329,6 +383,7 @@ export class LpaePageTable {
   }
 
   private freeTable(t: bigint, level: number, entries = this.ptesPerTable, frames = this.tableFrames): void {
+    this.forgetTables();
     if (level < 3) {
       for (let i = 0; i < entries; i++) {
         const pte = this.memory.read64(t + BigInt(i * 8));
@@ -338,10 +393,6 @@ export class LpaePageTable {
     for (let f = 0; f < frames; f++) this.alloc.freeFrame(t + BigInt(f * 4096));
     this.frames -= frames;
   }
-}
-
-function bitLength(v: bigint): number {
-  return v.toString(2).length;
 }
 
 function asErrno(e: unknown, op: string, iova: bigint): ErrnoError {

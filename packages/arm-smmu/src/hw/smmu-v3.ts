@@ -73,6 +73,7 @@ export interface SmmuV3Stats {
 }
 
 const CMDQ_LOG2_MAX = 19;
+const INPUT_LIMIT: bigint[] = Array.from({ length: 65 }, (_, i) => 1n << BigInt(i));
 const EVTQ_LOG2_MAX = 19;
 
 export class SmmuV3Hardware implements IommuHardware {
@@ -94,6 +95,11 @@ export class SmmuV3Hardware implements IommuHardware {
   private readonly quirks: boolean;
   private readonly regs = new Map<number, number>();
   private readonly configCache = new Map<number, StreamConfig>();
+  /** The last stream looked up (cleared with any configuration invalidation). */
+  private lastSid = -1;
+  private lastConfig: StreamConfig | null = null;
+  /** CR0.SMMUEN, kept apart for the translation fast path. */
+  private enabled = false;
 
   constructor(opts: SmmuV3HardwareOptions) {
     this.memory = opts.memory;
@@ -132,8 +138,7 @@ export class SmmuV3Hardware implements IommuHardware {
 
   /** `IommuHardware.translate`: one device access at `req.iova`. */
   translate(req: TranslateRequest): Translation {
-    const cr0 = this.reg(REG.CR0);
-    if ((cr0 & CR0.SMMUEN) === 0) {
+    if (!this.enabled) {
       if (this.reg(REG.GBPA) & GBPA_ABORT) return { kind: "fault", reason: "SMMU disabled, GBPA.ABORT" };
       return { kind: "ok", phys: req.iova, span: 0x1000n - (req.iova & 0xfffn) };
     }
@@ -150,7 +155,7 @@ export class SmmuV3Hardware implements IommuHardware {
         return { kind: "ok", phys: req.iova, span: 0x1000n - (req.iova & 0xfffn) };
     }
     const w = cfg.walk;
-    if (req.iova >> BigInt(w.inputBits) !== 0n) {
+    if (req.iova >= (INPUT_LIMIT[w.inputBits] as bigint)) {
       this.recordEvent(EVT.F_TRANSLATION, sid, req.iova, read, cfg.stage === 2);
       return { kind: "fault", reason: "F_TRANSLATION (input address beyond T0SZ)" };
     }
@@ -167,7 +172,8 @@ export class SmmuV3Hardware implements IommuHardware {
         inBase: r.inBase,
         outBase: r.outBase,
         shift: r.shift,
-        size: 1n << BigInt(r.shift),
+        delta: r.outBase - r.inBase,
+        end: r.inBase + (INPUT_LIMIT[r.shift] as bigint),
         readable: p.readable || (this.quirks && p.writable),
         writable: p.writable,
       };
@@ -178,8 +184,7 @@ export class SmmuV3Hardware implements IommuHardware {
       this.recordEvent(EVT.F_PERMISSION, sid, req.iova, read, cfg.stage === 2);
       return { kind: "fault", reason: "F_PERMISSION" };
     }
-    const off = req.iova - e.inBase;
-    return { kind: "ok", phys: e.outBase + off, span: e.size - off };
+    return { kind: "ok", phys: req.iova + e.delta, span: e.end - req.iova };
   }
 
   /**
@@ -206,8 +211,13 @@ export class SmmuV3Hardware implements IommuHardware {
   }
 
   private streamConfig(sid: number): StreamConfig {
+    if (sid === this.lastSid && this.lastConfig) return this.lastConfig;
     const hit = this.configCache.get(sid);
-    if (hit) return hit;
+    if (hit) {
+      this.lastSid = sid;
+      this.lastConfig = hit;
+      return hit;
+    }
     const cfg = fetchStreamConfig(
       this.memory,
       { base: this.reg64(REG.STRTAB_BASE) & ((1n << 52n) - 1n) & ~0x3fn, cfg: this.reg(REG.STRTAB_BASE_CFG) },
@@ -259,6 +269,7 @@ export class SmmuV3Hardware implements IommuHardware {
     if (off === REG.EVTQ_PROD_PAGE0 || off === REG.EVTQ_CONS_PAGE0) off += 0x10000;
     switch (off) {
       case REG.CR0:
+        this.enabled = (v & CR0.SMMUEN) !== 0;
         this.regs.set(REG.CR0, v);
         this.regs.set(REG.CR0ACK, v);
         if (v & CR0.CMDQEN) this.consumeCommands();
@@ -327,6 +338,7 @@ export class SmmuV3Hardware implements IommuHardware {
 
   /** Execute one command; false = illegal (CERROR_ILL). */
   private execute(d0: bigint, d1: bigint): boolean {
+    this.lastSid = -1;
     const op = Number(d0 & 0xffn);
     const sid = Number(d0 >> CMDF.SID_SHIFT);
     switch (op) {

@@ -9,14 +9,16 @@ export interface TlbEntry {
   readonly inBase: bigint;
   readonly outBase: bigint;
   readonly shift: number;
-  readonly size: bigint;
+  /** outBase - inBase, and the first address past the leaf: the hit path is two subtractions. */
+  readonly delta: bigint;
+  readonly end: bigint;
   readonly readable: boolean;
   readonly writable: boolean;
 }
 
-/** Per-context store: one map per leaf size, keyed by input page number at that size. */
+/** Per-context store: one map keyed by (input page number at the leaf's size) * 64 + size shift. */
 interface ContextTlb {
-  readonly bySize: Map<number, Map<number, TlbEntry>>;
+  readonly entries: Map<number, TlbEntry>;
   /** Leaf shifts present, smallest first (the lookup order). */
   shifts: number[];
 }
@@ -38,10 +40,12 @@ export class Tlb {
 
   /** Find an entry of context `tag` covering `va` (va < 2^53, checked by the caller). */
   lookup(tag: number, va: number): TlbEntry | undefined {
-    const ctx = this.contexts.get(tag);
+    const ctx = tag === this.lastTag ? this.lastCtx : this.context(tag);
     if (ctx) {
-      for (const s of ctx.shifts) {
-        const e = ctx.bySize.get(s)?.get(Math.floor(va / (POW2[s] as number)));
+      const shifts = ctx.shifts;
+      for (let i = 0; i < shifts.length; i++) {
+        const s = shifts[i] as number;
+        const e = ctx.entries.get(Math.floor(va / (POW2[s] as number)) * 64 + s);
         if (e) {
           this.hits++;
           return e;
@@ -52,40 +56,49 @@ export class Tlb {
     return undefined;
   }
 
+  /** The context of `tag`, remembered for the next lookup (most DMA comes from one stream). */
+  private context(tag: number): ContextTlb | undefined {
+    const ctx = this.contexts.get(tag);
+    this.lastTag = tag;
+    this.lastCtx = ctx;
+    return ctx;
+  }
+
+  private lastTag = -1;
+  private lastCtx: ContextTlb | undefined = undefined;
+
   insert(tag: number, e: TlbEntry): void {
+    this.lastTag = -1;
     let ctx = this.contexts.get(tag);
     if (!ctx) {
-      ctx = { bySize: new Map(), shifts: [] };
+      ctx = { entries: new Map(), shifts: [] };
       this.contexts.set(tag, ctx);
     }
-    let m = ctx.bySize.get(e.shift);
-    if (!m) {
-      m = new Map();
-      ctx.bySize.set(e.shift, m);
-      ctx.shifts = [...ctx.bySize.keys()].sort((a, b) => a - b);
-    }
-    const key = Number(e.inBase >> BigInt(e.shift));
-    if (!m.has(key)) {
-      if (this.count >= this.capacity) this.evictOne(m);
+    if (!ctx.shifts.includes(e.shift)) ctx.shifts = [...ctx.shifts, e.shift].sort((a, b) => a - b);
+    const key = Math.floor(Number(e.inBase) / (POW2[e.shift] as number)) * 64 + e.shift;
+    if (!ctx.entries.has(key)) {
+      if (this.count >= this.capacity) this.evictOne(ctx.entries);
       this.count++;
     }
-    m.set(key, e);
+    ctx.entries.set(key, e);
   }
 
   /** Drop every entry of context `tag` overlapping `[start, start + len)` (TLBI by VA / IPA). */
   invalidateRange(tag: number, start: bigint, len: bigint): void {
     const ctx = this.contexts.get(tag);
     if (!ctx) return;
+    const m = ctx.entries;
     const last = start + len - 1n;
-    for (const [shift, m] of ctx.bySize) {
+    for (const shift of ctx.shifts) {
       const first = Number(start >> BigInt(shift));
       const lastKey = Number(last >> BigInt(shift));
       if (lastKey - first + 1 <= m.size) {
-        for (let k = first; k <= lastKey; k++) if (m.delete(k)) this.count--;
+        for (let k = first; k <= lastKey; k++) if (m.delete(k * 64 + shift)) this.count--;
       } else {
-        for (const k of m.keys()) {
-          if (k >= first && k <= lastKey) {
-            m.delete(k);
+        for (const key of m.keys()) {
+          const k = Math.floor(key / 64);
+          if (key % 64 === shift && k >= first && k <= lastKey) {
+            m.delete(key);
             this.count--;
           }
         }
@@ -95,9 +108,10 @@ export class Tlb {
 
   /** Drop a whole context (TLBI_NH_ASID, TLBI_S12_VMALL). */
   invalidateContext(tag: number): void {
+    this.lastTag = -1;
     const ctx = this.contexts.get(tag);
     if (!ctx) return;
-    for (const m of ctx.bySize.values()) this.count -= m.size;
+    this.count -= ctx.entries.size;
     this.contexts.delete(tag);
   }
 
@@ -107,12 +121,13 @@ export class Tlb {
   }
 
   invalidateAll(): void {
+    this.lastTag = -1;
     this.contexts.clear();
     this.count = 0;
   }
 
   private evictOne(prefer: Map<number, TlbEntry>): void {
-    // Oldest entry of the map being filled; any victim is architecturally fine.
+    // Oldest entry of the context being filled; any victim is architecturally fine.
     const k = prefer.keys().next();
     if (!k.done) {
       prefer.delete(k.value);
@@ -120,13 +135,11 @@ export class Tlb {
       return;
     }
     for (const ctx of this.contexts.values()) {
-      for (const m of ctx.bySize.values()) {
-        const first = m.keys().next();
-        if (!first.done) {
-          m.delete(first.value);
-          this.count--;
-          return;
-        }
+      const first = ctx.entries.keys().next();
+      if (!first.done) {
+        ctx.entries.delete(first.value);
+        this.count--;
+        return;
       }
     }
   }

@@ -34,41 +34,76 @@ export type WalkResult =
   | { readonly kind: "fault"; readonly event: number; readonly level: number };
 
 const POW2: number[] = Array.from({ length: 64 }, (_, i) => 2 ** i);
+const U64 = (1n << 64n) - 1n;
+
+/** Per-granule constants, computed once: divisors, masks and table geometry for each level. */
+interface Geometry {
+  readonly div: readonly number[];
+  readonly shift: readonly number[];
+  /** Output address bits of a leaf at each level. */
+  readonly leafMask: readonly bigint[];
+  /** Input address bits above a leaf at each level (clears the offset inside it). */
+  readonly inMask: readonly bigint[];
+  readonly addrMask: bigint;
+  readonly entries: number;
+  readonly block: readonly boolean[];
+}
+
+const GEOMETRY = new Map<number, Geometry>(
+  ([12, 14, 16] as const).map((g) => {
+    const shift = [0, 1, 2, 3].map((l) => levelShift(g, l));
+    const addrMask = descAddrMask(g);
+    return [
+      g,
+      {
+        div: shift.map((x) => POW2[x] as number),
+        shift,
+        leafMask: shift.map((x) => addrMask & ~((1n << BigInt(x)) - 1n)),
+        inMask: shift.map((x) => U64 & ~((1n << BigInt(x)) - 1n)),
+        addrMask,
+        entries: POW2[g - 3] as number,
+        block: [0, 1, 2, 3].map((l) => l === 3 || blockAllowed(g, l)),
+      },
+    ];
+  }),
+);
+
+const OA_LIMIT: bigint[] = Array.from({ length: 65 }, (_, i) => 1n << BigInt(i));
 
 /**
  * Walk `va` (already checked to be < 2^inputBits). Descriptors are read one level at a time with
  * `memory.read64`, exactly what the driver wrote.
  */
 export function walk(memory: PhysicalMemory, cfg: WalkConfig, va: bigint): WalkResult {
-  const g = cfg.granule;
+  const geo = GEOMETRY.get(cfg.granule) as Geometry;
   const vaNum = Number(va);
-  const addrMask = descAddrMask(g);
-  const entriesPerTable = POW2[g - 3] as number;
+  const oaLimit = OA_LIMIT[cfg.outputBits] as bigint;
   let table = cfg.ttb;
   for (let level = cfg.startLevel; level <= 3; level++) {
-    const shift = levelShift(g, level);
     // The start level resolves every remaining input bit (several concatenated tables at stage 2).
-    const entries = level === cfg.startLevel ? (POW2[cfg.inputBits - shift] as number) : entriesPerTable;
-    const idx = Math.floor(vaNum / (POW2[shift] as number)) % entries;
+    const entries =
+      level === cfg.startLevel ? (POW2[cfg.inputBits - (geo.shift[level] as number)] as number) : geo.entries;
+    const idx = Math.floor(vaNum / (geo.div[level] as number)) % entries;
     const desc = memory.read64(table + BigInt(idx * 8));
-    const type = desc & DESC.TYPE_MASK;
-    if ((type & DESC.VALID) === 0n) return { kind: "fault", event: EVT.F_TRANSLATION, level };
-    const isLeaf = level === 3 || type === DESC.TYPE_BLOCK;
-    if (isLeaf) {
-      if (level === 3 && type !== DESC.TYPE_PAGE) return { kind: "fault", event: EVT.F_TRANSLATION, level };
-      if (level < 3 && !blockAllowed(g, level)) return { kind: "fault", event: EVT.F_TRANSLATION, level };
-      const outBase = desc & addrMask & ~((1n << BigInt(shift)) - 1n);
-      if (cfg.outputBits < 64 && outBase >> BigInt(cfg.outputBits) !== 0n) {
-        return { kind: "fault", event: EVT.F_ADDR_SIZE, level };
-      }
+    const type = Number(desc & 3n);
+    if ((type & 1) === 0) return { kind: "fault", event: EVT.F_TRANSLATION, level };
+    if (level === 3 || type === 1) {
+      // Level 3 needs 0b11 (page); a block (0b01) only where the granule allows one.
+      if (level === 3 ? type !== 3 : !geo.block[level]) return { kind: "fault", event: EVT.F_TRANSLATION, level };
+      const outBase = desc & (geo.leafMask[level] as bigint);
+      if (outBase >= oaLimit) return { kind: "fault", event: EVT.F_ADDR_SIZE, level };
       if (cfg.accessFlagFaults && (desc & DESC.AF) === 0n) return { kind: "fault", event: EVT.F_ACCESS, level };
-      const inBase = va & ~((1n << BigInt(shift)) - 1n);
-      return { kind: "leaf", desc, level, shift, inBase, outBase };
+      return {
+        kind: "leaf",
+        desc,
+        level,
+        shift: geo.shift[level] as number,
+        inBase: va & (geo.inMask[level] as bigint),
+        outBase,
+      };
     }
-    table = desc & addrMask;
-    if (cfg.outputBits < 64 && table >> BigInt(cfg.outputBits) !== 0n) {
-      return { kind: "fault", event: EVT.F_ADDR_SIZE, level };
-    }
+    table = desc & geo.addrMask;
+    if (table >= oaLimit) return { kind: "fault", event: EVT.F_ADDR_SIZE, level };
   }
   return { kind: "fault", event: EVT.F_TRANSLATION, level: 3 };
 }
