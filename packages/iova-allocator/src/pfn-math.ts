@@ -6,6 +6,7 @@
 /** `roundup_pow_of_two(n)` for n >= 1; the alignment `alloc_iova` uses for `size_aligned`. */
 export function nextPowerOfTwo(n: number): number {
   if (n <= 1) return 1;
+  if (n <= 0x40000000) return 1 << (32 - Math.clz32(n - 1));
   let p = 1;
   while (p < n) p *= 2;
   return p;
@@ -13,6 +14,8 @@ export function nextPowerOfTwo(n: number): number {
 
 /** `order_base_2(n)`: ceil(log2 n), 0 for n <= 1; picks the range-cache bin. */
 export function orderBase2(n: number): number {
+  if (n <= 1) return 0;
+  if (n <= 0x80000000) return 32 - Math.clz32(n - 1);
   let order = 0;
   let p = 1;
   while (p < n) {

@@ -58,6 +58,19 @@ export class ReferenceIovaDomain {
     this.depot = Array.from({ length: BINS }, () => [] as number[][]);
   }
 
+  /**
+   * A domain already holding `ranges` (sorted, disjoint) with both hints on the anchor and max32_alloc_size
+   * reset: a fast way for benchmarks to reach a big state whose hints are known.
+   */
+  static withRanges(
+    opts: { granule: number; startPfn: number; cpus?: number },
+    ranges: readonly RefRange[],
+  ): ReferenceIovaDomain {
+    const d = new ReferenceIovaDomain(opts);
+    for (const r of ranges) d.nodes.push({ lo: r.pfnLo, hi: r.pfnHi, cached: false });
+    return d;
+  }
+
   get count(): number {
     return this.nodes.length;
   }
@@ -81,12 +94,6 @@ export class ReferenceIovaDomain {
   }
 
   // ---- the tree, linearly ---------------------------------------------------------------------------------
-
-  private prevOf(n: RefNode): RefNode | null {
-    if (n === this.anchor) return this.nodes[this.nodes.length - 1] ?? null;
-    const i = this.nodes.indexOf(n);
-    return i > 0 ? this.nodes[i - 1]! : null;
-  }
 
   private nextOf(n: RefNode): RefNode {
     const i = this.nodes.indexOf(n);
@@ -119,26 +126,31 @@ export class ReferenceIovaDomain {
     if (aligned) while (align < size) align *= 2;
     const alignDown = (x: number) => x - (x % align);
     if (limit <= this.dma32bitPfn && size >= this.max32) return null;
-    let curr: RefNode | null = limit <= this.dma32bitPfn ? this.cached32 : this.cached;
-    const retryPfn = curr.hi;
+    const nodes = this.nodes;
+    // A walk position is an index into `nodes`; nodes.length stands for the anchor.
+    const at = (i: number) => (i === nodes.length ? this.anchor : nodes[i]!);
+    const start = limit <= this.dma32bitPfn ? this.cached32 : this.cached;
+    let i = start === this.anchor ? nodes.length : nodes.indexOf(start);
+    const retryPfn = start.hi;
     let high = limit;
     let low = this.startPfn;
     let retried = false;
     let newPfn: number;
     for (;;) {
-      // newPfn is "negative" (u64 wrap) when high < size: the walk stops and fails.
+      // rb_prev step by step; newPfn is "huge" (u64 wrap) when high < size, which stops the walk.
       for (;;) {
-        high = Math.min(high, curr!.lo);
+        high = Math.min(high, at(i).lo);
         newPfn = high < size ? Number.POSITIVE_INFINITY : alignDown(high - size);
-        curr = this.prevOf(curr!);
-        if (!(curr !== null && newPfn <= curr.hi && newPfn >= low)) break;
+        i--;
+        if (!(i >= 0 && newPfn <= nodes[i]!.hi && newPfn >= low)) break;
       }
       if (high < size || newPfn < low) {
         if (low === this.startPfn && retryPfn < limit && !retried) {
           retried = true;
           high = limit;
           low = retryPfn + 1;
-          curr = this.findLimit(limit);
+          const from = this.findLimit(limit);
+          i = from === this.anchor ? nodes.length : nodes.indexOf(from);
           continue;
         }
         this.max32 = size;
