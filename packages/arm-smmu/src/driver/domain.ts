@@ -218,7 +218,11 @@ export class SmmuDomain implements DriverDomain {
   free(): void {
     if (this.freed) return;
     this.freed = true;
-    for (const m of [...this.masters]) this.detach(m);
+    // The core detaches first; a stream still pointing here would walk freed tables, so abort it.
+    for (const m of [...this.masters]) {
+      this.smmu.writeSte(m.sid, [STE.V | (BigInt(STE_CONFIG.ABORT) << STE.CONFIG_SHIFT)]);
+      this.detach(m);
+    }
     if (this.stage === "bypass") return;
     // Nothing may hit the old context once its ASID/VMID is reused.
     this.smmu.submit([this.contextInvalidation()]);
