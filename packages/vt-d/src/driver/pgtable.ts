@@ -94,12 +94,15 @@ export class SecondLevelTable {
     let n = this.rootNode;
     for (let level = this.levels; ; level--) {
       const i = idxAt(pfn, level);
-      const at = n.phys + BigInt(i * 8);
-      if (level === target) return { at, value: this.memory.read64(at), level };
+      if (level === target) {
+        const at = n.phys + BigInt(i * 8);
+        return { at, value: this.memory.read64(at), level };
+      }
       const kids = n.kids as (TableNode | undefined)[];
       let kid = kids[i];
       if (!kid) {
         // No child table: the slot is empty or a superpage leaf.
+        const at = n.phys + BigInt(i * 8);
         if ((this.memory.read64(at) & 3n) !== 0n) return null;
         kid = node(this.alloc.alloc(), level - 1);
         this.tablePages++;
@@ -207,9 +210,9 @@ export class SecondLevelTable {
     for (let i = idxAt(pfn, level); i < 512; i++) {
       const levelPfn = Math.floor(pfn / span) * span;
       if (levelPfn > last) break;
-      const at = n.phys + BigInt(i * 8);
       const kid = n.kids?.[i];
       const whole = start <= levelPfn && last >= levelPfn + span - 1;
+      const at = kid && !whole ? 0n : n.phys + BigInt(i * 8);
       if (kid) {
         if (whole) {
           this.releaseSubtree(kid);

@@ -87,7 +87,8 @@ export class Iotlb {
   }
 
   invalidateAll(): void {
-    this.byDomain.clear();
+    // Keep the per-domain maps: refilling after a global flush then allocates nothing.
+    for (const m of this.byDomain.values()) m.clear();
     this.count = 0;
   }
 
@@ -95,7 +96,7 @@ export class Iotlb {
     const m = this.byDomain.get(did);
     if (m) {
       this.count -= m.size;
-      this.byDomain.delete(did);
+      m.clear();
     }
   }
 

@@ -46,12 +46,14 @@ export function readContext(
  * Walk the second-level table for `pfn`. `maxLeafLevel` is 1 + the number of superpage sizes the
  * hardware supports (SLLPS): a PS bit above it is a reserved-field fault.
  */
+const LEVEL_DIV = [0, 1, 512, 512 ** 2, 512 ** 3, 512 ** 4];
+const LEVEL_MASK = [0n, 0xfffn, (1n << 21n) - 1n, (1n << 30n) - 1n, (1n << 39n) - 1n, (1n << 48n) - 1n];
+
 export function walkSecondLevel(memory: PhysicalMemory, ctx: CachedContext, pfn: number, maxLeafLevel: number): WalkResult {
   let table = ctx.root;
   let perm = 3;
   for (let level = ctx.levels; level >= 1; level--) {
-    const shift = 9 * (level - 1);
-    const idx = Math.floor(pfn / 2 ** shift) % 512;
+    const idx = Math.floor(pfn / (LEVEL_DIV[level] as number)) % 512;
     const pte = memory.read64(table + BigInt(idx * 8));
     const rights = Number(pte & 3n);
     if (rights === 0) return { fault: 0, level };
@@ -59,8 +61,7 @@ export function walkSecondLevel(memory: PhysicalMemory, ctx: CachedContext, pfn:
     const addr = pte & PTE.ADDR_MASK;
     if (level === 1 || (pte & PTE.PS) !== 0n) {
       if (level > 1 && level > maxLeafLevel) return { fault: FAULT.PTE_RESERVED, level };
-      const size = 1n << BigInt(12 + shift);
-      if ((addr & (size - 1n)) !== 0n) return { fault: FAULT.PTE_RESERVED, level };
+      if ((addr & (LEVEL_MASK[level] as bigint)) !== 0n) return { fault: FAULT.PTE_RESERVED, level };
       return { phys: addr, level, perm };
     }
     table = addr;
