@@ -1,0 +1,82 @@
+import {
+  IOMMU_CACHE,
+  IOMMU_MMIO,
+  IOMMU_NOEXEC,
+  IOMMU_PRIV,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  PageAllocator,
+  PhysicalMemory,
+} from "@iommu/core";
+import { describe, expect, it } from "vitest";
+import { LpaePageTable } from "./io-pgtable-arm.js";
+
+function table(stage: 1 | 2, granule: 12 | 14 | 16 = 12, ias = 48) {
+  const m = new PhysicalMemory();
+  m.addRam(0x40000000n, 0x4000000n);
+  return new LpaePageTable(m, new PageAllocator(m, 0x40000000n, 0x4000000n), { stage, granule, ias, oas: 44 });
+}
+
+describe("io-pgtable-arm descriptor bits (arm_lpae_prot_to_pte)", () => {
+  const s1 = table(1);
+  it("stage 1: nG, AF, EL0 access, outer-shareable normal non-cacheable for a plain RW mapping", () => {
+    // nG 0x800 | AF 0x400 | SH=OS 0x200 | AP[1] 0x40 | AttrIndx 0
+    expect(s1.protToPte(IOMMU_READ | IOMMU_WRITE)).toBe(0xe40n);
+  });
+  it("stage 1: read-only sets AP[2]; PRIV drops AP[1]; CACHE picks AttrIndx 1 and inner-shareable; NOEXEC sets XN", () => {
+    expect(s1.protToPte(IOMMU_READ)).toBe(0xec0n);
+    expect(s1.protToPte(IOMMU_READ | IOMMU_WRITE | IOMMU_PRIV)).toBe(0xe00n);
+    expect(s1.protToPte(IOMMU_READ | IOMMU_WRITE | IOMMU_CACHE)).toBe(0xf44n);
+    expect(s1.protToPte(IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_MMIO)).toBe((1n << 54n) | 0xe48n);
+  });
+  it("stage 1 cannot say write-only: a WRITE mapping is RW", () => {
+    expect(s1.protToPte(IOMMU_WRITE)).toBe(s1.protToPte(IOMMU_READ | IOMMU_WRITE));
+  });
+  it("stage 2: S2AP read/write bits and MemAttr", () => {
+    const s2 = table(2, 12, 40);
+    expect(s2.protToPte(IOMMU_READ)).toBe(0x400n | 0x200n | 0x40n | (0x5n << 2n));
+    expect(s2.protToPte(IOMMU_WRITE)).toBe(0x400n | 0x200n | 0x80n | (0x5n << 2n));
+    expect(s2.protToPte(IOMMU_READ | IOMMU_WRITE | IOMMU_MMIO)).toBe(0x400n | 0x200n | 0xc0n | (0x1n << 2n));
+  });
+});
+
+describe("table geometry", () => {
+  it("4K granule, 48-bit: 4 levels, 4K|2M|1G", () => {
+    const t = table(1);
+    expect([t.startLevel, t.pgdEntries, t.pgsizeBitmap]).toEqual([0, 512, 0x40201000n]);
+  });
+  it("16K granule, 48-bit: starts at level 0 with 2 entries, 16K|32M", () => {
+    const t = table(1, 14);
+    expect([t.startLevel, t.pgdEntries, t.pgsizeBitmap]).toEqual([0, 2, 0x2004000n]);
+  });
+  it("64K granule, 48-bit: 3 levels from level 1 with 64 entries, 64K|512M", () => {
+    const t = table(1, 16);
+    expect([t.startLevel, t.pgdEntries, t.pgsizeBitmap]).toEqual([1, 64, 0x20010000n]);
+  });
+  it("stage 2, 4K, 40-bit: two concatenated level-1 tables (8 KiB pgd, one level saved)", () => {
+    const t = table(2, 12, 40);
+    expect([t.startLevel, t.pgdEntries, t.framesInUse]).toEqual([1, 1024, 2]);
+  });
+  it("maps a block and a page, refuses a size not in the bitmap (EINVAL) and an output beyond OAS (ERANGE)", () => {
+    const t = table(1);
+    expect(t.map(0x200000n, 0x80000000n, 0x200000n, 1, IOMMU_READ).error).toBeNull();
+    expect(t.iovaToPhys(0x400000n)).toBe(0n);
+    expect(t.iovaToPhys(0x212345n)).toBe(0x80012345n);
+    expect(t.map(0x0n, 0n, 0x10000n, 1, IOMMU_READ).error).toMatchObject({ errno: "EINVAL" });
+    expect(t.map(0x1000n, 0x1000n, 0x1000n, 1, IOMMU_READ).error).toBeNull();
+    expect(t.map(0x2000n, 1n << 44n, 0x1000n, 1, IOMMU_READ).error).toMatchObject({ errno: "ERANGE" });
+  });
+  it("reports ENOMEM when no frame is left for a table, having mapped nothing", () => {
+    const m = new PhysicalMemory();
+    m.addRam(0x40000000n, 0x1000000n);
+    const t = new LpaePageTable(m, new PageAllocator(m, 0x40000000n, 0x2000n), {
+      stage: 1,
+      granule: 12,
+      ias: 48,
+      oas: 44,
+    });
+    const r = t.map(0x1000n, 0x1000n, 0x1000n, 1, IOMMU_READ);
+    expect(r).toMatchObject({ mapped: 0n, error: { errno: "ENOMEM", op: "arm_lpae_map_pages" } });
+    expect(t.iovaToPhys(0x1000n)).toBe(0n);
+  });
+});
