@@ -12,7 +12,6 @@ import { EventFd } from "../host/eventfd.js";
 import type { BarMapping, VfioPciDevice } from "../host/vfio-pci.js";
 import type { ProbeDevice, ProbeSys, SysResult } from "./sys.js";
 import { ERRNO_NUMBERS } from "./transcript.js";
-import { type VfioContainerLike, type VfioGroupLike, vfioOpenContainer, vfioOpenGroup } from "./vfio-bridge.js";
 import * as U from "./vfio-uapi.js";
 
 const EBADF = 9;
@@ -29,8 +28,8 @@ const HEAP_SIZE = 0x400_0000n;
 const MMIO_BASE = 0x7e00_0000_0000n;
 
 type FdEntry =
-  | { kind: "container"; c: VfioContainerLike }
-  | { kind: "group"; g: VfioGroupLike; groupId: number }
+  | { kind: "container" }
+  | { kind: "group"; groupId: number }
   | { kind: "device"; h: VfioPciDevice; groupId: number }
   | { kind: "eventfd"; e: EventFd };
 
@@ -57,7 +56,8 @@ export interface BoardSysOptions {
 export class BoardSys implements ProbeSys {
   readonly process: Process;
   private readonly fds = new Map<number, FdEntry>();
-  private nextFd = 3;
+  /** Device and eventfd descriptors; containers and groups use the fds of `@vfio/type1`'s own table. */
+  private nextFd = 1000;
   private heapNext = HEAP_BASE;
   /** Blocks handed out by calloc (start → length): the user memory an ioctl argument may span. */
   private readonly blocks = new Map<bigint, number>();
@@ -174,12 +174,16 @@ export class BoardSys implements ProbeSys {
 
   open(path: string): SysResult {
     try {
-      if (path === "/dev/vfio/vfio")
-        return ok(this.alloc({ kind: "container", c: vfioOpenContainer(this.board, this.process) }));
+      if (path === "/dev/vfio/vfio") {
+        const c = this.board.vfio.openContainer(this.process);
+        this.fds.set(c.fd, { kind: "container" });
+        return ok(c.fd);
+      }
       const m = /^\/dev\/vfio\/(\d+)$/.exec(path);
       if (!m) return fail(ENOENT);
-      const groupId = Number(m[1]);
-      return ok(this.alloc({ kind: "group", g: vfioOpenGroup(this.board, groupId), groupId }));
+      const g = this.board.vfio.openGroup(Number(m[1]));
+      this.fds.set(g.fd, { kind: "group", groupId: g.id });
+      return ok(g.fd);
     } catch (e) {
       return fail(errnoOf(e));
     }
@@ -189,9 +193,13 @@ export class BoardSys implements ProbeSys {
     const e = this.fds.get(fd);
     if (!e) return fail(EBADF);
     this.fds.delete(fd);
-    if (e.kind === "device") e.h.close();
-    else if (e.kind === "group") e.g.close?.();
-    else if (e.kind === "container") e.c.close?.();
+    if (e.kind === "device") {
+      e.h.close();
+      // the device fd's container user goes away (vfio_device_unassign_container)
+      this.board.vfio.devicePut(e.groupId);
+    } else if (e.kind === "container" || e.kind === "group") {
+      return fromKernel(this.board.vfio.close(fd));
+    }
     return ok();
   }
 
@@ -201,9 +209,9 @@ export class BoardSys implements ProbeSys {
     try {
       switch (e.kind) {
         case "container":
-          return this.containerIoctl(e.c, request, arg);
+          return this.containerIoctl(fd, request, arg);
         case "group":
-          return this.groupIoctl(e, request, arg);
+          return this.groupIoctl(fd, e.groupId, request, arg);
         case "device":
           return this.deviceIoctl(e.h, request, arg);
         case "eventfd":
@@ -241,42 +249,44 @@ export class BoardSys implements ProbeSys {
     return min;
   }
 
-  private containerIoctl(c: VfioContainerLike, request: number, arg: bigint): SysResult {
+  private containerIoctl(fd: number, request: number, arg: bigint): SysResult {
     switch (request) {
       case U.VFIO_GET_API_VERSION:
       case U.VFIO_CHECK_EXTENSION:
       case U.VFIO_SET_IOMMU:
-        return fromKernel(c.ioctlValue(request, Number(BigInt.asIntN(32, arg))));
+        return fromKernel(this.board.vfio.ioctl(fd, request, Number(BigInt.asIntN(32, arg))));
       case U.VFIO_IOMMU_GET_INFO:
       case U.VFIO_IOMMU_MAP_DMA:
       case U.VFIO_IOMMU_UNMAP_DMA:
       case U.VFIO_IOMMU_DIRTY_PAGES:
-        return this.withUserBytes(arg, this.argBytes(arg, 8), (b) => c.ioctl(request, b));
+        return this.withUserBytes(arg, this.argBytes(arg, 8), (b) => this.board.vfio.ioctl(fd, request, b));
       default:
-        return fail(ENOTTY);
+        return fromKernel(this.board.vfio.ioctl(fd, request, arg));
     }
   }
 
-  private groupIoctl(e: Extract<FdEntry, { kind: "group" }>, request: number, arg: bigint): SysResult {
+  private groupIoctl(fd: number, groupId: number, request: number, arg: bigint): SysResult {
     switch (request) {
       case U.VFIO_GROUP_GET_STATUS:
-        return this.withUserBytes(arg, U.SIZEOF_GROUP_STATUS, (b) => e.g.ioctl(request, b));
-      case U.VFIO_GROUP_SET_CONTAINER: {
-        const fd = new DataView(this.peek(arg, 4).buffer).getInt32(0, true);
-        const target = this.fds.get(fd);
-        if (target?.kind !== "container") return fail(EBADF);
-        return fromKernel(e.g.setContainer(target.c));
-      }
+        return this.withUserBytes(arg, U.SIZEOF_GROUP_STATUS, (b) => this.board.vfio.ioctl(fd, request, b));
+      case U.VFIO_GROUP_SET_CONTAINER:
+        // get_user(fd, arg): the container fd the probe wrote; resolved in @vfio/type1's fd table
+        return this.withUserBytes(arg, 4, (b) => this.board.vfio.ioctl(fd, request, b));
       case U.VFIO_GROUP_UNSET_CONTAINER:
-        // vfio_group_ioctl_unset_container: a group whose devices are open has other container users
-        return fromKernel(e.g.unsetContainer(this.board.vfioPci.openDevicesOf(e.groupId).length));
+        return fromKernel(this.board.vfio.ioctl(fd, request, 0));
       case U.VFIO_GROUP_GET_DEVICE_FD: {
         const name = this.cString(arg);
-        const h = this.board.vfioPci.openDevice(e.groupId, name);
-        return ok(this.alloc({ kind: "device", h, groupId: e.groupId }));
+        const h = this.board.vfioPci.openDevice(groupId, name);
+        // vfio_device_assign_container: an open device is one more user of the group's container
+        const r = this.board.vfio.deviceGet(groupId);
+        if (r < 0) {
+          h.close();
+          return fromKernel(r);
+        }
+        return ok(this.alloc({ kind: "device", h, groupId }));
       }
       default:
-        return fail(ENOTTY);
+        return fromKernel(this.board.vfio.ioctl(fd, request, arg));
     }
   }
 
