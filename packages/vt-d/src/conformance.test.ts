@@ -28,7 +28,13 @@ describe("Linux 6.1 x86 conformance (q35, intel-iommu, 39-bit)", () => {
     expect(g?.id).toBe(1);
     expect(g?.typeText().trim()).toBe(resv.type);
     const regions = m.iommu.getGroupResvRegions(g as NonNullable<typeof g>);
-    expect(regions.map((r) => [`0x${r.start.toString(16).padStart(16, "0")}`, `0x${(r.start + r.length - 1n).toString(16).padStart(16, "0")}`, r.type])).toEqual(resv.regions);
+    expect(
+      regions.map((r) => [
+        `0x${r.start.toString(16).padStart(16, "0")}`,
+        `0x${(r.start + r.length - 1n).toString(16).padStart(16, "0")}`,
+        r.type,
+      ]),
+    ).toEqual(resv.regions);
   });
 
   it("a second edu at 00:02.0 is group 2 with the same regions", () => {
@@ -36,7 +42,9 @@ describe("Linux 6.1 x86 conformance (q35, intel-iommu, 39-bit)", () => {
     const m = q35({ edus: 2 });
     const g = m.iommu.groupOf(m.edus[1] as NonNullable<(typeof m.edus)[1]>);
     expect(g?.id).toBe(two.group);
-    expect(m.iommu.getGroupResvRegions(g as NonNullable<typeof g>).map((r) => r.type)).toEqual(two.regions.map((r) => r[2]));
+    expect(m.iommu.getGroupResvRegions(g as NonNullable<typeof g>).map((r) => r.type)).toEqual(
+      two.regions.map((r) => r[2]),
+    );
   });
 
   it("an unmanaged (VFIO) domain reports iova_pgsizes 0x40201000 and aperture [0, 0x7fffffffff]", () => {
@@ -55,7 +63,9 @@ describe("Linux 6.1 x86 conformance (q35, intel-iommu, 39-bit)", () => {
     const m = q35();
     expect(m.iommu.capable(m.edu, "INTR_REMAP")).toBe(true);
     expect(m.iommu.capable(m.edu, "CACHE_COHERENCY")).toBe(true);
-    expect(m.iommu.groupHasIsolatedMsi(m.iommu.groupOf(m.edu) as NonNullable<ReturnType<typeof m.iommu.groupOf>>)).toBe(true);
+    expect(m.iommu.groupHasIsolatedMsi(m.iommu.groupOf(m.edu) as NonNullable<ReturnType<typeof m.iommu.groupOf>>)).toBe(
+      true,
+    );
     const d = m.iommu.domainAlloc(m.driver.ops, "unmanaged");
     m.iommu.attachGroup(d, m.iommu.groupOf(m.edu) as NonNullable<ReturnType<typeof m.iommu.groupOf>>);
     expect(d.driver.enforceCacheCoherency?.()).toBe(false);
@@ -87,7 +97,9 @@ describe("Linux 6.1 x86 conformance (q35, intel-iommu, 39-bit)", () => {
   });
 
   it("edu-dma: device faults are logged as Linux's dmar_fault prints them", () => {
-    const t = transcript("edu-dma").filter((l) => l.cmd === "dma" && Array.isArray(l.klog) && (l.klog as string[]).length === 2);
+    const t = transcript("edu-dma").filter(
+      (l) => l.cmd === "dma" && Array.isArray(l.klog) && (l.klog as string[]).length === 2,
+    );
     const m = q35({ hw: { qemuQuirks: true } });
     const d = m.iommu.domainAlloc(m.driver.ops, "unmanaged");
     const g = m.iommu.groupOf(m.edu) as NonNullable<ReturnType<typeof m.iommu.groupOf>>;

@@ -352,6 +352,7 @@ function bdf(sid: number): string {
 /** `dmar_fault_do_one`'s line. */
 export function formatFault(f: DmarFault): string {
   const r = `[fault reason 0x${f.reason.toString(16).padStart(2, "0")}] ${faultReasonText(f.reason)}`;
-  if (f.interrupt) return `DMAR: [INTR-REMAP] Request device [${bdf(f.sourceId)}] fault index 0x${f.addr.toString(16)} ${r}`;
+  if (f.interrupt)
+    return `DMAR: [INTR-REMAP] Request device [${bdf(f.sourceId)}] fault index 0x${f.addr.toString(16)} ${r}`;
   return `DMAR: [${f.isRead ? "DMA Read" : "DMA Write"} NO_PASID] Request device [${bdf(f.sourceId)}] fault addr 0x${f.addr.toString(16)} ${r}`;
 }

@@ -94,7 +94,10 @@ export class VtdDomain implements DriverDomain {
   /** `intel_iommu_attach_device`. */
   attachDev(dev: Device): void {
     const info = dev.iommuPriv as DeviceDomainInfo | undefined;
-    if (!info) throw new ErrnoError("ENODEV", "intel_iommu_attach_device", "device not probed by intel-iommu", { dev: dev.name });
+    if (!info)
+      throw new ErrnoError("ENODEV", "intel_iommu_attach_device", "device not probed by intel-iommu", {
+        dev: dev.name,
+      });
     if (this.type === "unmanaged" && this.env.rmrrLocked(dev)) {
       throw new ErrnoError(
         "EPERM",
@@ -105,13 +108,20 @@ export class VtdDomain implements DriverDomain {
     }
     const { unit, sid } = info;
     if (this.forceSnooping && !unit.hasSnoopControl) {
-      throw new ErrnoError("EOPNOTSUPP", "prepare_domain_attach_device", "domain forces snooping, unit has no SC", { dev: dev.name });
+      throw new ErrnoError("EOPNOTSUPP", "prepare_domain_attach_device", "domain forces snooping, unit has no SC", {
+        dev: dev.name,
+      });
     }
     if (this.maxAddr > 1n << BigInt(unit.width)) {
-      throw new ErrnoError("EFAULT", "prepare_domain_attach_device", "iommu width is not sufficient for the mapped address", {
-        width: unit.width,
-        maxAddr: this.maxAddr,
-      });
+      throw new ErrnoError(
+        "EFAULT",
+        "prepare_domain_attach_device",
+        "iommu width is not sufficient for the mapped address",
+        {
+          width: unit.width,
+          maxAddr: this.maxAddr,
+        },
+      );
     }
     let d = this.dids.get(unit);
     const fresh = !d;
@@ -151,7 +161,10 @@ export class VtdDomain implements DriverDomain {
       return { mapped: 0n, error: new ErrnoError("EINVAL", op, "page size is not 4K, 2M or 1G", { pgsize }) };
     }
     if (pgsize < SZ_4K || (pgsize & (pgsize - 1n)) !== 0n || ((iova | paddr) & (pgsize - 1n)) !== 0n) {
-      return { mapped: 0n, error: new ErrnoError("EINVAL", op, "iova or paddr not aligned to the page size", { iova, paddr, pgsize }) };
+      return {
+        mapped: 0n,
+        error: new ErrnoError("EINVAL", op, "iova or paddr not aligned to the page size", { iova, paddr, pgsize }),
+      };
     }
     const size = pgsize * BigInt(pgcount);
     if ((prot & (IOMMU_READ | IOMMU_WRITE)) === 0) {
@@ -167,8 +180,7 @@ export class VtdDomain implements DriverDomain {
         }),
       };
     }
-    const attr =
-      (prot & IOMMU_READ ? PTE.R : 0n) | (prot & IOMMU_WRITE ? PTE.W : 0n) | (this.setPteSnp ? PTE.SNP : 0n);
+    const attr = (prot & IOMMU_READ ? PTE.R : 0n) | (prot & IOMMU_WRITE ? PTE.W : 0n) | (this.setPteSnp ? PTE.SNP : 0n);
     const pages = Number(size >> 12n);
     const r = t.map(Number(iova >> 12n), Number(paddr >> 12n), pages, attr, this.onSuperpageClear);
     if (r.nomem) {
@@ -225,7 +237,7 @@ export class VtdDomain implements DriverDomain {
   iotlbSync(gather: IotlbGather): void {
     if (gather.start <= gather.end) {
       const pfn = Number(gather.start >> 12n);
-      const pages = Number(((gather.end - gather.start + 1n + 0xfffn) >> 12n) || 1n);
+      const pages = Number((gather.end - gather.start + 1n + 0xfffn) >> 12n || 1n);
       this.flushPages(pfn, pages, this.table !== null && this.table.freelist.length === 0);
     }
     this.table?.drainFreelist();

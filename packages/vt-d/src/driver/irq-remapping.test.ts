@@ -1,14 +1,14 @@
-import { PciDevice } from "@iommu/core";
+import type { PciDevice } from "@iommu/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { q35 } from "../testing/q35.js";
-import { composeRemappableMsi, IrqRemapping } from "./irq-remapping.js";
+import { composeRemappableMsi, type IrqRemapping } from "./irq-remapping.js";
 
 function irOf(m: ReturnType<typeof q35>): IrqRemapping {
   return m.driver.irqRemapping[0] as IrqRemapping;
 }
 
-const write = (m: ReturnType<typeof q35>, dev: PciDevice, addr: bigint, data: number) =>
+const write = (_m: ReturnType<typeof q35>, dev: PciDevice, addr: bigint, data: number) =>
   dev.dmaWrite(addr, new Uint8Array([data & 0xff, (data >> 8) & 0xff, 0, 0]));
 
 describe("remappable-format MSI", () => {

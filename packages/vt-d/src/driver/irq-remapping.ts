@@ -45,7 +45,8 @@ export class IrqRemapping {
   private readonly used: Uint8Array;
 
   constructor(readonly unit: DmarUnit) {
-    if (!unit.irEnabled) throw new ErrnoError("ENODEV", "intel_setup_irq_remapping", `${unit.name}: interrupt remapping is off`, {});
+    if (!unit.irEnabled)
+      throw new ErrnoError("ENODEV", "intel_setup_irq_remapping", `${unit.name}: interrupt remapping is off`, {});
     this.used = new Uint8Array(unit.irtEntries);
   }
 

@@ -11,11 +11,11 @@ import {
   type IommuCap,
   type IommuOps,
   type PageAllocator,
-  type PhysicalMemory,
   PciDevice,
+  type PhysicalMemory,
   type ResvRegion,
 } from "@iommu/core";
-import { findDrhd, type DmarTable } from "./dmar-table.js";
+import { type DmarTable, findDrhd } from "./dmar-table.js";
 import { DmarUnit } from "./dmar-unit.js";
 import { type DeviceDomainInfo, type PgsizeBitmapMode, pgsizeBitmapFor, VtdDomain } from "./domain.js";
 import { allocQ35BootIoapicEntries, IrqRemapping, Q35_IOAPIC_SOURCE_ID } from "./irq-remapping.js";
@@ -117,7 +117,14 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
   };
   // device_is_rmrr_locked: an RMRR names the device and it is not USB/graphics.
   const rmrrLocked = (dev: Device) => deviceHasRmrr(opts.dmar, dev) && !rmrrIsRelaxable(dev);
-  const env = { memory, alloc, unitOf, rmrrLocked, superpageUnmap: opts.superpageUnmap ?? "whole", pgsizeMode } as const;
+  const env = {
+    memory,
+    alloc,
+    unitOf,
+    rmrrLocked,
+    superpageUnmap: opts.superpageUnmap ?? "whole",
+    pgsizeMode,
+  } as const;
   const devicesBySid = new Map<string, Device>();
   const sidKey = (unit: DmarUnit, sid: number) => `${unit.name}:${sid}`;
   const faultSinks = new Map<VtdDomain, (dev: Device, iova: bigint, flags: number) => number>();
@@ -128,7 +135,10 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
 
     probeDevice(dev: Device): void {
       const u = unitOf(dev);
-      if (!u) throw new ErrnoError("ENODEV", "intel_iommu_probe_device", "no DMAR unit serves this device", { dev: dev.name });
+      if (!u)
+        throw new ErrnoError("ENODEV", "intel_iommu_probe_device", "no DMAR unit serves this device", {
+          dev: dev.name,
+        });
       const info: DeviceDomainInfo = { unit: u.unit, sid: u.sid, domain: null };
       dev.iommuPriv = info;
       devicesBySid.set(sidKey(u.unit, u.sid), dev);
@@ -197,7 +207,8 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
     const u = unitOf(dev);
     const i = u ? units.indexOf(u.unit) : -1;
     const ir = i >= 0 ? irqRemapping[i] : null;
-    if (!ir) throw new ErrnoError("ENODEV", "map_dev_to_ir", "no interrupt remapping for this device", { dev: dev.name });
+    if (!ir)
+      throw new ErrnoError("ENODEV", "map_dev_to_ir", "no interrupt remapping for this device", { dev: dev.name });
     return ir;
   };
   const msiIrte = new Map<Device, number>();

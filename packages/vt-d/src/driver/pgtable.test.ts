@@ -12,15 +12,28 @@ import type { SuperpageUnmap } from "./pgtable.js";
 
 const PHYS_BASE_PFN = 0x100000; // 4 GiB: the RAM above 4G
 
-type Step = { kind: "map"; pfn: number; pages: number; delta: number; prot: number } | { kind: "unmap"; pick: number; from: number; len: number };
+type Step =
+  | { kind: "map"; pfn: number; pages: number; delta: number; prot: number }
+  | { kind: "unmap"; pick: number; from: number; len: number };
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   fc.record({
     kind: fc.constant("map" as const),
     // Bias towards 2 MiB alignment so superpages appear.
-    pfn: fc.oneof(fc.integer({ min: 0, max: 16383 }), fc.integer({ min: 0, max: 31 }).map((x) => x * 512)),
-    pages: fc.oneof(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 3 }).map((x) => x * 512), fc.integer({ min: 500, max: 1100 })),
-    delta: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 7 }).map((x) => x * 512), fc.integer({ min: 1, max: 600 })),
+    pfn: fc.oneof(
+      fc.integer({ min: 0, max: 16383 }),
+      fc.integer({ min: 0, max: 31 }).map((x) => x * 512),
+    ),
+    pages: fc.oneof(
+      fc.integer({ min: 1, max: 40 }),
+      fc.integer({ min: 1, max: 3 }).map((x) => x * 512),
+      fc.integer({ min: 500, max: 1100 }),
+    ),
+    delta: fc.oneof(
+      fc.constant(0),
+      fc.integer({ min: 0, max: 7 }).map((x) => x * 512),
+      fc.integer({ min: 1, max: 600 }),
+    ),
     prot: fc.constantFrom(IOMMU_READ, IOMMU_WRITE, IOMMU_READ | IOMMU_WRITE),
   }),
   fc.record({
@@ -41,7 +54,12 @@ function machine(mode: SuperpageUnmap) {
 }
 
 /** Compare tables, walker and iova_to_phys with the model. */
-function check(m: ReturnType<typeof machine>, d: IommuDomain, model: Map<number, { phys: number; prot: number }>, probes: number[]) {
+function check(
+  m: ReturnType<typeof machine>,
+  d: IommuDomain,
+  model: Map<number, { phys: number; prot: number }>,
+  probes: number[],
+) {
   const vt = d.driver as unknown as VtdDomain;
   const flat = new Map<number, { phys: number; prot: number }>();
   for (const [pfn, phys, pages, rights] of vt.table?.leaves() ?? []) {
@@ -52,7 +70,13 @@ function check(m: ReturnType<typeof machine>, d: IommuDomain, model: Map<number,
   for (const pfn of probes) {
     const iova = BigInt(pfn) << 12n;
     const e = model.get(pfn);
-    const t = m.hw.translate({ device: m.edu, requesterId: m.edu.requesterId, iova: iova + 8n, access: e && !(e.prot & 1) ? "write" : "read", data: new Uint8Array(4) });
+    const t = m.hw.translate({
+      device: m.edu,
+      requesterId: m.edu.requesterId,
+      iova: iova + 8n,
+      access: e && !(e.prot & 1) ? "write" : "read",
+      data: new Uint8Array(4),
+    });
     if (e) {
       expect(t).toMatchObject({ kind: "ok", phys: (BigInt(e.phys) << 12n) + 8n });
       expect(m.iommu.iovaToPhys(d, iova + 8n)).toBe((BigInt(e.phys) << 12n) + 8n);
@@ -97,7 +121,12 @@ function run(mode: SuperpageUnmap, steps: Step[]) {
       if (from + len < ext.pfn + ext.pages) extents.push({ pfn: from + len, pages: ext.pfn + ext.pages - from - len });
       probes.push(from, from + len - 1, from - 1, from + len);
     }
-    check(m, m.d, model, probes.filter((p) => p >= 0));
+    check(
+      m,
+      m.d,
+      model,
+      probes.filter((p) => p >= 0),
+    );
   }
   return m;
 }

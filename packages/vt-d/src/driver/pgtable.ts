@@ -138,7 +138,13 @@ export class SecondLevelTable {
    * Map `pages` 4 KiB pages. `attr` holds the R/W/SNP bits. Returns the pages mapped before an allocation
    * failure (then `error` is set), as `__domain_mapping` leaves them for the core to unwind.
    */
-  map(iovPfn: number, physPfn: number, pages: number, attr: bigint, onSuperpageClear: (pfn: number, n: number) => void): { done: number; nomem: boolean } {
+  map(
+    iovPfn: number,
+    physPfn: number,
+    pages: number,
+    attr: bigint,
+    onSuperpageClear: (pfn: number, n: number) => void,
+  ): { done: number; nomem: boolean } {
     let done = 0;
     while (done < pages) {
       const iv = iovPfn + done;
@@ -204,7 +210,14 @@ export class SecondLevelTable {
     this.clearLevel(this.levels, this.rootNode, 0, startPfn, lastPfn, mode);
   }
 
-  private clearLevel(level: number, n: TableNode, basePfn: number, start: number, last: number, mode: SuperpageUnmap): void {
+  private clearLevel(
+    level: number,
+    n: TableNode,
+    basePfn: number,
+    start: number,
+    last: number,
+    mode: SuperpageUnmap,
+  ): void {
     const span = LEVEL_PAGES[level] as number;
     let pfn = Math.max(start, basePfn);
     for (let i = idxAt(pfn, level); i < 512; i++) {
@@ -271,7 +284,8 @@ export class SecondLevelTable {
         const v = this.memory.read64(table + BigInt(i * 8));
         if ((v & 3n) === 0n) continue;
         const pfn = base + i * span;
-        if (level === 1 || (v & PTE.PS) !== 0n) out.push([pfn, Number((v & PTE.ADDR_MASK) >> 12n), span, Number(v & 3n)]);
+        if (level === 1 || (v & PTE.PS) !== 0n)
+          out.push([pfn, Number((v & PTE.ADDR_MASK) >> 12n), span, Number(v & 3n)]);
         else rec(v & PTE.ADDR_MASK, level - 1, pfn);
       }
     };

@@ -21,7 +21,13 @@ describe("intel_iommu_get_resv_regions (6.1)", () => {
       },
       dmar: {
         rmrrs: [
-          { ...rmrr, scopes: [{ bus: 0, devfn: 0x1d << 3, kind: "endpoint" }, { bus: 0, devfn: 0x1c << 3, kind: "endpoint" }] },
+          {
+            ...rmrr,
+            scopes: [
+              { bus: 0, devfn: 0x1d << 3, kind: "endpoint" },
+              { bus: 0, devfn: 0x1c << 3, kind: "endpoint" },
+            ],
+          },
           { base: 0x7f000000n, end: 0x7f0fffffn, scopes: [{ bus: 0, devfn: 0x1e << 3, kind: "bridge" }] },
         ],
       },
@@ -60,7 +66,10 @@ describe("intel_iommu_get_resv_regions (6.1)", () => {
 
   it("a device behind a bridge named by an RMRR scope inherits it (graphics: relaxable)", () => {
     const m = machine();
-    expect(m.driver.ops.getResvRegions(m.extra[4] as PciDevice)[0]).toMatchObject({ start: 0x7f000000n, type: "direct-relaxable" });
+    expect(m.driver.ops.getResvRegions(m.extra[4] as PciDevice)[0]).toMatchObject({
+      start: 0x7f000000n,
+      type: "direct-relaxable",
+    });
   });
 
   it("an RMRR-locked device cannot join an unmanaged (VFIO) domain: EPERM; its default domain maps the RMRR 1:1", () => {
@@ -68,9 +77,13 @@ describe("intel_iommu_get_resv_regions (6.1)", () => {
     const nvme = m.extra[2] as PciDevice;
     for (const d of [m.hostBridge, ...m.edus, ...m.extra]) m.iommu.probeDevice(d, m.driver.ops);
     const g = m.iommu.groupOf(nvme) as NonNullable<ReturnType<typeof m.iommu.groupOf>>;
-    expect(m.iommu.iovaToPhys(g.defaultDomain as NonNullable<typeof g.defaultDomain>, rmrr.base + 0x10n)).toBe(rmrr.base + 0x10n);
+    expect(m.iommu.iovaToPhys(g.defaultDomain as NonNullable<typeof g.defaultDomain>, rmrr.base + 0x10n)).toBe(
+      rmrr.base + 0x10n,
+    );
     const d = m.iommu.domainAlloc(m.driver.ops, "unmanaged");
-    expect(() => m.iommu.attachGroup(d, g)).toThrow(expect.objectContaining({ errno: "EPERM", op: "intel_iommu_attach_device" }));
+    expect(() => m.iommu.attachGroup(d, g)).toThrow(
+      expect.objectContaining({ errno: "EPERM", op: "intel_iommu_attach_device" }),
+    );
     // The USB controller's relaxable RMRR does not lock it.
     const usb = m.iommu.groupOf(m.extra[0] as PciDevice) as NonNullable<ReturnType<typeof m.iommu.groupOf>>;
     const d2 = m.iommu.domainAlloc(m.driver.ops, "unmanaged");

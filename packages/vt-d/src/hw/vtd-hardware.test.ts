@@ -102,7 +102,10 @@ describe("walks and fault recording", () => {
     m.memory.write(0x200010n, new Uint8Array([1, 2, 3]));
     expect(m.dev.dmaRead(0x1010n, 3)).toEqual({ ok: true, data: new Uint8Array([1, 2, 3]) });
     m.hw.iotlb.invalidateAll();
-    expect(m.dev.dmaWrite(0x1010n, new Uint8Array([9]))).toMatchObject({ ok: false, reason: "PTE Write access is not set" });
+    expect(m.dev.dmaWrite(0x1010n, new Uint8Array([9]))).toMatchObject({
+      ok: false,
+      reason: "PTE Write access is not set",
+    });
     const rec = m.hw.faults.frcd[0] as { lo: bigint; hi: bigint };
     expect(rec.lo).toBe(0x1000n);
     expect((rec.hi >> 62n) & 1n).toBe(0n); // T = 0: a write

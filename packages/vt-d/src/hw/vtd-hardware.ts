@@ -5,9 +5,9 @@
  * (legacy mode, `aw-bits=39`, SLLPS 2 MiB + 1 GiB, QI, IR, no snoop control, no caching mode).
  */
 import type { IommuHardware, PhysicalMemory, TranslateRequest, Translation } from "@iommu/core";
-import { decodeInterrupt, type DeliveredInterrupt, type IrState } from "./interrupt-remapping.js";
-import { type CachedContext, ContextCache, Iotlb } from "./iotlb.js";
 import { FaultRecorder } from "./fault-recording.js";
+import { type DeliveredInterrupt, decodeInterrupt, type IrState } from "./interrupt-remapping.js";
+import { type CachedContext, ContextCache, Iotlb } from "./iotlb.js";
 import {
   CAP,
   CCMD,
@@ -201,7 +201,14 @@ export class VtdHardware implements IommuHardware {
     return this.walkAndFill(ctx, sid, pfn, iova, isWrite, need);
   }
 
-  private walkAndFill(ctx: CachedContext, sid: number, pfn: number, iova: bigint, isWrite: boolean, need: number): Translation {
+  private walkAndFill(
+    ctx: CachedContext,
+    sid: number,
+    pfn: number,
+    iova: bigint,
+    isWrite: boolean,
+    need: number,
+  ): Translation {
     this.stats.iotlbMisses++;
     this.stats.walks++;
     const w = walkSecondLevel(this.memory, ctx, pfn, this.maxLeafLevel);
@@ -412,7 +419,8 @@ export class VtdHardware implements IommuHardware {
     const g = (v >> CCMD.CIRG_SHIFT) & 3n;
     if (g === CCMD.GLOBAL) this.contextCache.invalidateAll();
     else if (g === CCMD.DOMAIN) this.contextCache.invalidateDomain(Number(v & 0xffffn));
-    else if (g === CCMD.DEVICE) this.contextCache.invalidateDevice(Number((v >> 16n) & 0xffffn), Number((v >> 32n) & 3n));
+    else if (g === CCMD.DEVICE)
+      this.contextCache.invalidateDevice(Number((v >> 16n) & 0xffffn), Number((v >> 32n) & 3n));
     // Completed: ICC clears; CAIG reports the granularity performed.
     this.ccmd = (v & ~CCMD.ICC & ~(3n << CCMD.CAIG_SHIFT)) | (g << CCMD.CAIG_SHIFT);
   }

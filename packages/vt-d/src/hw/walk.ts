@@ -49,7 +49,12 @@ export function readContext(
 const LEVEL_DIV = [0, 1, 512, 512 ** 2, 512 ** 3, 512 ** 4];
 const LEVEL_MASK = [0n, 0xfffn, (1n << 21n) - 1n, (1n << 30n) - 1n, (1n << 39n) - 1n, (1n << 48n) - 1n];
 
-export function walkSecondLevel(memory: PhysicalMemory, ctx: CachedContext, pfn: number, maxLeafLevel: number): WalkResult {
+export function walkSecondLevel(
+  memory: PhysicalMemory,
+  ctx: CachedContext,
+  pfn: number,
+  maxLeafLevel: number,
+): WalkResult {
   let table = ctx.root;
   let perm = 3;
   for (let level = ctx.levels; level >= 1; level--) {

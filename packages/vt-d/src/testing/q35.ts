@@ -41,8 +41,17 @@ export function q35(o: Q35Options = {}) {
     ...o.driver,
   });
   hw.onFaultEvent = () => driver.handleFault(0);
-  const hostBridge = new PciDevice(memory, { bus: 0, slot: 0, classCode: 0x060000, vendorId: 0x8086, deviceId: 0x29c0 });
-  const edus = Array.from({ length: o.edus ?? 1 }, (_, i) => new PciDevice(memory, { bus: 0, slot: i + 1, classCode: 0x00ff00 }));
+  const hostBridge = new PciDevice(memory, {
+    bus: 0,
+    slot: 0,
+    classCode: 0x060000,
+    vendorId: 0x8086,
+    deviceId: 0x29c0,
+  });
+  const edus = Array.from(
+    { length: o.edus ?? 1 },
+    (_, i) => new PciDevice(memory, { bus: 0, slot: i + 1, classCode: 0x00ff00 }),
+  );
   const extra = o.extra?.(memory) ?? [];
   const all = [hostBridge, ...edus, ...extra];
   for (const d of all) d.upstream = hw;
