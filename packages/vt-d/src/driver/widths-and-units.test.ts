@@ -1,0 +1,94 @@
+import { IOMMU_READ, IOMMU_WRITE, Iommu, PageAllocator, PciDevice, PhysicalMemory } from "@iommu/core";
+import { describe, expect, it } from "vitest";
+import { createVtdHardware } from "../hw/vtd-hardware.js";
+import { q35 } from "../testing/q35.js";
+import type { VtdDomain } from "./domain.js";
+import { createIntelIommuDriver } from "./ops.js";
+
+function owned(m: ReturnType<typeof q35>) {
+  const g = m.iommu.groupOf(m.edu) as NonNullable<ReturnType<typeof m.iommu.groupOf>>;
+  const d = m.iommu.domainAlloc(m.driver.ops, "unmanaged");
+  m.iommu.claimDmaOwner(g, {});
+  m.iommu.attachGroup(d, g);
+  return d;
+}
+
+describe("address widths: 3, 4 and 5 levels", () => {
+  for (const [aw, levels] of [
+    [39, 3],
+    [48, 4],
+    [57, 5],
+  ] as const) {
+    it(`${aw}-bit unit: ${levels}-level tables, aperture [0, 2^${aw} - 1], DMA at the top of the aperture`, () => {
+      const m = q35({ hw: { aw } });
+      const d = owned(m);
+      expect(d.geometry.apertureEnd).toBe((1n << BigInt(aw)) - 1n);
+      expect((d.driver as unknown as VtdDomain).table?.levels).toBe(levels);
+      const top = (1n << BigInt(aw)) - 0x200000n;
+      m.iommu.map(d, top, 0x100200000n, 0x200000n, IOMMU_READ | IOMMU_WRITE);
+      expect(m.edu.dmaWrite(top + 0x1234n, new Uint8Array([0x5a])).ok).toBe(true);
+      expect(m.memory.read(0x100201234n, 1)[0]).toBe(0x5a);
+      expect(m.edu.dmaRead(1n << BigInt(aw), 1)).toMatchObject({ ok: false, reason: "Access beyond MGAW" });
+    });
+  }
+
+  it("a unit without superpages: pgsizes 0x1000 and a 2 MiB aligned map is 512 small pages", () => {
+    const m = q35({ hw: { superpages: 0 } });
+    const d = owned(m);
+    expect(d.pgsizeBitmap).toBe(0x1000n);
+    m.iommu.map(d, 0x200000n, 0x100200000n, 0x200000n, IOMMU_READ);
+    expect((d.driver as unknown as VtdDomain).table?.leaves()).toHaveLength(512);
+  });
+
+  it("a PS bit at a level the unit does not support is a reserved-field fault (0xc)", () => {
+    const m = q35({ hw: { superpages: 1 } });
+    const d = owned(m);
+    const t = (d.driver as unknown as VtdDomain).table as NonNullable<VtdDomain["table"]>;
+    // Forge a 1 GiB leaf the hardware cannot walk.
+    m.memory.write64(t.root + 8n, 0x40000000n | 0x83n);
+    expect(m.edu.dmaRead(0x40000000n, 1)).toMatchObject({ ok: false, reason: "non-zero reserved fields in PTE" });
+  });
+});
+
+describe("two DMAR units (device scopes + include-all)", () => {
+  it("devices are served by their unit; one domain gets a domain id on each and flushes both", () => {
+    const memory = new PhysicalMemory();
+    memory.addRam(0n, 0x80000000n);
+    memory.addRam(0x100000000n, 0x40000000n);
+    const pool = new PageAllocator(memory, 0x1000000n, 0x4000000n);
+    const hwA = createVtdHardware({ memory, mmioBase: 0xfed90000n, name: "dmar0" });
+    const hwB = createVtdHardware({ memory, mmioBase: 0xfed91000n, name: "dmar1" });
+    const driver = createIntelIommuDriver({
+      memory,
+      pageAllocator: pool,
+      dmar: {
+        drhds: [
+          { registerBase: 0xfed90000n, scopes: [{ bus: 0, devfn: 2 << 3, kind: "endpoint" }] },
+          { registerBase: 0xfed91000n, includeAll: true },
+        ],
+      },
+    });
+    const gpu = new PciDevice(memory, { bus: 0, slot: 2, classCode: 0x030000 });
+    const nic = new PciDevice(memory, { bus: 0, slot: 3, classCode: 0x020000 });
+    gpu.upstream = hwA;
+    nic.upstream = hwB;
+    expect(driver.unitFor(gpu)?.name).toBe("dmar0");
+    expect(driver.unitFor(nic)?.name).toBe("dmar1");
+    const iommu = new Iommu();
+    const g1 = iommu.probeDevice(gpu, driver.ops);
+    const g2 = iommu.probeDevice(nic, driver.ops);
+    const d = iommu.domainAlloc(driver.ops, "unmanaged");
+    iommu.claimDmaOwner(g1, {});
+    iommu.claimDmaOwner(g2, {});
+    iommu.attachGroup(d, g1);
+    iommu.attachGroup(d, g2);
+    expect((d.driver as unknown as VtdDomain).dids.size).toBe(2);
+    iommu.map(d, 0x10000n, 0x100000000n, 0x1000n, IOMMU_READ);
+    expect(gpu.dmaRead(0x10000n, 1).ok).toBe(true);
+    expect(nic.dmaRead(0x10000n, 1).ok).toBe(true);
+    iommu.unmap(d, 0x10000n, 0x1000n);
+    // Both units' IOTLBs were flushed by the sync.
+    expect(gpu.dmaRead(0x10000n, 1).ok).toBe(false);
+    expect(nic.dmaRead(0x10000n, 1).ok).toBe(false);
+  });
+});
