@@ -1,0 +1,334 @@
+/**
+ * type1's rules one by one (reference §6): attach/detach (§6.8), pinning and accounting (§6.4), VADDR,
+ * dirty tracking on v1, and the page-size bitmap (§6.7). Errors are asserted by errno and op.
+ */
+import { Iommu, type IommuGroup, isErrno, PciDevice, PhysicalMemory } from "@iommu/core";
+import { describe, expect, it } from "vitest";
+import { lazyPageSource, PAGE_SIZE, Process, SZ_2M } from "./process.js";
+import { ARM64_SHAPE, createFakeDriver, X86_SHAPE } from "./test-support/fake-driver.js";
+import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
+import {
+  encodeDirtyPages,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_VADDR,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_VADDR,
+  VFIO_IOMMU_DIRTY_PAGES,
+  VFIO_TYPE1_IOMMU,
+} from "./uapi.js";
+import { Vfio } from "./vfio.js";
+
+const RW = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
+
+function errOf(fn: () => unknown): { errno: string; op: string } | null {
+  try {
+    fn();
+  } catch (e) {
+    if (isErrno(e)) return { errno: e.errno, op: e.op };
+    throw e;
+  }
+  return null;
+}
+
+/** One Iommu with two drivers (x86-like and arm64-like shapes) and one device on each. */
+function twoDriverHost(opts: { arm?: typeof ARM64_SHAPE } = {}) {
+  const memory = new PhysicalMemory();
+  memory.addRam(0n, 1n << 40n);
+  const iommu = new Iommu({ msiRemap: true });
+  const x86 = createFakeDriver(X86_SHAPE);
+  const arm = createFakeDriver(opts.arm ?? ARM64_SHAPE);
+  const a = new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 });
+  const b = new PciDevice(memory, { bus: 1, slot: 1, classCode: 0 });
+  const ga = iommu.probeDevice(a, arm.ops);
+  const gb = iommu.probeDevice(b, x86.ops);
+  const vfio = new Vfio({ iommu });
+  const proc = new Process({ pages: lazyPageSource(1n << 32n, 1n << 38n), memory });
+  proc.mmap({ start: BASE, size: 1n << 30n });
+  const container = vfio.openContainer(proc);
+  const groupA = vfio.openGroup(ga.id);
+  const groupB = vfio.openGroup(gb.id);
+  groupA.setContainer(container);
+  container.setIommu(3);
+  return { iommu, x86, arm, ga, gb, vfio, proc, container, groupA, groupB };
+}
+
+describe("attach (vfio_iommu_type1_attach_group)", () => {
+  it("refuses a group whose aperture excludes existing mappings, and leaves no trace", () => {
+    const h = twoDriverHost();
+    h.container.mapDma({ vaddr: BASE, iova: 1n << 40n, size: PAGE_SIZE, flags: RW }); // above 39 bits
+    const before = JSON.stringify(h.container.snapshot());
+    expect(errOf(() => h.groupB.setContainer(h.container))).toEqual({
+      errno: "EINVAL",
+      op: "vfio_iommu_aper_conflict",
+    });
+    expect(JSON.stringify(h.container.snapshot())).toBe(before);
+    expect(h.groupB.container).toBeNull();
+    expect(h.gb.owner).toBeNull(); // DMA ownership released again
+    expect([...h.x86.domains].filter((d) => d.type === "unmanaged")).toHaveLength(0);
+  });
+
+  it("refuses a group with a reserved region over an existing mapping (direct-relaxable excepted)", () => {
+    const h = twoDriverHost();
+    h.container.mapDma({ vaddr: BASE, iova: 0x4000_0000n, size: PAGE_SIZE, flags: RW });
+    h.x86.extraResv.push({ start: 0x4000_0000n, length: 0x10_0000n, prot: 3, type: "direct-relaxable" });
+    // A relaxable RMRR over guest RAM is fine and stays usable.
+    h.groupB.setContainer(h.container);
+    const ranges = h.container.getInfo().iovaRanges;
+    expect(ranges.some((r) => r.start <= 0x4000_0000n && 0x4000_0fffn <= r.end)).toBe(true);
+    h.groupB.unsetContainer();
+    h.x86.extraResv.push({ start: 0x4000_0000n, length: 0x10_0000n, prot: 0, type: "reserved" });
+    expect(errOf(() => h.groupB.setContainer(h.container))).toEqual({
+      errno: "EINVAL",
+      op: "vfio_iommu_resv_conflict",
+    });
+  });
+
+  it("keeps the IOVA list as the intersection of apertures minus every group's reserved regions", () => {
+    const h = twoDriverHost();
+    expect(h.container.getInfo().iovaRanges).toEqual([
+      { start: 0n, end: 0x07ff_ffffn },
+      { start: 0x0810_0000n, end: 0xffff_ffff_ffffn },
+    ]);
+    h.groupB.setContainer(h.container);
+    expect(h.container.getInfo().iovaRanges).toEqual([
+      { start: 0n, end: 0x07ff_ffffn },
+      { start: 0x0810_0000n, end: 0xfedf_ffffn },
+      { start: 0xfef0_0000n, end: 0x7f_ffff_ffffn },
+    ]);
+    // Detach widens the aperture back and drops the x86 MSI window (vfio_iommu_aper_expand + resv_refresh).
+    h.groupB.unsetContainer();
+    expect(h.container.getInfo().iovaRanges).toEqual([
+      { start: 0n, end: 0x07ff_ffffn },
+      { start: 0x0810_0000n, end: 0xffff_ffff_ffffn },
+    ]);
+  });
+
+  it("replays existing mappings into a new domain and maps new ones into both", () => {
+    const h = twoDriverHost();
+    h.container.mapDma({ vaddr: BASE, iova: 0x10_0000n, size: 0x4000n, flags: RW });
+    h.groupB.setContainer(h.container);
+    const [da, db] = h.container.backend!.domains.map((d) => d.domain);
+    expect(h.iommu.iovaToPhys(db!, 0x10_2000n)).toBe(h.iommu.iovaToPhys(da!, 0x10_2000n));
+    expect(h.iommu.iovaToPhys(db!, 0x10_2000n)).not.toBe(0n);
+    h.container.mapDma({ vaddr: BASE + 0x10000n, iova: 0x20_0000n, size: PAGE_SIZE, flags: RW });
+    expect(h.iommu.iovaToPhys(db!, 0x20_0000n)).toBe(h.iommu.iovaToPhys(da!, 0x20_0000n));
+    expect(h.proc.lockedVm).toBe(5); // pinned once, whatever the number of domains
+  });
+
+  it("reuses a compatible domain (same driver and coherency): one domain, no replay", () => {
+    const h = makeHost({ shape: "x86", devices: 2 });
+    const { container } = openContainer(h);
+    container.mapDma({ vaddr: BASE, iova: 0x10_0000n, size: 0x2000n, flags: RW });
+    const unmanaged = () => [...h.fake!.domains].filter((d) => d.type === "unmanaged").length;
+    expect(unmanaged()).toBe(1);
+    h.vfio.openGroup(h.groupIds[1]!).setContainer(container);
+    expect(container.backend!.domains).toHaveLength(1);
+    expect(container.backend!.domains[0]!.groups.map((g) => g.id)).toEqual(h.groupIds);
+    expect(unmanaged()).toBe(1); // the new group's own domain was freed again
+  });
+
+  it("EPERM without interrupt remapping unless allow_unsafe_interrupts", () => {
+    const h = makeHost({ shape: "x86", msiRemap: false });
+    const noRemap = createFakeDriver({ ...X86_SHAPE, caps: [] });
+    const dev = new PciDevice(h.memory, { bus: 2, slot: 0, classCode: 0 });
+    const g = h.iommu.probeDevice(dev, noRemap.ops);
+    const c = h.vfio.openContainer(h.proc);
+    h.vfio.openGroup(g.id).setContainer(c);
+    expect(errOf(() => c.setIommu(3))).toEqual({ errno: "EPERM", op: "vfio_iommu_type1_attach_group" });
+    expect(h.proc.klog.at(-1)).toMatch(/No interrupt remapping support.*allow_unsafe_interrupts/);
+    expect(c.backend).toBeNull();
+    h.vfio.params.allowUnsafeInterrupts = true; // 0644: read at attach time
+    c.setIommu(3);
+    expect(c.backend).not.toBeNull();
+  });
+
+  it("sets an MSI cookie at the SW_MSI base only when no hardware MSI region exists", () => {
+    const arm = makeHost({ shape: "arm64" });
+    openContainer(arm);
+    const armDomain = [...arm.fake!.domains].find((d) => d.type === "unmanaged");
+    expect(armDomain).toBeDefined();
+    const c1 = arm.vfio.group(arm.groupIds[0]!)!.container!;
+    expect(c1.backend!.domains[0]!.domain.iovaCookie?.kind).toBe("msi");
+
+    const x86 = makeHost({ shape: "x86" });
+    const { container } = openContainer(x86);
+    expect(container.backend!.domains[0]!.domain.iovaCookie).toBeNull();
+
+    const both = makeHost({ shape: "arm64" });
+    both.fake!.extraResv.push({ start: 0xfee0_0000n, length: 0x10_0000n, prot: 0, type: "msi" });
+    const o = openContainer(both);
+    expect(o.container.backend!.domains[0]!.domain.iovaCookie).toBeNull();
+  });
+
+  it("hides sub-4 KiB IOMMU pages: the mock's 2 KiB pages show as PAGE_SIZE", () => {
+    const h = makeHost({ shape: "mock", mockHugePages: true });
+    const { container } = openContainer(h);
+    expect(container.getInfo().iovaPgsizes).toBe(0x1000n | (1n << 20n));
+    expect(container.getInfo().migration.pgsizeBitmap).toBe(0x1000n);
+  });
+});
+
+describe("detach (vfio_iommu_type1_detach_group)", () => {
+  it("the last group takes every mapping with it and the container loses its backend", () => {
+    const h = makeHost({ shape: "x86" });
+    const { container, group } = openContainer(h);
+    container.mapDma({ vaddr: BASE, iova: 0x10_0000n, size: 0x8000n, flags: RW });
+    expect(h.proc.lockedVm).toBe(8);
+    group.unsetContainer();
+    expect(h.proc.lockedVm).toBe(0);
+    expect(container.backend).toBeNull();
+    expect([...h.fake!.domains].every((d) => d.recs.length === 0)).toBe(true);
+    expect(errOf(() => container.mapDma({ vaddr: BASE, iova: 0n, size: PAGE_SIZE, flags: RW }))?.errno).toBe("EINVAL");
+    expect(container.ioctl(0x3b71, new Uint8Array(32))).toBe(-22);
+  });
+});
+
+describe("pinning (vfio_pin_pages_remote)", () => {
+  it("pins hugetlb memory as one contiguous run per physically contiguous stretch", () => {
+    const h = makeHost({ shape: "x86" });
+    h.proc.mmap({ start: 0x4000_0000_0000n, size: 8n * SZ_2M, kind: "hugetlb-2M" });
+    const { container } = openContainer(h);
+    container.mapDma({ vaddr: 0x4000_0000_0000n, iova: 0x4000_0000n, size: 8n * SZ_2M, flags: RW });
+    const dma = container.backend!.dmas.all()[0]!;
+    expect(dma.runs).toHaveLength(1);
+    expect(dma.runs[0]!.pages).toBe(4096);
+    expect(h.proc.lockedVm).toBe(4096);
+    const dom = [...h.fake!.domains].find((d) => d.type === "unmanaged")!;
+    expect(dom.recs).toHaveLength(1); // one iommu_map of 2 MiB pages
+  });
+
+  it("disable_hugepages pins one page per run", () => {
+    const h = makeHost({ shape: "x86", params: { disableHugepages: true } });
+    h.proc.mmap({ start: 0x4000_0000_0000n, size: SZ_2M, kind: "hugetlb-2M" });
+    const { container } = openContainer(h);
+    container.mapDma({ vaddr: 0x4000_0000_0000n, iova: 0x4000_0000n, size: SZ_2M, flags: RW });
+    expect(container.backend!.dmas.all()[0]!.runs).toHaveLength(512);
+  });
+
+  it("RLIMIT_MEMLOCK: ENOMEM with the kernel's warning, nothing left pinned or mapped", () => {
+    const h = makeHost({ shape: "x86", capIpcLock: false, memlockBytes: 0x4000n });
+    const { container } = openContainer(h);
+    container.mapDma({ vaddr: BASE, iova: 0x10_0000n, size: 0x2000n, flags: RW });
+    const before = JSON.stringify(container.snapshot());
+    expect(
+      errOf(() => container.mapDma({ vaddr: BASE + 0x10000n, iova: 0x20_0000n, size: 0x3000n, flags: RW })),
+    ).toEqual({
+      errno: "ENOMEM",
+      op: "vfio_pin_pages_remote",
+    });
+    expect(h.proc.klog.at(-1)).toBe("vfio_pin_pages_remote: RLIMIT_MEMLOCK (16384) exceeded");
+    expect(JSON.stringify(container.snapshot())).toBe(before);
+    // With CAP_IPC_LOCK the limit does not apply (lock_cap is sampled at MAP time).
+    h.proc.capIpcLock = true;
+    container.mapDma({ vaddr: BASE + 0x10000n, iova: 0x20_0000n, size: 0x3000n, flags: RW });
+    expect(h.proc.lockedVm).toBe(5);
+  });
+
+  it("read-only pins of untouched anonymous memory take the zero page: not charged, one page per run", () => {
+    const h = makeHost({ shape: "x86" });
+    const { container } = openContainer(h);
+    container.mapDma({ vaddr: BASE, iova: 0x10_0000n, size: 0x4000n, flags: VFIO_DMA_MAP_FLAG_READ });
+    const dma = container.backend!.dmas.all()[0]!;
+    expect(dma.runs.map((r) => [r.phys, r.pages, r.reserved])).toEqual(
+      Array.from({ length: 4 }, () => [h.proc.zeroPage, 1, true]),
+    );
+    expect(h.proc.lockedVm).toBe(0);
+    h.proc.touch(BASE + 0x10000n, PAGE_SIZE);
+    container.mapDma({ vaddr: BASE + 0x10000n, iova: 0x20_0000n, size: PAGE_SIZE, flags: VFIO_DMA_MAP_FLAG_READ });
+    expect(h.proc.lockedVm).toBe(1);
+  });
+
+  it("MMIO (VM_PFNMAP) is mapped without pinning or charging", () => {
+    const h = makeHost({ shape: "x86", capIpcLock: false, memlockBytes: 0n });
+    h.proc.mmap({ start: 0x5000_0000_0000n, size: 0x4000n, kind: "pfnmap", phys: 0xfe00_0000n });
+    const { container } = openContainer(h);
+    container.mapDma({ vaddr: 0x5000_0000_0000n, iova: 0x1000_0000n, size: 0x4000n, flags: RW });
+    const dma = container.backend!.dmas.all()[0]!;
+    expect(dma.runs).toEqual([{ offset: 0n, phys: 0xfe00_0000n, pages: 4, reserved: true, charged: 0 }]);
+    expect(h.proc.lockedVm).toBe(0);
+  });
+
+  it("EFAULT for unmapped user memory and for a write pin of a read-only vma", () => {
+    const h = makeHost({ shape: "x86" });
+    h.proc.mmap({ start: 0x6000_0000_0000n, size: 0x2000n, writable: false });
+    const { container } = openContainer(h);
+    expect(errOf(() => container.mapDma({ vaddr: BASE - 0x1000n, iova: 0n, size: 0x2000n, flags: RW }))?.errno).toBe(
+      "EFAULT",
+    );
+    expect(errOf(() => container.mapDma({ vaddr: 0x6000_0000_0000n, iova: 0n, size: 0x2000n, flags: RW }))?.errno).toBe(
+      "EFAULT",
+    );
+    container.mapDma({ vaddr: 0x6000_0000_0000n, iova: 0n, size: 0x2000n, flags: VFIO_DMA_MAP_FLAG_READ });
+    // A run that faults half way fails as a whole: the first page is unpinned again.
+    expect(
+      errOf(() => container.mapDma({ vaddr: BASE + (1n << 30n) - 0x1000n, iova: 0x10_0000n, size: 0x2000n, flags: RW }))
+        ?.errno,
+    ).toBe("EFAULT");
+    expect(h.proc.lockedVm).toBe(0);
+  });
+});
+
+describe("VADDR: invalidate and re-supply (5.12+)", () => {
+  it("keeps DMA working, reports the sizes, rolls back a partial invalidate, and checks the re-supply", () => {
+    const h = makeHost({ shape: "x86", devices: 2 });
+    const { container } = openContainer(h);
+    const t = container.backend!;
+    container.mapDma({ vaddr: BASE, iova: 0x10_0000n, size: 0x2000n, flags: RW });
+    container.mapDma({ vaddr: BASE + 0x4000n, iova: 0x20_0000n, size: 0x1000n, flags: RW });
+    const phys = h.iommu.iovaToPhys(t.domains[0]!.domain, 0x10_0000n);
+    expect(container.unmapDma({ iova: 0x10_0000n, size: 0x2000n, flags: VFIO_DMA_UNMAP_FLAG_VADDR })).toBe(0x2000n);
+    expect(t.vaddrInvalidCount).toBe(1);
+    expect(h.iommu.iovaToPhys(t.domains[0]!.domain, 0x10_0000n)).toBe(phys);
+    // Covering both: the first is already invalid → EINVAL, the second is not left invalidated.
+    expect(
+      errOf(() => container.unmapDma({ iova: 0n, size: 0x100_0000n, flags: VFIO_DMA_UNMAP_FLAG_VADDR }))?.errno,
+    ).toBe("EINVAL");
+    expect(t.dmas.all()[1]!.vaddrInvalid).toBe(false);
+    // A group cannot join while a vaddr is invalid.
+    expect(errOf(() => h.vfio.openGroup(h.groupIds[1]!).setContainer(container))?.errno).toBe("EBUSY");
+    const mapv = (iova: bigint, size: bigint) =>
+      errOf(() => container.mapDma({ vaddr: BASE + 0x8000n, iova, size, flags: VFIO_DMA_MAP_FLAG_VADDR }))?.errno ??
+      "ok";
+    expect(mapv(0x30_0000n, 0x1000n)).toBe("ENOENT");
+    expect(mapv(0x10_0000n, 0x1000n)).toBe("EINVAL");
+    expect(mapv(0x20_0000n, 0x1000n)).toBe("EINVAL"); // valid vaddr: nothing to re-supply
+    expect(mapv(0x10_0000n, 0x2000n)).toBe("ok");
+    expect(t.dmas.all()[0]!.vaddr).toBe(BASE + 0x8000n);
+    expect(t.vaddrInvalidCount).toBe(0);
+  });
+});
+
+describe("dirty tracking", () => {
+  it("EACCES on a v1 container", () => {
+    const h = makeHost({ shape: "x86" });
+    const { container } = openContainer(h, VFIO_TYPE1_IOMMU);
+    expect(container.ioctl(VFIO_IOMMU_DIRTY_PAGES, encodeDirtyPages(1))).toBe(-13);
+  });
+
+  it("a group leaving while tracking marks every page dirty", () => {
+    const h = makeHost({ shape: "x86", devices: 2 });
+    const { container } = openContainer(h);
+    const g2 = h.vfio.openGroup(h.groupIds[1]!);
+    g2.setContainer(container);
+    container.mapDma({ vaddr: BASE, iova: 0x10_0000n, size: 0x2000n, flags: RW });
+    container.dirtyStart();
+    g2.unsetContainer();
+    expect(container.backend!.dmas.all()[0]!.bitmapFull).toBe(true);
+  });
+});
+
+describe("groups of a driver's own making", () => {
+  it("a group with two devices is one VFIO group", () => {
+    const memory = new PhysicalMemory();
+    const iommu = new Iommu({ msiRemap: true });
+    const drv = createFakeDriver(ARM64_SHAPE, () => "bridge");
+    const g: IommuGroup = iommu.probeDevice(new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 }), drv.ops);
+    iommu.probeDevice(new PciDevice(memory, { bus: 0, slot: 1, fn: 1, classCode: 0 }), drv.ops);
+    const vfio = new Vfio({ iommu });
+    const proc = new Process({ pages: lazyPageSource(1n << 32n, 1n << 30n), memory });
+    const c = vfio.openContainer(proc);
+    vfio.openGroup(g.id).setContainer(c);
+    c.setIommu(3);
+    expect(c.backend!.domains[0]!.groups).toEqual([g]);
+  });
+});
