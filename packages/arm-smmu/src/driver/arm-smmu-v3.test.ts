@@ -161,7 +161,7 @@ describe("device DMA through driver-written tables", () => {
 });
 
 describe("faults (conformance: linux-6.1/arm64 edu-dma)", () => {
-  it("reports an unmapped IOVA as F_TRANSLATION with the record QEMU writes, logs it, and tells the core", () => {
+  it("reports an unmapped IOVA as F_TRANSLATION with the records QEMU writes, logs them rate-limited, and tells the core", () => {
     const rig = makeRig();
     const dev = rig.pci(1);
     const d = rig.domain([dev]);
@@ -171,14 +171,35 @@ describe("faults (conformance: linux-6.1/arm64 edu-dma)", () => {
     expect(r).toMatchObject({ ok: false, iova: 0x102000n, access: "write" });
     // A fault performs nothing: the mapped half was not written either.
     expect(rig.memory.read(RAM_BASE + 0x1f80n, 0x80)).toEqual(before);
-    expect(rig.log).toEqual([
-      "arm-smmu-v3 9050000.smmuv3: event 0x10 received:",
-      `arm-smmu-v3 9050000.smmuv3: \t${hex16(0x0000000800000010n)}`,
-      `arm-smmu-v3 9050000.smmuv3: \t${hex16(0n)}`,
-      `arm-smmu-v3 9050000.smmuv3: \t${hex16(0x102000n)}`,
-      `arm-smmu-v3 9050000.smmuv3: \t${hex16(0n)}`,
-    ]);
-    expect(rig.faults).toEqual([{ dev, iova: 0x102000n, flags: IOMMU_FAULT_WRITE }]);
+    // edu-dma.jsonl, "dma 0x101f80 0x100 from-dev": one event per 4-byte word, the first 10 printed.
+    const want: string[] = [];
+    for (let i = 0n; i < 10n; i++) {
+      want.push("arm-smmu-v3 9050000.smmuv3: event 0x10 received:");
+      for (const v of [0x0000000800000010n, 0n, 0x102000n + 4n * i, 0n]) {
+        want.push(`arm-smmu-v3 9050000.smmuv3: \t${hex16(v)}`);
+      }
+    }
+    expect(rig.log).toEqual(want);
+    expect(rig.faults).toHaveLength(0x80 / 4);
+    expect(rig.faults[0]).toEqual({ dev, iova: 0x102000n, flags: IOMMU_FAULT_WRITE });
+    // The window never ends without a clock: later faults are reported but not printed.
+    expect(dev.dmaWrite(0x400000n, new Uint8Array(4)).ok).toBe(false);
+    expect(rig.log).toHaveLength(50);
+    expect(rig.faults).toHaveLength(0x80 / 4 + 1);
+  });
+
+  it("records a single event per faulting access off the QEMU board, and prints again after the rate-limit interval", () => {
+    let t = 0;
+    const rig = makeRig({ qemuQuirks: false }, { logRatelimit: { burst: 1, intervalMs: 5000, now: () => t } });
+    const dev = rig.pci(1);
+    rig.domain([dev]);
+    expect(dev.dmaWrite(0x400000n, new Uint8Array(0x100)).ok).toBe(false);
+    expect(dev.dmaWrite(0x400000n, new Uint8Array(0x100)).ok).toBe(false);
+    expect(rig.log).toHaveLength(5);
+    t = 5000;
+    expect(dev.dmaWrite(0x400000n, new Uint8Array(0x100)).ok).toBe(false);
+    expect(rig.log).toHaveLength(10);
+    expect(rig.faults).toHaveLength(3);
   });
 
   it("reports a write to a read-only mapping as F_PERMISSION (0x13) and lets the read through", () => {

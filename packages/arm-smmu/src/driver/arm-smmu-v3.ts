@@ -41,6 +41,13 @@ export interface ArmSmmuV3DriverOptions extends ResvRegionOptions {
   readonly streamIdOf?: (dev: Device) => number | null;
   /** Kernel log sink (event records printed as `arm_smmu_evtq_thread` does). */
   readonly log?: (line: string) => void;
+  /**
+   * The event printer's `DEFINE_RATELIMIT_STATE(rs, DEFAULT_RATELIMIT_INTERVAL, DEFAULT_RATELIMIT_BURST)`:
+   * at most `burst` events (default 10) per `intervalMs` (default 5000) of `now()`. Without a clock
+   * the window never ends (a recorder run is shorter than 5 s): only the first `burst` events print.
+   * Faults are reported to the core whether printed or not.
+   */
+  readonly logRatelimit?: { readonly burst?: number; readonly intervalMs?: number; readonly now?: () => number };
 }
 
 /** The ops, plus the driver's interrupt handler and what probe found. */
@@ -62,6 +69,22 @@ export function createArmSmmuV3Driver(opts: ArmSmmuV3DriverOptions): ArmSmmuV3Op
   const streamIdOf = opts.streamIdOf ?? ((dev: Device) => dev.requesterId);
   const masters = new Map<number, SmmuMaster>();
   const log = opts.log ?? (() => {});
+  const burst = opts.logRatelimit?.burst ?? 10;
+  const interval = opts.logRatelimit?.intervalMs ?? 5000;
+  const now = opts.logRatelimit?.now;
+  let windowStart: number | null = null;
+  let printed = 0;
+  /** `__ratelimit`: true when this event may be printed. */
+  const ratelimitOk = (): boolean => {
+    const t = now?.() ?? 0;
+    if (windowStart === null || (now && t - windowStart >= interval)) {
+      windowStart = t;
+      printed = 0;
+    }
+    if (printed >= burst) return false;
+    printed++;
+    return true;
+  };
 
   const masterOf = (dev: Device): SmmuMaster => {
     const m = dev.iommuPriv as SmmuMaster | undefined;
@@ -77,8 +100,10 @@ export function createArmSmmuV3Driver(opts: ArmSmmuV3DriverOptions): ArmSmmuV3Op
     for (const r of records) {
       const [d0, d1, d2] = r as [bigint, bigint, bigint, bigint];
       const id = Number(d0 & 0xffn);
-      log(`arm-smmu-v3 ${smmu.name}: event 0x${id.toString(16).padStart(2, "0")} received:`);
-      for (const d of r) log(`arm-smmu-v3 ${smmu.name}: \t0x${d.toString(16).padStart(16, "0")}`);
+      if (ratelimitOk()) {
+        log(`arm-smmu-v3 ${smmu.name}: event 0x${id.toString(16).padStart(2, "0")} received:`);
+        for (const d of r) log(`arm-smmu-v3 ${smmu.name}: \t0x${d.toString(16).padStart(16, "0")}`);
+      }
       const m = masters.get(Number(d0 >> EVTF.SID_SHIFT));
       const dom = m?.domain;
       if (m && dom && dom.stage !== "bypass") {

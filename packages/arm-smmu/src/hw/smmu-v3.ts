@@ -156,7 +156,7 @@ export class SmmuV3Hardware implements IommuHardware {
     }
     const w = cfg.walk;
     if (req.iova >= (INPUT_LIMIT[w.inputBits] as bigint)) {
-      this.recordEvent(EVT.F_TRANSLATION, sid, req.iova, read, cfg.stage === 2);
+      this.recordFault(EVT.F_TRANSLATION, sid, req, cfg.stage === 2);
       return { kind: "fault", reason: "F_TRANSLATION (input address beyond T0SZ)" };
     }
     let e = this.tlb.lookup(cfg.tag, Number(req.iova));
@@ -164,7 +164,7 @@ export class SmmuV3Hardware implements IommuHardware {
       this.stats.walks++;
       const r = walk(this.memory, w, req.iova);
       if (r.kind === "fault") {
-        this.recordEvent(r.event, sid, req.iova, read, cfg.stage === 2);
+        this.recordFault(r.event, sid, req, cfg.stage === 2);
         return { kind: "fault", reason: eventName(r.event) };
       }
       const p = leafPermissions(cfg.stage, r.desc);
@@ -181,7 +181,7 @@ export class SmmuV3Hardware implements IommuHardware {
       e = entry;
     }
     if (read ? !e.readable : !e.writable) {
-      this.recordEvent(EVT.F_PERMISSION, sid, req.iova, read, cfg.stage === 2);
+      this.recordFault(EVT.F_PERMISSION, sid, req, cfg.stage === 2);
       return { kind: "fault", reason: "F_PERMISSION" };
     }
     return { kind: "ok", phys: req.iova + e.delta, span: e.end - req.iova };
@@ -406,6 +406,22 @@ export class SmmuV3Hardware implements IommuHardware {
   }
 
   // ---- event queue ----
+
+  /**
+   * A translation-class fault. QEMU 7.2 splits the faulting rest of a DMA write into 4-byte
+   * accesses and records one event each (recorder/README.md): with the quirk on, a write with data
+   * records one event per word up to the end of the 4 KiB page.
+   */
+  private recordFault(id: number, sid: number, req: TranslateRequest, stage2: boolean): void {
+    const read = req.access === "read";
+    if (!this.quirks || read || !req.data || req.data.length <= 4) {
+      this.recordEvent(id, sid, req.iova, read, stage2);
+      return;
+    }
+    const toPageEnd = 0x1000 - Number(req.iova & 0xfffn);
+    const words = Math.ceil(Math.min(req.data.length, toPageEnd) / 4);
+    for (let i = 0; i < words; i++) this.recordEvent(id, sid, req.iova + BigInt(i * 4), false, stage2);
+  }
 
   private recordEvent(id: number, sid: number, iova: bigint, read: boolean, stage2: boolean): void {
     if ((this.reg(REG.CR0) & CR0.EVTQEN) === 0) return;
