@@ -236,8 +236,7 @@ export class IovaDomain implements Iterable<IovaRange> {
     const start = in32 ? this.cached32Node : this.cachedNode;
     const retryPfn = this.hiOf(start);
     let pfn = this.walk(start, limit, this.startPfn, size, align, aligned);
-    // Linux retries from the top, above the hint, once. (If the hint ended right below startPfn, Linux would
-    // retry forever with an unchanged low bound; we stop after one retry: DESIGN.md.)
+    // Linux retries once from the top, above the hint (a hint always ends at or above startPfn: DESIGN.md §5).
     if (pfn < 0 && retryPfn < limit) pfn = this.walk(ANCHOR, limit, retryPfn + 1, size, align, aligned);
     if (pfn < 0) {
       this.max32AllocSize = size;
