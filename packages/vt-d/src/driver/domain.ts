@@ -22,6 +22,9 @@ import { SecondLevelTable, type SuperpageUnmap } from "./pgtable.js";
 const SZ_4K = 1n << 12n;
 const SZ_2M = 1n << 21n;
 const SZ_1G = 1n << 30n;
+/** PTE attributes by IOMMU_READ|IOMMU_WRITE (and with SNP once snooping is forced). */
+const ATTR = [0n, PTE.R, PTE.W, PTE.R | PTE.W];
+const ATTR_SNP = ATTR.map((a) => a | PTE.SNP);
 const LEVEL_BYTES = [0n, SZ_4K, SZ_2M, SZ_1G, 1n << 39n, 1n << 48n];
 
 /** Page-size bitmaps VT-d has advertised (reference §5.2). */
@@ -157,19 +160,20 @@ export class VtdDomain implements DriverDomain {
     const op = "intel_iommu_map_pages";
     const t = this.table;
     if (!t) return { mapped: 0n, error: new ErrnoError("EINVAL", op, "not a paging domain", {}) };
-    if (this.env.pgsizeMode === "linux-6.1" && pgsize !== SZ_4K && pgsize !== SZ_2M && pgsize !== SZ_1G) {
+    const known = pgsize === SZ_4K || pgsize === SZ_2M || pgsize === SZ_1G;
+    if (!known && (this.env.pgsizeMode === "linux-6.1" || pgsize < SZ_4K || (pgsize & (pgsize - 1n)) !== 0n)) {
       return { mapped: 0n, error: new ErrnoError("EINVAL", op, "page size is not 4K, 2M or 1G", { pgsize }) };
     }
-    if (pgsize < SZ_4K || (pgsize & (pgsize - 1n)) !== 0n || ((iova | paddr) & (pgsize - 1n)) !== 0n) {
+    if (((iova | paddr) & (pgsize - 1n)) !== 0n) {
       return {
         mapped: 0n,
         error: new ErrnoError("EINVAL", op, "iova or paddr not aligned to the page size", { iova, paddr, pgsize }),
       };
     }
-    const size = pgsize * BigInt(pgcount);
     if ((prot & (IOMMU_READ | IOMMU_WRITE)) === 0) {
       return { mapped: 0n, error: new ErrnoError("EINVAL", "__domain_mapping", "neither read nor write", { prot }) };
     }
+    const size = pgsize === SZ_4K ? BigInt(pgcount) << 12n : pgsize * BigInt(pgcount);
     const maxAddr = iova + size;
     if (maxAddr > this.limit) {
       return {
@@ -180,8 +184,8 @@ export class VtdDomain implements DriverDomain {
         }),
       };
     }
-    const attr = (prot & IOMMU_READ ? PTE.R : 0n) | (prot & IOMMU_WRITE ? PTE.W : 0n) | (this.setPteSnp ? PTE.SNP : 0n);
-    const pages = Number(size >> 12n);
+    const attr = (this.setPteSnp ? ATTR_SNP : ATTR)[prot & 3] as bigint;
+    const pages = pgsize === SZ_4K ? pgcount : Number(size >> 12n);
     const r = t.map(Number(iova >> 12n), Number(paddr >> 12n), pages, attr, this.onSuperpageClear);
     if (r.nomem) {
       const mapped = BigInt(r.done) << 12n;
@@ -201,13 +205,18 @@ export class VtdDomain implements DriverDomain {
     if (!t) return 0n;
     let size = pgsize * BigInt(pgcount);
     const pfn = Number(iova >> 12n);
-    if (iova >= this.limit || pfn >= t.pfnLimit) return 0n;
+    if (iova >= this.limit) return 0n;
     const found = t.lookup(pfn);
     const levelSize = LEVEL_BYTES[found.level] as bigint;
     const isSuperpage = (found.value & 3n) !== 0n && found.level > 1;
     if (size < levelSize && !(isSuperpage && this.env.superpageUnmap === "split")) size = levelSize;
-    const last = Number((iova + size - 1n) >> 12n);
-    t.clearRange(pfn, Math.min(last, t.pfnLimit - 1), this.env.superpageUnmap);
+    if (found.level === 1 && size === SZ_4K) {
+      // One 4 KiB leaf: what dma_pte_clear_level would do, without walking again.
+      if ((found.value & 3n) !== 0n) t.clearEntry(found.at);
+    } else {
+      const last = Number((iova + size - 1n) >> 12n);
+      t.clearRange(pfn, Math.min(last, t.pfnLimit - 1), this.env.superpageUnmap);
+    }
     if (this.maxAddr === iova + size) this.maxAddr = iova;
     if (iova < gather.start) gather.start = iova;
     if (iova + size - 1n > gather.end) gather.end = iova + size - 1n;

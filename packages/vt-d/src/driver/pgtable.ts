@@ -61,11 +61,15 @@ export class SecondLevelTable {
   ) {
     this.root = alloc.alloc();
     this.rootNode = node(this.root, levels);
+    this.pfnLimit = 512 ** levels;
   }
 
   /** Highest pfn the table can address + 1. */
-  get pfnLimit(): number {
-    return 512 ** this.levels;
+  readonly pfnLimit: number;
+
+  /** Clear one leaf entry the caller found with `lookup`. */
+  clearEntry(at: bigint): void {
+    this.memory.write64(at, 0n);
   }
 
   /** Largest leaf level usable at these pfns for `pages` pages (`hardware_largepage_caps`). */
@@ -166,7 +170,7 @@ export class SecondLevelTable {
       }
       // Write consecutive entries of this table at this level (the inner loop of __domain_mapping).
       let at = ref.at;
-      let slot = Number((at & 0xfffn) >> 3n);
+      let slot = idxAt(iv, lvl);
       let first = true;
       while (done < pages && slot < 512) {
         const rem = pages - done;
@@ -184,8 +188,7 @@ export class SecondLevelTable {
           onSuperpageClear(pfnNow, lvlPages);
           cur = 0n;
         }
-        const phys = BigInt(physPfn + done) << 12n;
-        const val = phys | attr | (lvl > 1 ? PTE.PS : 0n);
+        const val = (BigInt(physPfn + done) << 12n) | (lvl > 1 ? attr | PTE.PS : attr);
         if (cur !== 0n) this.warn(pfnNow, cur, val);
         else this.memory.write64(at, val);
         done += lvlPages;
