@@ -140,3 +140,65 @@ describe("IovaDomain agrees with Linux's linear walk", () => {
     );
   });
 });
+
+describe("IovaDomain agrees with Linux's linear walk on deep trees", () => {
+  it("builds hundreds of small ranges in a wide window, then frees, reserves and reallocates", () => {
+    const width = 3000;
+    const deepOp: fc.Arbitrary<ModelOp> = fc.oneof(
+      {
+        weight: 6,
+        arbitrary: fc.record({
+          op: fc.constant("alloc" as const),
+          size: fc.integer({ min: 1, max: 6 }),
+          limit: fc.oneof(fc.constant(width / 2 - 1), fc.integer({ min: 0, max: width })),
+          aligned: fc.boolean(),
+        }),
+      },
+      {
+        weight: 3,
+        arbitrary: fc.record({
+          op: fc.constant("allocFast" as const),
+          size: fc.integer({ min: 1, max: 40 }),
+          limit: fc.integer({ min: 0, max: width }),
+          flush: fc.boolean(),
+          cpu: fc.nat(1),
+        }),
+      },
+      {
+        weight: 3,
+        arbitrary: fc.record({
+          op: fc.constant("free" as const),
+          pick: fc.nat(),
+          offset: fc.nat(),
+          random: fc.integer({ min: 0, max: width }),
+          useRandom: fc.constant(false),
+        }),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          op: fc.constant("reserve" as const),
+          lo: fc.integer({ min: 0, max: width }),
+          len: fc.integer({ min: 0, max: 60 }),
+        }),
+      },
+    );
+    fc.assert(
+      fc.property(
+        fc.record({
+          granule: fc.constantFrom(2048, 4096),
+          place: fc.constantFrom("low" as const, "dma32" as const),
+          startOffset: fc.integer({ min: 0, max: 20 }),
+          cpus: fc.constant(2),
+          width: fc.constant(width),
+        }),
+        fc.array(deepOp, { minLength: 800, maxLength: 1500 }),
+        (cfg, ops) => {
+          const diff = compareRun(cfg, ops, 25);
+          if (diff !== null) throw new Error(diff);
+        },
+      ),
+      { seed: 0xdee9, numRuns: 15 },
+    );
+  });
+});
