@@ -101,6 +101,7 @@ export class VtdDomain implements DriverDomain {
       throw new ErrnoError("ENODEV", "intel_iommu_attach_device", "device not probed by intel-iommu", {
         dev: dev.name,
       });
+    if (info.domain === this) return;
     if (this.type === "unmanaged" && this.env.rmrrLocked(dev)) {
       throw new ErrnoError(
         "EPERM",

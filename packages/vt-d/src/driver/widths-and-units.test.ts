@@ -92,3 +92,32 @@ describe("two DMAR units (device scopes + include-all)", () => {
     expect(nic.dmaRead(0x10000n, 1).ok).toBe(false);
   });
 });
+
+describe("faults reach the domain", () => {
+  it("a DMA fault read by dmar_fault is reported to the domain's fault handler (flags READ 0 / WRITE 1)", () => {
+    const m = q35();
+    const d = owned(m);
+    const seen: [string, bigint, number][] = [];
+    d.setFaultHandler((_dom, dev, iova, flags) => {
+      seen.push([dev.name, iova, flags]);
+      return 0;
+    });
+    m.edu.dmaRead(0x5000n, 4);
+    m.edu.dmaWrite(0x7000n, new Uint8Array(4));
+    expect(seen).toEqual([
+      ["0000:00:01.0", 0x5000n, 0],
+      ["0000:00:01.0", 0x7000n, 1],
+    ]);
+  });
+
+  it("re-attaching a device to its own domain changes nothing", () => {
+    const m = q35();
+    const d = owned(m);
+    const vt = d.driver as unknown as VtdDomain;
+    const did = [...vt.dids.values()][0]?.did;
+    vt.attachDev(m.edu);
+    expect([...vt.dids.values()]).toEqual([{ did, refs: 1 }]);
+    m.iommu.map(d, 0x1000n, 0x100000000n, 0x1000n, IOMMU_READ);
+    expect(m.edu.dmaRead(0x1000n, 1).ok).toBe(true);
+  });
+});

@@ -42,6 +42,8 @@ export interface VtdHardwareOptions {
   readonly superpages?: 0 | 1 | 2;
   /** ECAP.IR (QEMU `intremap=on`). Default true. */
   readonly interruptRemapping?: boolean;
+  /** ECAP.EIM: x2APIC extended interrupt mode (QEMU `eim`, on for TCG q35). Default true. */
+  readonly eim?: boolean;
   /** ECAP.SC snoop control. Default false (QEMU 7.2 default). */
   readonly snoopControl?: boolean;
   /** CAP.CM caching mode. Default false. */
@@ -138,11 +140,15 @@ export class VtdHardware implements IommuHardware {
       (sllps << CAP.SLLPS_SHIFT) |
       CAP.PSI |
       (BigInt(nfr - 1) << CAP.NFR_SHIFT) |
-      (0x3fn << CAP.MAMV_SHIFT);
+      (18n << CAP.MAMV_SHIFT) |
+      // QEMU's dma-drain=on: DWD (bit 54) and DRD (bit 55).
+      (3n << 54n);
     this.ecap =
       (opts.coherent ? ECAP.C : 0n) |
       ECAP.QI |
-      (opts.interruptRemapping === false ? 0n : ECAP.IR | (0xfn << ECAP.MHMV_SHIFT)) |
+      (opts.interruptRemapping === false
+        ? 0n
+        : ECAP.IR | (0xfn << ECAP.MHMV_SHIFT) | (opts.eim === false ? 0n : ECAP.EIM)) |
       ECAP.PT |
       (opts.snoopControl ? ECAP.SC : 0n) |
       (BigInt(QEMU_IOTLB_OFFSET / 16) << ECAP.IRO_SHIFT);
