@@ -1,5 +1,5 @@
 export type { DeviceScope, DmarTable, Drhd, Rmrr } from "./driver/dmar-table.js";
-export { findDrhd, scopeCovers } from "./driver/dmar-table.js";
+export { findDrhd, rmrrScopes, scopeCovers } from "./driver/dmar-table.js";
 export type { DmarFault, DmarUnitOptions } from "./driver/dmar-unit.js";
 export { DmarUnit, formatFault } from "./driver/dmar-unit.js";
 export type { DeviceDomainInfo, PgsizeBitmapMode } from "./driver/domain.js";

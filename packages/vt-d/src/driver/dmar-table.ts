@@ -29,13 +29,25 @@ export interface Rmrr {
   readonly base: bigint;
   /** Last byte (inclusive), as ACPI's end address. */
   readonly end: bigint;
-  readonly scopes: readonly DeviceScope[];
+  /** Device scope entries. */
+  readonly scopes?: readonly DeviceScope[];
+  /** Shorthand for endpoint scopes: the PCI functions themselves. */
+  readonly devices?: readonly PciDevice[];
+}
+
+/** An RMRR's scope entries, with `devices` turned into endpoint entries. */
+export function rmrrScopes(r: Rmrr): DeviceScope[] {
+  return [
+    ...(r.scopes ?? []),
+    ...(r.devices ?? []).map((d) => ({ bus: d.busNr, devfn: d.devfn, kind: "endpoint" as const })),
+  ];
 }
 
 export interface DmarTable {
   /** DMAR host address width (HAW + 1 bits). */
   readonly hostAddressWidth?: number;
-  readonly drhds: readonly Drhd[];
+  /** Remapping units. Omitted: one INCLUDE_PCI_ALL unit at the driver's `mmioBase`. */
+  readonly drhds?: readonly Drhd[];
   readonly rmrrs?: readonly Rmrr[];
 }
 
@@ -55,9 +67,10 @@ export function scopeCovers(scope: DeviceScope, dev: Device): boolean {
 /** `dmar_find_matched_drhd_unit`: the unit whose scope lists the device, else the include-all unit. */
 export function findDrhd(table: DmarTable, dev: Device): number {
   if (!(dev instanceof PciDevice)) return -1;
-  for (const [i, u] of table.drhds.entries()) {
+  const drhds = table.drhds ?? [];
+  for (const [i, u] of drhds.entries()) {
     if ((u.segment ?? 0) !== dev.segment || u.includeAll) continue;
     if ((u.scopes ?? []).some((s) => scopeCovers(s, dev))) return i;
   }
-  return table.drhds.findIndex((u) => u.includeAll && (u.segment ?? 0) === dev.segment);
+  return drhds.findIndex((u) => u.includeAll && (u.segment ?? 0) === dev.segment);
 }

@@ -27,6 +27,8 @@ export interface IntelIommuDriverOptions {
   /** Frames for root/context/page tables, the invalidation queue and the IR table. */
   readonly pageAllocator: PageAllocator;
   readonly dmar: DmarTable;
+  /** Register base of the single include-all unit when `dmar.drhds` is omitted (QEMU q35: 0xfed90000). */
+  readonly mmioBase?: bigint;
   /** Page-size bitmap generation (default "linux-6.1": 4K | 2M | 1G on QEMU). */
   readonly pgsizeBitmap?: PgsizeBitmapMode;
   /** Partial superpage unmap (default "whole", as Linux 6.1). */
@@ -88,7 +90,11 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
   const memory = opts.memory;
   const alloc = opts.pageAllocator;
   const irOn = opts.interruptRemapping ?? true;
-  const units = opts.dmar.drhds.map(
+  const dmar: DmarTable =
+    opts.dmar.drhds || opts.mmioBase === undefined
+      ? opts.dmar
+      : { ...opts.dmar, drhds: [{ registerBase: opts.mmioBase, includeAll: true }] };
+  const units = (dmar.drhds ?? []).map(
     (d, i) =>
       new DmarUnit({
         memory,
@@ -111,12 +117,12 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
   const logCursor = units.map(() => 0);
 
   const unitOf = (dev: Device): { unit: DmarUnit; sid: number } | null => {
-    const i = findDrhd(opts.dmar, dev);
+    const i = findDrhd(dmar, dev);
     const unit = i >= 0 ? units[i] : undefined;
     return unit ? { unit, sid: dev.requesterId & 0xffff } : null;
   };
   // device_is_rmrr_locked: an RMRR names the device and it is not USB/graphics.
-  const rmrrLocked = (dev: Device) => deviceHasRmrr(opts.dmar, dev) && !rmrrIsRelaxable(dev);
+  const rmrrLocked = (dev: Device) => deviceHasRmrr(dmar, dev) && !rmrrIsRelaxable(dev);
   const env = {
     memory,
     alloc,
@@ -191,7 +197,7 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
     },
 
     getResvRegions(dev: Device): ResvRegion[] {
-      return intelResvRegions(opts.dmar, dev, { floppyWorkaround: opts.floppyWorkaround ?? true });
+      return intelResvRegions(dmar, dev, { floppyWorkaround: opts.floppyWorkaround ?? true });
     },
 
     /** intel_iommu_capable (6.1): CACHE_COHERENCY is always true; INTR_REMAP is irq_remapping_enabled. */

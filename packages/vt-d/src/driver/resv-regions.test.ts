@@ -1,6 +1,7 @@
-import { IOMMU_READ, IOMMU_WRITE, PciDevice } from "@iommu/core";
+import { IOMMU_READ, IOMMU_WRITE, PageAllocator, PciDevice } from "@iommu/core";
 import { describe, expect, it } from "vitest";
 import { q35 } from "../testing/q35.js";
+import { createIntelIommuDriver } from "./ops.js";
 
 const msiRegion = { start: 0xfee00000n, length: 0x100000n, prot: 0, type: "msi" };
 
@@ -89,5 +90,20 @@ describe("intel_iommu_get_resv_regions (6.1)", () => {
     const d2 = m.iommu.domainAlloc(m.driver.ops, "unmanaged");
     m.iommu.attachGroup(d2, usb);
     expect(usb.domain).toBe(d2);
+  });
+});
+
+describe("DMAR shorthands", () => {
+  it("`mmioBase` alone means one include-all unit; an RMRR may list devices instead of scopes", () => {
+    const m = q35({ probe: false });
+    const usb = new PciDevice(m.memory, { bus: 0, slot: 0x1d, classCode: 0x0c0330 });
+    const drv = createIntelIommuDriver({
+      memory: m.memory,
+      pageAllocator: new PageAllocator(m.memory, 0x8000000n, 0x1000000n),
+      mmioBase: 0xfed90000n,
+      dmar: { rmrrs: [{ base: 0x7f7e0000n, end: 0x7f7fffffn, devices: [usb] }] },
+    });
+    expect(drv.unitFor(usb)?.name).toBe("dmar0");
+    expect(drv.ops.getResvRegions(usb)[0]).toMatchObject({ start: 0x7f7e0000n, type: "direct-relaxable" });
   });
 });

@@ -6,7 +6,7 @@
  */
 import { type Device, IOMMU_READ, IOMMU_WRITE, PciDevice, type ResvRegion, resvRegion } from "@iommu/core";
 import { INTERRUPT_WINDOW_END, INTERRUPT_WINDOW_START } from "../hw/regs.js";
-import { type DmarTable, scopeCovers } from "./dmar-table.js";
+import { type DmarTable, rmrrScopes, scopeCovers } from "./dmar-table.js";
 
 /** PCI class codes (class << 8 | subclass) Linux tests. */
 const PCI_CLASS_SERIAL_USB = 0x0c03;
@@ -21,7 +21,7 @@ export function rmrrIsRelaxable(dev: Device): boolean {
 
 /** True when an RMRR names this device (`device_has_rmrr`). */
 export function deviceHasRmrr(table: DmarTable, dev: Device): boolean {
-  return (table.rmrrs ?? []).some((r) => r.scopes.some((s) => scopeCovers(s, dev)));
+  return (table.rmrrs ?? []).some((r) => rmrrScopes(r).some((s) => scopeCovers(s, dev)));
 }
 
 export interface ResvOptions {
@@ -34,7 +34,7 @@ export function intelResvRegions(table: DmarTable, dev: Device, opts: ResvOption
   const out: ResvRegion[] = [];
   for (const rmrr of table.rmrrs ?? []) {
     if (dev instanceof PciDevice && (rmrr.segment ?? 0) !== dev.segment) continue;
-    for (const s of rmrr.scopes) {
+    for (const s of rmrrScopes(rmrr)) {
       if (!scopeCovers(s, dev)) continue;
       const type = rmrrIsRelaxable(dev) ? "direct-relaxable" : "direct";
       out.push(resvRegion(rmrr.base, rmrr.end - rmrr.base + 1n, prot, type));
