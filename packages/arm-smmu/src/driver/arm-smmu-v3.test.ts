@@ -1,4 +1,5 @@
 import {
+  type DriverDomain,
   emptyGather,
   IOMMU_FAULT_READ,
   IOMMU_FAULT_WRITE,
@@ -82,6 +83,9 @@ describe("probe and ops (conformance: linux-6.1/arm64 basic, iova-range-48bit)",
     expect(rig.ops.capable(dev, "NOEXEC")).toBe(true);
     expect(rig.ops.capable(dev, "CACHE_COHERENCY")).toBe(true);
     expect(rig.ops.capable(dev, "INTR_REMAP")).toBe(false);
+    // 6.1 has no enforce_cache_coherency for SMMUv3: VFIO reports dma_cc 0 (basic.jsonl "ext").
+    const d = rig.domain([dev]);
+    expect((d as DriverDomain).enforceCacheCoherency).toBeUndefined();
   });
 
   it("refuses an IOVA beyond the 48-bit input range (ERANGE) and maps the last page of it", () => {
