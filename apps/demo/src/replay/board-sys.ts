@@ -21,9 +21,12 @@ const ENOTTY = 25;
 const ENOENT = 2;
 const EFAULT = 14;
 
-/** Where the adapter places the probe's heap (malloc'd ioctl structs and bitmaps) in its address space. */
+/**
+ * The probe's heap (malloc'd ioctl structs and bitmaps): a sparse 1 TiB anonymous vma, handed out once and
+ * never reused, so every calloc gets never-touched memory, which reads as zero without being written.
+ */
 const HEAP_BASE = 0x7f00_0000_0000n;
-const HEAP_SIZE = 0x400_0000n;
+const HEAP_SIZE = 0x100_0000_0000n;
 /** Where BAR mmaps land (outside every vma, so only `read32`… reach them). */
 const MMIO_BASE = 0x7e00_0000_0000n;
 
@@ -104,11 +107,10 @@ export class BoardSys implements ProbeSys {
 
   calloc(len: number): bigint {
     const a = this.heapNext;
-    const n = BigInt((Math.max(len, 1) + 15) & ~15);
+    const n = (BigInt(Math.max(len, 1)) + 0xfffn) & ~0xfffn;
     if (a + n > HEAP_BASE + HEAP_SIZE) throw new RangeError("probe heap exhausted");
     this.heapNext += n;
     this.blocks.set(a, len);
-    this.process.writeUser(a, new Uint8Array(len));
     return a;
   }
 

@@ -15,7 +15,7 @@ import {
   VFIO_DMA_UNMAP_FLAG_VADDR,
 } from "./scenario.js";
 import type { ProbeSys } from "./sys.js";
-import { errname, errorLine, hex, hexBytes, jsonStr, Line } from "./transcript.js";
+import { errname, errorLine, hex, hexBytes, jsonStr, Line, OUT_MAX } from "./transcript.js";
 import * as U from "./vfio-uapi.js";
 
 const U64 = (1n << 64n) - 1n;
@@ -116,6 +116,16 @@ export class Probe {
 
   private emit(line: string): void {
     this.out.push(line);
+  }
+
+  /** The transcript text: lines joined by newlines, each cut as probe.c's 1 MiB line buffer cuts it. */
+  static text(lines: readonly string[]): string {
+    let t = "";
+    for (const l of lines) {
+      const full = `${l}\n`;
+      t += full.length > OUT_MAX ? full.slice(0, OUT_MAX) : full;
+    }
+    return t;
   }
 
   private done(): string[] {

@@ -73,6 +73,5 @@ export function replayScenario(text: string, opts: ReplayOptions = {}): string {
     eduCount: scn.header.devices || 1,
     vfioParams: vfioParamsOf(scn.header.params),
   });
-  const out = new Probe(new BoardSys(board), scn).run();
-  return `${out.join("\n")}\n`;
+  return Probe.text(new Probe(new BoardSys(board), scn).run());
 }

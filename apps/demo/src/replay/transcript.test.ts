@@ -56,3 +56,16 @@ describe("Line (probe.c o_begin … o_end)", () => {
     expect(errorLine(7, "map 1", "missing PROT")).toBe('{"cmd":"error","line":7,"text":"map 1","why":"missing PROT"}');
   });
 });
+
+describe("probe.c's 1 MiB line buffer", () => {
+  it("cuts an over-long line at 2^20 - 1 bytes without its closing brace and newline", async () => {
+    const { Probe } = await import("./probe.js");
+    const big = new Line("dirty").bytes("bitmap", new Uint8Array(1 << 20).fill(0xab)).end();
+    const t = Probe.text([big, '{"cmd":"done"}']);
+    expect(t.length).toBe((1 << 20) - 1 + '{"cmd":"done"}\n'.length);
+    expect(t.startsWith('{"cmd":"dirty","bitmap":"abab')).toBe(true);
+    expect(t.slice((1 << 20) - 1)).toBe('{"cmd":"done"}\n');
+    const small = new Line("x").bytes("b", new Uint8Array(4)).end();
+    expect(Probe.text([small])).toBe(`${small}\n`);
+  });
+});

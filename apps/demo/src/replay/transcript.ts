@@ -68,12 +68,24 @@ export function hex(v: bigint | number): string {
   return `"0x${b.toString(16)}"`;
 }
 
+const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
 /** Lowercase hex of bytes, no separators (probe.c o_hexbytes). */
 export function hexBytes(p: Uint8Array): string {
-  let s = "";
-  for (const b of p) s += b.toString(16).padStart(2, "0");
-  return s;
+  const parts: string[] = [];
+  for (let i = 0; i < p.length; i += 8192) {
+    let s = "";
+    for (const b of p.subarray(i, i + 8192)) s += HEX2[b];
+    parts.push(s);
+  }
+  return parts.join("");
 }
+
+/**
+ * probe.c builds each line in `static char out[1 << 20]`: a longer line is cut to 2^20 - 1 bytes and
+ * loses its closing `}` and newline (the next line then starts on the same output line).
+ */
+export const OUT_MAX = (1 << 20) - 1;
 
 /** One transcript line under construction (probe.c o_begin … o_end). */
 export class Line {
@@ -85,7 +97,8 @@ export class Line {
 
   /** Key with an already formatted JSON value (for nested objects and lists). */
   raw(key: string, json: string): this {
-    this.text += `,${jsonStr(key)}:${json}`;
+    // past OUT_MAX nothing more can reach the output (the line is cut there)
+    if (this.text.length <= OUT_MAX) this.text += `,${jsonStr(key)}:${json}`;
     return this;
   }
 
@@ -102,7 +115,10 @@ export class Line {
   }
 
   bytes(key: string, p: Uint8Array): this {
-    return this.raw(key, `"${hexBytes(p)}"`);
+    // format only what can survive the 1 MiB cut (and a little more, so the cut still happens)
+    const room = OUT_MAX - this.text.length;
+    const n = room < 0 ? 0 : Math.min(p.length, (room >> 1) + 2);
+    return this.raw(key, `"${hexBytes(p.subarray(0, n))}${n < p.length ? "" : '"'}`);
   }
 
   strList(key: string, list: readonly string[]): this {
