@@ -5,7 +5,7 @@
  * search whose end wraps to 0, exactly as in Linux). Insert/remove are O(n) memmoves; appends are O(1).
  */
 import type { PinnedRun } from "./pin.js";
-import { u64 } from "./uapi.js";
+import { U64_MAX, u64 } from "./uapi.js";
 
 /** One MAP_DMA. */
 export interface VfioDma {
@@ -47,6 +47,11 @@ export class DmaTree {
 
   /** `vfio_find_dma(start, size)`: some mapping overlapping `[start, start + size)` (size 0 finds a mapping strictly containing start). */
   find(start: bigint, size: bigint): VfioDma | null {
+    const n = this.list.length;
+    if (n === 0) return null;
+    // Fast path for the common append: everything ends at or below start (no wrap involved).
+    const last = this.list[n - 1]!;
+    if (last.iova + last.size <= start && last.iova + last.size <= U64_MAX) return null;
     const end = u64(start + size);
     let lo = 0;
     let hi = this.list.length - 1;

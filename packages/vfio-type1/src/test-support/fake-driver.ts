@@ -55,7 +55,7 @@ interface Rec {
 
 export interface FakeDomain extends DriverDomain {
   readonly type: DomainType;
-  /** Mapped records in iova order. */
+  /** Mapped records in iova order (a fresh array). */
   readonly recs: Rec[];
   mapCalls: number;
 }
@@ -86,23 +86,63 @@ export function createFakeDriver(shape: FakeShape, groupKey: (name: string) => s
   return { ops, domains, extraResv };
 }
 
+/**
+ * Records keyed by their first iova, plus a sorted array of starts in which removed keys linger until a
+ * compaction (so UNMAP of 65,535 mappings in iova order is O(n), not O(n²)).
+ */
 function fakeDomain(type: DomainType, shape: FakeShape, onFree: () => void): FakeDomain {
-  const recs: Rec[] = [];
-  const findIdx = (iova: bigint): number => {
+  const byStart = new Map<bigint, Rec>();
+  let starts: bigint[] = [];
+  let dead = 0;
+  const lowerBound = (x: bigint): number => {
     let lo = 0;
-    let hi = recs.length - 1;
-    while (lo <= hi) {
+    let hi = starts.length;
+    while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      const r = recs[mid]!;
-      if (iova < r.iova) hi = mid - 1;
-      else if (iova >= r.iova + r.size) lo = mid + 1;
-      else return mid;
+      if (starts[mid]! < x) lo = mid + 1;
+      else hi = mid;
     }
-    return -(lo + 1);
+    return lo;
+  };
+  const containing = (iova: bigint): Rec | null => {
+    const hit = byStart.get(iova);
+    if (hit) return hit;
+    let i = lowerBound(iova + 1n) - 1;
+    for (; i >= 0; i--) {
+      const r = byStart.get(starts[i]!);
+      if (r) return iova < r.iova + r.size ? r : null;
+    }
+    return null;
+  };
+  const nextStartFrom = (iova: bigint): bigint | null => {
+    for (let i = lowerBound(iova); i < starts.length; i++) if (byStart.has(starts[i]!)) return starts[i]!;
+    return null;
+  };
+  const insert = (r: Rec): void => {
+    byStart.set(r.iova, r);
+    if (starts.length === 0 || starts[starts.length - 1]! < r.iova) starts.push(r.iova);
+    else {
+      const i = lowerBound(r.iova);
+      if (starts[i] === r.iova) dead--;
+      else starts.splice(i, 0, r.iova);
+    }
+  };
+  const remove = (r: Rec): void => {
+    byStart.delete(r.iova);
+    dead++;
+    if (byStart.size === 0) {
+      starts = [];
+      dead = 0;
+    } else if (dead > 64 && dead * 2 > starts.length) {
+      starts = starts.filter((x) => byStart.has(x));
+      dead = 0;
+    }
   };
   const d: FakeDomain = {
     type,
-    recs,
+    get recs() {
+      return [...byStart.values()].sort((a, b) => (a.iova < b.iova ? -1 : 1));
+    },
     mapCalls: 0,
     pgsizeBitmap: shape.pgsizeBitmap,
     geometry: { apertureStart: shape.apertureStart, apertureEnd: shape.apertureEnd, forceAperture: true },
@@ -111,35 +151,35 @@ function fakeDomain(type: DomainType, shape: FakeShape, onFree: () => void): Fak
     mapPages(iova, paddr, pgsize, pgcount, prot) {
       d.mapCalls++;
       const size = pgsize * BigInt(pgcount);
-      const i = findIdx(iova);
-      const end = findIdx(iova + size - 1n);
-      if (i >= 0 || end >= 0 || i !== end) {
+      const lastStart = starts.length > 0 ? starts[starts.length - 1]! : -1n;
+      const last = byStart.get(lastStart);
+      const above = lastStart < iova && (!last || last.iova + last.size <= iova) && dead === 0;
+      const next = above ? null : nextStartFrom(iova);
+      if (!above && (containing(iova) || (next !== null && next < iova + size))) {
         return { mapped: 0n, error: new ErrnoError("EEXIST", "fake_map_pages", "already mapped", { iova }) };
       }
       if (iova + size - 1n > shape.apertureEnd || iova < shape.apertureStart) {
         return { mapped: 0n, error: new ErrnoError("ERANGE", "fake_map_pages", "outside aperture", { iova }) };
       }
-      recs.splice(-(i + 1), 0, { iova, paddr, size, prot });
+      insert({ iova, paddr, size, prot });
       return { mapped: size, error: null };
     },
     unmapPages(iova, pgsize, pgcount, gather: IotlbGather) {
-      const i = findIdx(iova);
-      if (i < 0) return 0n;
-      const r = recs[i]!;
+      const r = containing(iova);
+      if (!r) return 0n;
       const want = pgsize * BigInt(pgcount);
       const end = iova + want < r.iova + r.size ? iova + want : r.iova + r.size;
-      const parts: Rec[] = [];
-      if (r.iova < iova) parts.push({ ...r, size: iova - r.iova });
+      remove(r);
+      if (r.iova < iova) insert({ ...r, size: iova - r.iova });
       if (end < r.iova + r.size)
-        parts.push({ iova: end, paddr: r.paddr + (end - r.iova), size: r.iova + r.size - end, prot: r.prot });
-      recs.splice(i, 1, ...parts);
+        insert({ iova: end, paddr: r.paddr + (end - r.iova), size: r.iova + r.size - end, prot: r.prot });
       if (iova < gather.start) gather.start = iova;
       if (end - 1n > gather.end) gather.end = end - 1n;
       return end - iova;
     },
     iovaToPhys(iova) {
-      const i = findIdx(iova);
-      return i < 0 ? 0n : recs[i]!.paddr + (iova - recs[i]!.iova);
+      const r = containing(iova);
+      return r ? r.paddr + (iova - r.iova) : 0n;
     },
     free() {
       onFree();
