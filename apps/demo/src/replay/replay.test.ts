@@ -94,6 +94,54 @@ describe("replayScenario: scenarios the fixtures do not contain (kernel rules fr
   });
 });
 
+describe("replayScenario: device paths when the device cannot be opened (probe.c formats)", () => {
+  it("a device whose group is in no container: irq, dma and device lines carry the open errno", () => {
+    const r = body(
+      replayScenario(
+        "platform x86-q35-vtd\ndevices 2\n---\nirq raise dev=1\ndma 0x1000 4 to-dev dev=1\ndevice 1 close\ndevice 1 open\n",
+      ),
+    );
+    expect(r).toEqual([
+      { cmd: "irq", op: "raise", dev: 1, step: "open device", ret: -1, errno: "EINVAL" },
+      { cmd: "dma", dev: 1, error: "device open/mmap failed", errno: "EINVAL" },
+      { cmd: "device", dev: 1, op: "close", was_open: 0, ret: 0 },
+      { cmd: "device", dev: 1, op: "open", was_open: 0, ret: -1, errno: "EINVAL" },
+    ]);
+  });
+  it("closing the device lets its group leave; the eventfd goes with the device", () => {
+    const r = body(
+      replayScenario(
+        "platform arm64-virt-smmuv3\ndevices 2\n---\ngroup 1 set\nirq msi on dev=1\ngroup 1 unset\ndevice 1 close\ngroup 1 unset\nirq raise dev=1\n",
+      ),
+    );
+    expect(r.map((x) => [x.cmd, x.op, x.errno ?? x.ret])).toEqual([
+      ["group", "set", 0],
+      ["irq", "msi-on", 0],
+      ["group", "unset", "EBUSY"],
+      ["device", "close", 0],
+      ["group", "unset", 0],
+      ["irq", "raise", "EINVAL"],
+    ]);
+    expect(r[1]).toMatchObject({ phys_msi: { enabled: 1, address: "0x8000040" }, vfio_msi: { address: "0x0" } });
+  });
+});
+
+describe("replayScenario: the seed board (arm64-virt-smmuv3-seed)", () => {
+  it("its per-range reserved-IOVA caps reach user space; probe.c shows them as unknown caps, raw untrimmed", () => {
+    const info = body(replayScenario("platform arm64-virt-smmuv3-seed\n---\ninfo\n"))[0]!;
+    const caps = info.caps as { id: number; offset: number; next: number; name: string; raw?: string }[];
+    const seed = caps.filter((c) => c.id === 0x8001);
+    expect(seed.length).toBeGreaterThanOrEqual(3);
+    for (const c of seed) expect(c).toMatchObject({ name: "unknown", version: 1 });
+    // the chain is info-relative and terminates (the 4.x cap_add/cap_shift bug would break this walk)
+    caps.slice(1).forEach((c, i) => expect(c.offset).toBe(caps[i]!.next));
+    expect(caps.at(-1)!.next).toBe(0);
+    // an unknown cap stops probe.c from trimming raw: the whole argsz comes back
+    expect(info.raw_len).toBe(4096);
+    expect((info.raw as string).length).toBe(2 * 4096);
+  });
+});
+
 describe("replayScenario: any scenario", () => {
   const num = fc.oneof(
     fc.constantFrom("0", "0x1000", "0x2000", "0x100000", "0x101000", "0x8000000", "0xfee00000", "0x7ffffff000"),
