@@ -134,7 +134,7 @@ describe("replayScenario: the seed board (arm64-virt-smmuv3-seed)", () => {
     expect(seed.length).toBeGreaterThanOrEqual(3);
     for (const c of seed) expect(c).toMatchObject({ name: "unknown", version: 1 });
     // the chain is info-relative and terminates (the 4.x cap_add/cap_shift bug would break this walk)
-    caps.slice(1).forEach((c, i) => expect(c.offset).toBe(caps[i]!.next));
+    for (let i = 1; i < caps.length; i++) expect(caps[i]!.offset).toBe(caps[i - 1]!.next);
     expect(caps.at(-1)!.next).toBe(0);
     // an unknown cap stops probe.c from trimming raw: the whole argsz comes back
     expect(info.raw_len).toBe(4096);
