@@ -305,6 +305,25 @@ describe("dirty tracking", () => {
     expect(container.ioctl(VFIO_IOMMU_DIRTY_PAGES, encodeDirtyPages(1))).toBe(-13);
   });
 
+  it("copies a mapping's bits at its offset from the requested base, OR-ing the user's shared leading word", () => {
+    const h = makeHost({ shape: "x86" });
+    const heap = 0x2000_0000_0000n;
+    h.proc.mmap({ start: heap, size: 0x1000n });
+    const { container } = openContainer(h);
+    container.mapDma({ vaddr: BASE, iova: 0x10_3000n, size: 0x4000n, flags: RW }); // bits 3..6 from base 0x100000
+    container.mapDma({ vaddr: BASE, iova: 0x14_0000n, size: 0x1000n, flags: RW }); // bit 64: word 1, shift 0
+    container.dirtyStart();
+    h.proc.writeUser(heap, new Uint8Array([0x01, 0, 0, 0, 0, 0, 0, 0x80, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0xee]));
+    container.dirtyGetBitmap(0x10_0000n, 0x41_000n, { pgsize: 0x1000n, size: 16n, data: heap });
+    // word 0 = user's word | 0b1111000; word 1 = exactly the mapping's one bit (whole words are written).
+    expect([...h.proc.readUser(heap, 17)]).toEqual([0x79, 0, 0, 0, 0, 0, 0, 0x80, 0x01, 0, 0, 0, 0, 0, 0, 0, 0xee]);
+    // A bitmap the user cannot write: EFAULT, and the mappings' bits are not consumed.
+    expect(
+      errOf(() => container.dirtyGetBitmap(0x10_0000n, 0x41_000n, { pgsize: 0x1000n, size: 16n, data: heap + 0xff8n }))
+        ?.errno,
+    ).toBe("EFAULT");
+  });
+
   it("a group leaving while tracking marks every page dirty", () => {
     const h = makeHost({ shape: "x86", devices: 2 });
     const { container } = openContainer(h);

@@ -91,7 +91,19 @@ export function createFakeDriver(shape: FakeShape, groupKey: (name: string) => s
  * compaction (so UNMAP of 65,535 mappings in iova order is O(n), not O(n²)).
  */
 function fakeDomain(type: DomainType, shape: FakeShape, onFree: () => void): FakeDomain {
-  const byStart = new Map<bigint, Rec>();
+  // Keyed by page number: number keys hash far faster than bigint keys (iova >> 12 < 2^52 is exact).
+  const recs = new Map<number, Rec>();
+  const key = (iova: bigint): number => Number(iova >> 12n);
+  const byStart = {
+    get: (iova: bigint) => recs.get(key(iova)),
+    has: (iova: bigint) => recs.has(key(iova)),
+    set: (iova: bigint, r: Rec) => recs.set(key(iova), r),
+    delete: (iova: bigint) => recs.delete(key(iova)),
+    get size() {
+      return recs.size;
+    },
+    values: () => recs.values(),
+  };
   let starts: bigint[] = [];
   let dead = 0;
   const lowerBound = (x: bigint): number => {
