@@ -189,8 +189,8 @@ export class VtdDomain implements DriverDomain {
     const pages = pgsize === SZ_4K ? pgcount : Number(size >> 12n);
     const r = t.map(Number(iova >> 12n), Number(paddr >> 12n), pages, attr, this.onSuperpageClear);
     if (r.nomem) {
+      // Linux raises max_addr before mapping; we leave it untouched so a failure leaves no trace.
       const mapped = BigInt(r.done) << 12n;
-      if (iova + mapped > this.maxAddr) this.maxAddr = iova + mapped;
       return { mapped, error: new ErrnoError("ENOMEM", "__domain_mapping", "out of page-table memory", { iova }) };
     }
     if (maxAddr > this.maxAddr) this.maxAddr = maxAddr;

@@ -121,3 +121,37 @@ describe("faults reach the domain", () => {
     expect(m.edu.dmaRead(0x1000n, 1).ok).toBe(true);
   });
 });
+
+describe("identity domains and allocation failure", () => {
+  it("an identity domain programs pass-through contexts: DMA is untranslated (no page table)", () => {
+    const m = q35();
+    const g = m.iommu.groupOf(m.edu) as NonNullable<ReturnType<typeof m.iommu.groupOf>>;
+    const id = m.iommu.domainAlloc(m.driver.ops, "identity");
+    expect(id.driver.mapPages).toBeUndefined();
+    m.iommu.attachGroup(id, g);
+    expect(m.edu.dmaWrite(0x12345678n, new Uint8Array([0x42])).ok).toBe(true);
+    expect(m.memory.read(0x12345678n, 1)[0]).toBe(0x42);
+    m.iommu.detachGroup(id, g);
+    expect(m.edu.dmaWrite(0x12345678n, new Uint8Array([0x43])).ok).toBe(false);
+  });
+
+  it("running out of table frames fails the map with ENOMEM and leaves nothing mapped", () => {
+    const m = q35();
+    const d = owned(m);
+    // Exhaust the kernel pool, leaving one frame: the walk to a fresh 1 GiB region needs two.
+    for (;;) {
+      try {
+        m.pool.alloc();
+      } catch {
+        break;
+      }
+    }
+    const vt = d.driver as unknown as VtdDomain;
+    vt.table?.drainFreelist();
+    expect(() => m.iommu.map(d, 0x40000000n, 0x100000000n, 0x1000n, IOMMU_READ)).toThrow(
+      expect.objectContaining({ errno: "ENOMEM" }),
+    );
+    expect(m.iommu.iovaToPhys(d, 0x40000000n)).toBe(0n);
+    expect(vt.maxAddr).toBe(0n);
+  });
+});
