@@ -7,12 +7,16 @@ import {
   IOMMU_NOEXEC,
   IOMMU_READ,
   IOMMU_WRITE,
+  PageAllocator,
   PciDevice,
+  PhysicalMemory,
   PlatformDevice,
 } from "@iommu/core";
 import { describe, expect, it } from "vitest";
 import { DESC } from "../arch/lpae.js";
+import { createSmmuV3Hardware } from "../hw/smmu-v3.js";
 import { makeRig, RAM_BASE } from "../test-support/rig.js";
+import { createArmSmmuV3Driver } from "./arm-smmu-v3.js";
 import type { SmmuDomain } from "./domain.js";
 
 const RW = IOMMU_READ | IOMMU_WRITE;
@@ -74,6 +78,35 @@ describe("probe and ops (conformance: linux-6.1/arm64 basic, iova-range-48bit)",
     );
     const far = new PciDevice(rig.memory, { bus: 1, slot: 0, classCode: 0 });
     expect(() => rig.ops.probeDevice(far)).toThrow(expect.objectContaining({ errno: "ERANGE" }));
+  });
+
+  it("answers null from domainAlloc when no frame is left, keeping no frame and no ASID", () => {
+    const memory = new PhysicalMemory();
+    memory.addRam(RAM_BASE, 0x1000000n);
+    const hw = createSmmuV3Hardware({ memory, mmioBase: 0x9050000n });
+    const pages = new PageAllocator(memory, RAM_BASE, 0x20000n); // 32 frames for the driver
+    const ops = createArmSmmuV3Driver({ memory, mmioBase: 0x9050000n, pageAllocator: pages });
+    const dev = new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 });
+    dev.upstream = hw;
+    ops.probeDevice(dev);
+    const ctx = { reportFault: () => -38 };
+    expect((ops.domainAlloc("unmanaged", ctx) as SmmuDomain).tag).toBe(1);
+    // Use up the pool, then give back exactly one frame: enough for a pgd but not for the CD.
+    const taken: bigint[] = [];
+    for (;;) {
+      try {
+        taken.push(pages.alloc());
+      } catch {
+        break; // exhausted
+      }
+    }
+    pages.freeFrame(taken.pop() as bigint);
+    const frames = pages.framesInUse;
+    expect(ops.domainAlloc("unmanaged", ctx)).toBeNull();
+    expect(pages.framesInUse).toBe(frames);
+    for (const f of taken) pages.freeFrame(f);
+    // The failed allocation gave its ASID back.
+    expect((ops.domainAlloc("unmanaged", ctx) as SmmuDomain).tag).toBe(2);
   });
 
   it("has no blocked domain (6.1) and is capable of NOEXEC and coherency, not INTR_REMAP", () => {

@@ -79,10 +79,14 @@ export class SmmuDomain implements DriverDomain {
     const tag = init.stage === 1 ? init.smmu.allocAsid() : init.smmu.allocVmid();
     if (tag === null) throw new ErrnoError("ENOSPC", "arm_smmu_domain_finalise", "no ASID/VMID left");
     this.tag = tag;
+    let pgtable: LpaePageTable | null = null;
     try {
-      this.pgtable = new LpaePageTable(init.smmu.memory, init.smmu.pages, { stage: init.stage, granule: g, ias, oas });
+      pgtable = new LpaePageTable(init.smmu.memory, init.smmu.pages, { stage: init.stage, granule: g, ias, oas });
+      this.pgtable = pgtable;
       if (init.stage === 1) this.cd = this.writeCd(g);
     } catch (e) {
+      // Nothing of a domain that could not be finalised stays allocated.
+      pgtable?.free();
       this.releaseTag();
       throw new ErrnoError("ENOMEM", "arm_smmu_domain_finalise", "no memory for tables", {}, { cause: e });
     }

@@ -66,6 +66,22 @@ describe("table geometry", () => {
     expect(t.map(0x1000n, 0x1000n, 0x1000n, 1, IOMMU_READ).error).toBeNull();
     expect(t.map(0x2000n, 1n << 44n, 0x1000n, 1, IOMMU_READ).error).toMatchObject({ errno: "ERANGE" });
   });
+  it("leaves no trace when EEXIST stops a map below tables it created", () => {
+    const t = table(1);
+    expect(t.map(0x40000000n, 0n, 0x40000000n, 1, IOMMU_READ).error).toBeNull(); // 1 GiB block
+    const frames = t.framesInUse;
+    // 4 KiB pages spanning a fresh 1 GiB region and then the block: tables for the first region are
+    // created and filled; nothing is created under the block.
+    const r = t.map(0x40000000n - 0x2000n, 0n, 0x1000n, 3, IOMMU_READ);
+    expect(r).toMatchObject({ mapped: 0x2000n, error: { errno: "EEXIST" } });
+    expect(t.framesInUse).toBe(frames + 2); // the filled level-2/level-3 tables stay for the core's unwind
+    const fresh = table(1);
+    fresh.map(0x200000n, 0n, 0x200000n, 1, IOMMU_READ);
+    const before = fresh.framesInUse;
+    expect(fresh.map(0x200000n, 0n, 0x1000n, 1, IOMMU_READ).error).toMatchObject({ errno: "EEXIST" });
+    expect(fresh.framesInUse).toBe(before);
+  });
+
   it("reports ENOMEM when no frame is left for a table, having mapped nothing", () => {
     const m = new PhysicalMemory();
     m.addRam(0x40000000n, 0x1000000n);
@@ -78,5 +94,7 @@ describe("table geometry", () => {
     const r = t.map(0x1000n, 0x1000n, 0x1000n, 1, IOMMU_READ);
     expect(r).toMatchObject({ mapped: 0n, error: { errno: "ENOMEM", op: "arm_lpae_map_pages" } });
     expect(t.iovaToPhys(0x1000n)).toBe(0n);
+    // No trace: the level-1 table it managed to create was empty and is gone again.
+    expect(t.framesInUse).toBe(1);
   });
 });

@@ -169,12 +169,13 @@ export class LpaePageTable {
       this.attrCache.set(attrKey, attrs);
     }
     let mapped = 0n;
+    this.created.length = 0;
     while (mapped < total) {
       let table: bigint;
       try {
         table = this.tableFor(iova + mapped, level, true) as bigint;
       } catch (e) {
-        return { mapped, error: asErrno(e, op, iova + mapped) };
+        return this.failMap(mapped, asErrno(e, op, iova + mapped));
       }
       const first = this.index(iova + mapped, level);
       const n = pgcount === 1 ? 1 : Math.min(this.ptesPerTable - first, Number((total - mapped) / pgsize));
@@ -184,7 +185,7 @@ export class LpaePageTable {
         const old = this.memory.read64(ptep);
         if (old !== 0n) {
           if (level === 3 || (old & DESC.TYPE_MASK) === DESC.TYPE_BLOCK || this.subtreeMapped(old, level + 1)) {
-            return { mapped, error: new ErrnoError("EEXIST", op, "IOVA already mapped", { iova: iova + mapped }) };
+            return this.failMap(mapped, new ErrnoError("EEXIST", op, "IOVA already mapped", { iova: iova + mapped }));
           }
           this.memory.write64(ptep, 0n);
           this.tlbOps?.flushWalk(iova + mapped, pgsize);
@@ -200,7 +201,7 @@ export class LpaePageTable {
         if (pte === 0n) continue;
         if (level === 3 || (pte & DESC.TYPE_MASK) === DESC.TYPE_BLOCK || this.subtreeMapped(pte, level + 1)) {
           const at = iova + mapped + BigInt(i) * pgsize;
-          return { mapped, error: new ErrnoError("EEXIST", op, "IOVA already mapped", { iova: at }) };
+          return this.failMap(mapped, new ErrnoError("EEXIST", op, "IOVA already mapped", { iova: at }));
         }
       }
       for (let i = 0; i < n; i++) {
@@ -218,6 +219,27 @@ export class LpaePageTable {
       mapped += BigInt(n) * pgsize;
     }
     return { mapped, error: null };
+  }
+
+  /** Tables the current map call created (so a failure can take back the ones left empty). */
+  private readonly created: { ptep: bigint; table: bigint; level: number }[] = [];
+
+  /**
+   * A map that fails leaves no trace of its own: tables it created that hold nothing are unlinked
+   * and freed (io-pgtable keeps them; no walk can have cached an empty table's leaves). Leaves it
+   * did map stay for the core's unwind, with their tables.
+   */
+  private failMap(mapped: bigint, error: ErrnoError): { mapped: bigint; error: ErrnoError } {
+    for (let i = this.created.length - 1; i >= 0; i--) {
+      const c = this.created[i] as { ptep: bigint; table: bigint; level: number };
+      let empty = true;
+      for (let k = 0; k < this.ptesPerTable && empty; k++) empty = this.memory.read64(c.table + BigInt(k * 8)) === 0n;
+      if (!empty) continue;
+      this.memory.write64(c.ptep, 0n);
+      this.freeTable(c.table, c.level);
+    }
+    this.created.length = 0;
+    return { mapped, error };
   }
 
   /** TLB callbacks used by map (table replacement) and unmap; set by the domain. */
@@ -298,6 +320,7 @@ export class LpaePageTable {
         if (!create) return null;
         const t = this.allocTable();
         this.memory.write64(ptep, t | DESC.TYPE_TABLE);
+        this.created.push({ ptep, table: t, level: l + 1 });
         table = t;
         continue;
       }
