@@ -54,6 +54,19 @@ describe("conformance: Linux 6.1 transcripts replay identically", () => {
     }
   });
 
+  it("is not vacuous: the same scenario on a differently configured model differs where the kernel's rule shows", () => {
+    // dma_entry_limit=3 removed from the header: the first DMA_AVAIL cap must differ (65535 vs 3)
+    const scn = readFileSync(join(ROOT, "x86", "dma-entry-limit.scn"), "utf8").replace(
+      "param dma_entry_limit=3",
+      "# (param removed)",
+    );
+    const expected = readFileSync(join(ROOT, "x86", "dma-entry-limit.jsonl"), "utf8");
+    const d = diffTranscripts(expected, replayScenario(scn));
+    expect(d).toMatchObject({ line: 1, cmd: "hello", field: "params" });
+    const body = (t: string) => t.split("\n").slice(1).join("\n");
+    expect(diffTranscripts(body(expected), body(replayScenario(scn)))).toMatchObject({ line: 2, field: "caps" });
+  });
+
   for (const { arch, name } of fixtures) {
     const key = `${arch}/${name}`;
     it(key, () => {
