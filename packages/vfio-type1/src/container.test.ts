@@ -128,6 +128,19 @@ describe("group ioctls", () => {
     expect(h.vfio.ioctl(g.fd, VFIO_GROUP_GET_STATUS, new Uint8Array(8))).toBe(-9);
   });
 
+  it("closing a group with an open device keeps it attached until the device closes", () => {
+    const h = makeHost({ shape: "x86" });
+    const { container, group } = openContainer(h);
+    expect(h.vfio.deviceGet(group.id)).toBe(0);
+    group.close();
+    expect(group.container).toBe(container);
+    expect(() => h.vfio.openGroup(group.id)).toThrow(/EBUSY/);
+    h.vfio.devicePut(group.id);
+    expect(group.container).toBeNull();
+    expect(container.backend).toBeNull();
+    expect(h.vfio.openGroup(group.id).status()).toBe(1);
+  });
+
   it("open: ENOENT for no such group, EBUSY when already open", () => {
     const h = makeHost({ shape: "x86" });
     expect(() => h.vfio.openGroup(42)).toThrow(/ENOENT/);

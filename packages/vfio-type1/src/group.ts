@@ -23,6 +23,8 @@ export interface GroupHost {
   /** The open file behind an fd (EBADF when none). */
   fileOf(fd: number): unknown;
   closeFile(fd: number): void;
+  /** The group file is released (`vfio_group_fops_release` ran): /dev/vfio/N can be opened again. */
+  released(): void;
 }
 
 export class VfioGroup {
@@ -128,17 +130,26 @@ export class VfioGroup {
     this.containerUsers++;
   }
 
-  /** A device fd of this group was closed. */
+  /** A device fd of this group was closed (the last one lets a closed group file go). */
   devicePut(): void {
     if (this.containerUsers > 1) this.containerUsers--;
+    if (this.closed && this.containerUsers === 1 && this.container) {
+      this.detachContainer();
+      this.host.released();
+    }
   }
 
-  /** close(2): a group with no open devices leaves its container (`vfio_group_fops_release`). */
+  /**
+   * close(2). Device fds hold a reference on the group file, so `vfio_group_fops_release` (which takes the
+   * group out of its container) runs only once no device is open: until then the group stays attached.
+   */
   close(): void {
     if (this.closed) return;
-    if (this.container) this.detachContainer();
     this.closed = true;
     this.host.closeFile(this.fd);
+    if (this.container && this.containerUsers > 1) return;
+    if (this.container) this.detachContainer();
+    this.host.released();
   }
 
   /** `vfio_group_detach_container` */

@@ -76,10 +76,8 @@ export class Vfio {
       {
         iommu: this.iommu,
         fileOf: (n) => this.files.get(n),
-        closeFile: (n) => {
-          this.files.delete(n);
-          this.openGroups.delete(groupId);
-        },
+        closeFile: (n) => this.files.delete(n),
+        released: () => this.openGroups.delete(groupId),
       },
       fd,
       g,
