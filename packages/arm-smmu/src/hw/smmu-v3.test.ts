@@ -61,6 +61,18 @@ describe("SMMUv3 register file", () => {
     expect(r32(REG.CMDQ_CONS)).toBe(3);
   });
 
+  it("completes CMD_SYNC with CS=IRQ by writing MSIData to MSIAddress (the MSI-based completion Linux can use)", () => {
+    const { memory, w32, r32 } = fresh();
+    const q = 0x40000000n;
+    memory.write64(BASE + BigInt(REG.CMDQ_BASE), q | 4n);
+    w32(REG.CR0, 1 << 3);
+    memory.write64(q, BigInt(CMD.CMD_SYNC) | (1n << 12n) | (0xcafen << 32n));
+    memory.write64(q + 8n, 0x40000800n);
+    w32(REG.CMDQ_PROD, 1);
+    expect(r32(REG.CMDQ_CONS)).toBe(1);
+    expect(memory.read32(0x40000800n)).toBe(0xcafe);
+  });
+
   it("records C_BAD_STREAMID for a stream id beyond the stream table, and toggles EVTQ overflow when full", () => {
     const { memory, hw, r32, w32 } = fresh();
     const st = 0x40001000n;
