@@ -126,8 +126,20 @@ describe("Linux 6.1 x86 conformance (q35, intel-iommu, 39-bit)", () => {
     const base = 0x100000000000n;
     const phys = (vaddr: string) => 0x100000000n + (BigInt(vaddr) - base);
     let compared = 0;
-    for (const l of transcript("edu-dma") as Record<string, string & string[]>[]) {
-      if (l.cmd === "mapv" || (l.cmd === "unmap" && (l.flags as string[]).length > 0)) break;
+    interface Line {
+      cmd: string;
+      iova: string;
+      size: string;
+      len: string;
+      prot: string;
+      dir: string;
+      vaddr: string;
+      unmapped: string;
+      flags: string[];
+      klog: string[];
+    }
+    for (const l of transcript("edu-dma") as unknown as Line[]) {
+      if (l.cmd === "mapv" || (l.cmd === "unmap" && l.flags.length > 0)) break;
       if (l.cmd === "map") {
         const prot = (l.prot.includes("r") ? IOMMU_READ : 0) | (l.prot.includes("w") ? IOMMU_WRITE : 0);
         m.iommu.map(d, BigInt(l.iova), phys(l.vaddr), BigInt(l.size), prot);
@@ -139,7 +151,7 @@ describe("Linux 6.1 x86 conformance (q35, intel-iommu, 39-bit)", () => {
         if (l.dir === "to-dev") m.edu.dmaRead(BigInt(l.iova), len);
         else m.edu.dmaWrite(BigInt(l.iova), new Uint8Array(len));
         const klog = m.driver.drainLog();
-        const want = l.klog as string[];
+        const want = l.klog;
         // QEMU sometimes logs only the status line for a fault right after an unmap; compare what it printed.
         expect(klog.slice(0, want.length)).toEqual(want);
         expect(klog.length === 0).toBe(want.length === 0);
