@@ -163,7 +163,7 @@ export class VtdHardware implements IommuHardware {
     );
   }
 
-  /** The register a 4-byte access falls in (the MMIO handler's view), exposed for tests. */
+  /** GSTS as the hardware holds it (what a 4-byte read of REG.GSTS returns), for tests. */
   get globalStatus(): number {
     return this.gsts;
   }
