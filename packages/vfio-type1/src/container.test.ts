@@ -54,6 +54,15 @@ describe("container ioctls", () => {
     expect(c.ioctl(0x3b7f, new Uint8Array(8))).toBe(-25); // the backend does not know it: ENOTTY
   });
 
+  it("TYPE1_NESTING: the group attach fails in iommu_enable_nesting (EINVAL) and nothing stays set", () => {
+    const h = makeHost({ shape: "arm64" });
+    const c = h.vfio.openContainer(h.proc);
+    h.vfio.openGroup(h.groupIds[0]!).setContainer(c);
+    expect(c.ioctl(VFIO_SET_IOMMU, 6)).toBe(-22);
+    expect(c.backend).toBeNull();
+    expect([...h.fake!.domains].filter((d) => d.type === "unmanaged")).toHaveLength(0);
+  });
+
   it("a container whose last group leaves is deprivileged and can take another type", () => {
     const h = makeHost({ shape: "x86" });
     const { container, group } = openContainer(h, VFIO_TYPE1_IOMMU);

@@ -249,11 +249,11 @@ export class Process {
     }
   }
 
-  /** Write one byte per page of `[vaddr, vaddr + size)` (the probe's `touch`): write-faults every page in. */
-  touch(vaddr: bigint, size: bigint): void {
+  /** Write `value` (the probe writes 1) to the first byte of every page of `[vaddr, vaddr + size)`: write-faults them in. */
+  touch(vaddr: bigint, size: bigint, value = 1): void {
     for (let a = vaddr & ~(PAGE_SIZE - 1n); a < vaddr + size; a += PAGE_SIZE) {
       const seg = this.faultIn(a, true, 1);
-      this.memory?.write(seg.phys, new Uint8Array([0x5a]));
+      this.memory?.write(seg.phys, new Uint8Array([value]));
     }
   }
 

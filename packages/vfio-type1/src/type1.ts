@@ -208,8 +208,9 @@ export class VfioIommuType1 {
       throw new ErrnoError("EIO", op, "iommu_domain_alloc failed", { group: group.id }, { cause: e });
     }
     if (this.nesting) {
+      // The driver contract has no enable_nesting op: every driver answers as VT-d does (-EINVAL).
       iommu.domainFree(domain);
-      throw new ErrnoError("ENODEV", "iommu_enable_nesting", "nesting is not modelled by any driver", {});
+      throw new ErrnoError("EINVAL", "iommu_enable_nesting", "the driver cannot enable nesting", { group: group.id });
     }
     try {
       iommu.attachGroup(domain, group);
