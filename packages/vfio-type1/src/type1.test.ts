@@ -3,6 +3,7 @@
  * dirty tracking on v1, and the page-size bitmap (§6.7). Errors are asserted by errno and op.
  */
 import { Iommu, type IommuGroup, isErrno, PciDevice, PhysicalMemory } from "@iommu/core";
+import { createMockIommu } from "@iommu/core/testing";
 import { describe, expect, it } from "vitest";
 import { lazyPageSource, PAGE_SIZE, Process, SZ_2M } from "./process.js";
 import { ARM64_SHAPE, createFakeDriver, X86_SHAPE } from "./test-support/fake-driver.js";
@@ -349,5 +350,66 @@ describe("groups of a driver's own making", () => {
     vfio.openGroup(g.id).setContainer(c);
     c.setIommu(3);
     expect(c.backend!.domains[0]!.groups).toEqual([g]);
+  });
+});
+
+describe("failures leave no trace", () => {
+  /** Two mock drivers (so two domains) with one device each; group A attached with a mapping. */
+  function twoMocks() {
+    const memory = new PhysicalMemory();
+    memory.addRam(0n, 1n << 36n);
+    const iommu = new Iommu({ msiRemap: true });
+    const ma = createMockIommu({ name: "mock-a" });
+    const mb = createMockIommu({ name: "mock-b" });
+    const ga = iommu.probeDevice(new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 }), ma.ops);
+    const gb = iommu.probeDevice(new PciDevice(memory, { bus: 1, slot: 1, classCode: 0 }), mb.ops);
+    const vfio = new Vfio({ iommu });
+    const proc = new Process({ pages: lazyPageSource(1n << 32n, 1n << 34n), memory });
+    proc.mmap({ start: BASE, size: 1n << 30n });
+    const container = vfio.openContainer(proc);
+    vfio.openGroup(ga.id).setContainer(container);
+    container.setIommu(3);
+    container.mapDma({ vaddr: BASE, iova: 0x100_0000n, size: 0x8000n, flags: RW });
+    return { iommu, ma, mb, ga, gb, vfio, proc, container };
+  }
+
+  it("a replay that fails in the new domain (ENOMEM) unwinds it and keeps the container as it was", () => {
+    const h = twoMocks();
+    const before = JSON.stringify(h.container.snapshot());
+    h.mb.failMapsAfter(3); // 3 IOMMU pages (2 KiB each) of the 8 KiB-run replay, then ENOMEM
+    expect(errOf(() => h.vfio.openGroup(h.gb.id).setContainer(h.container))?.errno).toBe("ENOMEM");
+    expect(JSON.stringify(h.container.snapshot())).toBe(before);
+    expect([...h.mb.domains].filter((d) => d.type === "unmanaged")).toHaveLength(0);
+    expect(h.gb.owner).toBeNull();
+  });
+
+  it("a MAP_DMA that fails in the second domain unmaps it from the first, unpins and uncharges", () => {
+    const h = twoMocks();
+    h.vfio.openGroup(h.gb.id).setContainer(h.container);
+    expect(h.container.backend!.domains).toHaveLength(2);
+    const before = JSON.stringify(h.container.snapshot());
+    const da = h.container.backend!.domains[0]!.domain;
+    h.mb.failMapsAfter(5);
+    expect(
+      errOf(() => h.container.mapDma({ vaddr: BASE + 0x10_0000n, iova: 0x200_0000n, size: 0x4000n, flags: RW }))?.errno,
+    ).toBe("ENOMEM");
+    expect(JSON.stringify(h.container.snapshot())).toBe(before);
+    expect(h.iommu.iovaToPhys(da, 0x200_0000n)).toBe(0n);
+    expect(h.proc.lockedVm).toBe(8);
+  });
+
+  it("fgsp probe: a driver that unmaps more than asked has fine-grained superpages", () => {
+    for (const unmapWhole of [false, true]) {
+      const memory = new PhysicalMemory();
+      const iommu = new Iommu({ msiRemap: true });
+      const drv = createFakeDriver(X86_SHAPE, (n) => n, { unmapWhole });
+      const g = iommu.probeDevice(new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 }), drv.ops);
+      const vfio = new Vfio({ iommu, kernelPages: lazyPageSource(1n << 30n, 1n << 24n) });
+      const c = vfio.openContainer(new Process({ pages: lazyPageSource(1n << 32n, 1n << 30n), memory }));
+      vfio.openGroup(g.id).setContainer(c);
+      c.setIommu(3);
+      expect(c.backend!.domains[0]!.fgsp).toBe(unmapWhole);
+      expect(c.backend!.domains[0]!.domain.driver.iovaToPhys!(0n)).toBe(0n); // the probe left nothing mapped
+    }
   });
 });

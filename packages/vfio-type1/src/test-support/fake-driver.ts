@@ -67,7 +67,16 @@ export interface FakeDriver {
   readonly extraResv: ResvRegion[];
 }
 
-export function createFakeDriver(shape: FakeShape, groupKey: (name: string) => string = (n) => n): FakeDriver {
+export interface FakeOptions {
+  /** Unmap takes out the whole record an iova falls in (AMD-style fine-grained superpages). */
+  readonly unmapWhole?: boolean;
+}
+
+export function createFakeDriver(
+  shape: FakeShape,
+  groupKey: (name: string) => string = (n) => n,
+  opts: FakeOptions = {},
+): FakeDriver {
   const domains = new Set<FakeDomain>();
   const extraResv: ResvRegion[] = [];
   const ops: IommuOps = {
@@ -76,7 +85,7 @@ export function createFakeDriver(shape: FakeShape, groupKey: (name: string) => s
     probeDevice() {},
     deviceGroup: (dev) => groupKey(dev.name),
     domainAlloc(type) {
-      const d = fakeDomain(type, shape, () => domains.delete(d));
+      const d = fakeDomain(type, shape, () => domains.delete(d), opts);
       domains.add(d);
       return d;
     },
@@ -90,7 +99,7 @@ export function createFakeDriver(shape: FakeShape, groupKey: (name: string) => s
  * Records keyed by their first iova, plus a sorted array of starts in which removed keys linger until a
  * compaction (so UNMAP of 65,535 mappings in iova order is O(n), not O(n²)).
  */
-function fakeDomain(type: DomainType, shape: FakeShape, onFree: () => void): FakeDomain {
+function fakeDomain(type: DomainType, shape: FakeShape, onFree: () => void, opts: FakeOptions): FakeDomain {
   // Keyed by page number: number keys hash far faster than bigint keys (iova >> 12 < 2^52 is exact).
   const recs = new Map<number, Rec>();
   const key = (iova: bigint): number => Number(iova >> 12n);
@@ -180,7 +189,8 @@ function fakeDomain(type: DomainType, shape: FakeShape, onFree: () => void): Fak
       const r = containing(iova);
       if (!r) return 0n;
       const want = pgsize * BigInt(pgcount);
-      const end = iova + want < r.iova + r.size ? iova + want : r.iova + r.size;
+      if (opts.unmapWhole) iova = r.iova;
+      const end = opts.unmapWhole ? r.iova + r.size : iova + want < r.iova + r.size ? iova + want : r.iova + r.size;
       remove(r);
       if (r.iova < iova) insert({ ...r, size: iova - r.iova });
       if (end < r.iova + r.size)
