@@ -65,7 +65,11 @@ const hex = (v: bigint) => `0x${v.toString(16)}`;
 
 /** Human size: 1 GiB, 512 MiB, 64 KiB, or bytes. */
 export function sizeText(v: bigint): string {
+  const TiB = GiB << 10n;
+  if (v >= TiB && v % TiB === 0n) return `${v / TiB} TiB`;
   if (v >= GiB && v % GiB === 0n) return `${v / GiB} GiB`;
+  if (v >= TiB) return `≈${(Number(v) / Number(TiB)).toFixed(1)} TiB`;
+  if (v >= GiB) return `≈${(Number(v) / Number(GiB)).toFixed(1)} GiB`;
   if (v >= MiB && v % MiB === 0n) return `${v / MiB} MiB`;
   if (v >= 1024n && v % 1024n === 0n) return `${v / 1024n} KiB`;
   return `${v} B`;
