@@ -214,7 +214,7 @@ describe("ioctl fuzzing (fast-check)", () => {
           for (let i = 1; i < all.length; i++) expect(all[i - 1]!.iova + all[i - 1]!.size <= all[i]!.iova).toBe(true);
         }
       }),
-      { numRuns: 60, seed: 0x7e1 },
+      { numRuns: 150, seed: 0x7e1 },
     );
   });
 
@@ -267,7 +267,7 @@ describe("ioctl fuzzing (fast-check)", () => {
           }
         },
       ),
-      { numRuns: 100, seed: 0x9e },
+      { numRuns: 200, seed: 0x9e },
     );
   });
 });

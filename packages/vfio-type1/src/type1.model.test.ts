@@ -129,7 +129,7 @@ describe.each([
           }
         }
       }),
-      { numRuns: 40, seed: 0x51 },
+      { numRuns: 80, seed: 0x51 },
     );
   });
 });
