@@ -4,7 +4,7 @@
  * host without spapr and without `enable_unsafe_noiommu_mode`) and hands it every group. Requests it does
  * not handle go to the backend, or fail with EINVAL while there is none.
  */
-import { ERRNO, ErrnoError } from "@iommu/core";
+import { ERRNO, ErrnoError, errnoName } from "@iommu/core";
 import { walkCaps } from "./cap-chain.js";
 import type { VfioGroup } from "./group.js";
 import type { IovaRange } from "./iova-list.js";
@@ -199,10 +199,7 @@ export class Container {
   }
 
   private check(ret: number, op: string): void {
-    if (ret < 0) {
-      const name = (Object.entries(ERRNO).find(([, v]) => v === -ret)?.[0] ?? "EINVAL") as keyof typeof ERRNO;
-      throw new ErrnoError(name, op, "ioctl failed", { ret });
-    }
+    if (ret < 0) throw new ErrnoError(errnoName(ret) ?? "EINVAL", op, "ioctl failed", { ret });
   }
 }
 

@@ -13,7 +13,7 @@ export const SZ_1G = 1n << 30n;
 
 /**
  * Where a process's pages come from: the host kernel's page allocator. Frames read as zero when handed
- * out; allocation throws when memory is exhausted (the fault then fails: ENOMEM for hugetlb, EFAULT for GUP).
+ * out; allocation throws when memory is exhausted (the fault, and so the pin, then fails with ENOMEM).
  */
 export interface PageSource {
   /** One 4 KiB frame. */
@@ -244,8 +244,8 @@ export class Process {
       if (!this.pageSource.allocPages) throw new RangeError("page source has no contiguous allocations");
       return this.pageSource.allocPages(count);
     } catch (e) {
-      // hugetlb: no free huge page; anonymous: OOM. GUP reports both as a fault of the pin.
-      throw new ErrnoError("EFAULT", "handle_mm_fault", "no memory to back the page", { vma: vma.name }, { cause: e });
+      // VM_FAULT_OOM (no free page, or no free huge page in the pool): GUP fails the pin with -ENOMEM.
+      throw new ErrnoError("ENOMEM", "handle_mm_fault", "no memory to back the page", { vma: vma.name }, { cause: e });
     }
   }
 

@@ -5,7 +5,7 @@
  * fault (EFAULT), as is writing past it. Copies are all-or-nothing (a real copy_to_user may write a prefix
  * before faulting). Errors come back as negative errnos; only a bug throws.
  */
-import { ERRNO, ErrnoError, isErrno } from "@iommu/core";
+import { ERRNO, isErrno } from "@iommu/core";
 import type { Process } from "./process.js";
 import type { VfioIommuType1 } from "./type1.js";
 import {
@@ -185,15 +185,4 @@ export function dirtyPagesIoctl(t: VfioIommuType1, arg: IoctlArg): number {
     t.dirtyGetBitmap(iova, size, bitmap);
     return 0;
   });
-}
-
-/** Throw the ErrnoError a negative return stands for (typed API over the byte path). */
-export function throwIfErrno(ret: number, op: string): number {
-  if (ret >= 0) return ret;
-  throw new ErrnoError(errnoKey(-ret), op, "ioctl failed", { ret });
-}
-
-function errnoKey(n: number): keyof typeof ERRNO {
-  for (const [k, v] of Object.entries(ERRNO)) if (v === n) return k as keyof typeof ERRNO;
-  return "EINVAL";
 }
