@@ -239,6 +239,26 @@ describe("pinning (vfio_pin_pages_remote)", () => {
     expect(h.proc.lockedVm).toBe(1);
   });
 
+  it("host memory exhausted while faulting a page in: ENOMEM, nothing left pinned or mapped", () => {
+    const memory = new PhysicalMemory();
+    const iommu = new Iommu({ msiRemap: true });
+    const drv = createFakeDriver(X86_SHAPE);
+    const g = iommu.probeDevice(new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 }), drv.ops);
+    const vfio = new Vfio({ iommu });
+    const proc = new Process({ pages: lazyPageSource(1n << 32n, 4n * PAGE_SIZE), memory }); // zero page + 3
+    proc.mmap({ start: BASE, size: 1n << 20n });
+    const c = vfio.openContainer(proc);
+    vfio.openGroup(g.id).setContainer(c);
+    c.setIommu(3);
+    expect(errOf(() => c.mapDma({ vaddr: BASE, iova: 0n, size: 4n * PAGE_SIZE, flags: RW }))).toEqual({
+      errno: "ENOMEM",
+      op: "handle_mm_fault",
+    });
+    expect(proc.lockedVm).toBe(0);
+    expect(c.backend!.dmas.count).toBe(0);
+    expect([...drv.domains].every((d) => d.recs.length === 0)).toBe(true);
+  });
+
   it("MMIO (VM_PFNMAP) is mapped without pinning or charging", () => {
     const h = makeHost({ shape: "x86", capIpcLock: false, memlockBytes: 0n });
     h.proc.mmap({ start: 0x5000_0000_0000n, size: 0x4000n, kind: "pfnmap", phys: 0xfe00_0000n });
