@@ -8,6 +8,8 @@ export const FRAME_SHIFT = 12;
 export const FRAME_SIZE = 1 << FRAME_SHIFT;
 const FRAME_MASK = BigInt(FRAME_SIZE - 1);
 const U64_MAX = (1n << 64n) - 1n;
+/** Below this, an address converts to a JS number exactly (fast paths). */
+const SAFE_ADDR = 1n << 53n;
 
 /** Attributes of a bus transaction (QEMU's MemTxAttrs): who issued it. */
 export interface MemTxAttrs {
@@ -37,6 +39,7 @@ export class PhysicalMemory {
   private readonly frames = new Map<number, Uint8Array>();
   private readonly views = new Map<number, DataView>();
   private readonly regions: MemRegion[] = [];
+  private lastRam: MemRegion | null = null;
 
   /** Add a RAM range `[base, base + size)`. Overlapping an existing range is a RangeError. */
   addRam(base: bigint, size: bigint, name = "ram"): MemRegion {
@@ -53,6 +56,7 @@ export class PhysicalMemory {
     const i = this.regions.indexOf(region);
     if (i < 0) return;
     this.regions.splice(i, 1);
+    this.lastRam = null;
     if (region.kind === "ram") {
       for (const pfn of [...this.frames.keys()]) {
         const a = BigInt(pfn) << BigInt(FRAME_SHIFT);
@@ -137,28 +141,36 @@ export class PhysicalMemory {
 
   /** Aligned little-endian u64 read; RAM fast path (page tables live here). */
   read64(addr: bigint): bigint {
-    if ((addr & 7n) === 0n) {
-      const r = this.regionAt(addr);
-      if (r?.kind === "ram") {
-        const v = this.views.get(Number(addr >> 12n));
-        return v ? v.getBigUint64(Number(addr & FRAME_MASK), true) : 0n;
-      }
+    if ((addr & 7n) === 0n && addr < SAFE_ADDR && this.isRam(addr)) {
+      const n = Number(addr);
+      const pfn = Math.floor(n / FRAME_SIZE);
+      const v = this.views.get(pfn);
+      return v ? v.getBigUint64(n - pfn * FRAME_SIZE, true) : 0n;
     }
     return new DataView(this.read(addr, 8).buffer).getBigUint64(0, true);
   }
 
   /** Aligned little-endian u64 write; RAM fast path. */
   write64(addr: bigint, value: bigint): void {
-    if ((addr & 7n) === 0n) {
-      const r = this.regionAt(addr);
-      if (r?.kind === "ram") {
-        this.frameView(Number(addr >> 12n)).setBigUint64(Number(addr & FRAME_MASK), value & U64_MAX, true);
-        return;
-      }
+    if ((addr & 7n) === 0n && addr < SAFE_ADDR && this.isRam(addr)) {
+      const n = Number(addr);
+      const pfn = Math.floor(n / FRAME_SIZE);
+      this.frameView(pfn).setBigUint64(n - pfn * FRAME_SIZE, BigInt.asUintN(64, value), true);
+      return;
     }
     const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, value & U64_MAX, true);
+    new DataView(b.buffer).setBigUint64(0, BigInt.asUintN(64, value), true);
     this.write(addr, b);
+  }
+
+  /** Whether `addr` is RAM; remembers the last RAM range hit (page-table walks stay in one). */
+  private isRam(addr: bigint): boolean {
+    const last = this.lastRam;
+    if (last !== null && addr >= last.base && addr <= last.last) return true;
+    const r = this.regionAt(addr);
+    if (r?.kind !== "ram") return false;
+    this.lastRam = r;
+    return true;
   }
 
   read32(addr: bigint, attrs: MemTxAttrs = {}): number {
