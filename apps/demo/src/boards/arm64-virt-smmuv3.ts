@@ -98,6 +98,7 @@ export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boole
     msiDoorbell: its.doorbell,
     regions,
     userRam: { base: VIRT.MEM + KERNEL_POOL_SIZE, size: HOST_RAM_SIZE - KERNEL_POOL_SIZE },
+    kernelPages,
     vfioParams: opts.vfioParams ?? {},
     seedCaps: variant.seed,
     description: variant.seed

@@ -113,6 +113,7 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     msiDoorbell: Q35.MSI_WINDOW,
     regions,
     userRam: { base: Q35.HIGH_RAM, size: Q35.HIGH_RAM_SIZE },
+    kernelPages,
     vfioParams: opts.vfioParams ?? {},
     seedCaps: false,
     description: "QEMU q35, VT-d (legacy mode, 39-bit AGAW, interrupt remapping), MSI window 0xfee00000",

@@ -79,9 +79,13 @@ export interface BarMapping {
 
 /**
  * Who may open a device of a group: VFIO_GROUP_GET_DEVICE_FD needs the group in a container with an
- * IOMMU backend set (6.1 vfio_device_assign_container: -EINVAL otherwise). Returns 0 or a negative errno.
+ * IOMMU backend set (6.1 vfio_device_assign_container: -EINVAL otherwise). `get` returns 0 or a negative
+ * errno and counts the fd as a container user; `put` drops it when the fd is closed.
  */
-export type DeviceAccessGate = (groupId: number) => number;
+export interface DeviceAccessGate {
+  get(groupId: number): number;
+  put(groupId: number): void;
+}
 
 export class VfioPciDevice {
   /** The user-visible (virtualized) MSI capability: address/data/enable as user space wrote them. */
@@ -297,12 +301,15 @@ export class VfioPciHost {
     const dev = this.devices.find((d) => d.name === name && this.groupOf(d) === groupId);
     if (!dev)
       throw new ErrnoError("ENODEV", "vfio_device_get_from_name", "no such device in the group", { groupId, name });
-    const g = this.gate(groupId);
-    if (g < 0)
-      throw new ErrnoError("EINVAL", "vfio_device_assign_container", "group has no container/IOMMU", { groupId });
     if (this.open.has(name))
       throw new ErrnoError("EBUSY", "vfio_pci_core_open_device", "device already open", { name });
-    const h = new VfioPciDevice(dev, groupId, this.glue, (d) => this.open.delete(d.name));
+    const g = this.gate.get(groupId);
+    if (g < 0)
+      throw new ErrnoError("EINVAL", "vfio_device_assign_container", "group has no container/IOMMU", { groupId });
+    const h = new VfioPciDevice(dev, groupId, this.glue, (d) => {
+      this.open.delete(d.name);
+      this.gate.put(d.groupId);
+    });
     this.open.set(name, h);
     return h;
   }

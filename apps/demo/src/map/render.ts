@@ -57,7 +57,7 @@ export function axisOf(m: IovaMap): { ticks: bigint[]; y: Map<bigint, number>; h
 
 export function renderSvg(m: IovaMap): string {
   const { ticks, y, height } = axisOf(m);
-  const colX = [170, 470];
+  const colX = [170, 470] as const;
   const colW = 280;
   const width = 780;
   const parts: string[] = [];

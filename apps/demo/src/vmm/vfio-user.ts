@@ -22,6 +22,8 @@ export const VFIO_GET_API_VERSION = 0x3b64;
 export const VFIO_CHECK_EXTENSION = 0x3b65;
 export const VFIO_SET_IOMMU = 0x3b66;
 export const VFIO_GROUP_GET_STATUS = 0x3b67;
+export const VFIO_GROUP_SET_CONTAINER = 0x3b68;
+export const VFIO_GROUP_UNSET_CONTAINER = 0x3b69;
 export const VFIO_IOMMU_GET_INFO = 0x3b70;
 export const VFIO_IOMMU_MAP_DMA = 0x3b71;
 export const VFIO_IOMMU_UNMAP_DMA = 0x3b72;
@@ -39,6 +41,8 @@ export interface VfioUser {
   getInfo(): DecodedInfo;
   mapDma(vaddr: bigint, iova: bigint, size: bigint, prot?: number): IoctlResult;
   unmapDma(iova: bigint, size: bigint): IoctlResult & { unmapped: bigint };
+  /** Put another group into this container (VFIO_GROUP_SET_CONTAINER). Returns 0 or -errno. */
+  attachGroup(groupId: number): number;
   close(): void;
 }
 
@@ -51,17 +55,19 @@ export function openVfioUser(board: Board, groupId: number, memlockBytes: bigint
   const process = board.createProcess({ memlockBytes, capIpcLock: false });
   const container = board.vfio.openContainer(process);
   const group = board.vfio.openGroup(groupId);
-  const apiVersion = container.ioctl(VFIO_GET_API_VERSION, new Uint8Array(0));
-  const hasType1v2 = container.ioctl(VFIO_CHECK_EXTENSION, u32(VFIO_TYPE1v2_IOMMU)) === 1;
+  const apiVersion = container.ioctl(VFIO_GET_API_VERSION);
+  const hasType1v2 = container.ioctl(VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) === 1;
   const status = new Uint8Array(8);
   new DataView(status.buffer).setUint32(0, 8, true);
   const st = group.ioctl(VFIO_GROUP_GET_STATUS, status);
   if (st < 0 || (new DataView(status.buffer).getUint32(4, true) & 1) === 0) {
     throw new Error(`/dev/vfio/${groupId}: group not viable (${st})`);
   }
-  const sc = group.setContainer(container);
+  const fd = new Uint8Array(4);
+  new DataView(fd.buffer).setInt32(0, container.fd, true);
+  const sc = group.ioctl(VFIO_GROUP_SET_CONTAINER, fd);
   if (sc < 0) throw new Error(`VFIO_GROUP_SET_CONTAINER failed: ${errnoName(-sc)}`);
-  const setIommuRet = container.ioctl(VFIO_SET_IOMMU, u32(VFIO_TYPE1v2_IOMMU));
+  const setIommuRet = container.ioctl(VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU);
   if (setIommuRet < 0) throw new Error(`VFIO_SET_IOMMU failed: ${errnoName(-setIommuRet)}`);
   return {
     process,
@@ -82,14 +88,14 @@ export function openVfioUser(board: Board, groupId: number, memlockBytes: bigint
       const r = container.ioctl(VFIO_IOMMU_UNMAP_DMA, b);
       return { ...result(r), unmapped: r === 0 ? unmappedSize(b) : 0n };
     },
+    attachGroup(id) {
+      const g = board.vfio.openGroup(id);
+      const b = new Uint8Array(4);
+      new DataView(b.buffer).setInt32(0, container.fd, true);
+      return g.ioctl(VFIO_GROUP_SET_CONTAINER, b);
+    },
     close() {
-      group.unsetContainer?.();
+      group.ioctl(VFIO_GROUP_UNSET_CONTAINER);
     },
   };
-}
-
-function u32(v: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, v, true);
-  return b;
 }

@@ -290,7 +290,9 @@ export class Vmm {
     this.writeGuest(src, pattern);
     this.writeGuest(dst, new Uint8Array(256));
     this.eventfd.read();
+    const consoleBefore = this.device.console.length;
     const r = this.eduCopy(src, dst, 256, true);
+    for (const l of this.device.console.slice(consoleBefore)) lines.push(`QEMU edu: ${l} (edu's 28-bit DMA mask)`);
     const back = this.readGuest(dst, 256);
     const roundTrip = back.every((v, i) => v === pattern[i]);
     lines.push(`guest writes 256 bytes at GPA ${hex(src)}; edu DMA ${hex(src)} -> buffer -> ${hex(dst)}`);
