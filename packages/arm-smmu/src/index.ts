@@ -4,7 +4,10 @@
 export type { GranuleShift } from "./arch/lpae.js";
 export { DESC, granulePgsizeBitmap } from "./arch/lpae.js";
 export { REG, SMMU_MMIO_SIZE } from "./arch/regs.js";
+export { V2_MMIO_SIZE } from "./arch/smmu-v2-regs.js";
 export { CMD, EVT } from "./arch/structures.js";
+export type { ArmSmmuV2DriverOptions, ArmSmmuV2Ops, SmmuV2Features } from "./driver/arm-smmu-v2.js";
+export { createArmSmmuV2Driver } from "./driver/arm-smmu-v2.js";
 // Driver (what Linux does): probe, stream table, CDs, io-pgtable, command queue, events.
 export type { ArmSmmuV3DriverOptions, ArmSmmuV3Ops } from "./driver/arm-smmu-v3.js";
 export { createArmSmmuV3Driver } from "./driver/arm-smmu-v3.js";
@@ -15,6 +18,8 @@ export { LpaePageTable } from "./driver/io-pgtable-arm.js";
 export type { AddressRange, FirmwareRegions, ResvRegionOptions, RmrRegion } from "./driver/resv-regions.js";
 export { MSI_IOVA_BASE, MSI_IOVA_LENGTH, smmuResvRegions } from "./driver/resv-regions.js";
 export type { SmmuFeatures } from "./driver/smmu-device.js";
+export type { SmmuV2HardwareOptions } from "./hw/smmu-v2.js";
+export { createSmmuV2Hardware, SmmuV2Hardware } from "./hw/smmu-v2.js";
 export type { SmmuV3HardwareOptions, SmmuV3Stats } from "./hw/smmu-v3.js";
 export { createSmmuV3Hardware, eventName, SmmuV3Hardware } from "./hw/smmu-v3.js";
 export type { StreamConfig } from "./hw/stream-config.js";
