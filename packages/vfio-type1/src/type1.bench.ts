@@ -108,8 +108,12 @@ describe("type1 MAP_DMA / UNMAP_DMA", () => {
       const before = heapUsed();
       timed("65535x4K map+unmap", () => {
         const c = small.container;
+        // One argument struct, rewritten per call, as a VMM does.
+        const b = encodeDmaMap({ argsz: 32, flags: 3, vaddr: VA, iova: IOVA, size: 4096n });
+        const v = new DataView(b.buffer);
         for (let i = 0n; i < 65_535n; i++) {
-          const b = encodeDmaMap({ argsz: 32, flags: 3, vaddr: VA + i * 4096n, iova: IOVA + i * 4096n, size: 4096n });
+          v.setBigUint64(8, VA + i * 4096n, true);
+          v.setBigUint64(16, IOVA + i * 4096n, true);
           if (c.ioctl(VFIO_IOMMU_MAP_DMA, b) !== 0) throw new Error("map");
         }
         const after = performance.now();
@@ -118,7 +122,7 @@ describe("type1 MAP_DMA / UNMAP_DMA", () => {
         small.unmapAll();
       });
     },
-    { iterations: 3, time: 0 },
+    { iterations: 5, warmupIterations: 1, time: 0 },
   );
 
   bench(

@@ -515,14 +515,12 @@ export class VfioIommuType1 {
 
   /** `vfio_iommu_map`: one run into every domain, unmapping the ones done when a later one fails. */
   private iommuMap(iova: bigint, phys: bigint, len: bigint, prot: number): void {
-    const done: IommuDomain[] = [];
+    let i = 0;
     try {
-      for (const d of this.domains) {
-        this.env.iommu.map(d.domain, iova, phys, len, prot | IOMMU_CACHE);
-        done.push(d.domain);
-      }
+      for (; i < this.domains.length; i++)
+        this.env.iommu.map(this.domains[i]!.domain, iova, phys, len, prot | IOMMU_CACHE);
     } catch (e) {
-      for (const d of done.reverse()) this.env.iommu.unmap(d, iova, len);
+      while (i-- > 0) this.env.iommu.unmap(this.domains[i]!.domain, iova, len);
       throw e;
     }
   }
