@@ -7,13 +7,23 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { expect, it } from "vitest";
+import { createBoard } from "../boards/index.js";
+import { Vmm } from "../vmm/vmm.js";
 import { ARM_MAP, X86_MAP } from "./fixtures.js";
+import { type IovaMap, iovaMapOf } from "./iova-map.js";
 import { renderHtml } from "./render.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const OUT = join(import.meta.dirname, "../../out");
 
-it.each([ARM_MAP, X86_MAP])("the $board map renders every region in chromium", async (m) => {
+/** A map straight from a VMM run on the seed board (reserved host-bridge windows, doorbell, RAM). */
+function seedMap(): IovaMap {
+  const vmm = new Vmm(createBoard("arm64-virt-smmuv3-seed", { qemuQuirks: false }), { guestRam: 1n << 30n });
+  vmm.run();
+  return { ...iovaMapOf(vmm), board: "arm64-virt-smmuv3-seed" };
+}
+
+it.each([ARM_MAP, X86_MAP, seedMap()])("the $board map renders every region in chromium", async (m) => {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`no browser at ${CHROMIUM}: apt-get install -y chromium, or set CHROMIUM_PATH`);
   }

@@ -57,9 +57,9 @@ export function axisOf(m: IovaMap): { ticks: bigint[]; y: Map<bigint, number>; h
 
 export function renderSvg(m: IovaMap): string {
   const { ticks, y, height } = axisOf(m);
-  const colX = [170, 470] as const;
-  const colW = 280;
-  const width = 780;
+  const colX = [170, 490] as const;
+  const colW = 300;
+  const width = 800;
   const parts: string[] = [];
   parts.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="monospace" font-size="11" data-board="${esc(m.board)}" data-scale="log2">`,
