@@ -6,18 +6,21 @@ export { DESC, granulePgsizeBitmap } from "./arch/lpae.js";
 export { REG, SMMU_MMIO_SIZE } from "./arch/regs.js";
 export { V2_MMIO_SIZE } from "./arch/smmu-v2-regs.js";
 export { CMD, EVT } from "./arch/structures.js";
-export type { ArmSmmuV2DriverOptions, ArmSmmuV2Ops, SmmuV2Features } from "./driver/arm-smmu-v2.js";
-export { createArmSmmuV2Driver } from "./driver/arm-smmu-v2.js";
-// Driver (what Linux does): probe, stream table, CDs, io-pgtable, command queue, events.
-export type { ArmSmmuV3DriverOptions, ArmSmmuV3Ops } from "./driver/arm-smmu-v3.js";
-export { createArmSmmuV3Driver } from "./driver/arm-smmu-v3.js";
 export type { SmmuMaster } from "./driver/domain.js";
 export { SmmuDomain } from "./driver/domain.js";
-export type { LpaeConfig, LpaeTlbOps } from "./driver/io-pgtable-arm.js";
-export { LpaePageTable } from "./driver/io-pgtable-arm.js";
+// Driver (what Linux does): probe, stream table, CDs, io-pgtable, command queue, events.
+export type { ArmSmmuV3DriverOptions, ArmSmmuV3Ops } from "./driver/ops.js";
+export { createArmSmmuV3Driver } from "./driver/ops.js";
+export type { LpaeConfig, LpaeTlbOps } from "./driver/pgtable.js";
+export { LpaePageTable } from "./driver/pgtable.js";
 export type { AddressRange, FirmwareRegions, ResvRegionOptions, RmrRegion } from "./driver/resv-regions.js";
 export { MSI_IOVA_BASE, MSI_IOVA_LENGTH, smmuResvRegions } from "./driver/resv-regions.js";
 export type { SmmuFeatures } from "./driver/smmu-device.js";
+export type { SmmuV2Master } from "./driver/v2/domain.js";
+export { SmmuV2Domain } from "./driver/v2/domain.js";
+export type { ArmSmmuV2DriverOptions, ArmSmmuV2Ops } from "./driver/v2/ops.js";
+export { createArmSmmuV2Driver } from "./driver/v2/ops.js";
+export type { SmmuV2Features } from "./driver/v2/smmu-device.js";
 export type { SmmuV2HardwareOptions } from "./hw/smmu-v2.js";
 export { createSmmuV2Hardware, SmmuV2Hardware } from "./hw/smmu-v2.js";
 export type { SmmuV3HardwareOptions, SmmuV3Stats } from "./hw/smmu-v3.js";

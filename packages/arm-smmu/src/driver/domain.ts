@@ -17,7 +17,7 @@ import {
 import { levelShift, MAIR_VALUE } from "../arch/lpae.js";
 import { oasEncoding } from "../arch/regs.js";
 import { CD, CD_BYTES, CMD, CMDF, S2TG, STE, STE_CONFIG, shiftToTg, shiftToTlbiTg } from "../arch/structures.js";
-import { LpaePageTable } from "./io-pgtable-arm.js";
+import { LpaePageTable } from "./pgtable.js";
 import type { Command, SmmuDevice } from "./smmu-device.js";
 
 /** Per-device driver state (`struct arm_smmu_master`), kept in `dev.iommuPriv`. */

@@ -3,8 +3,8 @@
  * behind it. Shared by this package's tests and benches (not exported).
  */
 import { type Device, type DomainAllocContext, PageAllocator, PciDevice, PhysicalMemory } from "@iommu/core";
-import { type ArmSmmuV3DriverOptions, type ArmSmmuV3Ops, createArmSmmuV3Driver } from "../driver/arm-smmu-v3.js";
 import type { SmmuDomain } from "../driver/domain.js";
+import { type ArmSmmuV3DriverOptions, type ArmSmmuV3Ops, createArmSmmuV3Driver } from "../driver/ops.js";
 import { createSmmuV3Hardware, type SmmuV3Hardware, type SmmuV3HardwareOptions } from "../hw/smmu-v3.js";
 
 export const SMMU_BASE = 0x9050000n;

@@ -10,8 +10,8 @@ import {
 } from "@iommu/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { createSmmuV2Hardware } from "../hw/smmu-v2.js";
-import { createArmSmmuV2Driver } from "./arm-smmu-v2.js";
+import { createSmmuV2Hardware } from "../../hw/smmu-v2.js";
+import { createArmSmmuV2Driver } from "./ops.js";
 
 const BASE = 0x2b400000n;
 const RAM = 0x80000000n;

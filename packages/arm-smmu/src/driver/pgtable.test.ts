@@ -9,7 +9,7 @@ import {
   PhysicalMemory,
 } from "@iommu/core";
 import { describe, expect, it } from "vitest";
-import { LpaePageTable } from "./io-pgtable-arm.js";
+import { LpaePageTable } from "./pgtable.js";
 
 function table(stage: 1 | 2, granule: 12 | 14 | 16 = 12, ias = 48) {
   const m = new PhysicalMemory();

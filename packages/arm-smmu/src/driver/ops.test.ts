@@ -16,8 +16,8 @@ import { describe, expect, it } from "vitest";
 import { DESC } from "../arch/lpae.js";
 import { createSmmuV3Hardware } from "../hw/smmu-v3.js";
 import { makeRig, RAM_BASE } from "../test-support/rig.js";
-import { createArmSmmuV3Driver } from "./arm-smmu-v3.js";
 import type { SmmuDomain } from "./domain.js";
+import { createArmSmmuV3Driver } from "./ops.js";
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 const hex16 = (v: bigint) => `0x${v.toString(16).padStart(16, "0")}`;
