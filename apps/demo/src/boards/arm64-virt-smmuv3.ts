@@ -34,8 +34,8 @@ export const VIRT = {
   HIGH_PCIE_MMIO_SIZE: 0x8000000000n,
 } as const;
 
-/** Host RAM: 8 GiB from 0x40000000; the first 64 MiB are the kernel's (IOMMU tables, queues). */
-const HOST_RAM_SIZE = 0x200000000n;
+/** Host RAM: 32 GiB from 0x40000000; the first 64 MiB are the kernel's (IOMMU tables, queues). */
+const HOST_RAM_SIZE = 0x800000000n;
 const KERNEL_POOL_SIZE = 0x4000000n;
 
 export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boolean }): Board {

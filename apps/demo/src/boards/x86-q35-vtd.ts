@@ -16,7 +16,7 @@ import type { Board, BoardOptions, BoardRegion } from "./types.js";
 export const Q35 = {
   LOW_RAM_SIZE: 0x80000000n,
   HIGH_RAM: 0x100000000n,
-  HIGH_RAM_SIZE: 0x200000000n,
+  HIGH_RAM_SIZE: 0x800000000n,
   MMCONFIG: 0xb0000000n,
   MMCONFIG_SIZE: 0x10000000n,
   PCI_WINDOW: 0xc0000000n,

@@ -70,8 +70,8 @@ export function sizeText(v: bigint): string {
   if (v >= GiB && v % GiB === 0n) return `${v / GiB} GiB`;
   if (v >= TiB) return `≈${(Number(v) / Number(TiB)).toFixed(1)} TiB`;
   if (v >= GiB) return `≈${(Number(v) / Number(GiB)).toFixed(1)} GiB`;
-  if (v >= MiB && v % (MiB / 16n) === 0n) return `≈${(Number(v) / Number(MiB)).toFixed(1)} MiB`;
   if (v >= MiB && v % MiB === 0n) return `${v / MiB} MiB`;
+  if (v >= MiB && v % (MiB / 16n) === 0n) return `≈${(Number(v) / Number(MiB)).toFixed(1)} MiB`;
   if (v >= 1024n && v % 1024n === 0n) return `${v / 1024n} KiB`;
   return `${v} B`;
 }
