@@ -116,3 +116,20 @@ it("arm64 QEMU quirk: an edu DMA write to the doorbell IOVA is translated but ra
   expect(e.dmaLog.at(-1)!.faults).toEqual([]);
   expect(fired).toBe(0);
 });
+
+it("x86Rmrr: the xHCI controller's RMRR is direct-relaxable, the ISA bridge gets 0-16 MiB, edu groups are unchanged", () => {
+  const b = createBoard("x86-q35-vtd", { x86Rmrr: true });
+  const text = (id: number) => b.iommu.groupById(id)!.resvRegionsText();
+  expect(b.iommu.groups().map((g) => g.devices.map((d) => d.name))).toEqual([
+    ["0000:00:00.0"],
+    ["0000:00:01.0"],
+    ["0000:00:1d.0"],
+    ["0000:00:1f.0"],
+  ]);
+  expect(text(1)).toBe("0x00000000fee00000 0x00000000feefffff msi\n");
+  expect(text(2)).toContain("0x000000007f7e0000 0x000000007f7fffff direct-relaxable\n");
+  expect(text(3)).toContain("0x0000000000000000 0x0000000000ffffff direct-relaxable\n");
+  // Direct-relaxable regions are identity-mapped in the default DMA domain.
+  const g2 = b.iommu.groupById(2)!;
+  expect(b.iommu.iovaToPhys(g2.defaultDomain!, 0x7f7e0000n)).toBe(0x7f7e0000n);
+});

@@ -60,3 +60,33 @@ describe("iommu-demo CLI", () => {
     expect(parseSize("0x1000")).toBe(4096n);
   });
 });
+
+it("map --x86-rmrr lists every host group with its reserved regions, and writes SVG/HTML files", () => {
+  const t = io();
+  const argv = [
+    "map",
+    "--board",
+    "x86-q35-vtd",
+    "--x86-rmrr",
+    "--guest-ram",
+    "1G",
+    "--svg",
+    "m.svg",
+    "--html",
+    "m.html",
+  ];
+  expect(runCli(argv, t.x)).toBe(EXIT.OK);
+  const out = t.out.join("");
+  expect(out).toContain("group 2 [DMA-FQ] 0000:00:1d.0");
+  expect(out).toContain("0x000000007f7e0000 0x000000007f7fffff direct-relaxable");
+  expect(t.files.get("m.svg")).toMatch(/^<svg/);
+  expect(t.files.get("m.html")).toContain('<table id="groups">');
+});
+
+it("run --naive exits 1 with MAP_DMA EINVAL in the JSON report", () => {
+  const t = io();
+  expect(runCli(["run", "--naive", "--guest-ram", "1G", "--json"], t.x)).toBe(EXIT.STORY_FAILED);
+  const r = JSON.parse(t.out.join(""));
+  expect(r.mappings[0]).toMatchObject({ ret: -1, errno: "EINVAL", iova: "0x0" });
+  expect(r.msi.address).toBe("0x8000040");
+});

@@ -61,11 +61,13 @@ DMA through the IOMMU into guest RAM and back, and its MSI reach the eventfd.
   --naive      ignore the valid ranges and map a flat layout: MAP_DMA fails with EINVAL, the DMA faults
   --qemu-quirks  QEMU 7.2's device/IOMMU quirks (edu's 28-bit DMA mask: on virt, edu cannot reach guest RAM
                at 0x40000000); default off: the story's device DMAs with 64-bit addresses
+  --x86-rmrr   x86: add an xHCI controller with an RMRR (direct-relaxable) and an ISA bridge (0-16 MiB)
 `,
   map: `usage: iommu-demo map [--board NAME] [--guest-ram SIZE] [--layout machine|flat] [--qemu-quirks] [--svg FILE] [--html FILE] [--json]
 
-The IOVA space of the story's container after guest RAM is mapped and MSI is armed. Text on stdout;
---svg / --html also write a self-contained drawing.
+The IOVA space of the story's container after guest RAM is mapped and MSI is armed, then every IOMMU
+group of the host with its reserved regions (--x86-rmrr shows direct-relaxable RMRRs). Text on stdout;
+--svg / --html also write a self-contained drawing. Takes run's --board, --guest-ram, --layout, --qemu-quirks, --x86-rmrr.
 `,
   boards: "usage: iommu-demo boards [--json]\n\nList the boards and what they model.\n",
   replay: `usage: iommu-demo replay FILE.scn [--json]
@@ -99,8 +101,8 @@ function guestRamOf(a: ParsedArgs): bigint {
 }
 
 const KNOWN: Record<string, readonly string[]> = {
-  run: ["board", "guest-ram", "naive", "layout", "qemu-quirks", "json", "help"],
-  map: ["board", "guest-ram", "layout", "qemu-quirks", "svg", "html", "json", "help"],
+  run: ["board", "guest-ram", "naive", "layout", "qemu-quirks", "x86-rmrr", "json", "help"],
+  map: ["board", "guest-ram", "layout", "qemu-quirks", "x86-rmrr", "svg", "html", "json", "help"],
   boards: ["json", "help"],
   replay: ["json", "help"],
 };
@@ -115,7 +117,10 @@ function stepText(s: VmmStep, i: number): string {
 }
 
 function runStory(a: ParsedArgs, io: CliIo): { report: VmmReport; vmm: Vmm } {
-  const board = createBoard(boardOf(a), { qemuQuirks: a.flags.get("qemu-quirks") === true });
+  const board = createBoard(boardOf(a), {
+    qemuQuirks: a.flags.get("qemu-quirks") === true,
+    x86Rmrr: a.flags.get("x86-rmrr") === true,
+  });
   const naive = a.flags.get("naive") === true;
   const layout = layoutOf(a);
   const vmm = new Vmm(board, {

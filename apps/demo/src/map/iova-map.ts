@@ -29,6 +29,8 @@ export interface IovaMap {
   readonly group: number;
   readonly apertureEnd: bigint;
   readonly regions: readonly MapRegion[];
+  /** Every IOMMU group of the host: sysfs `type` and `reserved_regions` (RMRRs show up here). */
+  readonly hostGroups?: readonly { id: number; devices: string[]; type: string; reservedRegions: string[] }[];
 }
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
@@ -63,5 +65,11 @@ export function iovaMapOf(vmm: Vmm): IovaMap {
   const last = valid.at(-1);
   const apertureEnd = last ? last.end : (1n << 48n) - 1n;
   regions.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-  return { board: vmm.board.name, device: vmm.device.name, group: vmm.groupId, apertureEnd, regions };
+  const hostGroups = vmm.board.iommu.groups().map((g) => ({
+    id: g.id,
+    devices: g.devices.map((d) => d.name),
+    type: g.typeText().trim(),
+    reservedRegions: g.resvRegionsText().split("\n").filter(Boolean),
+  }));
+  return { board: vmm.board.name, device: vmm.device.name, group: vmm.groupId, apertureEnd, regions, hostGroups };
 }

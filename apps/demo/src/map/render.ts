@@ -31,6 +31,13 @@ export function renderText(m: IovaMap): string {
       `  ${hex(r.start).padStart(w)} - ${hex(r.end).padStart(w)}  ${r.kind.padEnd(16)} ${sizeText(size(r)).padStart(10)}  ${r.label}`,
     );
   }
+  if (m.hostGroups?.length) {
+    out.push("", "IOMMU groups of the host (/sys/kernel/iommu_groups):");
+    for (const g of m.hostGroups) {
+      out.push(`  group ${g.id} [${g.type}] ${g.devices.join(" ")}`);
+      for (const l of g.reservedRegions) out.push(`    ${l}`);
+    }
+  }
   return `${out.join("\n")}\n`;
 }
 
@@ -141,6 +148,16 @@ ${renderSvg(m)}</figure>
 ${rows}
 </tbody>
 </table>
+${
+  m.hostGroups?.length
+    ? `<h2>IOMMU groups of the host</h2>\n<table id="groups">\n<thead><tr><th>group</th><th>type</th><th>devices</th><th>reserved_regions</th></tr></thead>\n<tbody>\n${m.hostGroups
+        .map(
+          (g) =>
+            `<tr><td>${g.id}</td><td>${esc(g.type)}</td><td>${esc(g.devices.join(" "))}</td><td><pre>${esc(g.reservedRegions.join("\n"))}</pre></td></tr>`,
+        )
+        .join("\n")}\n</tbody>\n</table>`
+    : ""
+}
 </body>
 </html>
 `;
