@@ -10,7 +10,9 @@ if (existsSync(path) || process.env.SKIP_BROWSER_INSTALL === "1") process.exit(0
 const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
 const hasApt = existsSync("/usr/bin/apt-get");
 if (!isRoot || !hasApt) {
-  console.error(`chromium not found at ${path}: install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH`);
+  console.error(
+    `chromium not found at ${path}: install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH`,
+  );
   process.exit(0); // the browser test itself reports the failure with this message
 }
 console.log("installing Debian's chromium for the demo's browser test (apt-get)...");

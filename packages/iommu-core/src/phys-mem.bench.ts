@@ -22,4 +22,5 @@ describe("u64 access", () => {
     for (let i = 0n; i < 512n; i++) mem.write64(0x4000_1000n + i * 8n, i);
   });
 });
+
 export { sink };
