@@ -300,8 +300,10 @@ export class Vmm {
     const count = Number(this.eventfd.read());
     const setup = this.device.config.msiMessage();
     lines.push(`DMA-complete MSI: device wrote ${hex(setup.data)} to ${hex(setup.address)}; eventfd count ${count}`);
-    for (const i of this.board.interrupts())
-      lines.push(`interrupt controller: ${i.source} vector ${i.vector} x${i.count}`);
+    for (const i of this.board.interrupts()) {
+      const v = this.board.arch === "x86_64" ? `vector ${hex(i.vector)}` : `LPI ${i.vector}`;
+      lines.push(`interrupt controller: ${i.source} ${v} x${i.count}`);
+    }
     this.step("guest DMA and MSI through the IOMMU", lines, roundTrip && count > 0);
     return {
       dma: { gpa: dst, len: 256, roundTrip, faults: r.faults },
