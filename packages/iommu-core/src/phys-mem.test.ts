@@ -63,3 +63,30 @@ describe("PageAllocator", () => {
     expect(pa.framesInUse).toBe(5);
   });
 });
+
+describe("PhysicalMemory register fast paths", () => {
+  it("serves aligned 32- and 64-bit MMIO accesses as one handler call, unaligned ones in pieces", () => {
+    const m = new PhysicalMemory();
+    const calls: [string, bigint, number, bigint][] = [];
+    m.addMmio(0xfed9_0000n, 0x1000n, {
+      read: (off, size) => {
+        calls.push(["r", off, size, 0n]);
+        return 0x1122_3344_5566_7788n & ((1n << BigInt(8 * size)) - 1n);
+      },
+      write: (off, size, v) => void calls.push(["w", off, size, v]),
+    });
+    expect(m.read32(0xfed9_0008n)).toBe(0x5566_7788);
+    expect(m.read64(0xfed9_0010n)).toBe(0x1122_3344_5566_7788n);
+    m.write32(0xfed9_0018n, 0xdead_beef);
+    m.write64(0xfed9_0020n, (1n << 64n) - 1n);
+    expect(calls).toEqual([
+      ["r", 8n, 4, 0n],
+      ["r", 0x10n, 8, 0n],
+      ["w", 0x18n, 4, 0xdead_beefn],
+      ["w", 0x20n, 8, (1n << 64n) - 1n],
+    ]);
+    calls.length = 0;
+    m.write32(0xfed9_0002n, 0x0102_0304);
+    expect(calls.map((c) => c[2])).toEqual([2, 2]);
+  });
+});

@@ -147,6 +147,8 @@ export class PhysicalMemory {
       const v = this.views.get(pfn);
       return v ? v.getBigUint64(n - pfn * FRAME_SIZE, true) : 0n;
     }
+    const m = (addr & 7n) === 0n ? this.mmioAt(addr, 8) : undefined;
+    if (m) return (m.handler as MmioHandler).read(addr - m.base, 8, {});
     return new DataView(this.read(addr, 8).buffer).getBigUint64(0, true);
   }
 
@@ -156,6 +158,11 @@ export class PhysicalMemory {
       const n = Number(addr);
       const pfn = Math.floor(n / FRAME_SIZE);
       this.frameView(pfn).setBigUint64(n - pfn * FRAME_SIZE, BigInt.asUintN(64, value), true);
+      return;
+    }
+    const m = (addr & 7n) === 0n ? this.mmioAt(addr, 8) : undefined;
+    if (m) {
+      (m.handler as MmioHandler).write(addr - m.base, 8, BigInt.asUintN(64, value), {});
       return;
     }
     const b = new Uint8Array(8);
@@ -174,13 +181,26 @@ export class PhysicalMemory {
   }
 
   read32(addr: bigint, attrs: MemTxAttrs = {}): number {
+    const r = (addr & 3n) === 0n ? this.mmioAt(addr, 4) : undefined;
+    if (r) return Number((r.handler as MmioHandler).read(addr - r.base, 4, attrs) & 0xffff_ffffn);
     return new DataView(this.read(addr, 4, attrs).buffer).getUint32(0, true);
   }
 
   write32(addr: bigint, value: number, attrs: MemTxAttrs = {}): void {
+    const r = (addr & 3n) === 0n ? this.mmioAt(addr, 4) : undefined;
+    if (r) {
+      (r.handler as MmioHandler).write(addr - r.base, 4, BigInt(value >>> 0), attrs);
+      return;
+    }
     const b = new Uint8Array(4);
     new DataView(b.buffer).setUint32(0, value >>> 0, true);
     this.write(addr, b, attrs);
+  }
+
+  /** The MMIO range wholly containing an aligned `size`-byte access (register fast path), if any. */
+  private mmioAt(addr: bigint, size: number): MemRegion | undefined {
+    const r = this.regionAt(addr);
+    return r?.kind === "mmio" && addr + BigInt(size) - 1n <= r.last ? r : undefined;
   }
 
   /** Zero `[addr, addr + len)` of RAM (a fresh page-table page, say). */
