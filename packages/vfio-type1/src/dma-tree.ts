@@ -25,8 +25,13 @@ export interface VfioDma {
   readonly runs: PinnedRun[];
   /** Dirty tracking: the per-dma bitmap exists. */
   bitmap: boolean;
-  /** Every page of the bitmap is set (`bitmap_set` / `vfio_iommu_populate_bitmap_full`). */
-  bitmapFull: boolean;
+  /**
+   * The per-dma bitmap's bits (bit i = page i; word k = bits 64k..64k+63), allocated one u64 word longer than the
+   * pages need. Bits past the mapping's pages are not always zero: a report into a user bitmap at an offset
+   * that is not a multiple of 64 pages shifts these bits in place, and the reset after a report clears only the
+   * mapping's own pages, so what was shifted past them stays and shows in later reports (Linux 6.1).
+   */
+  bits: bigint;
 }
 
 export class DmaTree {

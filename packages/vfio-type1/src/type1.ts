@@ -122,6 +122,8 @@ export interface Type1Snapshot {
 }
 
 const hex = (x: bigint): string => `0x${x.toString(16)}`;
+/** Bits 0..n-1 set. */
+const lowBits = (n: bigint): bigint => (1n << n) - 1n;
 
 /** Smallest page of a bitmap (`1 << __ffs(bitmap)`). */
 export function minPageSize(bitmap: bigint): bigint {
@@ -316,7 +318,7 @@ export class VfioIommuType1 {
     if (refreshed) this.iovaList = refreshed;
     if (updateDirtyScope) {
       this.numNonPinnedGroups--;
-      if (this.dirtyPageTracking) for (const d of this.dmas.all()) d.bitmapFull = true;
+      if (this.dirtyPageTracking) this.populateBitmapFull();
     }
   }
 
@@ -473,7 +475,7 @@ export class VfioIommuType1 {
       vaddrInvalid: false,
       runs: [],
       bitmap: false,
-      bitmapFull: false,
+      bits: 0n,
     };
     if (this.domains.length === 0) dma.size = size;
     else this.pinMapDma(dma, size);
@@ -632,7 +634,7 @@ export class VfioIommuType1 {
     if (this.dirtyPageTracking) return;
     for (const d of this.dmas.all()) {
       d.bitmap = true;
-      d.bitmapFull = false;
+      d.bits = 0n; // zeroed allocation; no mdev-pinned pages to pre-mark
     }
     this.dirtyPageTracking = true;
   }
@@ -643,7 +645,7 @@ export class VfioIommuType1 {
     this.dirtyPageTracking = false;
     for (const d of this.dmas.all()) {
       d.bitmap = false;
-      d.bitmapFull = false;
+      d.bits = 0n;
     }
   }
 
@@ -669,7 +671,9 @@ export class VfioIommuType1 {
     for (const dma of hit) this.checkUserBitmap(dma, iova, pgsize, bitmap.data);
     for (const dma of hit) {
       this.updateUserBitmap(dma, iova, pgsize, bitmap.data);
-      dma.bitmapFull = false; // re-populated with just the mdev-pinned pages: none here
+      // bitmap_clear of the mapping's own pages, then re-populated with just the mdev-pinned pages (none here).
+      // Bits an in-place shift pushed past the pages are not cleared.
+      dma.bits &= ~lowBits(this.bitmapWindow(dma, iova, pgsize).nbits);
     }
   }
 
@@ -692,27 +696,33 @@ export class VfioIommuType1 {
     this.process.checkUser(data + w.at, w.words * 8, true);
   }
 
-  /** `update_user_bitmap`: copy one mapping's bits into the user bitmap at its offset from `base`. */
+  /**
+   * `update_user_bitmap`: copy one mapping's bits into the user bitmap at its offset from `base`. When the offset
+   * is not a multiple of 64 pages the mapping's own bitmap is shifted left *in place* over the words the copy
+   * covers (`bitmap_shift_left` on `nbits + shift` bits, which does not mask its last word), the user's whole
+   * leading word is OR-ed into its first word, and those words are copied out: the shifted bits stay in the
+   * mapping's bitmap afterwards.
+   */
   private updateUserBitmap(dma: VfioDma, base: bigint, pgsize: bigint, data: bigint): void {
-    if (this.numNonPinnedGroups > 0 && dma.iommuMapped) dma.bitmapFull = true;
     const w = this.bitmapWindow(dma, base, pgsize);
+    if (this.numNonPinnedGroups > 0 && dma.iommuMapped) dma.bits |= lowBits(w.nbits);
+    if (w.shift !== 0) {
+      const span = lowBits(BigInt(w.words) * 64n);
+      dma.bits = (dma.bits & ~span) | ((dma.bits << BigInt(w.shift)) & span);
+      const leftover = new DataView(this.process.readUser(data + w.at, 8).buffer).getBigUint64(0, true);
+      dma.bits |= leftover;
+    }
     const out = new Uint8Array(w.words * 8);
     const dv = new DataView(out.buffer);
-    if (dma.bitmapFull) {
-      const lo = BigInt(w.shift);
-      const hi = lo + w.nbits; // exclusive bit index
-      for (let i = 0; i < w.words; i++) {
-        const s = BigInt(i) * 64n;
-        const from = lo > s ? lo - s : 0n;
-        const to = hi < s + 64n ? hi - s : 64n;
-        if (to > from) dv.setBigUint64(i * 8, ((1n << (to - from)) - 1n) << from, true);
-      }
-    }
-    if (w.shift !== 0) {
-      const leftover = new DataView(this.process.readUser(data + w.at, 8).buffer).getBigUint64(0, true);
-      dv.setBigUint64(0, dv.getBigUint64(0, true) | leftover, true);
-    }
+    for (let i = 0; i < w.words; i++) dv.setBigUint64(i * 8, (dma.bits >> BigInt(i * 64)) & U64_MAX, true);
     this.process.writeUser(data + w.at, out);
+  }
+
+  /** `vfio_iommu_populate_bitmap_full`: every page of every mapping dirty. */
+  private populateBitmapFull(): void {
+    const pgsize = minPageSize(this.pgsizeBitmap);
+    const pgshift = BigInt(pgsize.toString(2).length - 1);
+    for (const d of this.dmas.all()) d.bits |= lowBits(d.size >> pgshift);
   }
 
   // ---- GET_INFO (§6.2) --------------------------------------------------------------------------
@@ -769,7 +779,7 @@ export class VfioIommuType1 {
         .all()
         .map(
           (d) =>
-            `${hex(d.iova)}+${hex(d.size)}@${hex(d.vaddr)} p${d.prot} ${d.iommuMapped ? "m" : "-"}${d.vaddrInvalid ? "i" : "-"}${d.bitmap ? "b" : "-"}${d.bitmapFull ? "f" : "-"} ${d.runs.map((r) => `${hex(r.phys)}x${r.pages}`).join(",")}`,
+            `${hex(d.iova)}+${hex(d.size)}@${hex(d.vaddr)} p${d.prot} ${d.iommuMapped ? "m" : "-"}${d.vaddrInvalid ? "i" : "-"}${d.bitmap ? `b${d.bits.toString(16)}` : "-"} ${d.runs.map((r) => `${hex(r.phys)}x${r.pages}`).join(",")}`,
         ),
       dmaAvail: this.dmaAvail,
       iovaList: this.iovaList.map((r) => `${hex(r.start)}-${hex(r.end)}`),
