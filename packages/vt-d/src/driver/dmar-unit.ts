@@ -32,6 +32,11 @@ export interface DmarUnitOptions {
 }
 
 const MAX_DOMAINS_SCAN = 1 << 16;
+/** Below this a bigint converts to a JS number exactly (number fast paths; BigInt arithmetic allocates). */
+const SAFE = 2 ** 53;
+/** Qword 0 of a page-selective IOTLB descriptor without its domain id. */
+const QI_IOTLB_PSI = Number(QI.IOTLB | (IOTLB.PSI << 4n));
+const QI_WAIT_SW_LO = QI.WAIT | QI.WAIT_SW;
 
 export class DmarUnit {
   readonly name: string;
@@ -61,6 +66,13 @@ export class DmarUnit {
   private qStatus = 0n;
   private qTail = 0;
   private readonly qEntries = 256;
+  /** Addresses of each queue slot's two qwords and the IQT value pointing past it (no BigInt math per submit). */
+  private qSlotLo: bigint[] = [];
+  private qSlotHi: bigint[] = [];
+  private readonly qTailValue: bigint[] = [];
+  /** CAP.PSI and CAP.MAMV, decoded once. */
+  private readonly psi: boolean;
+  private readonly mamv: number;
   private waitStatus = 0;
   private readonly iotlbReg: bigint;
   private readonly iqtReg: bigint;
@@ -85,6 +97,9 @@ export class DmarUnit {
     this.iotlbReg = o.registerBase + ((this.ecap >> ECAP.IRO_SHIFT) & 0x3ffn) * 16n;
     this.frcdReg = o.registerBase + ((this.cap >> CAP.FRO_SHIFT) & 0x3ffn) * 16n;
     this.nfr = Number((this.cap >> CAP.NFR_SHIFT) & 0xffn) + 1;
+    this.psi = (this.cap & CAP.PSI) !== 0n;
+    this.mamv = Number((this.cap >> CAP.MAMV_SHIFT) & 0x3fn);
+    for (let i = 0; i < this.qEntries; i++) this.qTailValue.push(BigInt(i * 16));
     this.irtEntries = 2 ** o.irtOrder;
     this.eim = o.eim;
     this.root = o.alloc.alloc();
@@ -129,6 +144,10 @@ export class DmarUnit {
     if (o.queuedInvalidation && this.ecap & ECAP.QI) {
       this.qBase = o.alloc.alloc();
       this.qStatus = o.alloc.alloc();
+      for (let i = 0; i < this.qEntries; i++) {
+        this.qSlotLo.push(this.qBase + BigInt(i * 16));
+        this.qSlotHi.push(this.qBase + BigInt(i * 16 + 8));
+      }
       this.w64(this.base + BigInt(REG.IQT), 0n);
       this.w64(this.base + BigInt(REG.IQA), this.qBase);
       this.setGcmd(GCMD.QIE, true);
@@ -226,8 +245,8 @@ export class DmarUnit {
   private qiSubmit(lo: bigint, hi: bigint): void {
     const token = BigInt(++this.waitStatus & 0x7fffffff);
     this.qiPut(lo, hi);
-    this.qiPut(QI.WAIT | QI.WAIT_SW | (token << 32n), this.qStatus);
-    this.w64(this.iqtReg, BigInt(this.qTail * 16));
+    this.qiPut(QI_WAIT_SW_LO | (token << 32n), this.qStatus);
+    this.w64(this.iqtReg, this.qTailValue[this.qTail] as bigint);
     // Read the status dword back (read64 of its aligned qword: the RAM fast path).
     if ((this.o.memory.read64(this.qStatus) & 0xffffffffn) !== token) {
       throw new ErrnoError("EIO", "qi_submit_sync", `${this.name}: invalidation wait did not complete`, {});
@@ -235,9 +254,9 @@ export class DmarUnit {
   }
 
   private qiPut(lo: bigint, hi: bigint): void {
-    const at = this.qBase + BigInt(this.qTail * 16);
-    this.w64(at, lo);
-    this.w64(at + 8n, hi);
+    const m = this.o.memory;
+    m.write64(this.qSlotLo[this.qTail] as bigint, lo);
+    m.write64(this.qSlotHi[this.qTail] as bigint, hi);
     this.qTail = (this.qTail + 1) % this.qEntries;
   }
 
@@ -268,21 +287,28 @@ export class DmarUnit {
 
   /** `iommu_flush_iotlb_psi`: page-selective for a power-of-two aligned cover of the range, else domain. */
   flushIotlbPages(did: number, pfn: number, pages: number, ih: boolean): void {
-    let mask = pages <= 1 ? 0 : Math.ceil(Math.log2(pages));
-    const aligned = 2 ** mask;
-    if (pfn % aligned !== 0) {
-      // Find the smallest aligned block holding [pfn, pfn + pages - 1].
-      const end = pfn + pages - 1;
-      mask = 0;
-      while (Math.floor(pfn / 2 ** mask) !== Math.floor(end / 2 ** mask)) mask++;
+    let mask = 0;
+    if (pages > 1) {
+      mask = Math.ceil(Math.log2(pages));
+      const aligned = 2 ** mask;
+      if (pfn % aligned !== 0) {
+        // Find the smallest aligned block holding [pfn, pfn + pages - 1].
+        const end = pfn + pages - 1;
+        mask = 0;
+        while (Math.floor(pfn / 2 ** mask) !== Math.floor(end / 2 ** mask)) mask++;
+      }
     }
-    const mamv = Number((this.cap >> CAP.MAMV_SHIFT) & 0x3fn);
-    if (!(this.cap & CAP.PSI) || mask > mamv) {
+    if (!this.psi || mask > this.mamv) {
       this.flushIotlbDomain(did);
       return;
     }
-    const addr = (BigInt(Math.floor(pfn / 2 ** mask) * 2 ** mask) << 12n) | (ih ? 1n << 6n : 0n) | BigInt(mask);
-    if (this.useQi) this.qiSubmit(QI.IOTLB | (IOTLB.PSI << 4n) | (BigInt(did) << 16n), addr);
+    const base = mask === 0 ? pfn : Math.floor(pfn / 2 ** mask) * 2 ** mask;
+    // base * 4096 + flags as one number while exact (page addresses below 2^53), else in BigInt.
+    const addr =
+      base < SAFE / 4096
+        ? BigInt(base * 4096 + (ih ? 64 : 0) + mask)
+        : (BigInt(base) << 12n) | (ih ? 1n << 6n : 0n) | BigInt(mask);
+    if (this.useQi) this.qiSubmit(BigInt(QI_IOTLB_PSI + did * 65536), addr);
     else this.iotlbCmd((IOTLB.PSI << IOTLB.IIRG_SHIFT) | (BigInt(did) << IOTLB.DID_SHIFT), addr);
   }
 

@@ -26,6 +26,12 @@ const SZ_1G = 1n << 30n;
 const ATTR = [0n, PTE.R, PTE.W, PTE.R | PTE.W];
 const ATTR_SNP = ATTR.map((a) => a | PTE.SNP);
 const LEVEL_BYTES = [0n, SZ_4K, SZ_2M, SZ_1G, 1n << 39n, 1n << 48n];
+/**
+ * The 4 KiB fast paths work in numbers for addresses below 2^52 (exact, and so are sums with a page count
+ * below 2^52); BigInt arithmetic allocates, and that was most of a map+unmap pair.
+ */
+const FAST = 1n << 52n;
+const FAST_N = 2 ** 52;
 
 /** Page-size bitmaps VT-d has advertised (reference §5.2). */
 export type PgsizeBitmapMode =
@@ -69,6 +75,8 @@ export class VtdDomain implements DriverDomain {
   maxAddr = 0n;
   /** 2^gaw. */
   private readonly limit: bigint;
+  /** 2^gaw as a number (exact: a power of two). */
+  private readonly limitN: number;
   private readonly onSuperpageClear = (pfn: number, n: number) => this.flushPages(pfn, n, false);
   /** Set by enforce_cache_coherency: new PTEs carry SNP. */
   private setPteSnp = false;
@@ -88,6 +96,7 @@ export class VtdDomain implements DriverDomain {
     const superpage = Math.min(...units.map((u) => u.superpage));
     this.pgsizeBitmap = pgsizeBitmapFor(env.pgsizeMode, superpage);
     this.limit = 1n << BigInt(this.gaw);
+    this.limitN = 2 ** this.gaw;
     this.geometry = { apertureStart: 0n, apertureEnd: this.limit - 1n, forceAperture: true };
     this.table = type !== "identity" ? new SecondLevelTable(env.memory, env.alloc, this.agaw + 2, superpage) : null;
   }
@@ -158,6 +167,38 @@ export class VtdDomain implements DriverDomain {
 
   /** `intel_iommu_map_pages`. */
   mapPages(iova: bigint, paddr: bigint, pgsize: bigint, pgcount: number, prot: number): MapPagesResult {
+    const t = this.table;
+    if (t && pgsize === SZ_4K && (prot & (IOMMU_READ | IOMMU_WRITE)) !== 0) {
+      // 4 KiB pages at addresses below 2^52: the checks below in number arithmetic. (Number() of a larger
+      // BigInt rounds, but never below 2^52, so the range test is exact.)
+      const iv = Number(iova);
+      const pa = Number(paddr);
+      const ivPfn = Math.floor(iv / 4096);
+      const paPfn = Math.floor(pa / 4096);
+      const end = iv + pgcount * 4096;
+      if (
+        iv < FAST_N &&
+        pa < FAST_N &&
+        ivPfn * 4096 === iv &&
+        paPfn * 4096 === pa &&
+        end < FAST_N &&
+        end <= this.limitN
+      ) {
+        const attr = (this.setPteSnp ? ATTR_SNP : ATTR)[prot & 3] as bigint;
+        const r = t.map(ivPfn, paPfn, pgcount, attr, this.onSuperpageClear);
+        if (r.nomem) {
+          const mapped = BigInt(r.done) << 12n;
+          return { mapped, error: new ErrnoError("ENOMEM", "__domain_mapping", "out of page-table memory", { iova }) };
+        }
+        const maxAddr = pgcount === 1 ? iova + SZ_4K : BigInt(end);
+        if (maxAddr > this.maxAddr) this.maxAddr = maxAddr;
+        return { mapped: pgcount === 1 ? SZ_4K : BigInt(pgcount * 4096), error: null };
+      }
+    }
+    return this.mapPagesChecked(iova, paddr, pgsize, pgcount, prot);
+  }
+
+  private mapPagesChecked(iova: bigint, paddr: bigint, pgsize: bigint, pgcount: number, prot: number): MapPagesResult {
     const op = "intel_iommu_map_pages";
     const t = this.table;
     if (!t) return { mapped: 0n, error: new ErrnoError("EINVAL", op, "not a paging domain", {}) };
@@ -204,10 +245,23 @@ export class VtdDomain implements DriverDomain {
   unmapPages(iova: bigint, pgsize: bigint, pgcount: number, gather: IotlbGather): bigint {
     const t = this.table;
     if (!t) return 0n;
-    let size = pgsize * BigInt(pgcount);
-    const pfn = Number(iova >> 12n);
-    if (iova >= this.limit) return 0n;
+    const iv = Number(iova);
+    const fast = pgsize === SZ_4K && pgcount === 1 && iv < FAST_N;
+    if (fast ? iv >= this.limitN : iova >= this.limit) return 0n;
+    const pfn = fast ? Math.floor(iv / 4096) : Number(iova >> 12n);
     const found = t.lookup(pfn);
+    if (fast && found.level === 1) {
+      // One 4 KiB leaf (the common case): what dma_pte_clear_level would do, without walking again.
+      if ((found.value & 3n) !== 0n) t.clearEntry(found.at);
+      const end = iova + SZ_4K;
+      if (this.maxAddr === end) this.maxAddr = iova;
+      if (iova < gather.start) gather.start = iova;
+      const last = end - 1n;
+      if (last > gather.end) gather.end = last;
+      if (gather.pgsize === 0n) gather.pgsize = pgsize;
+      return SZ_4K;
+    }
+    let size = pgsize * BigInt(pgcount);
     const levelSize = LEVEL_BYTES[found.level] as bigint;
     const isSuperpage = (found.value & 3n) !== 0n && found.level > 1;
     if (size < levelSize && !(isSuperpage && this.env.superpageUnmap === "split")) size = levelSize;
@@ -246,8 +300,12 @@ export class VtdDomain implements DriverDomain {
   /** `intel_iommu_tlb_sync`: page-selective flush of what was unmapped, then free the table pages. */
   iotlbSync(gather: IotlbGather): void {
     if (gather.start <= gather.end) {
-      const pfn = Number(gather.start >> 12n);
-      const pages = Number((gather.end - gather.start + 1n + 0xfffn) >> 12n || 1n);
+      const fast = gather.end < FAST;
+      const s = Number(gather.start);
+      const pfn = fast ? Math.floor(s / 4096) : Number(gather.start >> 12n);
+      const pages = fast
+        ? Math.floor((Number(gather.end) - s + 1 + 0xfff) / 4096) || 1
+        : Number((gather.end - gather.start + 1n + 0xfffn) >> 12n || 1n);
       this.flushPages(pfn, pages, this.table !== null && this.table.freelist.length === 0);
     }
     this.table?.drainFreelist();

@@ -34,12 +34,27 @@ export interface PteRef {
  */
 interface TableNode {
   readonly phys: bigint;
+  /** `phys` as a number when exact (below 2^53), else NaN: entry addresses then cost one BigInt, not two. */
+  readonly physN: number;
   /** Child tables by slot (levels > 1). */
   readonly kids: (TableNode | undefined)[] | null;
 }
 
+/** Below this a bigint converts to a JS number exactly. */
+const SAFE = 1n << 53n;
+const SAFE_N = 2 ** 53;
+
 function node(phys: bigint, level: number): TableNode {
-  return { phys, kids: level > 1 ? new Array<TableNode | undefined>(512) : null };
+  return {
+    phys,
+    physN: phys < SAFE ? Number(phys) : Number.NaN,
+    kids: level > 1 ? new Array<TableNode | undefined>(512) : null,
+  };
+}
+
+/** Address of entry `i` of table `n`. */
+function entryAddr(n: TableNode, i: number): bigint {
+  return !Number.isNaN(n.physN) ? BigInt(n.physN + i * 8) : n.phys + BigInt(i * 8);
 }
 
 export class SecondLevelTable {
@@ -99,14 +114,14 @@ export class SecondLevelTable {
     for (let level = this.levels; ; level--) {
       const i = idxAt(pfn, level);
       if (level === target) {
-        const at = n.phys + BigInt(i * 8);
+        const at = entryAddr(n, i);
         return { at, value: this.memory.read64(at), level };
       }
       const kids = n.kids as (TableNode | undefined)[];
       let kid = kids[i];
       if (!kid) {
         // No child table: the slot is empty or a superpage leaf.
-        const at = n.phys + BigInt(i * 8);
+        const at = entryAddr(n, i);
         if ((this.memory.read64(at) & 3n) !== 0n) return null;
         kid = node(this.alloc.alloc(), level - 1);
         this.tablePages++;
@@ -124,7 +139,7 @@ export class SecondLevelTable {
       const i = idxAt(pfn, level);
       const kid = n.kids?.[i];
       if (!kid) {
-        const at = n.phys + BigInt(i * 8);
+        const at = entryAddr(n, i);
         return { at, value: this.memory.read64(at), level };
       }
       n = kid;
@@ -150,6 +165,9 @@ export class SecondLevelTable {
     onSuperpageClear: (pfn: number, n: number) => void,
   ): { done: number; nomem: boolean } {
     let done = 0;
+    // Entries as one number while exact (flags below bit 12, output below 2^53); else in BigInt.
+    const attrN = attr < 4096n ? Number(attr) : Number.NaN;
+    const attrPsN = Number(attr | PTE.PS);
     while (done < pages) {
       const iv = iovPfn + done;
       const ph = physPfn + done;
@@ -188,7 +206,11 @@ export class SecondLevelTable {
           onSuperpageClear(pfnNow, lvlPages);
           cur = 0n;
         }
-        const val = (BigInt(physPfn + done) << 12n) | (lvl > 1 ? attr | PTE.PS : attr);
+        const outPfn = physPfn + done;
+        const val =
+          outPfn * 4096 < SAFE_N && !Number.isNaN(attrN)
+            ? BigInt(outPfn * 4096 + (lvl > 1 ? attrPsN : attrN))
+            : (BigInt(outPfn) << 12n) | (lvl > 1 ? attr | PTE.PS : attr);
         if (cur !== 0n) this.warn(pfnNow, cur, val);
         else this.memory.write64(at, val);
         done += lvlPages;
@@ -228,7 +250,7 @@ export class SecondLevelTable {
       if (levelPfn > last) break;
       const kid = n.kids?.[i];
       const whole = start <= levelPfn && last >= levelPfn + span - 1;
-      const at = kid && !whole ? 0n : n.phys + BigInt(i * 8);
+      const at = kid && !whole ? 0n : entryAddr(n, i);
       if (kid) {
         if (whole) {
           this.releaseSubtree(kid);
@@ -274,6 +296,7 @@ export class SecondLevelTable {
 
   /** Return freed table frames to the allocator (after the IOTLB flush). */
   drainFreelist(): void {
+    if (this.freelist.length === 0) return;
     for (const f of this.freelist) this.alloc.freeFrame(f);
     this.freelist.length = 0;
   }

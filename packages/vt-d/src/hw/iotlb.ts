@@ -31,9 +31,12 @@ export interface IotlbEntry {
   readonly perm: number;
 }
 
+/** 4 KiB pages per entry by level (a table, not `2 **`: Math.pow was a fifth of a walk). */
+const LEVEL_PAGES = [0, 1, 512, 512 * 512, 512 ** 3, 512 ** 4];
+
 /** pfn's tag at a level: the pfn shifted to the page of that level, with the level in the low 2 bits. */
 function tag(pfn: number, level: number): number {
-  return Math.floor(pfn / 2 ** (9 * (level - 1))) * 4 + level;
+  return Math.floor(pfn / (LEVEL_PAGES[level] as number)) * 4 + level;
 }
 
 export class ContextCache {
@@ -117,7 +120,7 @@ export class Iotlb {
       return;
     }
     for (const [k, e] of m) {
-      const span = 2 ** (9 * (e.level - 1));
+      const span = LEVEL_PAGES[e.level] as number;
       const start = Math.floor(k / 4) * span;
       if (start <= last && start + span - 1 >= first) {
         m.delete(k);

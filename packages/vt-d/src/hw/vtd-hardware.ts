@@ -30,6 +30,18 @@ import { readContext, walkSecondLevel } from "./walk.js";
 
 const LEVEL_SIZE = [0n, 1n << 12n, 1n << 21n, 1n << 30n];
 const LEVEL_MASK = LEVEL_SIZE.map((s) => (s === 0n ? 0n : s - 1n));
+/** Below this a bigint converts to a JS number exactly (number fast paths; BigInt arithmetic allocates). */
+const SAFE = 1n << 53n;
+/** Descriptor types, granularities and the wait descriptor's SW bit as numbers (low dword of qword 0). */
+const QI_CC = Number(QI.CC);
+const QI_IOTLB = Number(QI.IOTLB);
+const QI_IEC = Number(QI.IEC);
+const QI_WAIT = Number(QI.WAIT);
+const QI_WAIT_SW = Number(QI.WAIT_SW);
+const G_GLOBAL = Number(CCMD.GLOBAL);
+const G_DOMAIN = Number(CCMD.DOMAIN);
+const IOTLB_GLOBAL = Number(IOTLB.GLOBAL);
+const IOTLB_DSI = Number(IOTLB.DSI);
 
 export interface VtdHardwareOptions {
   readonly memory: PhysicalMemory;
@@ -110,8 +122,13 @@ export class VtdHardware implements IommuHardware {
   private irta = 0n;
   private irtaLatched = 0n;
   private iqa = 0n;
-  private iqh = 0n;
-  private iqt = 0n;
+  /** IQA decoded: queue base, its size in bytes, and descriptor addresses by slot (filled as used). */
+  private iqBase = 0n;
+  private iqBytes = 4096;
+  private iqSlots: bigint[] = [];
+  /** IQH/IQT byte offsets (bits 18:4), kept as numbers. */
+  private iqh = 0;
+  private iqt = 0;
   private fedata = 0;
   private feaddr = 0;
   private feuaddr = 0;
@@ -273,9 +290,9 @@ export class VtdHardware implements IommuHardware {
       case REG.CCMD:
         return this.ccmd;
       case REG.IQH:
-        return this.iqh;
+        return BigInt(this.iqh);
       case REG.IQT:
-        return this.iqt;
+        return BigInt(this.iqt);
       case REG.IQA:
         return this.iqa;
       case REG.IRTA:
@@ -360,11 +377,14 @@ export class VtdHardware implements IommuHardware {
         if (top && v & CCMD.ICC) this.contextCommand(v);
         return;
       case REG.IQT:
-        this.iqt = v & 0x7fff0n;
+        this.iqt = Number(v & 0x7fff0n);
         if (top) this.processQueue();
         return;
       case REG.IQA:
         this.iqa = v;
+        this.iqBase = v & ~0xfffn;
+        this.iqBytes = 4096 * 2 ** Number(v & 7n);
+        this.iqSlots = [];
         return;
       case REG.IRTA:
         this.irta = v;
@@ -417,7 +437,7 @@ export class VtdHardware implements IommuHardware {
     const enables = GSTS.TES | GSTS.QIES | GSTS.IRES | GSTS.CFIS;
     let want = v & enables;
     if (!(this.ecap & ECAP.IR)) want &= ~(GSTS.IRES | GSTS.CFIS);
-    if (want & GSTS.QIES && !(this.gsts & GSTS.QIES)) this.iqh = 0n;
+    if (want & GSTS.QIES && !(this.gsts & GSTS.QIES)) this.iqh = 0;
     this.gsts = (this.gsts & ~enables) | want;
   }
 
@@ -440,42 +460,59 @@ export class VtdHardware implements IommuHardware {
     this.iotlbReg = (v & ~IOTLB.IVT & ~(3n << IOTLB.IAIG_SHIFT)) | (g << IOTLB.IAIG_SHIFT);
   }
 
-  /** Queued invalidation: consume 128-bit descriptors from IQH to IQT (VT-d spec 6.5.2). */
+  /**
+   * Queued invalidation: consume 128-bit descriptors from IQH to IQT (VT-d spec 6.5.2). Fields are decoded
+   * as numbers (the low dword of qword 0; qword 1 when it is below 2^53), which is where the time went.
+   */
   private processQueue(): void {
     if (!(this.gsts & GSTS.QIES)) return;
-    const base = this.iqa & ~0xfffn;
-    const entries = 256n << (this.iqa & 7n);
+    const slots = this.iqSlots;
     while (this.iqh !== this.iqt) {
-      const at = base + this.iqh;
+      const slot = this.iqh >>> 3;
+      let at = slots[slot];
+      if (at === undefined) {
+        at = this.iqBase + BigInt(this.iqh);
+        slots[slot] = at;
+        slots[slot + 1] = at + 8n;
+      }
       const lo = this.memory.read64(at);
-      const hi = this.memory.read64(at + 8n);
+      const hi = this.memory.read64(slots[slot + 1] as bigint);
       this.stats.qiDescriptors++;
-      const type = lo & 0xfn;
-      const g = (lo >> 4n) & 3n;
-      const did = Number((lo >> 16n) & 0xffffn);
-      if (type === QI.CC) {
-        if (g === CCMD.GLOBAL) this.contextCache.invalidateAll();
-        else if (g === CCMD.DOMAIN) this.contextCache.invalidateDomain(did);
+      const l = Number(lo & 0xffffffffn);
+      const type = l & 0xf;
+      const g = (l >>> 4) & 3;
+      const did = (l >>> 16) & 0xffff;
+      if (type === QI_CC) {
+        if (g === G_GLOBAL) this.contextCache.invalidateAll();
+        else if (g === G_DOMAIN) this.contextCache.invalidateDomain(did);
         else this.contextCache.invalidateDevice(Number((lo >> 32n) & 0xffffn), Number((lo >> 48n) & 3n));
-      } else if (type === QI.IOTLB) {
-        if (g === IOTLB.GLOBAL) this.iotlb.invalidateAll();
-        else if (g === IOTLB.DSI) this.iotlb.invalidateDomain(did);
-        else this.iotlb.invalidatePages(did, Number(hi >> 12n), Number(hi & 0x3fn));
-      } else if (type === QI.IEC) {
+      } else if (type === QI_IOTLB) {
+        if (g === IOTLB_GLOBAL) this.iotlb.invalidateAll();
+        else if (g === IOTLB_DSI) this.iotlb.invalidateDomain(did);
+        else if (hi < SAFE) {
+          const h = Number(hi);
+          const pfn = Math.floor(h / 4096);
+          this.iotlb.invalidatePages(did, pfn, (h - pfn * 4096) & 0x3f);
+        } else this.iotlb.invalidatePages(did, Number(hi >> 12n), Number(hi & 0x3fn));
+      } else if (type === QI_IEC) {
         // The model reads IRTEs on every request (no interrupt entry cache), as QEMU does.
-      } else if (type === QI.WAIT) {
-        if (lo & QI.WAIT_SW) {
-          // The status write is a dword; done as a read-modify-write of its qword (RAM fast path).
-          const q = hi & ~7n;
-          const sh = (hi & 4n) * 8n;
+      } else if (type === QI_WAIT) {
+        if (l & QI_WAIT_SW) {
+          // Status write (SW): a dword at hi[63:2], done as a read-modify-write of its qword (RAM fast path).
+          const data = lo >> 32n;
+          const low3 = hi & 7n;
+          const q = low3 === 0n ? hi : hi - low3;
           const old = this.memory.read64(q);
-          this.memory.write64(q, (old & ~(0xffffffffn << sh)) | ((lo >> 32n) << sh));
+          this.memory.write64(
+            q,
+            (low3 & 4n) !== 0n ? (old & 0xffffffffn) | (data << 32n) : (old & 0xffffffff00000000n) | data,
+          );
         }
       } else {
         // An invalid descriptor stops the queue (FSTS.IQE in the spec; not modelled further).
         return;
       }
-      this.iqh = (this.iqh + 16n) % (entries * 16n);
+      this.iqh = (this.iqh + 16) % this.iqBytes;
     }
   }
 }
