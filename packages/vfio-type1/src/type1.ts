@@ -131,8 +131,10 @@ export function minPageSize(bitmap: bigint): bigint {
 }
 
 /**
- * `vfio_iommu_type1_check_extension` (no backend instance: `iommu` NULL in Linux). 6.1 answers
- * UPDATE_VADDR with 1 unconditionally (6.2 made it depend on mdev groups).
+ * `vfio_iommu_type1_check_extension` (no backend instance: `iommu` NULL in Linux). UPDATE_VADDR needs a backend
+ * with no emulated (mdev) groups — this model has none — so a container without a backend (no SET_IOMMU yet, or
+ * its last group left) answers 0. (6.1 stable carries "vfio/type1: exclude mdevs from VFIO_UPDATE_VADDR"; a real
+ * 6.1.192 kernel answers 0 there.)
  */
 export function type1CheckExtension(backend: VfioIommuType1 | null, ext: number): number {
   switch (ext) {
@@ -140,8 +142,9 @@ export function type1CheckExtension(backend: VfioIommuType1 | null, ext: number)
     case VFIO_TYPE1v2_IOMMU:
     case VFIO_TYPE1_NESTING_IOMMU:
     case VFIO_UNMAP_ALL:
-    case VFIO_UPDATE_VADDR:
       return 1;
+    case VFIO_UPDATE_VADDR:
+      return backend ? 1 : 0;
     case VFIO_DMA_CC_IOMMU:
       return backend ? backend.domainsEnforceCacheCoherency() : 0;
     default:
