@@ -167,4 +167,21 @@ describe("4 KiB map/unmap fast paths", () => {
     expect(l1.value).toBe(0x100005000n | 2n);
     expect(m.memory.read64(l1.at + 8n)).toBe(0x100006000n | 3n | (1n << 11n));
   });
+
+  it("single-page maps over a present entry or under a superpage warn exactly as the multi-page loop", () => {
+    const { vt } = unmanaged();
+    const t = vt.table as NonNullable<typeof vt.table>;
+    vt.mapPages(0x1000n, 0x100001000n, 0x1000n, 2, IOMMU_READ);
+    vt.mapPages(0x1000n, 0x100009000n, 0x1000n, 1, IOMMU_READ);
+    vt.mapPages(0x1000n, 0x100009000n, 0x1000n, 2, IOMMU_READ);
+    vt.mapPages(0x400000n, 0x100400000n, 0x200000n, 1, RW);
+    expect(vt.mapPages(0x401000n, 0x100009000n, 0x1000n, 1, RW)).toEqual({ mapped: 0x1000n, error: null });
+    expect(t.warnings).toEqual([
+      "DMAR: ERROR: DMA PTE for vPFN 0x1 already set (to 100001001 not 100009001)",
+      "DMAR: ERROR: DMA PTE for vPFN 0x1 already set (to 100001001 not 100009001)",
+      "DMAR: ERROR: DMA PTE for vPFN 0x2 already set (to 100002001 not 10000a001)",
+      "DMAR: ERROR: DMA PTE for vPFN 0x401 already set (to ? not ?)",
+    ]);
+    expect(vt.iovaToPhys(0x401000n)).toBe(0x100401000n);
+  });
 });

@@ -75,6 +75,8 @@ export class DmarUnit {
   private readonly mamv: number;
   private waitStatus = 0;
   private readonly iotlbReg: bigint;
+  /** The IOTLB invalidate register, 8 bytes above IVA. */
+  private readonly iotlbCmdReg: bigint;
   private readonly iqtReg: bigint;
   private readonly frcdReg: bigint;
   private readonly nfr: number;
@@ -95,6 +97,7 @@ export class DmarUnit {
     this.ndoms = 2 ** (4 + 2 * Number(this.cap & 7n));
     this.iqtReg = o.registerBase + BigInt(REG.IQT);
     this.iotlbReg = o.registerBase + ((this.ecap >> ECAP.IRO_SHIFT) & 0x3ffn) * 16n;
+    this.iotlbCmdReg = this.iotlbReg + 8n;
     this.frcdReg = o.registerBase + ((this.cap >> CAP.FRO_SHIFT) & 0x3ffn) * 16n;
     this.nfr = Number((this.cap >> CAP.NFR_SHIFT) & 0xffn) + 1;
     this.psi = (this.cap & CAP.PSI) !== 0n;
@@ -265,7 +268,7 @@ export class DmarUnit {
   }
   private iotlbCmd(v: bigint, iva: bigint): void {
     if (iva !== 0n) this.w64(this.iotlbReg, iva);
-    this.w64(this.iotlbReg + 8n, v | IOTLB.IVT);
+    this.w64(this.iotlbCmdReg, v | IOTLB.IVT);
   }
 
   flushContextGlobal(): void {

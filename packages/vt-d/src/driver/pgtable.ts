@@ -164,10 +164,9 @@ export class SecondLevelTable {
     attr: bigint,
     onSuperpageClear: (pfn: number, n: number) => void,
   ): { done: number; nomem: boolean } {
+    if (pages === 1) return this.mapOne(iovPfn, physPfn, attr);
     let done = 0;
-    // Entries as one number while exact (flags below bit 12, output below 2^53); else in BigInt.
-    const attrN = attr < 4096n ? Number(attr) : Number.NaN;
-    const attrPsN = Number(attr | PTE.PS);
+    const attrPs = attr | PTE.PS;
     while (done < pages) {
       const iv = iovPfn + done;
       const ph = physPfn + done;
@@ -207,10 +206,9 @@ export class SecondLevelTable {
           cur = 0n;
         }
         const outPfn = physPfn + done;
+        // The output address in one conversion while exact (below 2^53), else shifted in BigInt.
         const val =
-          outPfn * 4096 < SAFE_N && !Number.isNaN(attrN)
-            ? BigInt(outPfn * 4096 + (lvl > 1 ? attrPsN : attrN))
-            : (BigInt(outPfn) << 12n) | (lvl > 1 ? attr | PTE.PS : attr);
+          (outPfn * 4096 < SAFE_N ? BigInt(outPfn * 4096) : BigInt(outPfn) << 12n) | (lvl > 1 ? attrPs : attr);
         if (cur !== 0n) this.warn(pfnNow, cur, val);
         else this.memory.write64(at, val);
         done += lvlPages;
@@ -219,6 +217,25 @@ export class SecondLevelTable {
       }
     }
     return { done, nomem: false };
+  }
+
+  /** `map` of a single 4 KiB page (always a level-1 leaf): the loop above without its bookkeeping. */
+  private mapOne(iovPfn: number, physPfn: number, attr: bigint): { done: number; nomem: boolean } {
+    let ref: PteRef | null;
+    try {
+      ref = this.entryAt(iovPfn, 1);
+    } catch (e) {
+      if (e instanceof RangeError) return { done: 0, nomem: true };
+      throw e;
+    }
+    if (ref === null) {
+      this.warn(iovPfn);
+      return { done: 1, nomem: false };
+    }
+    const val = (physPfn * 4096 < SAFE_N ? BigInt(physPfn * 4096) : BigInt(physPfn) << 12n) | attr;
+    if (ref.value !== 0n) this.warn(iovPfn, ref.value, val);
+    else this.memory.write64(ref.at, val);
+    return { done: 1, nomem: false };
   }
 
   private warn(pfn: number, was?: bigint, want?: bigint): void {

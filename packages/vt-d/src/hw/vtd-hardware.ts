@@ -347,6 +347,11 @@ export class VtdHardware implements IommuHardware {
   }
 
   writeReg(off: number, size: number, value: bigint): void {
+    // The invalidation-queue doorbell: a whole-register write goes straight to its handler.
+    if (size === 8 && off === REG.IQT) {
+      this.write64(off, value, true);
+      return;
+    }
     const base = off & ~7;
     const q = this.reg64(base);
     if (q !== undefined) {
