@@ -84,14 +84,15 @@ export class Iotlb {
       m = new Map();
       this.byDomain.set(did, m);
     }
-    const k = tag(pfn, e.level);
-    if (!m.has(k)) this.count++;
-    m.set(k, e);
+    const before = m.size;
+    m.set(tag(pfn, e.level), e);
+    this.count += m.size - before;
   }
 
   invalidateAll(): void {
     // Keep the per-domain maps: refilling after a global flush then allocates nothing.
-    for (const m of this.byDomain.values()) m.clear();
+    if (this.count === 0) return;
+    for (const m of this.byDomain.values()) if (m.size !== 0) m.clear();
     this.count = 0;
   }
 
