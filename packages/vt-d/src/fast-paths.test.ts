@@ -6,6 +6,7 @@
 import { emptyGather, IOMMU_READ, IOMMU_WRITE, PageAllocator, PciDevice, PhysicalMemory } from "@iommu/core";
 import { describe, expect, it } from "vitest";
 import type { VtdDomain } from "./driver/domain.js";
+import { Iotlb } from "./hw/iotlb.js";
 import { CTX, FAULT, GCMD, QI, REG } from "./hw/regs.js";
 import { createVtdHardware } from "./hw/vtd-hardware.js";
 import { q35 } from "./testing/q35.js";
@@ -95,6 +96,30 @@ describe("queued invalidation fast path", () => {
     expect(m.hw.translate(req)).toMatchObject({ kind: "ok", phys: 0x100003000n });
     m.iommu.unmap(m.d, iova, 0x1000n);
     expect(m.hw.translate(req).kind).toBe("fault");
+  });
+});
+
+describe("IOTLB bookkeeping", () => {
+  it("re-inserting a tag does not count twice; a full IOTLB is dropped whole; flushing an empty one is harmless", () => {
+    const t = new Iotlb(3);
+    const e = { phys: 0x1000n, level: 1, perm: 3 };
+    t.invalidateAll();
+    t.insert(1, 5, e);
+    t.insert(1, 5, { ...e, perm: 1 });
+    expect(t.size).toBe(1);
+    expect(t.lookup(1, 5)?.perm).toBe(1);
+    t.insert(1, 512, { phys: 0x200000n, level: 2, perm: 3 });
+    t.insert(2, 5, e);
+    expect(t.size).toBe(3);
+    t.insert(2, 6, e);
+    expect(t.size).toBe(1);
+    expect(t.lookup(1, 5)).toBeUndefined();
+    expect(t.lookup(2, 6)).toBe(e);
+    t.invalidatePages(2, 6, 0);
+    expect(t.size).toBe(0);
+    t.invalidateAll();
+    t.insert(2, 7, e);
+    expect(t.size).toBe(1);
   });
 });
 
