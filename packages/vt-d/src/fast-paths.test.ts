@@ -124,6 +124,22 @@ describe("IOTLB bookkeeping", () => {
 });
 
 describe("walker fast path", () => {
+  it("rights that AND to nothing (read-only table above a write-only leaf) fault both ways", () => {
+    const b = bare();
+    const { memory, pool, ctx } = b;
+    const [l3, l2, l1] = [pool.alloc(), pool.alloc(), pool.alloc()];
+    memory.write64(ctx + 0x80n, l3 | CTX.P);
+    memory.write64(ctx + 0x88n, 1n | (5n << CTX.DID_SHIFT));
+    memory.write64(l3, l2 | 3n);
+    memory.write64(l2, l1 | 1n);
+    memory.write64(l1 + 8n, 0x200000n | 2n);
+    const req = { device: b.dev, requesterId: b.dev.requesterId, iova: 0x1008n };
+    expect(b.hw.translate({ ...req, access: "read" })).toMatchObject({ kind: "fault" });
+    expect(b.memory.read32(reg(0x220 + 12)) & 0xff).toBe(FAULT.READ);
+    expect(b.hw.translate({ ...req, access: "write" })).toMatchObject({ kind: "fault" });
+    expect(b.hw.iotlb.size).toBe(0);
+  });
+
   it("rights are ANDed down the walk: a read-only L2 entry makes a RW leaf read-only (write faults with reason 5)", () => {
     const b = bare();
     const { memory, pool, ctx } = b;

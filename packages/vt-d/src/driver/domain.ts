@@ -27,8 +27,8 @@ const ATTR = [0n, PTE.R, PTE.W, PTE.R | PTE.W];
 const ATTR_SNP = ATTR.map((a) => a | PTE.SNP);
 const LEVEL_BYTES = [0n, SZ_4K, SZ_2M, SZ_1G, 1n << 39n, 1n << 48n];
 /**
- * The 4 KiB fast paths work in numbers for addresses below 2^52 (exact, and so are sums with a page count
- * below 2^52); BigInt arithmetic allocates, and that was most of a map+unmap pair.
+ * The 4 KiB fast paths check and account in numbers for addresses below 2^52 (exact, and so are sums with a
+ * page count below 2^52): one Number() per address instead of a chain of BigInt operations and conversions.
  */
 const FAST = 1n << 52n;
 const FAST_N = 2 ** 52;

@@ -72,7 +72,7 @@ export function walkSecondLevel(
     if (level === 1 || (pte & PTE.PS) !== 0n) {
       if (level > 1 && level > maxLeafLevel) return { fault: FAULT.PTE_RESERVED, level };
       if ((addr & (LEVEL_MASK[level] as bigint)) !== 0n) return { fault: FAULT.PTE_RESERVED, level };
-      return { phys: addr, level, perm: perm === 3n ? 3 : perm === 1n ? 1 : 2 };
+      return { phys: addr, level, perm: perm === 3n ? 3 : perm === 1n ? 1 : perm === 2n ? 2 : 0 };
     }
     table = addr;
   }
