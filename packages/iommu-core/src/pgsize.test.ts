@@ -135,4 +135,19 @@ describe("iommu_pgsize", () => {
     expect(minPageSize(0n)).toBe(0n);
     expect(fls64((1n << 64n) - 1n)).toBe(63);
   });
+
+  it("computes __fls and __ffs exactly for every 64-bit value (property, both halves and the 2^32 edge)", () => {
+    const u64 = fc.oneof(
+      fc.bigInt({ min: 1n, max: (1n << 64n) - 1n }),
+      fc.integer({ min: 0, max: 63 }).map((b) => 1n << BigInt(b)),
+      fc.integer({ min: 0, max: 63 }).map((b) => (1n << BigInt(b + 1)) - 1n),
+    );
+    fc.assert(
+      fc.property(u64, (v) => {
+        expect(fls64(v)).toBe(v.toString(2).length - 1);
+        expect(ffs64(v)).toBe((v & -v).toString(2).length - 1);
+      }),
+      { seed: 0x1f5, numRuns: 2000 },
+    );
+  });
 });

@@ -13,6 +13,9 @@ export interface PgsizeChoice {
 
 /** Index of the highest set bit (`__fls`); v > 0. */
 export function fls64(v: bigint): number {
+  // clz32 on 32-bit halves: map/unmap call this per chunk, and toString(2) was most of its cost.
+  if (v < 0x1_0000_0000n) return 31 - Math.clz32(Number(v));
+  if (v < 0x1_0000_0000_0000_0000n) return 63 - Math.clz32(Number(v >> 32n));
   return v.toString(2).length - 1;
 }
 
