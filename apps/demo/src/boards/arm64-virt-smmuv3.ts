@@ -10,6 +10,7 @@ import { createArmSmmuV3Driver, createSmmuV3Hardware } from "@iommu/arm-smmu";
 import { Iommu, PageAllocator, PhysicalMemory } from "@iommu/core";
 import { EDU_BAR0_SIZE, EduDevice } from "../devices/edu.js";
 import { createArmMsiGlue } from "../host/irq-glue.js";
+import { KernelLog } from "../host/kernel-log.js";
 import { Gicv3Its, ITS_FRAME_SIZE, VIRT_ITS_BASE } from "../irq/gicv3-its.js";
 import { InterruptController } from "../irq/interrupt-controller.js";
 import { assembleHost } from "./host.js";
@@ -56,11 +57,15 @@ export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boole
     { start: VIRT.PCIE_MMIO, length: VIRT.PCIE_MMIO_SIZE },
     { start: VIRT.HIGH_PCIE_MMIO, length: VIRT.HIGH_PCIE_MMIO_SIZE },
   ];
+  const klog = new KernelLog();
   const hw = createSmmuV3Hardware({ memory, mmioBase: VIRT.SMMU, oas: 44, streamIdBits: 16, qemuQuirks: quirks });
   const ops = createArmSmmuV3Driver({
     memory,
     mmioBase: VIRT.SMMU,
     pageAllocator: kernelPages,
+    // arm_smmu_evtq_thread's dev_info lines (rate-limited: 10 per 5 s, and the model has no clock,
+    // so only the first 10 events of a boot print, as in a recorder run, which is shorter than 5 s).
+    log: (line) => klog.printk(line),
     ...(variant.seed ? { seedHostBridgeWindows: hostBridgeWindows } : {}),
   });
   // The SMMU's event queue interrupt (a wired SPI on virt) runs the driver's event handler.
@@ -101,6 +106,7 @@ export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boole
     kernelPages,
     vfioParams: opts.vfioParams ?? {},
     seedCaps: variant.seed,
+    klog,
     description: variant.seed
       ? "QEMU virt, SMMUv3 (44-bit IAS/OAS), GICv3 ITS; seed variant: host-bridge windows reserved, per-range caps"
       : "QEMU virt, SMMUv3 (44-bit IAS/OAS, stage 1), GICv3 ITS doorbell at 0x8090040, sw-msi window 0x8000000",

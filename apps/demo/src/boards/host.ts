@@ -5,6 +5,7 @@
 import type { Iommu, PageAllocator, PhysicalMemory } from "@iommu/core";
 import { Process, pageAllocatorSource, Vfio } from "@vfio/type1";
 import type { EduDevice } from "../devices/edu.js";
+import type { KernelLog } from "../host/kernel-log.js";
 import type { MsiGlue } from "../host/msi-glue.js";
 import { VfioPciHost } from "../host/vfio-pci.js";
 import type { InterruptController } from "../irq/interrupt-controller.js";
@@ -29,6 +30,10 @@ export interface HostParts {
   /** The seed's per-range reserved-IOVA capability in GET_INFO. */
   readonly seedCaps: boolean;
   readonly description: string;
+  /** The kernel's printk buffer, already fed by the board's drivers. */
+  readonly klog: KernelLog;
+  /** x86: `pcibios_enable_irq` (ACPI interrupt links); see `VfioPciKernel`. */
+  readonly pcibiosEnableIrq?: (dev: EduDevice) => void;
 }
 
 export function assembleHost(p: HostParts): Board {
@@ -55,6 +60,10 @@ export function assembleHost(p: HostParts): Board {
     groupIdOf,
     { get: (g) => vfio.deviceGet(g), put: (g) => vfio.devicePut(g) },
     p.glue,
+    {
+      printk: (line) => p.klog.printk(line),
+      ...(p.pcibiosEnableIrq ? { pcibiosEnableIrq: p.pcibiosEnableIrq } : {}),
+    },
   );
   return {
     name: p.name,
@@ -69,12 +78,18 @@ export function assembleHost(p: HostParts): Board {
     description: p.description,
     groupIdOf,
     createProcess(opts) {
-      return new Process({
+      const proc = new Process({
         memory: p.memory,
         pages,
         memlockBytes: opts.memlockBytes,
         capIpcLock: opts.capIpcLock ?? true,
       });
+      // type1 logs on the process's behalf (RLIMIT_MEMLOCK, unsafe interrupts): that is the kernel log too.
+      p.klog.addSource(() => proc.klog.splice(0));
+      return proc;
+    },
+    kernelLog() {
+      return p.klog.drain();
     },
     interrupts() {
       return p.controller.list();

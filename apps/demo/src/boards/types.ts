@@ -61,4 +61,11 @@ export interface Board {
   groupIdOf(dev: EduDevice): number;
   /** One-line description of the hardware (IOMMU, widths, interrupt path). */
   readonly description: string;
+  /**
+   * The host kernel's log since the last call, oldest first (drains it): IOMMU driver fault/event
+   * lines (VT-d `DMAR: …`, rate-limited `arm-smmu-v3 …: event …`), vfio-pci/PCI/ACPI device-enable
+   * lines, type1 warnings of the board's processes (RLIMIT_MEMLOCK, unsafe interrupts). Raw printk text:
+   * a /dev/kmsg reader escapes it (`kmsgEscape`).
+   */
+  kernelLog(): string[];
 }

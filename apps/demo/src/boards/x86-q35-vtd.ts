@@ -8,7 +8,9 @@
 import { Iommu, PageAllocator, PciDevice, PhysicalMemory } from "@iommu/core";
 import { createIntelIommuDriver, createVtdHardware, type IntelIommuDriver } from "@iommu/vt-d";
 import { EDU_BAR0_SIZE, EduDevice } from "../devices/edu.js";
+import { PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MEMORY } from "../devices/pci-config.js";
 import { createX86MsiGlue } from "../host/irq-glue.js";
+import { KernelLog } from "../host/kernel-log.js";
 import { InterruptController } from "../irq/interrupt-controller.js";
 import { assembleHost } from "./host.js";
 import type { Board, BoardOptions, BoardRegion } from "./types.js";
@@ -57,6 +59,9 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     const edu = new EduDevice(memory, { slot: i + 1, qemuQuirks: quirks });
     edu.bar0Base = Q35.EDU_BAR_TOP - BigInt((i + 1) * EDU_BAR0_SIZE);
     memory.addMmio(edu.bar0Base, BigInt(EDU_BAR0_SIZE), edu.bar0, `edu ${edu.name} BAR0`);
+    // SeaBIOS assigns the BARs and turns on I/O and memory decoding (so Linux's pci_enable_device
+    // finds nothing to enable and prints no "enabling device" line on q35).
+    edu.config.write(PCI_COMMAND, 2, edu.config.command | PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
     edus.push(edu);
   }
   const extra: PciDevice[] = [];
@@ -65,6 +70,7 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     extra.push(new PciDevice(memory, { bus: 0, slot: 0x1f, classCode: 0x060100, vendorId: 0x8086, deviceId: 0x2918 }));
   }
   const deviceName = (rid: number) => edus.find((d) => d.requesterId === rid)?.name ?? `rid:0x${rid.toString(16)}`;
+  const klog = new KernelLog();
   let driver: IntelIommuDriver | null = null;
   const hw = createVtdHardware({
     memory,
@@ -72,7 +78,11 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     aw: 39,
     qemuQuirks: quirks,
     onInterrupt: (irq) => lapic.deliver(`ir:${deviceName(irq.requesterId)}`, irq.vector),
-    onFaultEvent: () => driver?.handleFault(0),
+    // dmar_fault runs as the fault event's interrupt handler: its lines go to the log at once.
+    onFaultEvent: () => {
+      driver?.handleFault(0);
+      klog.sync();
+    },
   });
   const rmrrScope = { bus: 0, devfn: 0x1d << 3, kind: "endpoint" as const };
   driver = createIntelIommuDriver({
@@ -86,6 +96,8 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
         : [],
     },
   });
+  const vtd = driver;
+  klog.addSource(() => vtd.drainLog());
   const all = [hostBridge, ...edus, ...extra];
   for (const d of all) d.upstream = hw;
   // Debian's x86 kernel defaults to lazy invalidation: default domains are DMA-FQ.
@@ -116,6 +128,26 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     kernelPages,
     vfioParams: opts.vfioParams ?? {},
     seedCaps: false,
+    klog,
+    pcibiosEnableIrq: q35AcpiIrqLinks(klog),
     description: "QEMU q35, VT-d (legacy mode, 39-bit AGAW, interrupt remapping), MSI window 0xfee00000",
   });
+}
+
+/**
+ * `acpi_pci_irq_enable` on q35: QEMU's DSDT routes INTx of a root-bus slot to PIRQ E–H by
+ * (slot + pin − 1) mod 4, whose IOAPIC-mode links GSIE–GSIH sit at GSI 20–23. The first allocation of
+ * a link evaluates `_SRS` and logs "Enabled at IRQ n" (pci_link.c `acpi_pci_link_allocate`); later
+ * users of an initialized link log nothing.
+ */
+function q35AcpiIrqLinks(klog: KernelLog): (dev: EduDevice) => void {
+  const initialized = new Set<number>();
+  return (dev) => {
+    const pin = dev.config.read(0x3d, 1);
+    if (pin === 0) return;
+    const link = ((dev.devfn >> 3) + pin - 1) & 3;
+    if (initialized.has(link)) return;
+    initialized.add(link);
+    klog.printk(`ACPI: \\_SB_.GSI${"EFGH"[link]}: Enabled at IRQ ${20 + link}`);
+  };
 }

@@ -5,6 +5,7 @@
  */
 
 export const PCI_COMMAND = 0x04;
+export const PCI_COMMAND_IO = 0x1;
 export const PCI_COMMAND_MEMORY = 0x2;
 export const PCI_COMMAND_MASTER = 0x4;
 export const PCI_STATUS_CAP_LIST = 0x10;

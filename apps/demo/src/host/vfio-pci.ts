@@ -7,7 +7,7 @@
 import { ErrnoError } from "@iommu/core";
 import type { EduDevice } from "../devices/edu.js";
 import { EDU_BAR0_SIZE } from "../devices/edu.js";
-import { MSI_FLAGS_64BIT, PCI_COMMAND } from "../devices/pci-config.js";
+import { MSI_FLAGS_64BIT, PCI_COMMAND, PCI_COMMAND_MEMORY } from "../devices/pci-config.js";
 import type { EventFd } from "./eventfd.js";
 import type { MsiGlue, MsiSetup } from "./msi-glue.js";
 
@@ -78,13 +78,26 @@ export interface BarMapping {
 }
 
 /**
- * Who may open a device of a group: VFIO_GROUP_GET_DEVICE_FD needs the group in a container with an
- * IOMMU backend set (6.1 vfio_device_assign_container: -EINVAL otherwise). `get` returns 0 or a negative
- * errno and counts the fd as a container user; `put` drops it when the fd is closed.
+ * The group's device reference, as `@vfio/type1`'s `Vfio.deviceGet` / `devicePut`: VFIO_GROUP_GET_DEVICE_FD
+ * needs the group in a container with an IOMMU backend set (6.1 vfio_device_assign_container: -EINVAL
+ * otherwise). `get` returns 0 or a negative errno and counts the fd as a container user (so
+ * VFIO_GROUP_UNSET_CONTAINER fails with EBUSY while it is open); `put` drops it when the fd is closed.
+ * `VfioPciHost` takes and drops this reference itself: callers must not.
  */
 export interface DeviceAccessGate {
   get(groupId: number): number;
   put(groupId: number): void;
+}
+
+/** The rest of the host kernel that `pci_enable_device` talks to. */
+export interface VfioPciKernel {
+  /** printk. */
+  readonly printk?: (line: string) => void;
+  /**
+   * `pcibios_enable_device`'s IRQ part (x86: `pcibios_enable_irq` → `acpi_pci_irq_enable`, which logs
+   * the first allocation of an ACPI PCI interrupt link). Absent on arm64 virt (DT interrupt-map).
+   */
+  readonly pcibiosEnableIrq?: (dev: EduDevice) => void;
 }
 
 export class VfioPciDevice {
@@ -291,6 +304,7 @@ export class VfioPciHost {
     private readonly gate: DeviceAccessGate,
     /** The host kernel's MSI plumbing for this board. */
     readonly glue: MsiGlue,
+    private readonly kernel: VfioPciKernel = {},
   ) {}
 
   /**
@@ -306,12 +320,31 @@ export class VfioPciHost {
     const g = this.gate.get(groupId);
     if (g < 0)
       throw new ErrnoError("EINVAL", "vfio_device_assign_container", "group has no container/IOMMU", { groupId });
+    this.pciEnableDevice(dev);
     const h = new VfioPciDevice(dev, groupId, this.glue, (d) => {
       this.open.delete(d.name);
       this.gate.put(d.groupId);
     });
     this.open.set(name, h);
     return h;
+  }
+
+  /**
+   * vfio_pci_core_enable → `pci_enable_device`: `pci_enable_resources` turns on memory decoding for
+   * edu's memory BAR, logging "enabling device (old -> new)" when the command register changes (arm64
+   * virt: the kernel assigned the BARs and left decoding off; q35: SeaBIOS already enabled it), then
+   * the platform's IRQ setup. Closing leaves decoding on (pci_disable_device only clears bus mastering),
+   * so a later open logs nothing.
+   */
+  private pciEnableDevice(dev: EduDevice): void {
+    const old = dev.config.command;
+    const cmd = old | PCI_COMMAND_MEMORY;
+    if (cmd !== old) {
+      const h4 = (v: number) => v.toString(16).padStart(4, "0");
+      this.kernel.printk?.(`vfio-pci ${dev.name}: enabling device (${h4(old)} -> ${h4(cmd)})`);
+      dev.config.write(PCI_COMMAND, 2, cmd);
+    }
+    this.kernel.pcibiosEnableIrq?.(dev);
   }
 
   /** Open handles of a group (a group with an open device cannot leave its container). */

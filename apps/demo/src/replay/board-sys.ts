@@ -9,6 +9,7 @@ import type { Process } from "@vfio/type1";
 import type { Board } from "../boards/index.js";
 import type { EduDevice } from "../devices/edu.js";
 import { EventFd } from "../host/eventfd.js";
+import { kmsgEscape } from "../host/kernel-log.js";
 import type { BarMapping, VfioPciDevice } from "../host/vfio-pci.js";
 import type { ProbeDevice, ProbeSys, SysResult } from "./sys.js";
 import { ERRNO_NUMBERS } from "./transcript.js";
@@ -463,7 +464,8 @@ export class BoardSys implements ProbeSys {
     return null;
   }
 
+  /** /dev/kmsg: the board kernel's log since the last read, each record's text escaped as the kernel does. */
   kmsg(): string[] {
-    return this.process.klog.splice(0);
+    return this.board.kernelLog().map(kmsgEscape);
   }
 }
