@@ -197,9 +197,8 @@ export class BoardSys implements ProbeSys {
     if (!e) return fail(EBADF);
     this.fds.delete(fd);
     if (e.kind === "device") {
+      // vfio-pci drops the group's device reference itself (vfio_device_unassign_container)
       e.h.close();
-      // the device fd's container user goes away (vfio_device_unassign_container)
-      this.board.vfio.devicePut(e.groupId);
     } else if (e.kind === "container" || e.kind === "group") {
       return fromKernel(this.board.vfio.close(fd));
     }
@@ -278,14 +277,8 @@ export class BoardSys implements ProbeSys {
       case U.VFIO_GROUP_UNSET_CONTAINER:
         return fromKernel(this.board.vfio.ioctl(fd, request, 0));
       case U.VFIO_GROUP_GET_DEVICE_FD: {
-        const name = this.cString(arg);
-        const h = this.board.vfioPci.openDevice(groupId, name);
-        // vfio_device_assign_container: an open device is one more user of the group's container
-        const r = this.board.vfio.deviceGet(groupId);
-        if (r < 0) {
-          h.close();
-          return fromKernel(r);
-        }
+        // vfio-pci takes the group's device reference (vfio_device_assign_container) itself
+        const h = this.board.vfioPci.openDevice(groupId, this.cString(arg));
         return ok(this.alloc({ kind: "device", h, groupId }));
       }
       default:
