@@ -6,6 +6,7 @@
  * variant reports the host-bridge windows as reserved regions and turns on the seed's per-range
  * capability (seed-rfc.md §2).
  */
+import type { HostBridge } from "@dma-iommu/msi-cookie";
 import { createArmSmmuV3Driver, createSmmuV3Hardware } from "@iommu/arm-smmu";
 import { Iommu, PageAllocator, PhysicalMemory } from "@iommu/core";
 import { EDU_BAR0_SIZE, EduDevice } from "../devices/edu.js";
@@ -13,6 +14,7 @@ import { createArmMsiGlue } from "../host/irq-glue.js";
 import { KernelLog } from "../host/kernel-log.js";
 import { Gicv3Its, ITS_FRAME_SIZE, VIRT_ITS_BASE } from "../irq/gicv3-its.js";
 import { InterruptController } from "../irq/interrupt-controller.js";
+import { dmaCookieAtAlloc } from "./dma-ops.js";
 import { assembleHost } from "./host.js";
 import type { Board, BoardOptions, BoardRegion } from "./types.js";
 
@@ -71,7 +73,7 @@ export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boole
   // The SMMU's event queue interrupt (a wired SPI on virt) runs the driver's event handler.
   hw.onEventIrq = () => ops.handleEventIrq();
   // The GICv3 ITS isolates MSIs by DeviceID: irq_domain_check_msi_remap() is true on this machine.
-  const iommu = new Iommu({ defaultDomainType: "DMA", msiRemap: true });
+  const iommu = new Iommu({ defaultDomainType: "DMA", msiRemap: true, onDomainAlloc: dmaCookieAtAlloc });
 
   for (let i = 0; i < eduCount; i++) {
     const edu = new EduDevice(memory, { slot: i + 1, qemuQuirks: quirks });
@@ -107,8 +109,25 @@ export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boole
     vfioParams: opts.vfioParams ?? {},
     seedCaps: variant.seed,
     klog,
+    hostBridge: virtHostBridge(),
+    pciDevices: edus,
     description: variant.seed
       ? "QEMU virt, SMMUv3 (44-bit IAS/OAS), GICv3 ITS; seed variant: host-bridge windows reserved, per-range caps"
       : "QEMU virt, SMMUv3 (44-bit IAS/OAS, stage 1), GICv3 ITS doorbell at 0x8090040, sw-msi window 0x8000000",
   });
+}
+
+/**
+ * The virt PCIe host bridge as the kernel builds it from QEMU's DT node (`ranges`: the 32-bit MMIO window,
+ * the I/O window, the high MMIO window; no `dma-ranges`, so no inbound gaps to reserve).
+ */
+export function virtHostBridge(): HostBridge {
+  return {
+    windows: [
+      { kind: "mem", start: VIRT.PCIE_MMIO, end: VIRT.PCIE_MMIO + VIRT.PCIE_MMIO_SIZE - 1n },
+      { kind: "io", start: VIRT.PCIE_PIO, end: VIRT.PCIE_PIO + 0xffffn, offset: VIRT.PCIE_PIO },
+      { kind: "mem", start: VIRT.HIGH_PCIE_MMIO, end: VIRT.HIGH_PCIE_MMIO + VIRT.HIGH_PCIE_MMIO_SIZE - 1n },
+    ],
+    dmaRanges: [],
+  };
 }

@@ -2,13 +2,15 @@
  * The board-independent half of a passthrough host: VFIO (type1 + vfio-pci) on top of the IOMMU
  * core, user processes backed by the board's RAM, and the interrupt log.
  */
-import type { Iommu, PageAllocator, PhysicalMemory } from "@iommu/core";
+import type { HostBridge } from "@dma-iommu/msi-cookie";
+import type { Device, Iommu, PageAllocator, PhysicalMemory } from "@iommu/core";
 import { Process, pageAllocatorSource, Vfio } from "@vfio/type1";
 import type { EduDevice } from "../devices/edu.js";
 import type { KernelLog } from "../host/kernel-log.js";
 import type { MsiGlue } from "../host/msi-glue.js";
 import { VfioPciHost } from "../host/vfio-pci.js";
 import type { InterruptController } from "../irq/interrupt-controller.js";
+import { FqClock, setupKernelDma } from "./dma-ops.js";
 import { HostPagePool } from "./page-pool.js";
 import type { Board, BoardName, BoardOptions, BoardRegion } from "./types.js";
 
@@ -32,11 +34,17 @@ export interface HostParts {
   readonly description: string;
   /** The kernel's printk buffer, already fed by the board's drivers. */
   readonly klog: KernelLog;
+  /** The PCI host bridge's windows and dma-ranges (for the DMA cookies of default domains). */
+  readonly hostBridge: HostBridge;
+  /** Every device the IOMMU core probed: each runs `iommu_setup_dma_ops` (the core must allocate DMA cookies: `dmaCookieAtAlloc`). */
+  readonly pciDevices: readonly Device[];
   /** x86: `pcibios_enable_irq` (ACPI interrupt links); see `VfioPciKernel`. */
   readonly pcibiosEnableIrq?: (dev: EduDevice) => void;
 }
 
 export function assembleHost(p: HostParts): Board {
+  setupKernelDma(p.iommu, p.pciDevices, p.hostBridge, p.klog);
+  const clock = new FqClock(p.iommu);
   const pages = new HostPagePool(p.userRam.base, p.userRam.size);
   const vfio = new Vfio({
     iommu: p.iommu,
@@ -90,6 +98,13 @@ export function assembleHost(p: HostParts): Board {
     },
     kernelLog() {
       return p.klog.drain();
+    },
+    hostBridge: p.hostBridge,
+    tick(ms) {
+      clock.tick(ms);
+    },
+    get nowMs() {
+      return clock.nowMs;
     },
     interrupts() {
       return p.controller.list();

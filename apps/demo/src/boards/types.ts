@@ -3,6 +3,7 @@
  * driver, MSI controller) with the host kernel's IOMMU core, VFIO type1 and vfio-pci on top. The
  * conformance replay and the VMM both drive a host only through this interface.
  */
+import type { HostBridge } from "@dma-iommu/msi-cookie";
 import type { Iommu, PhysicalMemory } from "@iommu/core";
 import type { Process, Vfio } from "@vfio/type1";
 import type { EduDevice } from "../devices/edu.js";
@@ -68,4 +69,18 @@ export interface Board {
    * a /dev/kmsg reader escapes it (`kmsgEscape`).
    */
   kernelLog(): string[];
+  /**
+   * The PCI host bridge as dma-iommu reads it (`pci_host_bridge.windows` / `.dma_ranges`): q35's ACPI
+   * `_CRS` memory windows, virt's DT `ranges` (no `dma-ranges`). `iommu_dma_init_domain` keeps these bus
+   * addresses out of the DMA-API IOVA space (peer-to-peer would hit a BAR, not RAM).
+   */
+  readonly hostBridge: HostBridge;
+  /**
+   * Advance the model clock by `ms` (default 10, `IOVA_FQ_TIMEOUT`): every DMA-FQ default domain whose
+   * flush-queue timer was armed at least 10 ms of model time earlier runs `fq_flush_timeout` (one
+   * IOTLB flush, then its queued IOVAs go back to the allocator). No wall clock is read.
+   */
+  tick(ms?: number): void;
+  /** Model time in ms (advanced only by `tick`). */
+  readonly nowMs: number;
 }

@@ -5,6 +5,7 @@
  * 0xfee00000-0xfeefffff. The host bridge 00:00.0 takes IOMMU group 0, edu devices follow at 00:01.0,
  * 00:02.0, …; `x86Rmrr` adds an xHCI controller with an RMRR (direct-relaxable) and an ISA bridge.
  */
+import type { HostBridge } from "@dma-iommu/msi-cookie";
 import { Iommu, PageAllocator, PciDevice, PhysicalMemory } from "@iommu/core";
 import { createIntelIommuDriver, createVtdHardware, type IntelIommuDriver } from "@iommu/vt-d";
 import { EDU_BAR0_SIZE, EduDevice } from "../devices/edu.js";
@@ -12,6 +13,7 @@ import { PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MEMORY } from "../devices/pci-
 import { createX86MsiGlue } from "../host/irq-glue.js";
 import { KernelLog } from "../host/kernel-log.js";
 import { InterruptController } from "../irq/interrupt-controller.js";
+import { dmaCookieAtAlloc } from "./dma-ops.js";
 import { assembleHost } from "./host.js";
 import type { Board, BoardOptions, BoardRegion } from "./types.js";
 
@@ -33,7 +35,28 @@ export const Q35 = {
   /** RMRR of the optional USB controller (inside RAM below 2 GiB, as firmware USB buffers are). */
   USB_RMRR: 0x7f7e0000n,
   USB_RMRR_SIZE: 0x20000n,
+  /** QEMU's 64-bit PCI hole: after RAM above 4 GiB, 1 GiB aligned, 32 GiB (q35 `pci-hole64-size`). */
+  PCI_HOLE64_SIZE: 0x800000000n,
 } as const;
+
+/**
+ * PCI0's `_CRS` memory windows in QEMU's q35 DSDT for this memory map (Linux: "root bus resource [mem …
+ * window]"): the legacy VGA hole, the 32-bit hole below and above MMCONFIG up to the IOAPIC, the 64-bit
+ * hole. No `_DMA`: no dma-ranges.
+ */
+export function q35HostBridge(): HostBridge {
+  const highEnd = Q35.HIGH_RAM + Q35.HIGH_RAM_SIZE;
+  const hole64 = (highEnd + 0x3fffffffn) & ~0x3fffffffn;
+  return {
+    windows: [
+      { kind: "mem", start: 0xa0000n, end: 0xbffffn },
+      { kind: "mem", start: Q35.LOW_RAM_SIZE, end: Q35.MMCONFIG - 1n },
+      { kind: "mem", start: Q35.PCI_WINDOW, end: Q35.PCI_WINDOW_END - 1n },
+      { kind: "mem", start: hole64, end: hole64 + Q35.PCI_HOLE64_SIZE - 1n },
+    ],
+    dmaRanges: [],
+  };
+}
 
 /** The kernel's pool for IOMMU tables: 64 MiB at 16 MiB. */
 const KERNEL_POOL = { base: 0x1000000n, size: 0x4000000n };
@@ -101,7 +124,7 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
   const all = [hostBridge, ...edus, ...extra];
   for (const d of all) d.upstream = hw;
   // Debian's x86 kernel defaults to lazy invalidation: default domains are DMA-FQ.
-  const iommu = new Iommu({ defaultDomainType: "DMA-FQ", msiRemap: false });
+  const iommu = new Iommu({ defaultDomainType: "DMA-FQ", msiRemap: false, onDomainAlloc: dmaCookieAtAlloc });
   for (const d of all) iommu.probeDevice(d, driver.ops);
 
   const glue = createX86MsiGlue({ ir: driver.irq, lapic });
@@ -129,6 +152,8 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     vfioParams: opts.vfioParams ?? {},
     seedCaps: false,
     klog,
+    hostBridge: q35HostBridge(),
+    pciDevices: all,
     pcibiosEnableIrq: q35AcpiIrqLinks(klog),
     description: "QEMU q35, VT-d (legacy mode, 39-bit AGAW, interrupt remapping), MSI window 0xfee00000",
   });
