@@ -204,6 +204,21 @@ export class DmarUnit {
     return t + BigInt((sid & 0xff) * 16);
   }
 
+  /**
+   * Make sure the bus's context table exists (`iommu_context_addr(.., alloc = 1)`), so that `mapContext`
+   * cannot fail half-way. ENOMEM when no frame is left; nothing is changed then.
+   */
+  prepareContext(sid: number): void {
+    try {
+      this.contextAddr(sid, true);
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+      throw new ErrnoError("ENOMEM", "domain_context_mapping_one", `${this.name}: no memory for a context table`, {
+        sid,
+      });
+    }
+  }
+
   contextPresent(sid: number): boolean {
     const a = this.contextAddr(sid, false);
     return a !== null && (this.o.memory.read64(a) & CTX.P) !== 0n;

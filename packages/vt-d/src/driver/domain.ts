@@ -139,6 +139,14 @@ export class VtdDomain implements DriverDomain {
     let d = this.dids.get(unit);
     const fresh = !d;
     if (!d) d = { did: unit.allocDomainId(), refs: 0 };
+    // Everything that can fail comes before the device leaves its previous domain: a failed attach
+    // leaves the domain id free and the device where it was.
+    try {
+      unit.prepareContext(sid);
+    } catch (e) {
+      if (fresh) unit.freeDomainId(d.did);
+      throw e;
+    }
     // Leave the previous domain first (device_block_translation).
     if (info.domain) info.domain.detachDev(dev);
     else if (unit.contextPresent(sid)) unit.clearContext(sid);

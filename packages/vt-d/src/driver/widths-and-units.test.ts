@@ -154,4 +154,33 @@ describe("identity domains and allocation failure", () => {
     expect(m.iommu.iovaToPhys(d, 0x40000000n)).toBe(0n);
     expect(vt.maxAddr).toBe(0n);
   });
+  it("an attach that finds no frame for the bus's context table fails with ENOMEM and leaves no trace", () => {
+    const m = q35({
+      probe: false,
+      extra: (memory) => [new PciDevice(memory, { bus: 1, slot: 0, classCode: 0x00ff00 })],
+    });
+    const dev = m.extra[0] as PciDevice;
+    m.driver.ops.probeDevice(dev);
+    const d = m.driver.ops.domainAlloc("unmanaged", { reportFault: () => -38 }) as VtdDomain;
+    const taken: bigint[] = [];
+    for (;;) {
+      try {
+        taken.push(m.pool.alloc());
+      } catch {
+        break;
+      }
+    }
+    const inUse = m.pool.framesInUse;
+    expect(() => d.attachDev(dev)).toThrow(expect.objectContaining({ errno: "ENOMEM" }));
+    expect(d.dids.size).toBe(0);
+    expect(d.devices.size).toBe(0);
+    expect(m.pool.framesInUse).toBe(inUse);
+    const unit = m.driver.units[0] as NonNullable<(typeof m.driver.units)[0]>;
+    expect(unit.contextPresent(dev.requesterId)).toBe(false);
+    // With a frame back, the same attach works and gets the first free domain id (2): none was leaked.
+    m.pool.freeFrame(taken.pop() as bigint);
+    d.attachDev(dev);
+    expect(d.dids.get(unit)?.did).toBe(2);
+    expect(unit.contextPresent(dev.requesterId)).toBe(true);
+  });
 });
