@@ -37,10 +37,25 @@ export const DESC = {
 /** Shareability: SH field values. */
 export const SH = { NON: 0n, OUTER: 2n, INNER: 3n } as const;
 
-/** MAIR indices io-pgtable-arm uses: 0 non-cacheable, 1 write-back cacheable, 2 device-nGnRE. */
-export const MAIR_IDX = { NC: 0n, CACHE: 1n, DEV: 2n } as const;
-/** MAIR value with those three attributes (0x44 NC, 0xff WB RWA, 0x04 Device-nGnRE). */
-export const MAIR_VALUE = 0x0004ff44n;
+/**
+ * MAIR indices io-pgtable-arm uses: 0 non-cacheable, 1 write-back cacheable, 2 device-nGnRE, 3 inner
+ * non-cacheable / outer write-back (the system-cache attribute; no mapping of ours selects it).
+ */
+export const MAIR_IDX = { NC: 0n, CACHE: 1n, DEV: 2n, INC_OCACHE: 3n } as const;
+/** The MAIR value io-pgtable-arm programs (6.1): 0x44 NC, 0xff WB RWA, 0x04 Device-nGnRE, 0xf4 INC/OWB RWA. */
+export const MAIR_VALUE = 0xf404ff44n;
+
+/**
+ * Table-walk attributes io-pgtable-arm puts in TCR/VTCR: a coherent walker gets inner-shareable,
+ * write-back write-allocate walks; otherwise outer-shareable, non-cacheable (`coherent_walk`).
+ */
+export function walkAttributes(coherent: boolean): {
+  readonly sh: bigint;
+  readonly irgn: bigint;
+  readonly orgn: bigint;
+} {
+  return coherent ? { sh: SH.INNER, irgn: 1n, orgn: 1n } : { sh: SH.OUTER, irgn: 0n, orgn: 0n };
+}
 
 /** Stage-2 MemAttr [5:2] values: 0x1 device-nGnRE, 0x5 normal NC, 0xf normal WB. */
 export const S2_MEMATTR = { DEV: 0x1n, NC: 0x5n, CACHE: 0xfn } as const;

@@ -25,6 +25,8 @@ export const STE = {
   S1CDMAX_SHIFT: 59n,
   // dword 1
   S1DSS_MASK: 0x3n,
+  /** S1DSS = 0b10: a transaction without a substream uses CD 0 (what 6.1 writes). */
+  S1DSS_SSID0: 2n,
   /** STRW [31:30]: 0 = NS-EL1 stream world. */
   STRW_SHIFT: 30n,
   /** SHCFG [45:44]: 1 = use incoming shareability. */
@@ -33,6 +35,9 @@ export const STE = {
   S2VMID_MASK: 0xffffn,
   S2T0SZ_SHIFT: 32n,
   S2SL0_SHIFT: 38n,
+  S2IR0_SHIFT: 40n,
+  S2OR0_SHIFT: 42n,
+  S2SH0_SHIFT: 44n,
   S2TG_SHIFT: 46n,
   S2PS_SHIFT: 48n,
   S2AA64: 1n << 51n,

@@ -14,7 +14,7 @@ import {
   type IotlbGather,
   type MapPagesResult,
 } from "@iommu/core";
-import { levelShift, MAIR_VALUE } from "../arch/lpae.js";
+import { levelShift, MAIR_VALUE, walkAttributes } from "../arch/lpae.js";
 import { oasEncoding } from "../arch/regs.js";
 import { CD, CD_BYTES, CMD, CMDF, S2TG, STE, STE_CONFIG, shiftToTg, shiftToTlbiTg } from "../arch/structures.js";
 import { LpaePageTable } from "./pgtable.js";
@@ -129,17 +129,21 @@ export class SmmuDomain implements DriverDomain {
     const pt = this.pgtable as LpaePageTable;
     if (this.stage === 1) {
       d[0] = STE.V | (BigInt(STE_CONFIG.S1_TRANS) << STE.CONFIG_SHIFT) | this.cd;
-      // S1DSS = 0, inner/outer WBRA and inner-shareable CD fetches, NS-EL1 stream world.
-      d[1] = (1n << 2n) | (1n << 4n) | (3n << 6n);
+      // S1DSS = SSID0, inner/outer WBRA and inner-shareable CD fetches, NS-EL1 stream world.
+      d[1] = STE.S1DSS_SSID0 | (1n << 2n) | (1n << 4n) | (3n << 6n);
       return d;
     }
     const g = pt.cfg.granule;
     const sl0 = g === 12 ? 2 - pt.startLevel : 3 - pt.startLevel;
+    const walk = walkAttributes(this.smmu.features.coherent);
     d[0] = STE.V | (BigInt(STE_CONFIG.S2_TRANS) << STE.CONFIG_SHIFT);
     d[2] =
       BigInt(this.tag) |
       (BigInt(64 - pt.cfg.ias) << STE.S2T0SZ_SHIFT) |
       (BigInt(sl0) << STE.S2SL0_SHIFT) |
+      (walk.irgn << STE.S2IR0_SHIFT) |
+      (walk.orgn << STE.S2OR0_SHIFT) |
+      (walk.sh << STE.S2SH0_SHIFT) |
       (BigInt(g === 12 ? S2TG.G4K : g === 16 ? S2TG.G64K : S2TG.G16K) << STE.S2TG_SHIFT) |
       (BigInt(oasEncoding(pt.cfg.oas)) << STE.S2PS_SHIFT) |
       STE.S2AA64 |
@@ -153,12 +157,13 @@ export class SmmuDomain implements DriverDomain {
   private writeCd(g: 12 | 14 | 16): bigint {
     const pt = this.pgtable as LpaePageTable;
     const cd = this.smmu.allocBytes(CD_BYTES);
+    const walk = walkAttributes(this.smmu.features.coherent);
     const d0 =
       BigInt(64 - pt.cfg.ias) |
       (BigInt(shiftToTg(g)) << CD.TG0_SHIFT) |
-      (1n << CD.IR0_SHIFT) |
-      (1n << CD.OR0_SHIFT) |
-      (3n << CD.SH0_SHIFT) |
+      (walk.irgn << CD.IR0_SHIFT) |
+      (walk.orgn << CD.OR0_SHIFT) |
+      (walk.sh << CD.SH0_SHIFT) |
       CD.EPD1 |
       CD.V |
       (BigInt(oasEncoding(pt.cfg.oas)) << CD.IPS_SHIFT) |

@@ -348,3 +348,44 @@ describe("TLB and invalidation", () => {
     expect(dev.dmaRead(0x100000n, 4).ok).toBe(false);
   });
 });
+
+describe("stream table entry and context descriptor (arm_smmu_write_strtab_ent, arm_smmu_write_ctx_desc, 6.1)", () => {
+  /** The STE of `sid` in the 2-level stream table (span of stream ids 0-255), read back from memory. */
+  function steOf(rig: ReturnType<typeof makeRig>, sid: number): bigint {
+    const base = rig.memory.read64(0x9050000n + 0x80n) & ((1n << 52n) - 1n) & ~0x3fn;
+    return (rig.memory.read64(base) & ((1n << 52n) - 1n) & ~0x3fn) + BigInt(sid * 64);
+  }
+
+  it("stage 1: STE dword 1 = S1DSS SSID0 + WBRA/ISH CD fetches; CD with T0SZ 16, IPS 44-bit, ASID, io-pgtable's MAIR", () => {
+    const rig = makeRig();
+    const dev = rig.pci(1);
+    const d = rig.domain([dev]);
+    const ste = steOf(rig, dev.requesterId);
+    expect(rig.memory.read64(ste) & 0xfn).toBe(0xbn); // V | Config 0b101
+    expect(hex16(rig.memory.read64(ste + 8n))).toBe(hex16(0xd6n)); // S1DSS=2, S1CIR=1, S1COR=1, S1CSH=3
+    const cd = rig.memory.read64(ste) & ((1n << 52n) - 1n) & ~0x3fn;
+    const d0 = rig.memory.read64(cd);
+    expect(d0 & 0x3fn).toBe(16n); // T0SZ: 48-bit input
+    expect((d0 >> 6n) & 3n).toBe(0n); // TG0 4K
+    expect([(d0 >> 8n) & 3n, (d0 >> 10n) & 3n, (d0 >> 12n) & 3n]).toEqual([1n, 1n, 3n]); // coherent walk: WBWA, IS
+    expect((d0 >> 32n) & 7n).toBe(4n); // IPS: 44 bits
+    expect(d0 >> 48n).toBe(BigInt(d.tag));
+    for (const bit of [30n, 31n, 41n, 45n, 46n, 47n]) expect((d0 >> bit) & 1n).toBe(1n); // EPD1 V AA64 R A ASET
+    expect(rig.memory.read64(cd + 8n)).toBe(d.pgtable?.pgd);
+    expect(hex16(rig.memory.read64(cd + 24n))).toBe(hex16(0xf404ff44n)); // NC, WBRWA, DEV, INC_OWBRWA
+  });
+
+  it("a non-coherent SMMU gets outer-shareable, non-cacheable table walks (CD and stage-2 STE)", () => {
+    const s1 = makeRig({ coherent: false });
+    const dev1 = s1.pci(1);
+    s1.domain([dev1]);
+    const cd = s1.memory.read64(steOf(s1, dev1.requesterId)) & ((1n << 52n) - 1n) & ~0x3fn;
+    const d0 = s1.memory.read64(cd);
+    expect([(d0 >> 8n) & 3n, (d0 >> 10n) & 3n, (d0 >> 12n) & 3n]).toEqual([0n, 0n, 2n]);
+    const s2 = makeRig({ coherent: false, qemuQuirks: false }, { stage: 2 });
+    const dev2 = s2.pci(1);
+    s2.domain([dev2]);
+    const d2 = s2.memory.read64(steOf(s2, dev2.requesterId) + 16n);
+    expect([(d2 >> 40n) & 3n, (d2 >> 42n) & 3n, (d2 >> 44n) & 3n]).toEqual([0n, 0n, 2n]);
+  });
+});

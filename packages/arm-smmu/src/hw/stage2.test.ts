@@ -43,7 +43,7 @@ describe("stage-2 domains (real SMMUv3, not QEMU 7.2's stage-1-only model)", () 
     expect(() => makeRig({ qemuQuirks: true }, { stage: 2 })).toThrow(expect.objectContaining({ errno: "ENODEV" }));
   });
 
-  it("writes Config=S2, S2AA64, S2TG, S2SL0, S2T0SZ and the VMID into the STE", () => {
+  it("writes Config=S2, S2AA64, S2TG, S2SL0, S2T0SZ, the walk attributes and the VMID into the STE", () => {
     const rig = makeRig({ qemuQuirks: false }, { stage: 2 });
     const dev = rig.pci(1);
     const d = rig.domain([dev]);
@@ -55,6 +55,7 @@ describe("stage-2 domains (real SMMUv3, not QEMU 7.2's stage-1-only model)", () 
     expect((d2 >> 32n) & 0x3fn).toBe(64n - 44n); // S2T0SZ for the 44-bit IAS
     expect((d2 >> 38n) & 3n).toBe(2n); // S2SL0 = 2: start at level 0 (32 level-1 tables would be too many)
     expect((d2 >> 46n) & 3n).toBe(0n); // S2TG 4K
+    expect([(d2 >> 40n) & 3n, (d2 >> 42n) & 3n, (d2 >> 44n) & 3n]).toEqual([1n, 1n, 3n]); // S2IR0/S2OR0/S2SH0
     expect(d2 & STE.S2AA64).toBe(STE.S2AA64);
     dev.dmaRead(0n, 1);
     expect(rig.hw.cachedConfig(dev.requesterId)).toMatchObject({ kind: "translate", stage: 2, tag: 0x10000 + d.tag });

@@ -14,7 +14,7 @@ import {
   type IotlbGather,
   type MapPagesResult,
 } from "@iommu/core";
-import { type GranuleShift, MAIR_VALUE } from "../../arch/lpae.js";
+import { type GranuleShift, MAIR_VALUE, walkAttributes } from "../../arch/lpae.js";
 import {
   V2_CB,
   V2_CBA2R_VA64,
@@ -90,13 +90,14 @@ export class SmmuV2Domain implements DriverDomain {
     s.wr(s.gr1 + V2_GR1.CBA2R + 4 * cb, V2_CBA2R_VA64);
     s.wr(s.gr1 + V2_GR1.CBAR + 4 * cb, V2_CBAR.TYPE_S1_TRANS_S2_BYPASS << V2_CBAR.TYPE_SHIFT);
     s.wr(base + V2_CB.TCR2, V2_SIZE_BITS.indexOf(f.ipaBits as (typeof V2_SIZE_BITS)[number]));
+    const walk = walkAttributes(f.coherentWalk);
     s.wr(
       base + V2_CB.TCR,
       (64 - f.vaBits) |
         (shiftToTg(g) << V2_TCR.TG0_SHIFT) |
-        (1 << V2_TCR.IRGN0_SHIFT) |
-        (1 << V2_TCR.ORGN0_SHIFT) |
-        (3 << V2_TCR.SH0_SHIFT) |
+        (Number(walk.irgn) << V2_TCR.IRGN0_SHIFT) |
+        (Number(walk.orgn) << V2_TCR.ORGN0_SHIFT) |
+        (Number(walk.sh) << V2_TCR.SH0_SHIFT) |
         V2_TCR.EPD1,
     );
     // ASID = context bank index (cfg->asid = cfg->cbndx).
