@@ -5,9 +5,9 @@
  */
 import { emptyGather, IOMMU_READ, IOMMU_WRITE, PageAllocator, PciDevice, PhysicalMemory } from "@iommu/core";
 import { describe, expect, it } from "vitest";
+import { CTX, FAULT, GCMD, QI, REG } from "./arch/regs.js";
 import type { VtdDomain } from "./driver/domain.js";
 import { Iotlb } from "./hw/iotlb.js";
-import { CTX, FAULT, GCMD, QI, REG } from "./hw/regs.js";
 import { createVtdHardware } from "./hw/vtd-hardware.js";
 import { q35 } from "./testing/q35.js";
 

@@ -1,3 +1,25 @@
+export {
+  CAP,
+  CCMD,
+  CTX,
+  ECAP,
+  FAULT,
+  FECTL,
+  FRCD,
+  FSTS,
+  faultReasonText,
+  GCMD,
+  GSTS,
+  INTERRUPT_WINDOW_END,
+  INTERRUPT_WINDOW_START,
+  IOTLB,
+  IRTA,
+  PTE,
+  QEMU_FRCD_OFFSET,
+  QEMU_IOTLB_OFFSET,
+  QI,
+  REG,
+} from "./arch/regs.js";
 export type { DeviceScope, DmarTable, Drhd, Rmrr } from "./driver/dmar-table.js";
 export { findDrhd, rmrrScopes, scopeCovers } from "./driver/dmar-table.js";
 export type { DmarFault, DmarUnitOptions } from "./driver/dmar-unit.js";
@@ -23,27 +45,5 @@ export type { DeliveredInterrupt, InterruptDecode, IrState } from "./hw/interrup
 export { decodeInterrupt } from "./hw/interrupt-remapping.js";
 export type { CachedContext, IotlbEntry } from "./hw/iotlb.js";
 export { ContextCache, Iotlb } from "./hw/iotlb.js";
-export {
-  CAP,
-  CCMD,
-  CTX,
-  ECAP,
-  FAULT,
-  FECTL,
-  FRCD,
-  FSTS,
-  faultReasonText,
-  GCMD,
-  GSTS,
-  INTERRUPT_WINDOW_END,
-  INTERRUPT_WINDOW_START,
-  IOTLB,
-  IRTA,
-  PTE,
-  QEMU_FRCD_OFFSET,
-  QEMU_IOTLB_OFFSET,
-  QI,
-  REG,
-} from "./hw/regs.js";
 export type { VtdHardwareOptions, VtdStats } from "./hw/vtd-hardware.js";
 export { createVtdHardware, VtdHardware } from "./hw/vtd-hardware.js";

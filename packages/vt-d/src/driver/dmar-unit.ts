@@ -5,7 +5,7 @@
  * `qi_submit_sync`, `dmar_fault`).
  */
 import { ErrnoError, type PageAllocator, type PhysicalMemory } from "@iommu/core";
-import { CAP, CCMD, CTX, ECAP, FRCD, FSTS, faultReasonText, GCMD, IOTLB, IRTA, PTE, QI, REG } from "../hw/regs.js";
+import { CAP, CCMD, CTX, ECAP, FRCD, FSTS, faultReasonText, GCMD, IOTLB, IRTA, PTE, QI, REG } from "../arch/regs.js";
 
 /** A fault the driver read back from a fault recording register. */
 export interface DmarFault {

@@ -15,7 +15,7 @@ import {
   type PageAllocator,
   type PhysicalMemory,
 } from "@iommu/core";
-import { PTE } from "../hw/regs.js";
+import { PTE } from "../arch/regs.js";
 import type { DmarUnit } from "./dmar-unit.js";
 import { SecondLevelTable, type SuperpageUnmap } from "./pgtable.js";
 

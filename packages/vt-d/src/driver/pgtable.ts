@@ -5,7 +5,7 @@
  * phys and the remaining length allow (`hardware_largepage_caps`), whatever page size the core asked for.
  */
 import type { PageAllocator, PhysicalMemory } from "@iommu/core";
-import { PTE } from "../hw/regs.js";
+import { PTE } from "../arch/regs.js";
 
 /** What to do when an unmap covers only part of a superpage. */
 export type SuperpageUnmap =

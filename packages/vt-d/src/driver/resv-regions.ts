@@ -5,7 +5,7 @@
  * the interrupt window [0xfee00000, 0xfeefffff] as msi with prot 0. Order: RMRRs, ISA, MSI.
  */
 import { type Device, IOMMU_READ, IOMMU_WRITE, PciDevice, type ResvRegion, resvRegion } from "@iommu/core";
-import { INTERRUPT_WINDOW_END, INTERRUPT_WINDOW_START } from "../hw/regs.js";
+import { INTERRUPT_WINDOW_END, INTERRUPT_WINDOW_START } from "../arch/regs.js";
 import { type DmarTable, rmrrScopes, scopeCovers } from "./dmar-table.js";
 
 /** PCI class codes (class << 8 | subclass) Linux tests. */

@@ -3,7 +3,7 @@
  * a fault arriving while the next register still holds an unread fault sets PFO and is lost. The first
  * pending fault raises the fault event (an interrupt the board wires to the driver) unless FECTL.IM.
  */
-import { FECTL, FRCD, FSTS } from "./regs.js";
+import { FECTL, FRCD, FSTS } from "../arch/regs.js";
 
 export interface FaultRecord {
   /** Low qword: fault info (page address, or interrupt index << 48). */

@@ -6,7 +6,7 @@
  * requests pass only while CFI is set.
  */
 import type { PhysicalMemory } from "@iommu/core";
-import { FAULT } from "./regs.js";
+import { FAULT } from "../arch/regs.js";
 
 /** What the hardware delivers to the interrupt controller (the board's hook). */
 export interface DeliveredInterrupt {

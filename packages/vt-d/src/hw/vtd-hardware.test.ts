@@ -1,7 +1,7 @@
 import { IOMMU_READ, IOMMU_WRITE, PageAllocator, PciDevice, PhysicalMemory } from "@iommu/core";
 import { describe, expect, it } from "vitest";
+import { CAP, CTX, ECAP, FAULT, FSTS, GCMD, GSTS, PTE, REG } from "../arch/regs.js";
 import { q35 } from "../testing/q35.js";
-import { CAP, CTX, ECAP, FAULT, FSTS, GCMD, GSTS, PTE, REG } from "./regs.js";
 import { createVtdHardware } from "./vtd-hardware.js";
 
 const BASE = 0xfed90000n;

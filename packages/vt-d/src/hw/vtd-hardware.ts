@@ -5,9 +5,6 @@
  * (legacy mode, `aw-bits=39`, SLLPS 2 MiB + 1 GiB, QI, IR, no snoop control, no caching mode).
  */
 import type { IommuHardware, PhysicalMemory, TranslateRequest, Translation } from "@iommu/core";
-import { FaultRecorder } from "./fault-recording.js";
-import { type DeliveredInterrupt, decodeInterrupt, type IrState } from "./interrupt-remapping.js";
-import { type CachedContext, ContextCache, Iotlb } from "./iotlb.js";
 import {
   CAP,
   CCMD,
@@ -25,7 +22,10 @@ import {
   QI,
   REG,
   REG_WINDOW,
-} from "./regs.js";
+} from "../arch/regs.js";
+import { FaultRecorder } from "./fault-recording.js";
+import { type DeliveredInterrupt, decodeInterrupt, type IrState } from "./interrupt-remapping.js";
+import { type CachedContext, ContextCache, Iotlb } from "./iotlb.js";
 import { readContext, walkSecondLevel } from "./walk.js";
 
 const LEVEL_SIZE = [0n, 1n << 12n, 1n << 21n, 1n << 30n];

@@ -4,8 +4,8 @@
  * 4 KiB level, R/W rights ANDed down the walk, PS marking a 2 MiB / 1 GiB leaf where SLLPS allows it.
  */
 import type { PhysicalMemory } from "@iommu/core";
+import { CTX, FAULT, PTE } from "../arch/regs.js";
 import type { CachedContext, IotlbEntry } from "./iotlb.js";
-import { CTX, FAULT, PTE } from "./regs.js";
 
 export type ContextResult = CachedContext | { readonly fault: number };
 export type WalkResult = IotlbEntry | { readonly fault: number; readonly level: number };
