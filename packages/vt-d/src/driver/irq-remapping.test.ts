@@ -24,6 +24,16 @@ describe("remappable-format MSI", () => {
     expect(m.driver.irq.alloc(m.edu, 0x21).index).toBe(16);
   });
 
+  it("modify_irte writes the entry in memory: P, RH (prepare_irte), vector, x2APIC destination; SVT=1 + requester id", () => {
+    const m = q35();
+    const { index } = m.driver.irq.alloc(m.edu, 0x21, 3);
+    const [lo, hi] = m.driver.units[0]?.readIrte(index) ?? [0n, 0n];
+    expect(lo & 0xffffn).toBe(0b1001n); // P, RH; FPD, DM, TM, DLM (fixed) clear
+    expect((lo >> 16n) & 0xffn).toBe(0x21n);
+    expect(lo >> 32n).toBe(3n); // EIM: a 32-bit APIC id
+    expect(hi).toBe(BigInt(m.edu.requesterId) | (1n << 18n)); // SID, SQ = 0, SVT = 1
+  });
+
   it("without the boot entries the first MSI would get 0 (the table is first-fit)", () => {
     const m = q35({ driver: { isaIoapicEntries: false } });
     expect(irOf(m).allocMsi(m.edu, 0x22).index).toBe(0);

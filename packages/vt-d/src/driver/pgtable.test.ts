@@ -191,6 +191,23 @@ describe("second-level tables vs a plain map", () => {
     expect(m.pool.framesInUse).toBe(vtPool + 2);
   });
 
+  it("the domain invalidates the IOTLB when a superpage replaces small pages: no stale 4 KiB translation survives", () => {
+    const m = q35();
+    const g = m.iommu.groupOf(m.edu) as NonNullable<ReturnType<typeof m.iommu.groupOf>>;
+    const d = m.iommu.domainAlloc(m.driver.ops, "unmanaged");
+    m.iommu.claimDmaOwner(g, {});
+    m.iommu.attachGroup(d, g);
+    const a = 0x100000000n;
+    const b = 0x100400000n;
+    m.memory.write(a, new Uint8Array([0xaa]));
+    m.memory.write(b, new Uint8Array([0xbb]));
+    m.iommu.map(d, 0x200000n, a, 0x1000n, IOMMU_READ);
+    expect(m.edu.dmaRead(0x200000n, 1)).toMatchObject({ ok: true, data: new Uint8Array([0xaa]) }); // cached
+    const r = d.driver.mapPages?.(0x200000n, b, 0x200000n, 1, IOMMU_READ);
+    expect(r?.error).toBeNull();
+    expect(m.edu.dmaRead(0x200000n, 1)).toMatchObject({ ok: true, data: new Uint8Array([0xbb]) });
+  });
+
   it("mapping over a present entry warns and keeps the old entry, as 6.1's __domain_mapping", () => {
     const m = machine("whole");
     m.iommu.map(m.d, 0x1000n, 0x100001000n, 0x1000n, IOMMU_READ);
