@@ -69,6 +69,20 @@ describe("attach (vfio_iommu_type1_attach_group)", () => {
     expect([...h.x86.domains].filter((d) => d.type === "unmanaged")).toHaveLength(0);
   });
 
+  it("refuses a group whose aperture starts above an existing mapping (low end of vfio_iommu_aper_conflict)", () => {
+    const h = twoDriverHost();
+    // The arm64-shaped domain's aperture starts at 0; the mock driver's starts at 16 MiB.
+    h.container.mapDma({ vaddr: BASE, iova: 0x1000n, size: PAGE_SIZE, flags: RW });
+    const mock = createMockIommu({ name: "mock-high-aperture" });
+    const gm = h.iommu.probeDevice(new PciDevice(new PhysicalMemory(), { bus: 2, slot: 1, classCode: 0 }), mock.ops);
+    const groupM = h.vfio.openGroup(gm.id);
+    const before = JSON.stringify(h.container.snapshot());
+    expect(errOf(() => groupM.setContainer(h.container))).toEqual({ errno: "EINVAL", op: "vfio_iommu_aper_conflict" });
+    expect(JSON.stringify(h.container.snapshot())).toBe(before);
+    expect(groupM.container).toBeNull();
+    expect([...mock.domains].filter((d) => d.type === "unmanaged")).toHaveLength(0);
+  });
+
   it("refuses a group with a reserved region over an existing mapping (direct-relaxable excepted)", () => {
     const h = twoDriverHost();
     h.container.mapDma({ vaddr: BASE, iova: 0x4000_0000n, size: PAGE_SIZE, flags: RW });
@@ -182,6 +196,20 @@ describe("detach (vfio_iommu_type1_detach_group)", () => {
     expect([...h.fake!.domains].every((d) => d.recs.length === 0)).toBe(true);
     expect(errOf(() => container.mapDma({ vaddr: BASE, iova: 0n, size: PAGE_SIZE, flags: RW }))?.errno).toBe("EINVAL");
     expect(container.ioctl(0x3b71, new Uint8Array(32))).toBe(-22);
+  });
+  it("detaching the last group from the backend itself unmaps, unpins and uncharges every mapping", () => {
+    // The container's release() would also empty the tree: drive the backend directly so only detach can.
+    const h = makeHost({ shape: "x86" });
+    const { container, group } = openContainer(h);
+    container.mapDma({ vaddr: BASE, iova: 0x10_0000n, size: 0x8000n, flags: RW });
+    const backend = container.backend!;
+    const avail = backend.dmaAvail;
+    backend.detachGroup(group.iommuGroup);
+    expect(backend.dmas.count).toBe(0);
+    expect(backend.dmaAvail).toBe(avail + 1);
+    expect(h.proc.lockedVm).toBe(0);
+    expect(backend.domains).toHaveLength(0);
+    expect([...h.fake!.domains].every((d) => d.recs.length === 0)).toBe(true);
   });
 });
 
