@@ -5,7 +5,7 @@
 import { Iommu, type IommuGroup, isErrno, PciDevice, PhysicalMemory } from "@iommu/core";
 import { createMockIommu } from "@iommu/core/testing";
 import { describe, expect, it } from "vitest";
-import { lazyPageSource, PAGE_SIZE, Process, SZ_2M } from "./process.js";
+import { lazyPageSource, PAGE_SIZE, type PageSource, Process, SZ_2M } from "./process.js";
 import { ARM64_SHAPE, createFakeDriver, X86_SHAPE } from "./test-support/fake-driver.js";
 import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
 import {
@@ -501,5 +501,39 @@ describe("failures leave no trace", () => {
       expect(c.backend!.domains[0]!.fgsp).toBe(unmapWhole);
       expect(c.backend!.domains[0]!.domain.driver.iovaToPhys!(0n)).toBe(0n); // the probe left nothing mapped
     }
+  });
+
+  it("fgsp probe: the two kernel pages are freed again, and no kernel memory skips the probe instead of failing the attach", () => {
+    const attach = (kernelPages: PageSource) => {
+      const memory = new PhysicalMemory();
+      const iommu = new Iommu({ msiRemap: true });
+      const drv = createFakeDriver(X86_SHAPE);
+      const g = iommu.probeDevice(new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 }), drv.ops);
+      const vfio = new Vfio({ iommu, kernelPages });
+      const c = vfio.openContainer(new Process({ pages: lazyPageSource(1n << 32n, 1n << 30n), memory }));
+      vfio.openGroup(g.id).setContainer(c);
+      c.setIommu(3);
+      return c;
+    };
+    const live = new Set<bigint>();
+    const src = lazyPageSource(1n << 30n, 1n << 24n);
+    const tracked: PageSource = {
+      allocPage: () => src.allocPage(),
+      allocPages: (n) => {
+        const a = src.allocPages!(n);
+        for (let i = 0n; i < BigInt(n); i++) live.add(a + i * PAGE_SIZE);
+        return a;
+      },
+      freePage: (a) => {
+        live.delete(a);
+      },
+    };
+    attach(tracked);
+    expect(live.size).toBe(0); // __free_pages after the probe
+
+    const empty = lazyPageSource(1n << 30n, 0n); // alloc_pages fails: ENOMEM
+    const c = attach(empty);
+    expect(c.backend!.domains).toHaveLength(1);
+    expect(c.backend!.domains[0]!.fgsp).toBe(false);
   });
 });

@@ -371,21 +371,31 @@ export class VfioIommuType1 {
 
   /**
    * `vfio_test_domain_fgsp` (≤6.2 shape: probes at IOVA 0): map two pages, unmap one; if the IOMMU took
-   * out more than one page the domain has fine-grained superpages (AMD-style).
+   * out more than one page the domain has fine-grained superpages (AMD-style). The two kernel pages are
+   * freed again, and a failed page allocation skips the probe (Linux: `if (!pages) return;`).
    */
   private testDomainFgsp(vd: VfioDomain): void {
     const pages = this.env.kernelPages;
     if (!pages?.allocPages) return;
-    const phys = pages.allocPages(2);
+    let phys: bigint;
+    try {
+      phys = pages.allocPages(2);
+    } catch (e) {
+      if (isErrno(e)) return;
+      throw e;
+    }
     const { iommu } = this.env;
     try {
       iommu.map(vd.domain, 0n, phys, 2n * PAGE_SIZE, IOMMU_READ | IOMMU_WRITE | IOMMU_CACHE);
-    } catch {
-      return;
+      const unmapped = iommu.unmap(vd.domain, 0n, PAGE_SIZE);
+      if (unmapped === PAGE_SIZE) iommu.unmap(vd.domain, PAGE_SIZE, PAGE_SIZE);
+      else vd.fgsp = true;
+    } catch (e) {
+      if (!isErrno(e)) throw e;
+    } finally {
+      pages.freePage?.(phys);
+      pages.freePage?.(phys + PAGE_SIZE);
     }
-    const unmapped = iommu.unmap(vd.domain, 0n, PAGE_SIZE);
-    if (unmapped === PAGE_SIZE) iommu.unmap(vd.domain, PAGE_SIZE, PAGE_SIZE);
-    else vd.fgsp = true;
   }
 
   /** `vfio_iommu_replay`: map every existing mapping's pinned runs into a new domain (unwinds on failure). */
