@@ -191,8 +191,10 @@ describe("device DMA through driver-written tables", () => {
     d.unmapPages(0x600000n, 0x1000n, 1, g);
     d.iotlbSync(g);
     const frames = rig.pages.framesInUse;
+    const commands = rig.hw.stats.commands;
     expect(d.mapPages(0x600000n, RAM_BASE + 0x600000n, 0x200000n, 1, RW).error).toBeNull();
     expect(rig.pages.framesInUse).toBe(frames - 1);
+    expect(rig.hw.stats.commands).toBeGreaterThan(commands); // tlb_flush_walk before the table is freed
     expect(rig.hw.walkFromMemory(8, 0x600000n)).toMatchObject({ kind: "leaf", level: 2 });
   });
 });
@@ -329,6 +331,17 @@ describe("TLB and invalidation", () => {
     d.iotlbSync(g);
     expect(rig.hw.stats.commands - cmds).toBe(9); // 8 TLBI_NH_VA + CMD_SYNC
     for (let i = 0n; i < 8n; i++) expect(dev.dmaRead(0x100000n + i * 0x1000n, 4).ok).toBe(false);
+  });
+
+  it("a device moved to another domain leaves the old one: freeing the old domain does not abort its stream", () => {
+    const rig = makeRig();
+    const dev = rig.pci(1);
+    const a = rig.domain([dev]);
+    const b = rig.domain([dev]);
+    expect(a.masters.size).toBe(0);
+    b.mapPages(0x100000n, RAM_BASE, 0x1000n, 1, RW);
+    a.free();
+    expect(dev.dmaRead(0x100000n, 4).ok).toBe(true);
   });
 
   it("frees a domain's tables and context: its ASID is invalidated and reused", () => {
