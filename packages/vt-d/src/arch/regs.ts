@@ -68,6 +68,9 @@ export const CAP = {
   PSI: 1n << 39n,
   NFR_SHIFT: 40n,
   MAMV_SHIFT: 48n,
+  /** Write draining (DWD) and read draining (DRD): the driver then sets DW/DR in IOTLB invalidations. */
+  DWD: 1n << 54n,
+  DRD: 1n << 55n,
 } as const;
 
 /** ECAP register fields. */
@@ -99,6 +102,12 @@ export const IOTLB = {
   IIRG_SHIFT: 60n,
   IAIG_SHIFT: 57n,
   DID_SHIFT: 32n,
+  /** Drain reads / writes (register: DMA_TLB_READ_DRAIN, DMA_TLB_WRITE_DRAIN). */
+  DR: 1n << 49n,
+  DW: 1n << 48n,
+  /** The same in a queued IOTLB descriptor (QI_IOTLB_DR, QI_IOTLB_DW). */
+  QI_DR: 1n << 7n,
+  QI_DW: 1n << 6n,
   GLOBAL: 1n,
   DSI: 2n,
   PSI: 3n,

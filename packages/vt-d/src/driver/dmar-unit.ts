@@ -34,7 +34,7 @@ export interface DmarUnitOptions {
 const MAX_DOMAINS_SCAN = 1 << 16;
 /** Below this a bigint converts to a JS number exactly (number fast paths; BigInt arithmetic allocates). */
 const SAFE = 2 ** 53;
-/** Qword 0 of a page-selective IOTLB descriptor without its domain id. */
+/** Qword 0 of a page-selective IOTLB descriptor without its domain id and drain bits. */
 const QI_IOTLB_PSI = Number(QI.IOTLB | (IOTLB.PSI << 4n));
 const QI_WAIT_SW_LO = QI.WAIT | QI.WAIT_SW;
 
@@ -80,6 +80,12 @@ export class DmarUnit {
   private readonly iqtReg: bigint;
   private readonly frcdReg: bigint;
   private readonly nfr: number;
+  /** CAP.DRD/DWD → the drain bits every IOTLB invalidation carries (DR 7 / DW 6 in a QI descriptor). */
+  private readonly qiDrain: bigint;
+  /** The same as DMA_TLB_READ_DRAIN (49) / DMA_TLB_WRITE_DRAIN (48) for the IOTLB register. */
+  private readonly regDrain: bigint;
+  /** Qword 0 of a page-selective IOTLB descriptor without its domain id, drain bits included. */
+  private readonly qiIotlbPsi: number;
 
   constructor(private readonly o: DmarUnitOptions) {
     const m = o.memory;
@@ -102,6 +108,11 @@ export class DmarUnit {
     this.nfr = Number((this.cap >> CAP.NFR_SHIFT) & 0xffn) + 1;
     this.psi = (this.cap & CAP.PSI) !== 0n;
     this.mamv = Number((this.cap >> CAP.MAMV_SHIFT) & 0x3fn);
+    const dr = (this.cap & CAP.DRD) !== 0n;
+    const dw = (this.cap & CAP.DWD) !== 0n;
+    this.qiDrain = (dr ? IOTLB.QI_DR : 0n) | (dw ? IOTLB.QI_DW : 0n);
+    this.regDrain = (dr ? IOTLB.DR : 0n) | (dw ? IOTLB.DW : 0n);
+    this.qiIotlbPsi = QI_IOTLB_PSI + Number(this.qiDrain);
     for (let i = 0; i < this.qEntries; i++) this.qTailValue.push(BigInt(i * 16));
     this.irtEntries = 2 ** o.irtOrder;
     this.eim = o.eim;
@@ -295,12 +306,12 @@ export class DmarUnit {
     else this.ccmd((CCMD.DEVICE << CCMD.CIRG_SHIFT) | (BigInt(sid) << 16n) | BigInt(did));
   }
   flushIotlbGlobal(): void {
-    if (this.useQi) this.qiSubmit(QI.IOTLB | (IOTLB.GLOBAL << 4n), 0n);
-    else this.iotlbCmd(IOTLB.GLOBAL << IOTLB.IIRG_SHIFT, 0n);
+    if (this.useQi) this.qiSubmit(QI.IOTLB | (IOTLB.GLOBAL << 4n) | this.qiDrain, 0n);
+    else this.iotlbCmd((IOTLB.GLOBAL << IOTLB.IIRG_SHIFT) | this.regDrain, 0n);
   }
   flushIotlbDomain(did: number): void {
-    if (this.useQi) this.qiSubmit(QI.IOTLB | (IOTLB.DSI << 4n) | (BigInt(did) << 16n), 0n);
-    else this.iotlbCmd((IOTLB.DSI << IOTLB.IIRG_SHIFT) | (BigInt(did) << IOTLB.DID_SHIFT), 0n);
+    if (this.useQi) this.qiSubmit(QI.IOTLB | (IOTLB.DSI << 4n) | this.qiDrain | (BigInt(did) << 16n), 0n);
+    else this.iotlbCmd((IOTLB.DSI << IOTLB.IIRG_SHIFT) | this.regDrain | (BigInt(did) << IOTLB.DID_SHIFT), 0n);
   }
 
   /** `iommu_flush_iotlb_psi`: page-selective for a power-of-two aligned cover of the range, else domain. */
@@ -326,8 +337,8 @@ export class DmarUnit {
       base < SAFE / 4096
         ? BigInt(base * 4096 + (ih ? 64 : 0) + mask)
         : (BigInt(base) << 12n) | (ih ? 1n << 6n : 0n) | BigInt(mask);
-    if (this.useQi) this.qiSubmit(BigInt(QI_IOTLB_PSI + did * 65536), addr);
-    else this.iotlbCmd((IOTLB.PSI << IOTLB.IIRG_SHIFT) | (BigInt(did) << IOTLB.DID_SHIFT), addr);
+    if (this.useQi) this.qiSubmit(BigInt(this.qiIotlbPsi + did * 65536), addr);
+    else this.iotlbCmd((IOTLB.PSI << IOTLB.IIRG_SHIFT) | this.regDrain | (BigInt(did) << IOTLB.DID_SHIFT), addr);
   }
 
   /** `qi_flush_iec`: interrupt entry cache, global or `2^mask` entries from `index`. */

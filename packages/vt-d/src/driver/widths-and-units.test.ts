@@ -184,3 +184,31 @@ describe("identity domains and allocation failure", () => {
     expect(unit.contextPresent(dev.requesterId)).toBe(true);
   });
 });
+
+describe("IOTLB invalidations carry the drain bits CAP.DRD/DWD ask for (qi_flush_iotlb, __iommu_flush_iotlb)", () => {
+  it("queued: every IOTLB descriptor has DR (bit 7) and DW (bit 6)", () => {
+    const m = q35();
+    const d = owned(m);
+    m.iommu.map(d, 0x100000n, 0x100000000n, 0x1000n, IOMMU_READ);
+    m.iommu.unmap(d, 0x100000n, 0x1000n);
+    const base = m.memory.read64(0xfed90000n + 0x90n) & ~0xfffn;
+    const tail = Number(m.memory.read64(0xfed90000n + 0x88n));
+    const iotlb: bigint[] = [];
+    for (let off = 0; off < tail; off += 16) {
+      const lo = m.memory.read64(base + BigInt(off));
+      if ((lo & 0xfn) === 2n) iotlb.push(lo);
+    }
+    expect(iotlb.length).toBeGreaterThan(2); // global at init, domain/page-selective later
+    for (const lo of iotlb) expect(lo & 0xc0n).toBe(0xc0n);
+  });
+
+  it("register-based: the IOTLB invalidate register is written with DR (bit 49) and DW (bit 48)", () => {
+    const m = q35({ driver: { queuedInvalidation: false, interruptRemapping: false } });
+    const d = owned(m);
+    m.iommu.map(d, 0x100000n, 0x100000000n, 0x1000n, IOMMU_READ);
+    m.iommu.unmap(d, 0x100000n, 0x1000n);
+    const reg = m.memory.read64(0xfed90000n + 0xf8n);
+    expect((reg >> 60n) & 3n).toBe(3n); // IIRG: page-selective was the last one
+    expect(reg & (3n << 48n)).toBe(3n << 48n);
+  });
+});

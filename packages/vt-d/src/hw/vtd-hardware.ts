@@ -159,7 +159,8 @@ export class VtdHardware implements IommuHardware {
       (BigInt(nfr - 1) << CAP.NFR_SHIFT) |
       (18n << CAP.MAMV_SHIFT) |
       // QEMU's dma-drain=on: DWD (bit 54) and DRD (bit 55).
-      (3n << 54n);
+      CAP.DWD |
+      CAP.DRD;
     this.ecap =
       (opts.coherent ? ECAP.C : 0n) |
       ECAP.QI |
