@@ -12,8 +12,9 @@ import {
 } from "@iommu/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { allocIova } from "./alloc-iova.js";
 import { cookieOf, DmaCookie } from "./cookie.js";
-import { dmaSetMask } from "./device-dma.js";
+import { dmaSetMask, setBusDmaLimit } from "./device-dma.js";
 import { DMA_MAPPING_ERROR, dmaInfoToProt, dmaMap, dmaMappingError, dmaUnmap, flushQueueTimeout } from "./dma-api.js";
 import { setupDmaOps } from "./init-domain.js";
 import { groupOf, RAM_BASE, testBoard } from "./testing/board.js";
@@ -152,6 +153,40 @@ describe("dmaMap / dmaUnmap (iommu_dma_map_page / iommu_dma_unmap_page)", () => 
     const c = cookie(b.iommu, dev);
     expect(c.warnings).toEqual([expect.objectContaining({ what: "WARN_ON(unmapped != size)" })]);
     expect(liveRanges(c, 0)).toBe(0);
+  });
+
+  it("unmapping an address dmaMap never handed out throws and changes nothing (strict and flush-queue modes)", () => {
+    for (const defaultDomainType of ["DMA", "DMA-FQ"] as const) {
+      const b = testBoard({ defaultDomainType });
+      const dev = b.devices[0]!;
+      setupDmaOps(b.iommu, dev);
+      const a = dmaMap(b.iommu, dev, RAM_BASE, G, "bidirectional");
+      const c = cookie(b.iommu, dev);
+      const before = JSON.stringify({ ranges: [...c.iovad!], cached: c.iovad!.cachedCount, hints: c.iovad!.hints() });
+      expect(() => dmaUnmap(b.iommu, dev, a - 16n * G, G, "bidirectional")).toThrowError(RangeError);
+      expect(() => dmaUnmap(b.iommu, dev, a + G, G, "bidirectional")).toThrowError(RangeError); // inside, not a start
+      expect(c.warnings).toEqual([]);
+      expect(JSON.stringify({ ranges: [...c.iovad!], cached: c.iovad!.cachedCount, hints: c.iovad!.hints() })).toBe(
+        before,
+      );
+      flushQueueTimeout(groupOf(b, 0).defaultDomain!); // nothing bogus was queued
+      expect(b.iommu.iovaToPhys(groupOf(b, 0).defaultDomain!, a)).toBe(RAM_BASE);
+      expect(dmaUnmap(b.iommu, dev, a, G, "bidirectional")).toBe(G);
+    }
+  });
+
+  it("the firmware bus limit clips the IOVA (min_not_zero with the DMA mask: a zero limit takes the bus limit)", () => {
+    const b = testBoard();
+    const dev = b.devices[0]!;
+    setupDmaOps(b.iommu, dev);
+    setBusDmaLimit(dev, 0x3fff_ffffn);
+    const a = dmaMap(b.iommu, dev, RAM_BASE, G, "bidirectional");
+    expect(a).toBe(0x4000_0000n - G); // top of the bus limit, not of the aperture (2 GiB - 1)
+    const dom = groupOf(b, 0).defaultDomain!;
+    const c = cookie(b.iommu, dev);
+    expect(allocIova(dom, c, G, 0n, dev)).toBe(0x4000_0000n - 2n * G); // dma_limit 0: the bus limit alone
+    setBusDmaLimit(dev, 0n);
+    expect(allocIova(dom, c, G, 0x1fff_ffffn, dev)).toBe(0x2000_0000n - G); // no bus limit: the caller's
   });
 
   it("ENODEV for a device whose DMA does not go through dma-iommu", () => {

@@ -106,15 +106,22 @@ export function dmaUnmap(
   const off = dmaAddr & (granule - 1n);
   const iova = dmaAddr - off;
   const len = alignUp(size + off, granule);
+  // An address dmaMap never handed out would go into the range caches (or the flush queue) and be handed
+  // out twice (Linux corrupts its allocator here): refuse it before anything changes, as the allocator does.
+  const iovad = cookie.iovad!;
+  const pfn = Number(iova / BigInt(iovad.granule));
+  if (iovad.find(pfn)?.pfnLo !== pfn) {
+    throw new RangeError(`iommu_dma_unmap_page: ${hex(dmaAddr)} is not the start of an IOVA range dmaMap handed out`);
+  }
   const queued = cookie.fq !== null;
   const unmapped = queued ? iommuUnmapFast(domain, iova, len, emptyGather()) : iommu.unmap(domain, iova, len);
+  freeIova(cookie, iova, len, queued, cpu);
   if (unmapped !== len) {
     cookie.warnings.push({
       what: "WARN_ON(unmapped != size)",
       detail: { iova: hex(iova), size: hex(len), unmapped: hex(unmapped) },
     });
   }
-  freeIova(cookie, iova, len, queued, cpu);
   return unmapped;
 }
 
