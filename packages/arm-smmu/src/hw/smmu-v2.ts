@@ -30,7 +30,7 @@ import {
   V2_TCR,
 } from "../arch/smmu-v2-regs.js";
 import { EVT, tgToShift } from "../arch/structures.js";
-import { Tlb, type TlbEntry } from "./tlb.js";
+import { leafEntry, Tlb } from "./tlb.js";
 import { leafPermissions, walk } from "./walker.js";
 
 export interface SmmuV2HardwareOptions {
@@ -259,15 +259,7 @@ export class SmmuV2Hardware implements IommuHardware {
         return this.contextFault(cb, r.event === EVT.F_ACCESS ? V2_FSR.AFF : V2_FSR.TF, req, read, sid);
       }
       const p = leafPermissions(1, r.desc);
-      const entry: TlbEntry = {
-        inBase: r.inBase,
-        outBase: r.outBase,
-        shift: r.shift,
-        delta: r.outBase - r.inBase,
-        end: r.inBase + (INPUT_LIMIT[r.shift] as bigint),
-        readable: p.readable,
-        writable: p.writable,
-      };
+      const entry = leafEntry(r, p.readable, p.writable);
       this.tlb.insert(tag, entry);
       e = entry;
     }

@@ -32,7 +32,7 @@ import {
 } from "../arch/regs.js";
 import { CMD, CMD_BYTES, CMDF, EVT, EVT_BYTES, EVTF, tlbiTgToShift } from "../arch/structures.js";
 import { fetchStreamConfig, type StreamConfig } from "./stream-config.js";
-import { Tlb, type TlbEntry } from "./tlb.js";
+import { leafEntry, Tlb } from "./tlb.js";
 import { leafPermissions, type WalkResult, walk } from "./walker.js";
 
 export interface SmmuV3HardwareOptions {
@@ -168,15 +168,7 @@ export class SmmuV3Hardware implements IommuHardware {
         return { kind: "fault", reason: eventName(r.event) };
       }
       const p = leafPermissions(cfg.stage, r.desc);
-      const entry: TlbEntry = {
-        inBase: r.inBase,
-        outBase: r.outBase,
-        shift: r.shift,
-        delta: r.outBase - r.inBase,
-        end: r.inBase + (INPUT_LIMIT[r.shift] as bigint),
-        readable: p.readable || (this.quirks && p.writable),
-        writable: p.writable,
-      };
+      const entry = leafEntry(r, p.readable || (this.quirks && p.writable), p.writable);
       this.tlb.insert(cfg.tag, entry);
       e = entry;
     }
@@ -192,7 +184,15 @@ export class SmmuV3Hardware implements IommuHardware {
    * tables say now). For tests comparing the driver's tables with a model.
    */
   walkFromMemory(sid: number, iova: bigint): WalkResult | StreamConfig {
-    const cfg = fetchStreamConfig(
+    const cfg = this.fetchConfig(sid);
+    if (cfg.kind !== "translate") return cfg;
+    if (iova >> BigInt(cfg.walk.inputBits) !== 0n) return { kind: "fault", event: EVT.F_TRANSLATION, level: 0 };
+    return walk(this.memory, cfg.walk, iova);
+  }
+
+  /** Read `sid`'s STE (and CD) from the stream table the registers point at. */
+  private fetchConfig(sid: number): StreamConfig {
+    return fetchStreamConfig(
       this.memory,
       { base: this.reg64(REG.STRTAB_BASE) & ((1n << 52n) - 1n) & ~0x3fn, cfg: this.reg(REG.STRTAB_BASE_CFG) },
       sid,
@@ -200,9 +200,6 @@ export class SmmuV3Hardware implements IommuHardware {
       this.stages,
       this.iasBits,
     );
-    if (cfg.kind !== "translate") return cfg;
-    if (iova >> BigInt(cfg.walk.inputBits) !== 0n) return { kind: "fault", event: EVT.F_TRANSLATION, level: 0 };
-    return walk(this.memory, cfg.walk, iova);
   }
 
   /** Configuration cache contents for `sid` (tests: stale-config checks). */
@@ -218,14 +215,7 @@ export class SmmuV3Hardware implements IommuHardware {
       this.lastConfig = hit;
       return hit;
     }
-    const cfg = fetchStreamConfig(
-      this.memory,
-      { base: this.reg64(REG.STRTAB_BASE) & ((1n << 52n) - 1n) & ~0x3fn, cfg: this.reg(REG.STRTAB_BASE_CFG) },
-      sid,
-      this.oasBits,
-      this.stages,
-      this.iasBits,
-    );
+    const cfg = this.fetchConfig(sid);
     // Only well-formed configurations are cached; a bad STE is re-read next time.
     if (cfg.kind !== "error") this.configCache.set(sid, cfg);
     return cfg;

@@ -16,6 +16,25 @@ export interface TlbEntry {
   readonly writable: boolean;
 }
 
+const SIZE: bigint[] = Array.from({ length: 65 }, (_, i) => 1n << BigInt(i));
+
+/** The TLB entry for a leaf the walker found, with the rights it grants. */
+export function leafEntry(
+  leaf: { readonly inBase: bigint; readonly outBase: bigint; readonly shift: number },
+  readable: boolean,
+  writable: boolean,
+): TlbEntry {
+  return {
+    inBase: leaf.inBase,
+    outBase: leaf.outBase,
+    shift: leaf.shift,
+    delta: leaf.outBase - leaf.inBase,
+    end: leaf.inBase + (SIZE[leaf.shift] as bigint),
+    readable,
+    writable,
+  };
+}
+
 /** Per-context store: one map keyed by (input page number at the leaf's size) * 64 + size shift. */
 interface ContextTlb {
   readonly entries: Map<number, TlbEntry>;
