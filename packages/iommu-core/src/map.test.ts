@@ -136,6 +136,17 @@ describe("iommu_map / iommu_unmap / iommu_iova_to_phys", () => {
     }
   });
 
+  it("answers ENODEV (before any alignment check) for a paging domain with map_pages but an empty pgsize_bitmap", () => {
+    const { iommu, domain, table } = setup();
+    const empty = Object.assign(Object.create(Object.getPrototypeOf(domain)), domain, {
+      driver: { ...table, pgsizeBitmap: 0n },
+    }) as IommuDomain;
+    expect(empty.pgsizeBitmap).toBe(0n);
+    expect(caught(() => iommu.map(empty, MOCK_APERTURE_START, 0n, PG, RW)).errno).toBe("ENODEV");
+    expect(iommu.unmap(empty, MOCK_APERTURE_START, PG)).toBe(0n);
+    expect(iommu.iovaToPhys(domain, MOCK_APERTURE_START)).toBe(0n);
+  });
+
   it("answers EINVAL for a non-paging domain whose driver still has map_pages", () => {
     const { mock, iommu, domain } = setup();
     const odd = Object.assign(Object.create(Object.getPrototypeOf(domain)), domain, {
