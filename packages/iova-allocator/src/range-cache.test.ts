@@ -119,6 +119,17 @@ describe("allocFast / freeFast (range caches)", () => {
     expect(d.validateTree()).toBeNull();
   });
 
+  it("without flushRcache a miss leaves the caches alone (no flush, no retry)", () => {
+    const d = new IovaDomain({ granule: G4K, startPfn: 8 });
+    const pfn = d.allocFast(1, 15, false); // 15: the top of [8, 15]
+    d.freeFast(pfn, 1); // cached: still allocated, so 8 aligned granules cannot fit
+    expect(d.allocFast(8, 15, false)).toBe(0);
+    expect(d.cachedCount).toBe(1);
+    expect(d.find(pfn)).toEqual({ pfnLo: 15, pfnHi: 15 });
+    expect(d.allocFast(8, 15, true)).toBe(8); // with the flag the cache is flushed and the retry fits
+    expect(d.cachedCount).toBe(0);
+  });
+
   it("returns 0 without a trace when nothing fits and no flush is asked", () => {
     const d = new IovaDomain({ granule: G4K, startPfn: 10 });
     expect(d.allocFast(1, 5, false)).toBe(0);
