@@ -212,3 +212,43 @@ describe("IOTLB invalidations carry the drain bits CAP.DRD/DWD ask for (qi_flush
     expect(reg & (3n << 48n)).toBe(3n << 48n);
   });
 });
+
+describe("caching mode (CAP.CM, QEMU caching-mode=on)", () => {
+  /** Queued descriptors of `type` (1 context cache, 2 IOTLB) between IQ offsets [from, to). */
+  function descriptors(m: ReturnType<typeof q35>, from: number, to: number, type: bigint): bigint[] {
+    const base = m.memory.read64(0xfed90000n + 0x90n) & ~0xfffn;
+    const out: bigint[] = [];
+    for (let off = from; off < to; off += 16) {
+      const lo = m.memory.read64(base + BigInt(off));
+      if ((lo & 0xfn) === type) out.push(lo);
+    }
+    return out;
+  }
+  const tail = (m: ReturnType<typeof q35>) => Number(m.memory.read64(0xfed90000n + 0x88n));
+
+  it("a new context entry flushes domain 0's context cache for the device and the domain's IOTLB; a map flushes its pages", () => {
+    const m = q35({ hw: { cachingMode: true } });
+    const g = m.iommu.groupOf(m.edu) as NonNullable<ReturnType<typeof m.iommu.groupOf>>;
+    const d = m.iommu.domainAlloc(m.driver.ops, "unmanaged");
+    m.iommu.claimDmaOwner(g, {});
+    let t0 = tail(m);
+    m.iommu.attachGroup(d, g);
+    const cc = descriptors(m, t0, tail(m), 1n);
+    // The device's old context is flushed with its old id, then the new one (domain 0, CM) with its source id.
+    expect(
+      cc.some((lo) => ((lo >> 16n) & 0xffffn) === 0n && ((lo >> 32n) & 0xffffn) === BigInt(m.edu.requesterId)),
+    ).toBe(true);
+    t0 = tail(m);
+    m.iommu.map(d, 0x100000n, 0x100000000n, 0x1000n, IOMMU_READ);
+    const psi = descriptors(m, t0, tail(m), 2n).filter((lo) => ((lo >> 4n) & 3n) === 3n);
+    expect(psi.length).toBe(1); // iotlb_sync_map: page-selective
+  });
+
+  it("without caching mode a map issues no invalidation", () => {
+    const m = q35();
+    const d = owned(m);
+    const t0 = tail(m);
+    m.iommu.map(d, 0x100000n, 0x100000000n, 0x1000n, IOMMU_READ);
+    expect(tail(m)).toBe(t0);
+  });
+});
