@@ -44,7 +44,7 @@ describe("probe and ops (conformance: linux-6.1/arm64 basic, iova-range-48bit)",
     ]);
   });
 
-  it("adds IORT ITS doorbells as msi, RMRs as direct for their stream ids, and the seed's host-bridge windows as reserved", () => {
+  it("adds IORT ITS doorbells as msi, RMRs as direct for their stream ids, and the seed's host-bridge windows as reserved, each with its prot", () => {
     const rig = makeRig(
       {},
       {
@@ -58,12 +58,13 @@ describe("probe and ops (conformance: linux-6.1/arm64 basic, iova-range-48bit)",
         seedHostBridgeWindows: [{ start: 0x10000000n, length: 0x2eff0000n }],
       },
     );
-    const types = rig.ops.getResvRegions(rig.pci(1)).map((r) => [r.start, r.type]);
+    const types = rig.ops.getResvRegions(rig.pci(1)).map((r) => [r.start, r.type, r.prot]);
+    const doorbell = IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_MMIO;
     expect(types).toEqual([
-      [0x8000000n, "sw-msi"],
-      [0x8090000n, "msi"],
-      [0x50000000n, "direct"],
-      [0x10000000n, "reserved"],
+      [0x8000000n, "sw-msi", doorbell],
+      [0x8090000n, "msi", doorbell],
+      [0x50000000n, "direct", RW],
+      [0x10000000n, "reserved", 0],
     ]);
     expect(rig.ops.getResvRegions(rig.pci(2)).map((r) => r.type)).toContain("direct-relaxable");
   });
