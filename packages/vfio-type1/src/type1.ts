@@ -14,6 +14,7 @@ import {
   type IommuDomain,
   type IommuGroup,
   isErrno,
+  minPageSize,
   type ResvRegion,
 } from "@iommu/core";
 import { CapChain } from "./cap-chain.js";
@@ -125,10 +126,8 @@ const hex = (x: bigint): string => `0x${x.toString(16)}`;
 /** Bits 0..n-1 set. */
 const lowBits = (n: bigint): bigint => (1n << n) - 1n;
 
-/** Smallest page of a bitmap (`1 << __ffs(bitmap)`). */
-export function minPageSize(bitmap: bigint): bigint {
-  return bitmap & -bitmap;
-}
+/** Smallest page of a bitmap (`1 << __ffs(bitmap)`): core's helper, re-exported for this package's users. */
+export { minPageSize };
 
 /**
  * `vfio_iommu_type1_check_extension` (no backend instance: `iommu` NULL in Linux). UPDATE_VADDR needs a backend
