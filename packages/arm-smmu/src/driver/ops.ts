@@ -126,10 +126,10 @@ export function createArmSmmuV3Driver(opts: ArmSmmuV3DriverOptions): ArmSmmuV3Op
       const existing = masters.get(sid);
       if (existing?.dev === dev) return;
       if (existing) throw new ErrnoError("EBUSY", "arm_smmu_insert_master", "stream id already in use", { sid });
-      if (sid < 0 || sid >= 2 ** f.sidBits) {
-        throw new ErrnoError("ERANGE", "arm_smmu_probe_device", "stream id beyond IDR1.SIDSIZE", {
+      if (sid < 0 || sid >= 2 ** smmu.strtabSidBits) {
+        throw new ErrnoError("ERANGE", "arm_smmu_probe_device", "stream id beyond the stream table", {
           sid,
-          sidBits: f.sidBits,
+          sidBits: smmu.strtabSidBits,
         });
       }
       smmu.ensureSte(sid);

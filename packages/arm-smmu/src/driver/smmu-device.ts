@@ -47,6 +47,8 @@ export interface SmmuFeatures {
 
 /** Linux's split for two-level stream tables (STRTAB_SPLIT). */
 const STRTAB_SPLIT = 8;
+/** A level-1 stream table is at most 1 MiB of 8-byte descriptors (STRTAB_L1_SZ_SHIFT 20): 2^17 of them. */
+const STRTAB_L1_BITS_MAX = 17;
 /** Queue sizes the driver asks for, capped by IDR1 (one 4 KiB frame each). */
 const CMDQ_LOG2 = 8;
 const EVTQ_LOG2 = 7;
@@ -58,6 +60,8 @@ export class SmmuDevice {
   readonly name: string;
   private readonly strtab: bigint;
   private readonly strtabCfg: number;
+  /** Stream ids the stream table covers, as a bit count (STRTAB_BASE_CFG.LOG2SIZE; `arm_smmu_sid_in_range`). */
+  readonly strtabSidBits: number;
   private readonly l2Tables = new Map<number, bigint>();
   private readonly cmdq: bigint;
   private readonly evtq: bigint;
@@ -76,11 +80,14 @@ export class SmmuDevice {
     const f = this.features;
     // Stream table: two-level when supported (L2 tables appear per device), else linear.
     if (f.twoLevelStreamTable && f.sidBits > STRTAB_SPLIT) {
-      const l1Entries = 2 ** (f.sidBits - STRTAB_SPLIT);
-      this.strtab = this.allocBytes(l1Entries * 8);
+      // arm_smmu_init_strtab_2lvl: the level-1 table is capped, so very wide SIDSIZEs are cut to 25 bits.
+      const l1Bits = Math.min(STRTAB_L1_BITS_MAX, f.sidBits - STRTAB_SPLIT);
+      this.strtabSidBits = l1Bits + STRTAB_SPLIT;
+      this.strtab = this.allocBytes(2 ** l1Bits * 8);
       this.strtabCfg =
-        (STRTAB_CFG.FMT_2LVL << STRTAB_CFG.FMT_SHIFT) | (STRTAB_SPLIT << STRTAB_CFG.SPLIT_SHIFT) | f.sidBits;
+        (STRTAB_CFG.FMT_2LVL << STRTAB_CFG.FMT_SHIFT) | (STRTAB_SPLIT << STRTAB_CFG.SPLIT_SHIFT) | this.strtabSidBits;
     } else {
+      this.strtabSidBits = f.sidBits;
       this.strtab = this.allocBytes(2 ** f.sidBits * STE_BYTES);
       this.strtabCfg = (STRTAB_CFG.FMT_LINEAR << STRTAB_CFG.FMT_SHIFT) | f.sidBits;
       for (let sid = 0; sid < 2 ** f.sidBits; sid++) this.writeAbortSte(this.strtab + BigInt(sid * STE_BYTES));

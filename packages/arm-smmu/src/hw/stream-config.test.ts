@@ -1,4 +1,4 @@
-import { IOMMU_READ, PciDevice } from "@iommu/core";
+import { IOMMU_READ, PciDevice, PlatformDevice } from "@iommu/core";
 import { describe, expect, it } from "vitest";
 import { makeRig, RAM_BASE } from "../test-support/rig.js";
 
@@ -50,5 +50,19 @@ describe("stream tables", () => {
     expect(rig.hw.walkFromMemory(0x008, 0x1000n)).toMatchObject({ kind: "leaf", outBase: RAM_BASE });
     // A stream in a span without a level-2 table is C_BAD_STREAMID.
     expect(rig.hw.walkFromMemory(0x208, 0x1000n)).toMatchObject({ kind: "error" });
+  });
+});
+
+describe("stream table size (arm_smmu_init_strtab_2lvl)", () => {
+  it("caps the level-1 table at 2^17 descriptors: a 32-bit SIDSIZE gets LOG2SIZE 25 and stream ids above are refused", () => {
+    const sids: Record<string, number> = { top: 2 ** 25 - 1, beyond: 2 ** 25 };
+    const rig = makeRig({ streamIdBits: 32 }, { streamIdOf: (d) => sids[d.name] ?? d.requesterId });
+    const cfg = rig.memory.read32(0x9050000n + 0x88n);
+    expect(cfg & 0x3f).toBe(25); // LOG2SIZE
+    expect((cfg >> 6) & 0x1f).toBe(8); // SPLIT
+    expect(() => rig.ops.probeDevice(new PlatformDevice(rig.memory, "top", 1))).not.toThrow();
+    expect(() => rig.ops.probeDevice(new PlatformDevice(rig.memory, "beyond", 2))).toThrow(
+      expect.objectContaining({ errno: "ERANGE" }),
+    );
   });
 });
