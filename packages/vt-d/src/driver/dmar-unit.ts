@@ -331,12 +331,13 @@ export class DmarUnit {
       this.flushIotlbDomain(did);
       return;
     }
-    const base = mask === 0 ? pfn : Math.floor(pfn / 2 ** mask) * 2 ** mask;
-    // base * 4096 + flags as one number while exact (page addresses below 2^53), else in BigInt.
+    // The address is the first page itself, not aligned down to the mask: 6.1 writes `addr | ih` with AM
+    // beside it and the hardware ignores the address bits AM covers. pfn * 4096 + flags as one number
+    // while exact (page addresses below 2^53), else in BigInt.
     const addr =
-      base < SAFE / 4096
-        ? BigInt(base * 4096 + (ih ? 64 : 0) + mask)
-        : (BigInt(base) << 12n) | (ih ? 1n << 6n : 0n) | BigInt(mask);
+      pfn < SAFE / 4096
+        ? BigInt(pfn * 4096 + (ih ? 64 : 0) + mask)
+        : (BigInt(pfn) << 12n) | (ih ? 1n << 6n : 0n) | BigInt(mask);
     if (this.useQi) this.qiSubmit(BigInt(this.qiIotlbPsi + did * 65536), addr);
     else this.iotlbCmd((IOTLB.PSI << IOTLB.IIRG_SHIFT) | this.regDrain | (BigInt(did) << IOTLB.DID_SHIFT), addr);
   }

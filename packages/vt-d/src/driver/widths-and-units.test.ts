@@ -252,3 +252,17 @@ describe("caching mode (CAP.CM, QEMU caching-mode=on)", () => {
     expect(tail(m)).toBe(t0);
   });
 });
+
+describe("page-selective invalidation address (iommu_flush_iotlb_psi, 6.1)", () => {
+  it("an unaligned range keeps its first page in ADDR and widens AM to cover it: 2 pages at pfn 0x101 → 0x101000 | IH | AM 2", () => {
+    const m = q35();
+    const d = owned(m);
+    m.iommu.map(d, 0x101000n, 0x100000000n, 0x2000n, IOMMU_READ);
+    m.iommu.unmap(d, 0x101000n, 0x2000n);
+    const base = m.memory.read64(0xfed90000n + 0x90n) & ~0xfffn;
+    const last = Number(m.memory.read64(0xfed90000n + 0x88n)) - 32; // the PSI, then its wait descriptor
+    expect(m.memory.read64(base + BigInt(last)) & 0x3fn).toBe(0x32n); // IOTLB, page-selective
+    expect(m.memory.read64(base + BigInt(last + 8))).toBe(0x101000n | 0x40n | 2n);
+    expect(m.edu.dmaRead(0x102000n, 1).ok).toBe(false); // the whole range went
+  });
+});
