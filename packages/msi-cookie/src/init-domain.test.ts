@@ -8,6 +8,7 @@ import { iommuDmaInitDomain, setupDmaOps } from "./init-domain.js";
 import { msiPagesOf, prepareMsi } from "./msi-doorbell.js";
 import { composeMsiMsg } from "./msi-msg.js";
 import { GITS_TRANSLATER, groupOf, testBoard, vfioDomain } from "./testing/board.js";
+import { createFlatIommu } from "./testing/flat-iommu.js";
 
 function dmaCookie(b: ReturnType<typeof testBoard>, i = 0): DmaCookie {
   const c = cookieOf(groupOf(b, i).defaultDomain!);
@@ -38,6 +39,19 @@ describe("iommuDmaInitDomain / setupDmaOps (iommu_dma_init_domain, iova_reserve_
     getDmaCookie(dom);
     iommuDmaInitDomain(iommu, dom, dev, { base: 0n });
     expect((dom.iovaCookie as DmaCookie).iovad?.startPfn).toBe(0x2000);
+  });
+
+  it("an aperture starting at IOVA 0 and base 0 still start the allocator at pfn 1 (max(1, base >> order))", () => {
+    const memory = new PhysicalMemory();
+    const iommu = new Iommu();
+    const dev = new PlatformDevice(memory, "plat", 1);
+    const flat = createFlatIommu({ apertureEnd: 0xffff_ffffn });
+    iommu.probeDevice(dev, flat.ops);
+    const dom = iommu.groupOf(dev)!.domain!;
+    expect(dom.geometry.apertureStart).toBe(0n);
+    getDmaCookie(dom);
+    iommuDmaInitDomain(iommu, dom, dev, { base: 0n });
+    expect((dom.iovaCookie as DmaCookie).iovad?.startPfn).toBe(1);
   });
 
   it("reserves reserved/direct/msi regions, pre-populates identity pages for hardware msi, skips sw-msi", () => {
