@@ -57,6 +57,20 @@ describe("iova list", () => {
     );
   });
 
+  it("regression (Linux quirk): aperResize drops a range whose last address is the new start or whose first is the new end", () => {
+    const l: IovaRange[] = [
+      { start: 0n, end: 15n },
+      { start: 32n, end: 63n },
+    ];
+    // vfio_iommu_aper_resize compares start < node->end and end > node->start strictly.
+    expect(aperResize(l, 15n, 40n)).toEqual([{ start: 32n, end: 40n }]);
+    expect(aperResize(l, 0n, 32n)).toEqual([{ start: 0n, end: 15n }]);
+    expect(aperResize(l, 14n, 33n)).toEqual([
+      { start: 14n, end: 15n },
+      { start: 32n, end: 33n },
+    ]);
+  });
+
   it("aperResize clips to the aperture (an empty list becomes the aperture)", () => {
     fc.assert(
       fc.property(list, fc.nat(U - 1), fc.nat(U - 1), (l, a, b) => {

@@ -2,7 +2,7 @@
  * type1's rules one by one (reference §6): attach/detach (§6.8), pinning and accounting (§6.4), VADDR,
  * dirty tracking on v1, and the page-size bitmap (§6.7). Errors are asserted by errno and op.
  */
-import { Iommu, type IommuGroup, isErrno, PciDevice, PhysicalMemory } from "@iommu/core";
+import { ErrnoError, Iommu, type IommuGroup, isErrno, PciDevice, PhysicalMemory } from "@iommu/core";
 import { createMockIommu } from "@iommu/core/testing";
 import { describe, expect, it } from "vitest";
 import { lazyPageSource, PAGE_SIZE, type PageSource, Process, SZ_2M } from "./process.js";
@@ -174,6 +174,34 @@ describe("attach (vfio_iommu_type1_attach_group)", () => {
     both.fake!.extraResv.push({ start: 0xfee0_0000n, length: 0x10_0000n, prot: 0, type: "msi" });
     const o = openContainer(both);
     expect(o.container.backend!.domains[0]!.domain.iovaCookie).toBeNull();
+  });
+
+  it("an MSI cookie failure with ENODEV is ignored; any other errno fails the attach without a trace", () => {
+    for (const errno of ["ENODEV", "ENOMEM"] as const) {
+      const memory = new PhysicalMemory();
+      const iommu = new Iommu({ msiRemap: true });
+      const mock = createMockIommu(); // SW_MSI window at 0x80000000
+      const g = iommu.probeDevice(new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 }), mock.ops);
+      const bases: bigint[] = [];
+      const vfio = new Vfio({
+        iommu,
+        getMsiCookie: (_d, base) => {
+          bases.push(base);
+          throw new ErrnoError(errno, "iommu_get_msi_cookie", "refused", {});
+        },
+      });
+      const c = vfio.openContainer(new Process({ pages: lazyPageSource(1n << 32n, 1n << 30n), memory }));
+      vfio.openGroup(g.id).setContainer(c);
+      const err = errOf(() => c.setIommu(3));
+      expect(bases).toEqual([0x8000_0000n]);
+      if (errno === "ENODEV") {
+        expect(err).toBeNull();
+        expect(c.backend!.domains).toHaveLength(1);
+      } else {
+        expect(err?.errno).toBe("ENOMEM");
+        expect([...mock.domains].filter((d) => d.type === "unmanaged")).toHaveLength(0);
+      }
+    }
   });
 
   it("hides sub-4 KiB IOMMU pages: the mock's 2 KiB pages show as PAGE_SIZE", () => {
