@@ -29,7 +29,7 @@ describe("iommuDmaInitDomain / setupDmaOps (iommu_dma_init_domain, iova_reserve_
     expect(deviceDma(b.devices[0]!).iommuDmaOps).toBe(true);
   });
 
-  it("base 0 without a forced aperture still never hands out pfn 0", () => {
+  it("base 0 below the mock's forced aperture (16 MiB) starts the allocator at the aperture, pfn 0x2000", () => {
     const memory = new PhysicalMemory();
     const iommu = new Iommu();
     const dev = new PlatformDevice(memory, "plat", 1);
