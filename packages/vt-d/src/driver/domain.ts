@@ -32,6 +32,8 @@ const LEVEL_BYTES = [0n, SZ_4K, SZ_2M, SZ_1G, 1n << 39n, 1n << 48n];
  */
 const FAST = 1n << 52n;
 const FAST_N = 2 ** 52;
+/** `iommu_iotlb_gather_init`: start ULONG_MAX, end 0. */
+const GATHER_EMPTY_START = (1n << 64n) - 1n;
 
 /** Page-size bitmaps VT-d has advertised (reference §5.2). */
 export type PgsizeBitmapMode =
@@ -263,10 +265,7 @@ export class VtdDomain implements DriverDomain {
       if ((found.value & 3n) !== 0n) t.clearEntry(found.at);
       const end = iova + SZ_4K;
       if (this.maxAddr === end) this.maxAddr = iova;
-      if (iova < gather.start) gather.start = iova;
-      const last = end - 1n;
-      if (last > gather.end) gather.end = last;
-      if (gather.pgsize === 0n) gather.pgsize = pgsize;
+      this.gatherAddPage(gather, iova, SZ_4K);
       return SZ_4K;
     }
     let size = pgsize * BigInt(pgcount);
@@ -281,10 +280,27 @@ export class VtdDomain implements DriverDomain {
       t.clearRange(pfn, Math.min(last, t.pfnLimit - 1), this.env.superpageUnmap);
     }
     if (this.maxAddr === iova + size) this.maxAddr = iova;
-    if (iova < gather.start) gather.start = iova;
-    if (iova + size - 1n > gather.end) gather.end = iova + size - 1n;
-    if (gather.pgsize === 0n) gather.pgsize = pgsize;
+    this.gatherAddPage(gather, iova, size);
     return size;
+  }
+
+  /**
+   * `iommu_iotlb_gather_add_page` (6.1): a range of another size, or one disjoint from what is gathered,
+   * first syncs what was gathered (and the gather starts again); then the range joins it.
+   */
+  private gatherAddPage(gather: IotlbGather, iova: bigint, size: bigint): void {
+    const end = iova + size - 1n;
+    if (
+      (gather.pgsize !== 0n && gather.pgsize !== size) ||
+      (gather.end !== 0n && (end + 1n < gather.start || iova > gather.end + 1n))
+    ) {
+      this.iotlbSync(gather);
+      gather.start = GATHER_EMPTY_START;
+      gather.end = 0n;
+    }
+    gather.pgsize = size;
+    if (iova < gather.start) gather.start = iova;
+    if (end > gather.end) gather.end = end;
   }
 
   iovaToPhys(iova: bigint): bigint {
