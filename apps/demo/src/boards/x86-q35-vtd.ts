@@ -108,6 +108,7 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     },
   });
   const rmrrScope = { bus: 0, devfn: 0x1d << 3, kind: "endpoint" as const };
+  let board: Board | null = null;
   driver = createIntelIommuDriver({
     memory,
     pageAllocator: kernelPages,
@@ -118,6 +119,8 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
         ? [{ base: Q35.USB_RMRR, end: Q35.USB_RMRR + Q35.USB_RMRR_SIZE - 1n, scopes: [rmrrScope] }]
         : [],
     },
+    // dmar_fault's log ratelimit runs on the board's model clock (board.tick).
+    now: () => board?.nowMs ?? 0,
   });
   const vtd = driver;
   klog.addSource(() => vtd.drainLog());
@@ -137,7 +140,7 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     { name: "interrupt window", base: Q35.MSI_WINDOW, size: Q35.MSI_WINDOW_SIZE, kind: "window" },
     { name: "RAM above 4G", base: Q35.HIGH_RAM, size: Q35.HIGH_RAM_SIZE, kind: "ram" },
   ];
-  return assembleHost({
+  board = assembleHost({
     name: "x86-q35-vtd",
     arch: "x86_64",
     memory,
@@ -157,6 +160,7 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     pcibiosEnableIrq: q35AcpiIrqLinks(klog),
     description: "QEMU q35, VT-d (legacy mode, 39-bit AGAW, interrupt remapping), MSI window 0xfee00000",
   });
+  return board;
 }
 
 /**

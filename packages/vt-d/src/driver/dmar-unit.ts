@@ -6,6 +6,7 @@
  */
 import { ErrnoError, type PageAllocator, type PhysicalMemory } from "@iommu/core";
 import { CAP, CCMD, CTX, ECAP, FRCD, FSTS, faultReasonText, GCMD, IOTLB, IRTA, PTE, QI, REG } from "../arch/regs.js";
+import { Ratelimit } from "./ratelimit.js";
 
 /** A fault the driver read back from a fault recording register. */
 export interface DmarFault {
@@ -366,15 +367,19 @@ export class DmarUnit {
 
   /**
    * `dmar_fault`: the fault-event interrupt handler. Reads FSTS, walks the fault recording registers from
-   * FRI, logs each fault as Linux does, clears it (F is write-1-to-clear) and finally clears PFO.
+   * FRI, logs each fault as Linux does (through the shared ratelimit), clears it (F is write-1-to-clear)
+   * and finally clears PFO.
    */
-  handleFault(): DmarFault[] {
+  handleFault(rs: Ratelimit = new Ratelimit()): DmarFault[] {
     const fsts = this.r32(REG.FSTS);
     const found: DmarFault[] = [];
-    if (fsts) this.log.push(`DMAR: DRHD: handling fault status reg ${fsts.toString(16)}`);
+    if (fsts && rs.allow()) this.log.push(`DMAR: DRHD: handling fault status reg ${fsts.toString(16)}`);
     if (fsts & FSTS.PPF) {
       let idx = (fsts >> FSTS.FRI_SHIFT) & 0xff;
-      for (let n = 0; n < this.nfr; n++) {
+      // Linux loops until it meets a clear record, asking the ratelimit before each read (so a lone
+      // fault costs three tokens: status, record, the empty record that ends the loop).
+      for (let n = 0; n <= this.nfr; n++) {
+        const quiet = !rs.allow();
         const at = this.frcdReg + BigInt(idx * 16);
         const top = this.o.memory.read32(at + 12n);
         if (!(top & FRCD.F)) break;
@@ -389,7 +394,7 @@ export class DmarUnit {
           interrupt: reason >= 0x20,
         };
         this.o.memory.write32(at + 12n, FRCD.F);
-        this.log.push(formatFault(f));
+        if (!quiet) this.log.push(formatFault(f));
         found.push(f);
         idx = (idx + 1) % this.nfr;
       }

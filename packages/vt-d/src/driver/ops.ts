@@ -20,6 +20,7 @@ import { DmarUnit } from "./dmar-unit.js";
 import { type DeviceDomainInfo, type PgsizeBitmapMode, pgsizeBitmapFor, VtdDomain } from "./domain.js";
 import { allocQ35BootIoapicEntries, IrqRemapping, Q35_IOAPIC_SOURCE_ID } from "./irq-remapping.js";
 import type { SuperpageUnmap } from "./pgtable.js";
+import { Ratelimit } from "./ratelimit.js";
 import { deviceHasRmrr, intelResvRegions, rmrrIsRelaxable } from "./resv-regions.js";
 
 export interface IntelIommuDriverOptions {
@@ -50,6 +51,8 @@ export interface IntelIommuDriverOptions {
    * IR; see irq-remapping.ts). Default true, as on every PC with a standard MADT.
    */
   readonly isaIoapicEntries?: boolean;
+  /** Model time in ms for the fault-log ratelimit (5 s / 10 lines, as dmar_fault); default: time never passes. */
+  readonly now?: () => number;
 }
 
 /** The x86 MSI/INTx side the board's irq glue calls (intel_irq_remapping as the MSI parent domain). */
@@ -115,6 +118,8 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
   const pgsizeMode = opts.pgsizeBitmap ?? "linux-6.1";
   const superpage = Math.min(...units.map((u) => u.superpage));
   const logCursor = units.map(() => 0);
+  // dmar_fault's `static DEFINE_RATELIMIT_STATE`: one budget for every unit's fault lines.
+  const faultRatelimit = new Ratelimit(5000, 10, opts.now ?? (() => 0));
 
   const unitOf = (dev: Device): { unit: DmarUnit; sid: number } | null => {
     const i = findDrhd(dmar, dev);
@@ -261,7 +266,7 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
     handleFault(i: number): void {
       const unit = units[i];
       if (!unit) return;
-      for (const f of unit.handleFault()) {
+      for (const f of unit.handleFault(faultRatelimit)) {
         if (f.interrupt) continue;
         // 6.1's dmar_fault only logs; we also report upward so a domain's fault handler can see it.
         const dev = devicesBySid.get(sidKey(unit, f.sourceId));
