@@ -32,6 +32,12 @@ function* walk(dir) {
   }
 }
 
+/** "driver", "hw" or "arch" for a file under a package's src/driver, src/hw or src/arch. */
+function sideOf(pkgDir, file) {
+  const m = /^src\/(driver|hw|arch)\//.exec(relative(pkgDir, file).split("\\").join("/"));
+  return m ? m[1] : null;
+}
+
 const IMPORT =
   /(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|require\(\s*["']([^"']+)["']\s*\)/g;
 
@@ -64,11 +70,19 @@ export function checkLayering(root) {
     }
     for (const file of walk(dir)) {
       const src = readFileSync(file, "utf8");
+      const side = sideOf(dir, file);
       for (const m of src.matchAll(IMPORT)) {
         const spec = m[1] ?? m[2] ?? m[3];
         const rel = relative(root, file);
         if (spec.startsWith(".")) {
           const target = resolve(dirname(file), spec);
+          // Driver and hardware meet only through memory and registers; src/arch holds what both follow.
+          const to = sideOf(dir, target);
+          if (side && to && side !== to && !(to === "arch" && side !== "arch") && !/\.(test|bench)\.ts$/.test(file)) {
+            problems.push(
+              `${rel}: ${side} code imports ${spec} from src/${to}/ (driver and hardware meet only through memory and registers)`,
+            );
+          }
           if (
             relative(dir, target).startsWith("..") &&
             !target.startsWith(join(root, "vitest.shared")) &&

@@ -73,4 +73,31 @@ describe("package layering", () => {
     );
     expect(checkLayering(root).join("\n")).toMatch(/relative import .* leaves its package/);
   });
+
+  it("catches a driver importing its hardware model, and hardware importing the driver", async () => {
+    const { checkLayering } = await load();
+    const root = fakeRepo(
+      await cleanRepo({
+        "packages/vt-d/src/driver/domain.ts": 'import { walk } from "../hw/walk.js";',
+        "packages/vt-d/src/hw/walk.ts": 'import { Dom } from "../driver/domain.js";',
+        "packages/vt-d/src/arch/regs.ts": 'import { walk } from "../hw/walk.js";',
+      }),
+    );
+    const out = checkLayering(root).join("\n");
+    expect(out).toMatch(/driver\/domain\.ts: driver code imports \.\.\/hw\/walk\.js from src\/hw/);
+    expect(out).toMatch(/hw\/walk\.ts: hw code imports \.\.\/driver\/domain\.js from src\/driver/);
+    expect(out).toMatch(/arch\/regs\.ts: arch code imports/);
+  });
+
+  it("lets both sides share src/arch (the spec's constants)", async () => {
+    const { checkLayering } = await load();
+    const root = fakeRepo(
+      await cleanRepo({
+        "packages/arm-smmu/src/driver/pgtable.ts": 'import { DESC } from "../arch/lpae.js";',
+        "packages/arm-smmu/src/hw/walker.ts": 'import { DESC } from "../arch/lpae.js";',
+        "packages/arm-smmu/src/arch/lpae.ts": "export const DESC = 3;",
+      }),
+    );
+    expect(checkLayering(root)).toEqual([]);
+  });
 });
