@@ -53,10 +53,17 @@ export function iommuMap(domain: IommuDomain, iova: bigint, paddr: bigint, size:
   let left = size;
   let error: ErrnoError | null = null;
   while (left > 0n) {
-    const { pgsize, count } = iommuPgsize(bitmap, cur, pa, left);
+    // One minimum page (checked aligned above) is always iommu_pgsize's {min page, 1}: skip the search.
+    let pgsize = minPg;
+    let n = 1;
+    if (left !== minPg) {
+      const c = iommuPgsize(bitmap, cur, pa, left);
+      pgsize = c.pgsize;
+      n = pgcount(c.count);
+    }
     let mapped: bigint;
     try {
-      const r = drv.mapPages(cur, pa, pgsize, pgcount(count), prot);
+      const r = drv.mapPages(cur, pa, pgsize, n, prot);
       mapped = r.mapped;
       error = r.error;
     } catch (e) {
@@ -95,13 +102,25 @@ export function iommuUnmapFast(domain: IommuDomain, iova: bigint, size: bigint, 
   let unmapped = 0n;
   let cur = iova;
   while (unmapped < size) {
-    const { pgsize, count } = iommuPgsize(bitmap, cur, cur, size - unmapped);
-    const n = drv.unmapPages(cur, pgsize, pgcount(count), gather);
+    const left = size - unmapped;
+    // As in iommuMap: a single minimum page needs no page-size search.
+    const n = left === minPg ? drv.unmapPages(cur, minPg, 1, gather) : unmapChunk(drv, bitmap, cur, left, gather);
     if (n === 0n) break;
     cur += n;
     unmapped += n;
   }
   return unmapped;
+}
+
+function unmapChunk(
+  drv: IommuDomain["driver"],
+  bitmap: bigint,
+  iova: bigint,
+  left: bigint,
+  gather: IotlbGather,
+): bigint {
+  const { pgsize, count } = iommuPgsize(bitmap, iova, iova, left);
+  return (drv.unmapPages as NonNullable<typeof drv.unmapPages>)(iova, pgsize, pgcount(count), gather);
 }
 
 /** `iommu_unmap`: unmap, then `iotlb_sync` the gathered span. Returns bytes unmapped (never throws for holes). */

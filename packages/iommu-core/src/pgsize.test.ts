@@ -151,3 +151,21 @@ describe("iommu_pgsize", () => {
     );
   });
 });
+
+describe("iommu_pgsize for a single minimum page (map.ts skips the search for it)", () => {
+  it("is always {min page, 1} when iova and paddr are aligned to it (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: (1n << 64n) - 1n }),
+        fc.bigInt({ min: 0n, max: (1n << 52n) - 1n }),
+        fc.bigInt({ min: 0n, max: (1n << 52n) - 1n }),
+        (bitmap, i, p) => {
+          const min = bitmap & -bitmap;
+          const iova = (i * min) & ((1n << 64n) - 1n) & ~(min - 1n);
+          const paddr = (p * min) & ((1n << 64n) - 1n) & ~(min - 1n);
+          expect(iommuPgsize(bitmap, iova, paddr, min)).toEqual({ pgsize: min, count: 1n });
+        },
+      ),
+    );
+  });
+});

@@ -27,6 +27,44 @@ describe("PhysicalMemory", () => {
     expect(m.read64(0xffff_ffff_f008n)).toBe((1n << 64n) - 2n);
   });
 
+  it("read64/write64 fast paths: wrap values mod 2^64, follow byte writes and removal, skip unaligned and MMIO", () => {
+    const m = new PhysicalMemory();
+    const ram = m.addRam(0x1000n, 0x2000n);
+    m.write64(0x1008n, -1n);
+    expect(m.read64(0x1008n)).toBe((1n << 64n) - 1n);
+    m.write64(0x1010n, (1n << 64n) + 5n);
+    expect(m.read64(0x1010n)).toBe(5n);
+    // Same frame, written bytewise: the remembered frame is the one the bytes land in.
+    m.write(0x1008n, Uint8Array.of(7, 0, 0, 0, 0, 0, 0, 0));
+    expect(m.read64(0x1008n)).toBe(7n);
+    // An untouched frame reads 0 and stays untouched; then a write creates it.
+    expect(m.read64(0x2000n)).toBe(0n);
+    expect(m.residentFrames).toBe(1);
+    m.write64(0x2000n, 3n);
+    expect(m.read64(0x2000n)).toBe(3n);
+    // Unaligned 64-bit accesses take the bytewise path.
+    m.write64(0x1004n, 0x1122334455667788n);
+    expect(m.read64(0x1004n)).toBe(0x1122334455667788n);
+    // Removing the range drops its frames, including the remembered one; a new range reads zeros.
+    m.remove(ram);
+    expect(m.read64(0x2000n)).toBe((1n << 64n) - 1n);
+    m.addRam(0x1000n, 0x2000n);
+    expect(m.read64(0x2000n)).toBe(0n);
+    // Outside RAM: an MMIO range next door gets the access, not the last RAM range.
+    const seen: bigint[] = [];
+    m.addMmio(0x3000n, 0x1000n, {
+      read: (o) => o,
+      write: (o, _s, v) => {
+        seen.push(o, v);
+      },
+    });
+    m.write64(0x2ff8n, 1n);
+    m.write64(0x3008n, -2n);
+    expect(seen).toEqual([8n, (1n << 64n) - 2n]);
+    expect(m.read64(0x3010n)).toBe(0x10n);
+    expect(m.read64(0x2ff8n)).toBe(1n);
+  });
+
   it("splits MMIO accesses into naturally aligned pieces and passes the requester id", () => {
     const m = new PhysicalMemory();
     const seen: [bigint, number, bigint, number | undefined][] = [];

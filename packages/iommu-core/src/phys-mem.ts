@@ -10,6 +10,8 @@ const FRAME_MASK = BigInt(FRAME_SIZE - 1);
 const U64_MAX = (1n << 64n) - 1n;
 /** Below this, an address converts to a JS number exactly (fast paths). */
 const SAFE_ADDR = 1n << 53n;
+/** Attributes of a CPU access (the fast paths pass one shared object). */
+const NO_ATTRS: MemTxAttrs = Object.freeze({});
 
 /** Attributes of a bus transaction (QEMU's MemTxAttrs): who issued it. */
 export interface MemTxAttrs {
@@ -39,7 +41,12 @@ export class PhysicalMemory {
   private readonly frames = new Map<number, Uint8Array>();
   private readonly views = new Map<number, DataView>();
   private readonly regions: MemRegion[] = [];
-  private lastRam: MemRegion | null = null;
+  /** The last RAM range a read64/write64 hit, as numbers (empty: base > last). */
+  private lastRamBase = 1;
+  private lastRamLast = 0;
+  /** The last frame read64/write64 touched (-1: none). */
+  private lastPfn = -1;
+  private lastView: DataView | undefined = undefined;
 
   /** Add a RAM range `[base, base + size)`. Overlapping an existing range is a RangeError. */
   addRam(base: bigint, size: bigint, name = "ram"): MemRegion {
@@ -56,7 +63,10 @@ export class PhysicalMemory {
     const i = this.regions.indexOf(region);
     if (i < 0) return;
     this.regions.splice(i, 1);
-    this.lastRam = null;
+    this.lastRamBase = 1;
+    this.lastRamLast = 0;
+    this.lastPfn = -1;
+    this.lastView = undefined;
     if (region.kind === "ram") {
       for (const pfn of [...this.frames.keys()]) {
         const a = BigInt(pfn) << BigInt(FRAME_SHIFT);
@@ -141,28 +151,39 @@ export class PhysicalMemory {
 
   /** Aligned little-endian u64 read; RAM fast path (page tables live here). */
   read64(addr: bigint): bigint {
-    if ((addr & 7n) === 0n && addr < SAFE_ADDR && this.isRam(addr)) {
+    if (addr < SAFE_ADDR) {
       const n = Number(addr);
-      const pfn = Math.floor(n / FRAME_SIZE);
-      const v = this.views.get(pfn);
-      return v ? v.getBigUint64(n - pfn * FRAME_SIZE, true) : 0n;
+      if (n % 8 === 0 && this.isRamAt(n, addr)) {
+        const pfn = Math.floor(n / FRAME_SIZE);
+        const v = pfn === this.lastPfn ? this.lastView : this.views.get(pfn);
+        if (v === undefined) return 0n;
+        this.lastPfn = pfn;
+        this.lastView = v;
+        return v.getBigUint64(n - pfn * FRAME_SIZE, true);
+      }
     }
     const m = (addr & 7n) === 0n ? this.mmioAt(addr, 8) : undefined;
-    if (m) return (m.handler as MmioHandler).read(addr - m.base, 8, {});
+    if (m) return (m.handler as MmioHandler).read(addr - m.base, 8, NO_ATTRS);
     return new DataView(this.read(addr, 8).buffer).getBigUint64(0, true);
   }
 
   /** Aligned little-endian u64 write; RAM fast path. */
   write64(addr: bigint, value: bigint): void {
-    if ((addr & 7n) === 0n && addr < SAFE_ADDR && this.isRam(addr)) {
+    if (addr < SAFE_ADDR) {
       const n = Number(addr);
-      const pfn = Math.floor(n / FRAME_SIZE);
-      this.frameView(pfn).setBigUint64(n - pfn * FRAME_SIZE, BigInt.asUintN(64, value), true);
-      return;
+      if (n % 8 === 0 && this.isRamAt(n, addr)) {
+        const pfn = Math.floor(n / FRAME_SIZE);
+        const v = pfn === this.lastPfn ? (this.lastView as DataView) : this.frameView(pfn);
+        this.lastPfn = pfn;
+        this.lastView = v;
+        // setBigUint64 stores the value modulo 2^64 (ToBigUint64), as BigInt.asUintN(64, ·) would.
+        v.setBigUint64(n - pfn * FRAME_SIZE, value, true);
+        return;
+      }
     }
     const m = (addr & 7n) === 0n ? this.mmioAt(addr, 8) : undefined;
     if (m) {
-      (m.handler as MmioHandler).write(addr - m.base, 8, BigInt.asUintN(64, value), {});
+      (m.handler as MmioHandler).write(addr - m.base, 8, BigInt.asUintN(64, value), NO_ATTRS);
       return;
     }
     const b = new Uint8Array(8);
@@ -170,13 +191,17 @@ export class PhysicalMemory {
     this.write(addr, b);
   }
 
-  /** Whether `addr` is RAM; remembers the last RAM range hit (page-table walks stay in one). */
-  private isRam(addr: bigint): boolean {
-    const last = this.lastRam;
-    if (last !== null && addr >= last.base && addr <= last.last) return true;
+  /**
+   * Whether `addr` (= `n`, below 2^53) is RAM; remembers the last RAM range hit, as numbers (page-table
+   * walks stay in one). A bound at or above 2^53 rounds to a number at or above 2^53, which keeps the
+   * comparison with n exact.
+   */
+  private isRamAt(n: number, addr: bigint): boolean {
+    if (n >= this.lastRamBase && n <= this.lastRamLast) return true;
     const r = this.regionAt(addr);
     if (r?.kind !== "ram") return false;
-    this.lastRam = r;
+    this.lastRamBase = Number(r.base);
+    this.lastRamLast = Number(r.last);
     return true;
   }
 
