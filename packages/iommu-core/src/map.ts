@@ -15,6 +15,17 @@ function pgcount(count: bigint): number {
   return Number(count > MAX_PGCOUNT ? MAX_PGCOUNT : count);
 }
 
+/** `minPageSize` of the last bitmap seen: a domain maps and unmaps with the same bitmap over and over. */
+let lastBitmap = -1n;
+let lastMinPg = 0n;
+function minPage(bitmap: bigint): bigint {
+  if (bitmap !== lastBitmap) {
+    lastMinPg = minPageSize(bitmap);
+    lastBitmap = bitmap;
+  }
+  return lastMinPg;
+}
+
 function hex(v: bigint): string {
   return `0x${v.toString(16)}`;
 }
@@ -38,7 +49,7 @@ export function iommuMap(domain: IommuDomain, iova: bigint, paddr: bigint, size:
   if (iova < 0n || paddr < 0n || size < 0n || iova > U64_MAX || paddr > U64_MAX || size > U64_MAX) {
     throw new ErrnoError("EINVAL", op, "address or size outside u64", { iova, paddr, size });
   }
-  const minPg = minPageSize(bitmap);
+  const minPg = minPage(bitmap);
   if (((iova | paddr | size) & (minPg - 1n)) !== 0n) {
     throw new ErrnoError(
       "EINVAL",
@@ -96,7 +107,7 @@ export function iommuUnmapFast(domain: IommuDomain, iova: bigint, size: bigint, 
   if (!drv.unmapPages || bitmap === 0n) return 0n;
   if (!isPagingDomain(domain.type) || domain.freed) return 0n;
   if (iova < 0n || size < 0n || iova > U64_MAX || size > U64_MAX) return 0n;
-  const minPg = minPageSize(bitmap);
+  const minPg = minPage(bitmap);
   if (((iova | size) & (minPg - 1n)) !== 0n) return 0n;
 
   let unmapped = 0n;

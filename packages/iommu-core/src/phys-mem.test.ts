@@ -65,6 +65,40 @@ describe("PhysicalMemory", () => {
     expect(m.read64(0x2ff8n)).toBe(1n);
   });
 
+  it("read32/write32 on RAM touch exactly four bytes; the remembered MMIO range is dropped with it", () => {
+    const m = new PhysicalMemory();
+    m.addRam(0x1000n, 0x1000n);
+    m.write64(0x1000n, 0x1111_1111_2222_2222n);
+    m.write32(0x1004n, 0xdead_beef);
+    m.write32(0x1008n, -1);
+    expect(m.read64(0x1000n)).toBe(0xdead_beef_2222_2222n);
+    expect(m.read32(0x1004n)).toBe(0xdead_beef);
+    expect(m.read32(0x1008n)).toBe(0xffff_ffff);
+    expect(m.read32(0x1800n)).toBe(0);
+    // Unaligned: bytewise, across the frame end into nothing.
+    m.write32(0x1ffen, 0x0403_0201);
+    expect([...m.read(0x1ffen, 2)]).toEqual([1, 2]);
+    expect(m.read32(0x1ffen)).toBe(0xffff_0201);
+    const hits: string[] = [];
+    const mmio = m.addMmio(0x4000n, 0xcn, {
+      read: (o, s) => {
+        hits.push(`r${o}/${s}`);
+        return 0x55n;
+      },
+      write: (o, s, v) => {
+        hits.push(`w${o}/${s}=${v}`);
+      },
+    });
+    m.write64(0x4000n, 9n);
+    expect(m.read32(0x4008n)).toBe(0x55);
+    // With the range remembered, an 8-byte access running past its end still splits: 4 bytes, then nothing.
+    expect(m.read64(0x4008n)).toBe(0xffff_ffff_0000_0055n);
+    m.remove(mmio);
+    expect(m.read64(0x4000n)).toBe((1n << 64n) - 1n);
+    m.write32(0x4008n, 1);
+    expect(hits).toEqual(["w0/8=9", "r8/4", "r8/4"]);
+  });
+
   it("splits MMIO accesses into naturally aligned pieces and passes the requester id", () => {
     const m = new PhysicalMemory();
     const seen: [bigint, number, bigint, number | undefined][] = [];

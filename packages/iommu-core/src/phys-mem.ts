@@ -47,6 +47,8 @@ export class PhysicalMemory {
   /** The last frame read64/write64 touched (-1: none). */
   private lastPfn = -1;
   private lastView: DataView | undefined = undefined;
+  /** The last MMIO range an aligned access hit (doorbells go to the same one). */
+  private lastMmio: MemRegion | null = null;
 
   /** Add a RAM range `[base, base + size)`. Overlapping an existing range is a RangeError. */
   addRam(base: bigint, size: bigint, name = "ram"): MemRegion {
@@ -67,6 +69,7 @@ export class PhysicalMemory {
     this.lastRamLast = 0;
     this.lastPfn = -1;
     this.lastView = undefined;
+    this.lastMmio = null;
     if (region.kind === "ram") {
       for (const pfn of [...this.frames.keys()]) {
         const a = BigInt(pfn) << BigInt(FRAME_SHIFT);
@@ -205,13 +208,33 @@ export class PhysicalMemory {
     return true;
   }
 
-  read32(addr: bigint, attrs: MemTxAttrs = {}): number {
+  read32(addr: bigint, attrs: MemTxAttrs = NO_ATTRS): number {
+    if (addr < SAFE_ADDR) {
+      const n = Number(addr);
+      if (n % 4 === 0 && this.isRamAt(n, addr)) {
+        // RAM fast path (a status dword, say): same bytes as the generic read.
+        const pfn = Math.floor(n / FRAME_SIZE);
+        const v = pfn === this.lastPfn ? this.lastView : this.views.get(pfn);
+        return v === undefined ? 0 : v.getUint32(n - pfn * FRAME_SIZE, true);
+      }
+    }
     const r = (addr & 3n) === 0n ? this.mmioAt(addr, 4) : undefined;
     if (r) return Number((r.handler as MmioHandler).read(addr - r.base, 4, attrs) & 0xffff_ffffn);
     return new DataView(this.read(addr, 4, attrs).buffer).getUint32(0, true);
   }
 
-  write32(addr: bigint, value: number, attrs: MemTxAttrs = {}): void {
+  write32(addr: bigint, value: number, attrs: MemTxAttrs = NO_ATTRS): void {
+    if (addr < SAFE_ADDR) {
+      const n = Number(addr);
+      if (n % 4 === 0 && this.isRamAt(n, addr)) {
+        const pfn = Math.floor(n / FRAME_SIZE);
+        const v = pfn === this.lastPfn ? (this.lastView as DataView) : this.frameView(pfn);
+        this.lastPfn = pfn;
+        this.lastView = v;
+        v.setUint32(n - pfn * FRAME_SIZE, value >>> 0, true);
+        return;
+      }
+    }
     const r = (addr & 3n) === 0n ? this.mmioAt(addr, 4) : undefined;
     if (r) {
       (r.handler as MmioHandler).write(addr - r.base, 4, BigInt(value >>> 0), attrs);
@@ -224,8 +247,14 @@ export class PhysicalMemory {
 
   /** The MMIO range wholly containing an aligned `size`-byte access (register fast path), if any. */
   private mmioAt(addr: bigint, size: number): MemRegion | undefined {
+    const last = this.lastMmio;
+    if (last !== null && addr >= last.base && addr + BigInt(size) - 1n <= last.last) return last;
     const r = this.regionAt(addr);
-    return r?.kind === "mmio" && addr + BigInt(size) - 1n <= r.last ? r : undefined;
+    if (r?.kind === "mmio" && addr + BigInt(size) - 1n <= r.last) {
+      this.lastMmio = r;
+      return r;
+    }
+    return undefined;
   }
 
   /** Zero `[addr, addr + len)` of RAM (a fresh page-table page, say). */
