@@ -273,12 +273,12 @@ export class DmarUnit {
 
   /** `qi_submit_sync`: queue one descriptor plus a wait descriptor, bump the tail, check the status write. */
   private qiSubmit(lo: bigint, hi: bigint): void {
-    const token = BigInt(++this.waitStatus & 0x7fffffff);
+    const token = ++this.waitStatus & 0x7fffffff;
     this.qiPut(lo, hi);
-    this.qiPut(QI_WAIT_SW_LO | (token << 32n), this.qStatus);
+    this.qiPut(QI_WAIT_SW_LO | (BigInt(token) << 32n), this.qStatus);
     this.w64(this.iqtReg, this.qTailValue[this.qTail] as bigint);
-    // Read the status dword back (read64 of its aligned qword: the RAM fast path).
-    if ((this.o.memory.read64(this.qStatus) & 0xffffffffn) !== token) {
+    // Read the status dword back (a 32-bit read, as Linux's `desc_status` poll).
+    if (this.o.memory.read32(this.qStatus) !== token) {
       throw new ErrnoError("EIO", "qi_submit_sync", `${this.name}: invalidation wait did not complete`, {});
     }
   }

@@ -1,6 +1,6 @@
 import { IOMMU_READ, IOMMU_WRITE, PageAllocator, PciDevice, PhysicalMemory } from "@iommu/core";
 import { describe, expect, it } from "vitest";
-import { CAP, CTX, ECAP, FAULT, FSTS, GCMD, GSTS, PTE, REG } from "../arch/regs.js";
+import { CAP, CTX, ECAP, FAULT, FSTS, GCMD, GSTS, PTE, QI, REG } from "../arch/regs.js";
 import { q35 } from "../testing/q35.js";
 import { createVtdHardware } from "./vtd-hardware.js";
 
@@ -217,5 +217,27 @@ describe("QEMU 7.2 quirks (named option)", () => {
     expect(m.driver.drainLog()[1]).toContain("PTE Write access is not set");
     expect(m.edu.dmaRead(0x300000n, 4).ok).toBe(false);
     expect(m.driver.drainLog()[1]).toContain("PTE Read access is not set");
+  });
+});
+
+describe("queued invalidation: wait descriptor status write", () => {
+  it("writes the status dword at hi[63:2] only, leaving the neighbouring dword and bytes alone", () => {
+    const { memory, pool } = bare();
+    const q = pool.alloc();
+    const status = pool.alloc();
+    memory.write64(status, 0x1111_1111_2222_2222n);
+    memory.write64(status + 8n, 0x3333_3333_4444_4444n);
+    memory.write64(BASE + BigInt(REG.IQA), q);
+    memory.write32(BASE + BigInt(REG.GCMD), GCMD.QIE);
+    // Two waits: status into the high dword of the first qword, then the low dword of the second.
+    memory.write64(q, QI.WAIT | QI.WAIT_SW | (0xabcdefn << 32n));
+    memory.write64(q + 8n, status + 4n);
+    memory.write64(q + 16n, QI.WAIT | QI.WAIT_SW | (0xfedcba98n << 32n));
+    memory.write64(q + 24n, status + 8n);
+    memory.write64(BASE + BigInt(REG.IQT), 32n);
+    expect(memory.read64(status)).toBe((0x0000_0000_00ab_cdefn << 32n) | 0x2222_2222n);
+    expect(memory.read64(status + 8n)).toBe(0x3333_3333_fedc_ba98n);
+    expect(memory.read32(status + 4n)).toBe(0xabcdef);
+    expect(memory.read64(BASE + BigInt(REG.IQH))).toBe(32n);
   });
 });

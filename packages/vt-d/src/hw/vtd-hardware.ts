@@ -504,15 +504,8 @@ export class VtdHardware implements IommuHardware {
         // The model reads IRTEs on every request (no interrupt entry cache), as QEMU does.
       } else if (type === QI_WAIT) {
         if (l & QI_WAIT_SW) {
-          // Status write (SW): a dword at hi[63:2], done as a read-modify-write of its qword (RAM fast path).
-          const data = lo >> 32n;
-          const low3 = hi & 7n;
-          const q = low3 === 0n ? hi : hi - low3;
-          const old = this.memory.read64(q);
-          this.memory.write64(
-            q,
-            (low3 & 4n) !== 0n ? (old & 0xffffffffn) | (data << 32n) : (old & 0xffffffff00000000n) | data,
-          );
+          // Status write (SW): the dword in lo[63:32] to the dword address hi[63:2] (a 4-byte write).
+          this.memory.write32(hi & ~3n, Number(lo >> 32n));
         }
       } else {
         // An invalid descriptor stops the queue (FSTS.IQE in the spec; not modelled further).
