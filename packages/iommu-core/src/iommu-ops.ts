@@ -61,8 +61,10 @@ export interface IotlbGather {
   pgsize: bigint;
 }
 
+const GATHER_START_EMPTY = (1n << 64n) - 1n;
+
 export function emptyGather(): IotlbGather {
-  return { start: (1n << 64n) - 1n, end: 0n, pgsize: 0n };
+  return { start: GATHER_START_EMPTY, end: 0n, pgsize: 0n };
 }
 
 /** A driver's domain (`iommu_domain` + `iommu_domain_ops`). Paging ops are absent on identity/blocked domains. */
