@@ -99,6 +99,23 @@ describe("queued invalidation fast path", () => {
   });
 });
 
+describe("wait descriptor status data", () => {
+  it("the token round-trips on both sides of 2^21 (its data built in one number conversion below)", () => {
+    const m = unmanaged();
+    const unit = m.driver.units[0] as unknown as { waitStatus: number; qStatus: bigint };
+    unit.waitStatus = 0x1f_fffe;
+    for (const expected of [0x1f_ffff, 0x20_0000, 0x20_0001]) {
+      m.iommu.map(m.d, 0x100000n, 0x40000000n, 0x1000n, RW);
+      expect(m.iommu.unmap(m.d, 0x100000n, 0x1000n)).toBe(0x1000n);
+      expect(m.memory.read32(unit.qStatus)).toBe(expected);
+    }
+    unit.waitStatus = 0x7fff_fffe;
+    m.iommu.map(m.d, 0x100000n, 0x40000000n, 0x1000n, RW);
+    m.iommu.unmap(m.d, 0x100000n, 0x1000n);
+    expect(m.memory.read32(unit.qStatus)).toBe(0x7fff_ffff);
+  });
+});
+
 describe("IOTLB bookkeeping", () => {
   it("re-inserting a tag does not count twice; a full IOTLB is dropped whole; flushing an empty one is harmless", () => {
     const t = new Iotlb(3);

@@ -38,6 +38,7 @@ const SAFE = 2 ** 53;
 /** Qword 0 of a page-selective IOTLB descriptor without its domain id and drain bits. */
 const QI_IOTLB_PSI = Number(QI.IOTLB | (IOTLB.PSI << 4n));
 const QI_WAIT_SW_LO = QI.WAIT | QI.WAIT_SW;
+const QI_WAIT_SW_LO_N = Number(QI_WAIT_SW_LO);
 
 export class DmarUnit {
   readonly name: string;
@@ -275,7 +276,11 @@ export class DmarUnit {
   private qiSubmit(lo: bigint, hi: bigint): void {
     const token = ++this.waitStatus & 0x7fffffff;
     this.qiPut(lo, hi);
-    this.qiPut(QI_WAIT_SW_LO | (BigInt(token) << 32n), this.qStatus);
+    // The status data in lo[63:32]: one conversion while token * 2^32 is exact (token < 2^21).
+    this.qiPut(
+      token < 0x20_0000 ? BigInt(token * 0x1_0000_0000 + QI_WAIT_SW_LO_N) : QI_WAIT_SW_LO | (BigInt(token) << 32n),
+      this.qStatus,
+    );
     this.w64(this.iqtReg, this.qTailValue[this.qTail] as bigint);
     // Read the status dword back (a 32-bit read, as Linux's `desc_status` poll).
     if (this.o.memory.read32(this.qStatus) !== token) {
