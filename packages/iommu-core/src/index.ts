@@ -52,3 +52,4 @@ export {
   resvRegionsText,
   resvTypeString,
 } from "./resv-regions.js";
+export { PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, SZ_1G, SZ_2M, SZ_4K, U32_MAX, U64_MAX, u64 } from "./u64.js";

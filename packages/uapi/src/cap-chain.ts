@@ -4,8 +4,9 @@
  * body. While built, `next` is an offset from the buffer start (0 ends the chain; the first cap sits at 0);
  * `shift(sizeof(info))` turns them into offsets from the start of the info struct. 6.1 does not pad caps to
  * 8 bytes (6.6 does), so a 12-byte DMA_AVAIL leaves the next cap 4-byte aligned. Reference §6.2.
+ * `CapChain` is the kernel side's builder; `walkCaps` is the one user-side walker every reader goes through.
  */
-import { CAP_HEADER_SIZE, view } from "./uapi.js";
+import { CAP_HEADER_SIZE, view } from "./vfio.js";
 
 export class CapChain {
   private buf = new Uint8Array(0);
