@@ -64,25 +64,25 @@ export interface CapHeader {
   readonly next: number;
 }
 
+/** The `struct vfio_info_cap_header` at `at` (the caller checks that its 8 bytes are in the buffer). */
+export function readCapHeader(info: Uint8Array, at: number): CapHeader {
+  const v = view(info);
+  return { id: v.getUint16(at, true), version: v.getUint16(at + 2, true), offset: at, next: v.getUint32(at + 4, true) };
+}
+
 /**
  * Walk a chain the way userspace does (from `capOffset`, following info-relative `next`), stopping at 0.
  * Throws RangeError when a `next` points outside the buffer or back into visited caps (a corrupted chain).
  */
 export function walkCaps(info: Uint8Array, capOffset: number): CapHeader[] {
   const out: CapHeader[] = [];
-  const v = view(info);
   const seen = new Set<number>();
   let at = capOffset;
   while (at !== 0) {
     if (at + CAP_HEADER_SIZE > info.length) throw new RangeError(`capability at ${at} runs past the buffer`);
     if (seen.has(at)) throw new RangeError(`capability chain loops at ${at}`);
     seen.add(at);
-    const h = {
-      id: v.getUint16(at, true),
-      version: v.getUint16(at + 2, true),
-      offset: at,
-      next: v.getUint32(at + 4, true),
-    };
+    const h = readCapHeader(info, at);
     out.push(h);
     at = h.next;
   }

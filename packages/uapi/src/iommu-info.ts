@@ -53,6 +53,48 @@ export interface IommuType1Info {
   readonly raw: Uint8Array;
 }
 
+/** The body of `VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION` at `at` (32 bytes from the header). */
+export function readMigrationCap(buf: Uint8Array, at: number): MigrationCap {
+  const v = view(buf);
+  return {
+    flags: v.getUint32(at + 8, true),
+    pgsizeBitmap: v.getBigUint64(at + 16, true),
+    maxDirtyBitmapSize: v.getBigUint64(at + 24, true),
+  };
+}
+
+/** `avail` of `VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL` at `at`. */
+export function readDmaAvailCap(buf: Uint8Array, at: number): number {
+  return view(buf).getUint32(at + 8, true);
+}
+
+/** Our RESV_IOVA_RANGE cap at `at`: one inclusive range. */
+export function readResvIovaRangeCap(buf: Uint8Array, at: number): UapiIovaRange {
+  const v = view(buf);
+  return { start: v.getBigUint64(at + 8, true), end: v.getBigUint64(at + 16, true) };
+}
+
+/**
+ * `VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE` at `at`: `nr_iovas`, `reserved`, and the ranges that lie wholly
+ * below `limit` (the caller's buffer end), at most `maxRanges` of them.
+ */
+export function readIovaRangeCap(
+  buf: Uint8Array,
+  at: number,
+  limit = buf.length,
+  maxRanges = Number.POSITIVE_INFINITY,
+): { nrIovas: number; reserved: number; ranges: UapiIovaRange[] } {
+  const v = view(buf);
+  const nrIovas = v.getUint32(at + 8, true);
+  const ranges: UapiIovaRange[] = [];
+  for (let i = 0; i < nrIovas && i < maxRanges; i++) {
+    const o = at + CAP_IOVA_RANGE_BASE + IOVA_RANGE_SIZE * i;
+    if (o + IOVA_RANGE_SIZE > limit) break;
+    ranges.push({ start: v.getBigUint64(o, true), end: v.getBigUint64(o + 8, true) });
+  }
+  return { nrIovas, reserved: v.getUint32(at + 12, true), ranges };
+}
+
 /**
  * Decode GET_INFO bytes. The chain is followed only when `flags` has `VFIO_IOMMU_INFO_CAPS` and the buffer
  * holds `cap_offset`; a chain that runs past the buffer or loops throws RangeError (from `walkCaps`).
@@ -75,25 +117,18 @@ export function decodeIommuInfo(buf: Uint8Array): IommuType1Info {
   for (const { id, offset: at } of caps) {
     if (id === VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION) {
       body(at, CAP_MIGRATION_SIZE);
-      migration = {
-        flags: v.getUint32(at + 8, true),
-        pgsizeBitmap: v.getBigUint64(at + 16, true),
-        maxDirtyBitmapSize: v.getBigUint64(at + 24, true),
-      };
+      migration = readMigrationCap(buf, at);
     } else if (id === VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
       body(at, CAP_DMA_AVAIL_SIZE);
-      dmaAvail = v.getUint32(at + 8, true);
+      dmaAvail = readDmaAvailCap(buf, at);
     } else if (id === VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
       body(at, CAP_IOVA_RANGE_BASE);
-      const n = v.getUint32(at + 8, true);
-      body(at, CAP_IOVA_RANGE_BASE + IOVA_RANGE_SIZE * n);
-      for (let i = 0; i < n; i++) {
-        const o = at + CAP_IOVA_RANGE_BASE + IOVA_RANGE_SIZE * i;
-        iovaRanges.push({ start: v.getBigUint64(o, true), end: v.getBigUint64(o + 8, true) });
-      }
+      const cap = readIovaRangeCap(buf, at);
+      body(at, CAP_IOVA_RANGE_BASE + IOVA_RANGE_SIZE * cap.nrIovas);
+      iovaRanges.push(...cap.ranges);
     } else if (id === IOMMU_SIM_INFO_CAP_RESV_IOVA_RANGE) {
       body(at, CAP_RESV_IOVA_RANGE_SIZE);
-      reservedRanges.push({ start: v.getBigUint64(at + 8, true), end: v.getBigUint64(at + 16, true) });
+      reservedRanges.push(readResvIovaRangeCap(buf, at));
     }
   }
   return {
