@@ -13,6 +13,14 @@ export const ALLOWED = {
   "@iommu/vt-d": ["@iommu/core"],
   "@dma-iommu/msi-cookie": ["@iommu/core", "@iova/allocator"],
   "@vfio/type1": ["@iommu/core", "@dma-iommu/msi-cookie"],
+  "@iommu-sim/host": [
+    "@iova/allocator",
+    "@iommu/core",
+    "@iommu/arm-smmu",
+    "@iommu/vt-d",
+    "@dma-iommu/msi-cookie",
+    "@vfio/type1",
+  ],
   "@iommu-sim/demo": [
     "@iova/allocator",
     "@iommu/core",
@@ -20,6 +28,7 @@ export const ALLOWED = {
     "@iommu/vt-d",
     "@dma-iommu/msi-cookie",
     "@vfio/type1",
+    "@iommu-sim/host",
   ],
 };
 

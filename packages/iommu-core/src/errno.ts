@@ -5,6 +5,7 @@ export const ERRNO = {
   EIO: 5,
   E2BIG: 7,
   EBADF: 9,
+  EAGAIN: 11,
   ENOMEM: 12,
   EACCES: 13,
   EFAULT: 14,

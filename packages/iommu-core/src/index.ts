@@ -52,3 +52,4 @@ export {
   resvRegionsText,
   resvTypeString,
 } from "./resv-regions.js";
+export { U64_MAX, u64 } from "./u64.js";

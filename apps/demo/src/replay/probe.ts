@@ -3,6 +3,8 @@
  * fill bytes, user pointers), the same order of system calls and the same output fields. Nothing here
  * knows the model: every answer comes from the system calls.
  */
+
+import type { ProbeSys } from "@iommu-sim/host";
 import {
   BASE_LEN,
   BASE_VA,
@@ -14,7 +16,6 @@ import {
   VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
   VFIO_DMA_UNMAP_FLAG_VADDR,
 } from "./scenario.js";
-import type { ProbeSys } from "./sys.js";
 import { errname, errorLine, hex, hexBytes, jsonStr, Line, OUT_MAX } from "./transcript.js";
 import * as U from "./vfio-uapi.js";
 

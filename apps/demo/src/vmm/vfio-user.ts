@@ -4,8 +4,8 @@
  * real VMM's calls go through the syscall boundary.
  */
 import { errnoName } from "@iommu/core";
+import type { Board } from "@iommu-sim/host";
 import type { Process } from "@vfio/type1";
-import type { Board } from "../boards/types.js";
 import {
   type DecodedInfo,
   decodeInfo,

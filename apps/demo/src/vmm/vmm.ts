@@ -5,12 +5,17 @@
  * device, let the guest drive edu's DMA engine through the IOMMU and the device's MSI reach an eventfd.
  * With `naive` it ignores the ranges and maps a flat layout, failing the way users hit it.
  */
-import type { Board } from "../boards/types.js";
-import type { EduDevice } from "../devices/edu.js";
-import { EDU_BUF_START, EDU_DMA_IRQ, EDU_DMA_TO_RAM, EDU_REG } from "../devices/edu.js";
-import { EventFd } from "../host/eventfd.js";
-import type { BarMapping, VfioPciDevice } from "../host/vfio-pci.js";
-import { VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_PCI_MSI_IRQ_INDEX } from "../host/vfio-pci.js";
+import type { BarMapping, Board, EduDevice, VfioPciDevice } from "@iommu-sim/host";
+import {
+  EDU_BUF_START,
+  EDU_DMA_IRQ,
+  EDU_DMA_TO_RAM,
+  EDU_REG,
+  EventFd,
+  VFIO_IRQ_SET_ACTION_TRIGGER,
+  VFIO_IRQ_SET_DATA_EVENTFD,
+  VFIO_PCI_MSI_IRQ_INDEX,
+} from "@iommu-sim/host";
 import {
   type FittedLayout,
   fitLayout,
