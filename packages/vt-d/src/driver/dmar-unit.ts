@@ -4,7 +4,7 @@
  * unit only through its registers (Linux `init_dmars`, `iommu_set_root_entry`, `__iommu_flush_*`,
  * `qi_submit_sync`, `dmar_fault`).
  */
-import { ErrnoError, type PageAllocator, type PhysicalMemory } from "@iommu/core";
+import { ErrnoError, isErrno, type PageAllocator, type PhysicalMemory } from "@iommu/core";
 import { CAP, CCMD, CTX, ECAP, FRCD, FSTS, faultReasonText, GCMD, IOTLB, IRTA, PTE, QI, REG } from "../arch/regs.js";
 import { Ratelimit } from "./ratelimit.js";
 
@@ -225,10 +225,14 @@ export class DmarUnit {
     try {
       this.contextAddr(sid, true);
     } catch (e) {
-      if (!(e instanceof RangeError)) throw e;
-      throw new ErrnoError("ENOMEM", "domain_context_mapping_one", `${this.name}: no memory for a context table`, {
-        sid,
-      });
+      if (!isErrno(e, "ENOMEM")) throw e;
+      throw new ErrnoError(
+        "ENOMEM",
+        "domain_context_mapping_one",
+        `${this.name}: no memory for a context table`,
+        { sid },
+        { cause: e },
+      );
     }
   }
 

@@ -10,6 +10,7 @@ import {
   ErrnoError,
   type IommuCap,
   type IommuOps,
+  isErrno,
   type PageAllocator,
   PciDevice,
   type PhysicalMemory,
@@ -182,7 +183,8 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
         try {
           d = new VtdDomain(env, type, units);
         } catch (e) {
-          if (e instanceof RangeError) return null;
+          // alloc_pgtable_page returned NULL: intel_iommu_domain_alloc answers NULL.
+          if (isErrno(e, "ENOMEM")) return null;
           throw e;
         }
         faultSinks.set(d, (dev, iova, flags) => ctx.reportFault(dev, iova, flags));
