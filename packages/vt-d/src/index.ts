@@ -24,7 +24,7 @@ export type { DeviceScope, DmarTable, Drhd, Rmrr } from "./driver/dmar-table.js"
 export { findDrhd, rmrrScopes, scopeCovers } from "./driver/dmar-table.js";
 export type { DmarFault, DmarUnitOptions } from "./driver/dmar-unit.js";
 export { DmarUnit, formatFault } from "./driver/dmar-unit.js";
-export type { DeviceDomainInfo, PgsizeBitmapMode } from "./driver/domain.js";
+export type { DeviceDomainInfo, PgsizeBitmapMode, SecondLevelPteFormat } from "./driver/domain.js";
 export { ALL_SIZES_PGSIZE_BITMAP, pgsizeBitmapFor, VtdDomain } from "./driver/domain.js";
 export type { IrteTarget, MsiAllocation, MsiMessage } from "./driver/irq-remapping.js";
 export {

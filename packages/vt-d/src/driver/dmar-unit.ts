@@ -30,6 +30,8 @@ export interface DmarUnitOptions {
   readonly irtOrder: number;
   /** Extended interrupt mode (x2APIC, 32-bit destinations). */
   readonly eim: boolean;
+  /** The PCI segment `dmar_fault` prints before bus:dev.fn (7.3), or null to print none (6.1, 6.12). */
+  readonly faultLogSegment?: number | null;
 }
 
 const MAX_DOMAINS_SCAN = 1 << 16;
@@ -403,7 +405,7 @@ export class DmarUnit {
           interrupt: reason >= 0x20,
         };
         this.o.memory.write32(at + 12n, FRCD.F);
-        if (!quiet) this.log.push(formatFault(f));
+        if (!quiet) this.log.push(formatFault(f, this.o.faultLogSegment ?? null));
         found.push(f);
         idx = (idx + 1) % this.nfr;
       }
@@ -414,15 +416,16 @@ export class DmarUnit {
   }
 }
 
-function bdf(sid: number): string {
+function bdf(sid: number, segment: number | null): string {
   const h = (v: number) => v.toString(16).padStart(2, "0");
-  return `${h(sid >> 8)}:${h((sid >> 3) & 0x1f)}.${sid & 7}`;
+  const seg = segment === null ? "" : `${segment.toString(16).padStart(4, "0")}:`;
+  return `${seg}${h(sid >> 8)}:${h((sid >> 3) & 0x1f)}.${sid & 7}`;
 }
 
-/** `dmar_fault_do_one`'s line. */
-export function formatFault(f: DmarFault): string {
+/** `dmar_fault_do_one`'s line; `segment` non-null prints the source as segment:bus:dev.fn (7.3). */
+export function formatFault(f: DmarFault, segment: number | null = null): string {
   const r = `[fault reason 0x${f.reason.toString(16).padStart(2, "0")}] ${faultReasonText(f.reason)}`;
   if (f.interrupt)
-    return `DMAR: [INTR-REMAP] Request device [${bdf(f.sourceId)}] fault index 0x${f.addr.toString(16)} ${r}`;
-  return `DMAR: [${f.isRead ? "DMA Read" : "DMA Write"} NO_PASID] Request device [${bdf(f.sourceId)}] fault addr 0x${f.addr.toString(16)} ${r}`;
+    return `DMAR: [INTR-REMAP] Request device [${bdf(f.sourceId, segment)}] fault index 0x${f.addr.toString(16)} ${r}`;
+  return `DMAR: [${f.isRead ? "DMA Read" : "DMA Write"} NO_PASID] Request device [${bdf(f.sourceId, segment)}] fault addr 0x${f.addr.toString(16)} ${r}`;
 }

@@ -18,7 +18,13 @@ import {
 } from "@iommu/core";
 import { type DmarTable, findDrhd } from "./dmar-table.js";
 import { DmarUnit } from "./dmar-unit.js";
-import { type DeviceDomainInfo, type PgsizeBitmapMode, pgsizeBitmapFor, VtdDomain } from "./domain.js";
+import {
+  type DeviceDomainInfo,
+  type PgsizeBitmapMode,
+  pgsizeBitmapFor,
+  type SecondLevelPteFormat,
+  VtdDomain,
+} from "./domain.js";
 import { allocQ35BootIoapicEntries, IrqRemapping, Q35_IOAPIC_SOURCE_ID } from "./irq-remapping.js";
 import type { SuperpageUnmap } from "./pgtable.js";
 import { Ratelimit } from "./ratelimit.js";
@@ -33,6 +39,13 @@ export interface IntelIommuDriverOptions {
   readonly mmioBase?: bigint;
   /** Page-size bitmap generation (default "linux-6.1": 4K | 2M | 1G on QEMU). */
   readonly pgsizeBitmap?: PgsizeBitmapMode;
+  /** The second-level leaf rights the driver writes (default "dma_pte", as Linux 6.1: no write-only leaf). */
+  readonly slPteFormat?: SecondLevelPteFormat;
+  /**
+   * `dmar_fault`'s source-id as `segment:bus:dev.fn` (`[0000:00:01.0]`, what 7.3 prints) rather than
+   * `bus:dev.fn` (`[00:01.0]`, 6.1 and 6.12). Default false.
+   */
+  readonly faultLogSegment?: boolean;
   /** Partial superpage unmap (default "whole", as Linux 6.1). */
   readonly superpageUnmap?: SuperpageUnmap;
   /** Enable interrupt remapping when the units have it (`intremap=on`; default true). */
@@ -109,6 +122,7 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
         interruptRemapping: irOn,
         irtOrder: opts.irtOrder ?? 16,
         eim: opts.eim ?? true,
+        faultLogSegment: (opts.faultLogSegment ?? false) ? (d.segment ?? 0) : null,
       }),
   );
   const irqRemapping = units.map((u) => (u.irEnabled ? new IrqRemapping(u) : null));
@@ -136,6 +150,7 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
     rmrrLocked,
     superpageUnmap: opts.superpageUnmap ?? "whole",
     pgsizeMode,
+    slPteFormat: opts.slPteFormat ?? "dma_pte",
   } as const;
   const devicesBySid = new Map<string, Device>();
   const sidKey = (unit: DmarUnit, sid: number) => `${unit.name}:${sid}`;
