@@ -137,6 +137,19 @@ export interface IommuOps {
   capable(dev: Device, cap: IommuCap): boolean;
 }
 
+/**
+ * What every driver factory returns (`createIntelIommuDriver`, `createArmSmmuV3Driver`,
+ * `createArmSmmuV2Driver`): the `iommu_ops` the core calls, the kernel log the driver printed, and,
+ * beside them in each driver's own type, the handles the board wires to its hardware (interrupt
+ * handlers, interrupt remapping, what probe found). Factories take `memory`, `pageAllocator` and a
+ * model clock `now` (ms, for the log ratelimit) under those names.
+ */
+export interface IommuDriver {
+  readonly ops: IommuOps;
+  /** Kernel log lines printed since the last call, oldest first (drains them). */
+  drainLog(): string[];
+}
+
 /** The access kinds a device issues. */
 export type DmaAccess = "read" | "write";
 

@@ -4,9 +4,15 @@
  * unit only through its registers (Linux `init_dmars`, `iommu_set_root_entry`, `__iommu_flush_*`,
  * `qi_submit_sync`, `dmar_fault`).
  */
-import { ErrnoError, isErrno, type PageAllocator, type PhysicalMemory } from "@iommu/core";
+import {
+  ErrnoError,
+  isErrno,
+  type LogBuffer,
+  type PageAllocator,
+  type PhysicalMemory,
+  type Ratelimit,
+} from "@iommu/core";
 import { CAP, CCMD, CTX, ECAP, FRCD, FSTS, faultReasonText, GCMD, IOTLB, IRTA, PTE, QI, REG } from "../arch/regs.js";
-import { Ratelimit } from "./ratelimit.js";
 
 /** A fault the driver read back from a fault recording register. */
 export interface DmarFault {
@@ -30,6 +36,10 @@ export interface DmarUnitOptions {
   readonly irtOrder: number;
   /** Extended interrupt mode (x2APIC, 32-bit destinations). */
   readonly eim: boolean;
+  /** The driver's printk buffer (shared by every unit). */
+  readonly log: LogBuffer;
+  /** `dmar_fault`'s static ratelimit state (shared by every unit). */
+  readonly faultRatelimit: Ratelimit;
   /** The PCI segment `dmar_fault` prints before bus:dev.fn (7.3), or null to print none (6.1, 6.12). */
   readonly faultLogSegment?: number | null;
 }
@@ -58,8 +68,6 @@ export class DmarUnit {
   irEnabled = false;
   /** x2APIC extended interrupt mode: IRTE destinations are 32-bit APIC ids. */
   readonly eim: boolean;
-  /** Kernel log lines (printk) from this unit: fault reports. */
-  readonly log: string[] = [];
   /** Faults read by `handleFault` (newest last). */
   readonly faults: DmarFault[] = [];
 
@@ -381,10 +389,11 @@ export class DmarUnit {
    * FRI, logs each fault as Linux does (through the shared ratelimit), clears it (F is write-1-to-clear)
    * and finally clears PFO.
    */
-  handleFault(rs: Ratelimit = new Ratelimit()): DmarFault[] {
+  handleFault(): DmarFault[] {
+    const rs = this.o.faultRatelimit;
     const fsts = this.r32(REG.FSTS);
     const found: DmarFault[] = [];
-    if (fsts && rs.allow()) this.log.push(`DMAR: DRHD: handling fault status reg ${fsts.toString(16)}`);
+    if (fsts && rs.allow()) this.o.log.printk(`DMAR: DRHD: handling fault status reg ${fsts.toString(16)}`);
     if (fsts & FSTS.PPF) {
       let idx = (fsts >> FSTS.FRI_SHIFT) & 0xff;
       // Linux loops until it meets a clear record, asking the ratelimit before each read (so a lone
@@ -405,7 +414,7 @@ export class DmarUnit {
           interrupt: reason >= 0x20,
         };
         this.o.memory.write32(at + 12n, FRCD.F);
-        if (!quiet) this.log.push(formatFault(f, this.o.faultLogSegment ?? null));
+        if (!quiet) this.o.log.printk(formatFault(f, this.o.faultLogSegment ?? null));
         found.push(f);
         idx = (idx + 1) % this.nfr;
       }

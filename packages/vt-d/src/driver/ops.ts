@@ -4,16 +4,21 @@
  * driver is created (`intel_iommu_init` → `init_dmars`), so the hardware models must be mapped first.
  */
 import {
+  DEFAULT_RATELIMIT_BURST,
+  DEFAULT_RATELIMIT_INTERVAL_MS,
   type Device,
   type DomainType,
   type DriverDomain,
   ErrnoError,
   type IommuCap,
+  type IommuDriver,
   type IommuOps,
   isErrno,
+  LogBuffer,
   type PageAllocator,
   PciDevice,
   type PhysicalMemory,
+  Ratelimit,
   type ResvRegion,
 } from "@iommu/core";
 import { type DmarTable, findDrhd } from "./dmar-table.js";
@@ -27,7 +32,6 @@ import {
 } from "./domain.js";
 import { allocQ35BootIoapicEntries, IrqRemapping, Q35_IOAPIC_SOURCE_ID } from "./irq-remapping.js";
 import type { SuperpageUnmap } from "./pgtable.js";
-import { Ratelimit } from "./ratelimit.js";
 import { deviceHasRmrr, intelResvRegions, rmrrIsRelaxable } from "./resv-regions.js";
 
 export interface IntelIommuDriverOptions {
@@ -85,9 +89,8 @@ export interface IrqRemapper {
   disableIntx(dev: Device): void;
 }
 
-/** What `createIntelIommuDriver` gives the host. */
-export interface IntelIommuDriver {
-  readonly ops: IommuOps;
+/** What `createIntelIommuDriver` gives the host: core's driver shape plus the DMAR units' handles. */
+export interface IntelIommuDriver extends IommuDriver {
   readonly units: readonly DmarUnit[];
   /** Interrupt remapping per unit (null when off); the board's irq glue allocates MSIs here. */
   readonly irqRemapping: readonly (IrqRemapping | null)[];
@@ -97,8 +100,6 @@ export interface IntelIommuDriver {
   irqRemappingFor(dev: Device): IrqRemapping;
   /** `dmar_fault` for unit `i`: the board wires each unit's fault event here. */
   handleFault(i: number): void;
-  /** Kernel log lines from every unit, in order (fault reports). */
-  drainLog(): string[];
   /** The MSI/INTx remapping door for the board's irq glue. */
   readonly irq: IrqRemapper;
 }
@@ -111,6 +112,9 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
     opts.dmar.drhds || opts.mmioBase === undefined
       ? opts.dmar
       : { ...opts.dmar, drhds: [{ registerBase: opts.mmioBase, includeAll: true }] };
+  const log = new LogBuffer();
+  // dmar_fault's `static DEFINE_RATELIMIT_STATE`: one budget for every unit's fault lines.
+  const faultRatelimit = new Ratelimit(DEFAULT_RATELIMIT_INTERVAL_MS, DEFAULT_RATELIMIT_BURST, opts.now ?? (() => 0));
   const units = (dmar.drhds ?? []).map(
     (d, i) =>
       new DmarUnit({
@@ -122,6 +126,8 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
         interruptRemapping: irOn,
         irtOrder: opts.irtOrder ?? 16,
         eim: opts.eim ?? true,
+        log,
+        faultRatelimit,
         faultLogSegment: (opts.faultLogSegment ?? false) ? (d.segment ?? 0) : null,
       }),
   );
@@ -132,9 +138,6 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
   const irqRemappingEnabled = units.length > 0 && irqRemapping.every((r) => r !== null);
   const pgsizeMode = opts.pgsizeBitmap ?? "linux-6.1";
   const superpage = Math.min(...units.map((u) => u.superpage));
-  const logCursor = units.map(() => 0);
-  // dmar_fault's `static DEFINE_RATELIMIT_STATE`: one budget for every unit's fault lines.
-  const faultRatelimit = new Ratelimit(5000, 10, opts.now ?? (() => 0));
 
   const unitOf = (dev: Device): { unit: DmarUnit; sid: number } | null => {
     const i = findDrhd(dmar, dev);
@@ -283,7 +286,7 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
     handleFault(i: number): void {
       const unit = units[i];
       if (!unit) return;
-      for (const f of unit.handleFault(faultRatelimit)) {
+      for (const f of unit.handleFault()) {
         if (f.interrupt) continue;
         // 6.1's dmar_fault only logs; we also report upward so a domain's fault handler can see it.
         const dev = devicesBySid.get(sidKey(unit, f.sourceId));
@@ -292,14 +295,7 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
         if (dev && sink) sink(dev, f.addr, f.isRead ? 0 : 1);
       }
     },
-    drainLog(): string[] {
-      const out: string[] = [];
-      units.forEach((u, i) => {
-        out.push(...u.log.slice(logCursor[i]));
-        logCursor[i] = u.log.length;
-      });
-      return out;
-    },
+    drainLog: () => log.drain(),
   };
 }
 
