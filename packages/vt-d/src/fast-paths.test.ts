@@ -7,7 +7,7 @@ import { emptyGather, IOMMU_READ, IOMMU_WRITE, PageAllocator, PciDevice, Physica
 import { describe, expect, it } from "vitest";
 import { CTX, FAULT, GCMD, QI, REG } from "./arch/regs.js";
 import type { VtdDomain } from "./driver/domain.js";
-import { Iotlb } from "./hw/iotlb.js";
+import { Iotlb } from "./hw/tlb.js";
 import { createVtdHardware } from "./hw/vtd-hardware.js";
 import { q35 } from "./testing/q35.js";
 

@@ -7,7 +7,7 @@ import { ErrnoError, IOMMU_READ, IOMMU_WRITE, Iommu, PageAllocator, PciDevice, P
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createSmmuV3Hardware } from "../hw/smmu-v3.js";
-import { RAM_BASE, SMMU_BASE } from "../test-support/rig.js";
+import { RAM_BASE, SMMU_BASE } from "../testing/rig.js";
 import { createArmSmmuV3Driver } from "./ops.js";
 
 /** An SMMUv3 whose driver has a 64-frame pool; devices on buses 0..3 (each bus its own level-2 stream table). */

@@ -25,8 +25,8 @@ import {
 } from "../arch/regs.js";
 import { FaultRecorder } from "./fault-recording.js";
 import { type DeliveredInterrupt, decodeInterrupt, type IrState } from "./interrupt-remapping.js";
-import { type CachedContext, ContextCache, Iotlb } from "./iotlb.js";
-import { readContext, walkSecondLevel } from "./walk.js";
+import { type CachedContext, ContextCache, Iotlb } from "./tlb.js";
+import { readContext, walkSecondLevel } from "./walker.js";
 
 const LEVEL_SIZE = [0n, 1n << 12n, 1n << 21n, 1n << 30n];
 const LEVEL_MASK = LEVEL_SIZE.map((s) => (s === 0n ? 0n : s - 1n));
