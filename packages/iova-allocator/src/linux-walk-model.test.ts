@@ -85,7 +85,7 @@ describe("IovaDomain agrees with Linux's linear walk", () => {
         const diff = compareRun(cfg, ops, 4);
         if (diff !== null) throw new Error(diff);
       }),
-      { seed: 0x10a, numRuns: 80 },
+      { seed: 0x10a, numRuns: 120 },
     );
     expect(total).toBeGreaterThanOrEqual(50_000);
   });
