@@ -1,8 +1,6 @@
 import { availableParallelism } from "node:os";
 import { defineProject } from "vitest/config";
-
-/** Export condition that points workspace imports at `src/` (see toolchain.md). */
-export const SOURCE_CONDITION = "@iommu/source";
+import { workspaceSources } from "./scripts/workspace-sources.mjs";
 
 /**
  * Workers per package. The root `test` script runs two packages at a time (turbo `--concurrency=2`), so two
@@ -10,11 +8,18 @@ export const SOURCE_CONDITION = "@iommu/source";
  */
 const MAX_WORKERS = Math.max(1, Math.floor(availableParallelism() / 2));
 
+/** Workspace imports read `src/` (exact specifiers: `@iommu/core` must not catch `@iommu/core/testing`). */
+function sourceAliases() {
+  return workspaceSources().map(([spec, file]) => ({
+    find: new RegExp(`^${spec.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`),
+    replacement: file,
+  }));
+}
+
 /** One vitest project per package; `TEST_DIST=1` runs the same tests against the built `dist/`. */
 export function project(name: string) {
-  const conditions = process.env.TEST_DIST ? [] : [SOURCE_CONDITION];
   return defineProject({
-    ssr: { resolve: { conditions } },
+    resolve: { alias: process.env.TEST_DIST ? [] : sourceAliases() },
     test: {
       name,
       include: ["src/**/*.test.ts", "test/**/*.test.ts"],
