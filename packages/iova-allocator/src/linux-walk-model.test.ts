@@ -75,7 +75,9 @@ const opArb: fc.Arbitrary<ModelOp> = fc.oneof(
 );
 
 describe("IovaDomain agrees with Linux's linear walk", () => {
-  it("over random alloc/free/reserve/allocFast/freeFast sequences (≥ 10^5 operations across seeds)", () => {
+  it("over random alloc/free/reserve/allocFast/freeFast sequences (≥ 5·10^4 operations across seeds)", {
+    tags: ["slow"],
+  }, () => {
     let total = 0;
     fc.assert(
       fc.property(configArb, fc.array(opArb, { minLength: 300, maxLength: 1500 }), (cfg, ops) => {
@@ -83,9 +85,9 @@ describe("IovaDomain agrees with Linux's linear walk", () => {
         const diff = compareRun(cfg, ops, 4);
         if (diff !== null) throw new Error(diff);
       }),
-      { seed: 0x10a, numRuns: 250 },
+      { seed: 0x10a, numRuns: 120 },
     );
-    expect(total).toBeGreaterThanOrEqual(100_000);
+    expect(total).toBeGreaterThanOrEqual(50_000);
   });
 
   it("with a second seed and more CPUs-worth of cache churn", () => {
