@@ -13,3 +13,5 @@ export const MAX_GLOBAL_MAGS = 32;
 export const MIN_GRANULE = 2048;
 /** Largest granule: Linux BUGs when the granule exceeds PAGE_SIZE (64 KiB on arm64). */
 export const MAX_GRANULE = 65536;
+/** Period of the 6.7+ depot trim work (`IOVA_DEPOT_DELAY`, msecs_to_jiffies(100)), in model milliseconds. */
+export const IOVA_DEPOT_DELAY_MS = 100;
