@@ -13,6 +13,7 @@ export const ALLOWED = {
   "@iommu/vt-d": ["@iommu/core"],
   "@dma-iommu/msi-cookie": ["@iommu/core", "@iova/allocator"],
   "@vfio/type1": ["@iommu/core", "@dma-iommu/msi-cookie"],
+  "@iommu/iommufd": ["@iommu/core", "@dma-iommu/msi-cookie"],
   "@iommu-sim/demo": [
     "@iova/allocator",
     "@iommu/core",
