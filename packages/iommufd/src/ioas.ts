@@ -53,6 +53,12 @@ export function ioasIovaRanges(ctx: IommufdCtx, ioasId: number): { ranges: Span[
 /** `iommufd_ioas_load_iovas` + `iopt_set_allow_iova`: EINVAL for start >= last or overlapping ranges. */
 export function ioasAllowIovas(ctx: IommufdCtx, ioasId: number, ranges: readonly IntervalNode[]): void {
   const ioas = ctx.objects.get<Ioas>(ioasId, "ioas");
+  checkAllowedRanges(ranges);
+  ioas.iopt.setAllowIova(ranges);
+}
+
+/** `iommufd_ioas_load_iovas`'s checks, in order: each range start < last and overlapping none before it. */
+export function checkAllowedRanges(ranges: readonly IntervalNode[]): void {
   const seen: IntervalNode[] = [];
   for (const r of ranges) {
     if (r.start >= r.last) {
@@ -66,7 +72,6 @@ export function ioasAllowIovas(ctx: IommufdCtx, ioasId: number, ranges: readonly
     }
     seen.push(r);
   }
-  ioas.iopt.setAllowIova(seen);
 }
 
 /**

@@ -31,7 +31,7 @@ import {
   ioasUnmap,
   type MapFlags,
 } from "./ioas.js";
-import { IOMMU_HWPT_DATA_NONE } from "./iommufd-uapi.js";
+import { IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_FAULT_ID_VALID } from "./iommufd-uapi.js";
 import { ObjectTable } from "./object-table.js";
 import type { UserMemory } from "./user-memory.js";
 
@@ -103,6 +103,11 @@ export class IommufdCtx {
   /** The IOAS object with this id (ENOENT otherwise). */
   ioas(ioasId: number): Ioas {
     return this.objects.get<Ioas>(ioasId, "ioas");
+  }
+
+  /** The paging HWPT with this id (ENOENT otherwise). */
+  hwpt(hwptId: number): HwptPaging {
+    return this.objects.get<HwptPaging>(hwptId, "hwpt_paging");
   }
 
   /** IOMMU_IOAS_ALLOC: the new IOAS id. */
@@ -214,6 +219,12 @@ export class IommufdCtx {
         throw new ErrnoError("EOPNOTSUPP", "iommufd_hwpt_paging_alloc", "driver has no domain_alloc_user", {});
       }
       const hwpt = hwptPagingAlloc(this, pt, idev, flags, false);
+      if (flags & IOMMU_HWPT_FAULT_ID_VALID) {
+        // iommufd_get_fault: this model has no fault objects (IOMMU_FAULT_QUEUE_ALLOC), so the id is unknown.
+        hwptPagingDestroy(this, hwpt);
+        this.objects.abort(hwpt.id);
+        throw new ErrnoError("ENOENT", "iommufd_get_fault", "no fault object with that id", {});
+      }
       this.objects.finalize(hwpt);
       return hwpt.id;
     }

@@ -32,6 +32,10 @@ export interface UserMemory {
   lockedVm: number;
   /** `mm->pinned_vm` (VmPin), charged for every page iommufd pins. */
   pinnedVm: number;
+  /** copy_from_user: EFAULT when any byte is unmapped. */
+  readUser(vaddr: bigint, len: number): Uint8Array;
+  /** copy_to_user: EFAULT when any byte is unmapped or read-only (nothing written then). */
+  writeUser(vaddr: bigint, bytes: Uint8Array): void;
 }
 
 /**

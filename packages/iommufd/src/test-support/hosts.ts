@@ -152,6 +152,25 @@ export class TestProcess implements UserMemory {
     return { phys, pages: Math.min(1, maxPages) };
   }
 
+  private readonly bytes = new Map<bigint, number>();
+
+  private check(vaddr: bigint, len: number, write: boolean): void {
+    for (let a = vaddr; a < vaddr + BigInt(len); a += 1n) {
+      const vma = this.vmas.find((v) => a >= v.start && a < v.end);
+      if (!vma || (write && !vma.writable)) throw new ErrnoError("EFAULT", "copy_user", "bad address", { vaddr: a });
+    }
+  }
+
+  readUser(vaddr: bigint, len: number): Uint8Array {
+    this.check(vaddr, len, false);
+    return Uint8Array.from({ length: len }, (_, i) => this.bytes.get(vaddr + BigInt(i)) ?? 0);
+  }
+
+  writeUser(vaddr: bigint, data: Uint8Array): void {
+    this.check(vaddr, data.length, true);
+    data.forEach((b, i) => this.bytes.set(vaddr + BigInt(i), b));
+  }
+
   /** VmLck / VmPin in KiB, as the probe's `locked` line. */
   get locked(): { vmlckKb: number; vmpinKb: number } {
     return { vmlckKb: this.lockedVm * 4, vmpinKb: this.pinnedVm * 4 };
