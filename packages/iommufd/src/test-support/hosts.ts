@@ -168,7 +168,7 @@ export class TestProcess implements UserMemory {
 
   writeUser(vaddr: bigint, data: Uint8Array): void {
     this.check(vaddr, data.length, true);
-    data.forEach((b, i) => this.bytes.set(vaddr + BigInt(i), b));
+    for (let i = 0; i < data.length; i++) this.bytes.set(vaddr + BigInt(i), data[i]!);
   }
 
   /** VmLck / VmPin in KiB, as the probe's `locked` line. */
