@@ -6,6 +6,7 @@
  */
 import {
   type Device,
+  type DomainType,
   type DriverDomain,
   ErrnoError,
   type HwInfo,
@@ -56,6 +57,7 @@ export const ARM64: Shape = {
 
 /** A fake domain: 4 KiB records of what is mapped, and every map_pages call. */
 export interface FakeDomain extends DriverDomain {
+  readonly type: DomainType;
   readonly ptes: Map<bigint, { phys: bigint; prot: number }>;
   readonly mapCalls: { iova: bigint; pgsize: bigint; pgcount: number }[];
 }
@@ -78,6 +80,7 @@ export function createFakeDriver(shape: Shape): FakeDriver {
     domainAlloc(type) {
       const ptes = new Map<bigint, { phys: bigint; prot: number }>();
       const d: FakeDomain = {
+        type,
         ptes,
         mapCalls: [],
         pgsizeBitmap: type === "blocked" ? 0n : shape.pgsizeBitmap,
