@@ -15,7 +15,8 @@ import { BASE_LEN, BITMAP_MAX_BYTES, bitmapBytes } from "./grammar.mjs";
 import { EDU_DMA_REACH, PLATFORMS } from "./platforms.mjs";
 import { Rng } from "./rng.mjs";
 
-export const GENERATOR_VERSION = 1;
+/** The current version; older ones stay selectable so every committed scenario can be regenerated. */
+export const GENERATOR_VERSION = 2;
 const PAGE = 0x1000n;
 const HUGE = 0x20_0000n;
 const U64_MAX = (1n << 64n) - 1n;
@@ -27,7 +28,8 @@ export const PIN_BUDGET = 0x300_0000n;
 const hex = (v) => `0x${v.toString(16)}`;
 
 class Gen {
-  constructor(seed, arch) {
+  constructor(seed, arch, version) {
+    this.v = version;
     this.rng = new Rng(seed);
     this.p = PLATFORMS[arch];
     this.arch = arch;
@@ -87,7 +89,8 @@ class Gen {
     switch (how) {
       case "low":
         return [
-          r.pick([0n, PAGE, 0x10_0000n, 0x1f_f000n, HUGE, 0x20_1000n, 0x3f_f000n]) + BigInt(r.int(64)) * HUGE,
+          r.pick([0n, PAGE, 0x10_0000n, 0x1f_f000n, HUGE, 0x20_1000n, 0x3f_f000n]) +
+            BigInt(r.int(this.v >= 2 ? 16 : 64)) * HUGE,
           "low",
         ];
       case "low2m":
@@ -295,14 +298,16 @@ class Gen {
     }
     const m = this.someMap();
     let [iova, size, note] = m
-      ? r.pick([
-          [m.iova, m.size, "one mapping"],
-          [m.iova, PAGE, "its first page"],
-          [m.iova + PAGE, m.size, "shifted by a page"],
-          [m.iova, m.size + HUGE, "past its end"],
-        ])
+      ? this.v >= 2 && r.chance(0.6)
+        ? [m.iova, m.size, "one mapping"]
+        : r.pick([
+            [m.iova, m.size, "one mapping"],
+            [m.iova, PAGE, "its first page"],
+            [m.iova + PAGE, m.size, "shifted by a page"],
+            [m.iova, m.size + HUGE, "past its end"],
+          ])
       : [0x10_0000n, 0x10_0000n, "nothing mapped"];
-    const pg = r.pick([PAGE, PAGE, PAGE, PAGE, 0x2000n, HUGE, 0x800n]);
+    const pg = this.v >= 2 && r.chance(0.6) ? PAGE : r.pick([PAGE, PAGE, PAGE, PAGE, 0x2000n, HUGE, 0x800n]);
     if (bitmapBytes(size, pg) > BITMAP_MAX_BYTES) [size, note] = [PAGE, `${note}, clipped`];
     this.emit(`dirty get ${hex(iova)} ${hex(size)} ${hex(pg)}`, note);
   }
@@ -343,7 +348,12 @@ class Gen {
     if (iova + len > EDU_DMA_REACH) [iova, note] = [0x10_0000n, `${note}, moved under edu's 28-bit reach`];
     const dir = r.chance(0.5) ? "to-dev" : "from-dev";
     let args = "";
-    if (r.chance(0.3)) args += ` vaddr=+${hex(BigInt(r.int(0x400)) * PAGE + BigInt(r.int(2)) * 0x800n)}`;
+    // v2: the host side of the DMA is the mapping's own memory, so data and host_changed mean something
+    const own = m && m.off !== null && iova >= m.iova ? m.off + (iova - m.iova) : null;
+    if (this.v >= 2 && own !== null && own + len <= BASE_LEN && how !== "doorbell" && r.chance(0.75)) {
+      args += ` vaddr=+${hex(own)}`;
+      note += " (its host memory)";
+    } else if (r.chance(0.3)) args += ` vaddr=+${hex(BigInt(r.int(0x400)) * PAGE + BigInt(r.int(2)) * 0x800n)}`;
     if (dir === "to-dev" && r.chance(0.2)) args += ` fill=${hex(BigInt(r.int(256)))}`;
     if (r.chance(0.05)) args += " klog=all";
     this.emit(`dma ${hex(iova)} ${hex(len)} ${dir}${args}${this.dev()}`, note);
@@ -412,9 +422,10 @@ class Gen {
 
   header() {
     const r = this.rng;
-    this.ndev = Number(r.weighted({ 1: 4, 2: 4, 3: 2 }));
-    this.emit(`# random scenario, seed ${this.seed}, ${this.arch} (tools/scenario-gen v${GENERATOR_VERSION})`);
-    this.emit(`# regenerate: node tools/scenario-gen/src/cli.mjs --platform ${this.arch} --seed ${this.seed}`);
+    this.ndev = Number(r.weighted(this.v >= 2 ? { 1: 3, 2: 4, 3: 3 } : { 1: 4, 2: 4, 3: 2 }));
+    this.emit(`# random scenario, seed ${this.seed}, ${this.arch} (tools/scenario-gen v${this.v})`);
+    const gen = this.v === GENERATOR_VERSION ? "" : ` --gen ${this.v}`;
+    this.emit(`# regenerate: node tools/scenario-gen/src/cli.mjs --platform ${this.arch} --seed ${this.seed}${gen}`);
     this.emit(`platform ${this.p.name}`);
     if (this.ndev > 1) this.emit(`devices ${this.ndev}`);
     if (r.chance(0.3))
@@ -458,13 +469,16 @@ class Gen {
 }
 
 /**
- * The scenario for `seed` (a 32-bit unsigned integer) on `arch` (`x86` or `arm64`), as the text of a
- * `.scn` file. The same seed and arch always give the same text.
+ * The scenario for `seed` (a 32-bit unsigned integer) on `arch` (`x86` or `arm64`) by generator `version`
+ * (1: seeds 1-32 of the first fixtures; 2: DMA through the mapping's own host memory, dirty reads of whole
+ * mappings, more devices, maps packed closer), as the text of a `.scn` file. The same seed, arch and
+ * version always give the same text.
  */
-export function generateScenario(seed, arch) {
+export function generateScenario(seed, arch, version = GENERATOR_VERSION) {
+  if (version !== 1 && version !== 2) throw new RangeError(`unknown generator version ${version} (1, 2)`);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) throw new RangeError(`seed must be a u32: ${seed}`);
   if (!(arch in PLATFORMS)) throw new RangeError(`unknown platform ${arch} (x86, arm64)`);
-  const g = new Gen(seed, arch);
+  const g = new Gen(seed, arch, version);
   g.header();
   g.body();
   return `${g.lines.join("\n")}\n`;

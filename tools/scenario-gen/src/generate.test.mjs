@@ -1,3 +1,6 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { GENERATOR_VERSION, generateScenario, MAP_SAFE_MAX, PIN_BUDGET } from "./generate.mjs";
@@ -5,6 +8,7 @@ import { bitmapBytes, checkBody, checkScenario, EDU_DMA_MAX, parseNum } from "./
 import { EDU_DMA_REACH, PLATFORMS } from "./platforms.mjs";
 
 const ARCHES = ["x86", "arm64"];
+const VERSIONS = [1, GENERATOR_VERSION];
 const SEEDS = Array.from({ length: 150 }, (_, i) => i);
 const U64_MAX = (1n << 64n) - 1n;
 
@@ -32,19 +36,19 @@ function refusedBeforePinning(arch, tok) {
 }
 
 describe("scenario-gen: every scenario is one the probe accepts and the recorder's VMs survive", () => {
-  for (const arch of ARCHES) {
-    it(`${arch}: ${SEEDS.length} seeds, every line valid for the probe's grammar`, () => {
+  for (const [arch, version] of ARCHES.flatMap((a) => VERSIONS.map((v) => [a, v]))) {
+    it(`${arch} v${version}: ${SEEDS.length} seeds, every line valid for the probe's grammar`, () => {
       for (const seed of SEEDS) {
-        const text = generateScenario(seed, arch);
+        const text = generateScenario(seed, arch, version);
         expect(checkScenario(text), `seed ${seed}`).toEqual([]);
         expect(text).toContain(`platform ${PLATFORMS[arch].name}\n`);
       }
     });
 
-    it(`${arch}: DMA within edu's limits, pins within the budget, dirty bitmaps small`, () => {
+    it(`${arch} v${version}: DMA within edu's limits, pins within the budget, dirty bitmaps small`, () => {
       for (const seed of SEEDS) {
         let pinnable = 0n;
-        for (const tok of bodyTokens(generateScenario(seed, arch))) {
+        for (const tok of bodyTokens(generateScenario(seed, arch, version))) {
           if (tok[0] === "dma") {
             const [iova, len] = [parseNum(tok[1]), parseNum(tok[2])];
             expect(len).toBeLessThanOrEqual(EDU_DMA_MAX);
@@ -74,13 +78,40 @@ describe("scenario-gen: every scenario is one the probe accepts and the recorder
     }
     expect(() => generateScenario(-1, "x86")).toThrow(RangeError);
     expect(() => generateScenario(1, "riscv")).toThrow(RangeError);
+    expect(() => generateScenario(1, "x86", 3)).toThrow(RangeError);
+  });
+
+  it("regenerates every committed random fixture byte for byte from the seed, platform and version in its header", () => {
+    const root = fileURLToPath(new URL("../../../", import.meta.url));
+    const found = [];
+    const walk = (dir) => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        if (e.name === "node_modules" || e.name.startsWith(".")) continue;
+        if (e.isDirectory()) walk(join(dir, e.name));
+        else if (/^random-\d+\.scn$/.test(e.name) && /conformance/.test(dir)) found.push(join(dir, e.name));
+      }
+    };
+    walk(join(root, "apps"));
+    walk(join(root, "packages"));
+    expect(found.length).toBeGreaterThan(0);
+    for (const file of found) {
+      const text = readFileSync(file, "utf8");
+      const m = /^# random scenario, seed (\d+), (x86|arm64) \(tools\/scenario-gen v(\d+)\)/.exec(text);
+      expect(m, file).not.toBeNull();
+      expect(generateScenario(Number(m[1]), m[2], Number(m[3])), file).toBe(text);
+    }
   });
 
   it("property: any u32 seed gives a valid scenario", () => {
     fc.assert(
-      fc.property(fc.nat({ max: 0xffff_ffff }), fc.constantFrom(...ARCHES), (seed, arch) => {
-        expect(checkScenario(generateScenario(seed, arch))).toEqual([]);
-      }),
+      fc.property(
+        fc.nat({ max: 0xffff_ffff }),
+        fc.constantFrom(...ARCHES),
+        fc.constantFrom(...VERSIONS),
+        (seed, arch, v) => {
+          expect(checkScenario(generateScenario(seed, arch, v))).toEqual([]);
+        },
+      ),
       { numRuns: 100, seed: 13 },
     );
   });
