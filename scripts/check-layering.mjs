@@ -15,6 +15,15 @@ export const ALLOWED = {
   "@iommu/vt-d": ["@iommu/core"],
   "@dma-iommu/msi-cookie": ["@iommu/core", "@iova/allocator"],
   "@vfio/type1": ["@iommu/core", "@dma-iommu/msi-cookie", "@vfio/uapi"],
+  "@iommu-sim/host": [
+    "@vfio/uapi",
+    "@iova/allocator",
+    "@iommu/core",
+    "@iommu/arm-smmu",
+    "@iommu/vt-d",
+    "@dma-iommu/msi-cookie",
+    "@vfio/type1",
+  ],
   "@iommu-sim/demo": [
     "@vfio/uapi",
     "@iommu-sim/conformance",
@@ -24,6 +33,7 @@ export const ALLOWED = {
     "@iommu/vt-d",
     "@dma-iommu/msi-cookie",
     "@vfio/type1",
+    "@iommu-sim/host",
   ],
 };
 

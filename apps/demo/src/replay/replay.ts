@@ -3,10 +3,8 @@
  * kernel's JSON Lines format. The board is the one the `platform` line names, with the scenario's
  * devices and vfio_iommu_type1 module parameters.
  */
-
 import { parseNum, parseScenario } from "@iommu-sim/conformance";
-import { BOARD_NAMES, type BoardName, type BoardOptions, createBoard } from "../boards/index.js";
-import { BoardSys } from "./board-sys.js";
+import { BOARD_NAMES, type BoardName, type BoardOptions, BoardSys, createBoard } from "@iommu-sim/host";
 import { Probe } from "./probe.js";
 import { errorLine, Line } from "./transcript.js";
 
