@@ -13,6 +13,8 @@ export function project(name: string) {
       include: ["src/**/*.test.ts", "test/**/*.test.ts"],
       benchmark: { include: ["src/**/*.bench.ts", "bench/**/*.bench.ts"] },
       testTimeout: 60_000,
+      // A test that asserts nothing cannot fail: every test must make at least one assertion.
+      expect: { requireAssertions: true },
     },
   });
 }
