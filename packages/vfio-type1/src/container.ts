@@ -8,15 +8,10 @@ import { ERRNO, ErrnoError, errnoName } from "@iommu/core";
 import { walkCaps } from "./cap-chain.js";
 import type { VfioGroup } from "./group.js";
 import type { IovaRange } from "./iova-list.js";
+import type { MapDmaRequest } from "./map.js";
 import type { Process } from "./process.js";
-import {
-  type MapDmaRequest,
-  type Type1Env,
-  type Type1Snapshot,
-  type1CheckExtension,
-  type UnmapDmaRequest,
-  VfioIommuType1,
-} from "./type1.js";
+import type { Type1Env } from "./state.js";
+import { type1CheckExtension, VfioIommuType1 } from "./type1.js";
 import { errnoOf, type IoctlArg, type1Ioctl } from "./type1-ioctl.js";
 import {
   CAP_IOVA_RANGE_BASE,
@@ -34,6 +29,7 @@ import {
   type VfioBitmap,
   view,
 } from "./uapi.js";
+import type { UnmapDmaRequest } from "./unmap.js";
 
 /** GET_INFO decoded for the typed API. */
 export interface ContainerInfo {
@@ -60,7 +56,7 @@ export interface ContainerHost {
 
 export class Container {
   readonly groups: VfioGroup[] = [];
-  backend: VfioIommuType1 | null = null;
+  private iommuBackend: VfioIommuType1 | null = null;
   /** The fd is closed; the container lives on while groups hold it. */
   closed = false;
 
@@ -70,6 +66,11 @@ export class Container {
     /** The process that opened /dev/vfio/vfio and issues its ioctls. */
     readonly process: Process,
   ) {}
+
+  /** The IOMMU backend VFIO_SET_IOMMU chose; null before it and after the last group left. */
+  get backend(): VfioIommuType1 | null {
+    return this.iommuBackend;
+  }
 
   /** `vfio_fops_unl_ioctl`: returns ≥ 0 or a negative errno; writes back into `arg` what Linux copies back. */
   ioctl(request: number, arg: IoctlArg = 0): number {
@@ -127,7 +128,7 @@ export class Container {
       backend.release();
       throw e;
     }
-    this.backend = backend;
+    this.iommuBackend = backend;
   }
 
   /** VFIO_IOMMU_GET_INFO, decoded. */
@@ -165,11 +166,6 @@ export class Container {
     this.needV2().dirtyGetBitmap(iova, size, bitmap);
   }
 
-  /** State a failed call must not change (tests). */
-  snapshot(): Type1Snapshot | null {
-    return this.backend?.snapshot() ?? null;
-  }
-
   /** close(2) of the container fd. */
   close(): void {
     if (this.closed) return;
@@ -183,7 +179,7 @@ export class Container {
     if (i >= 0) this.groups.splice(i, 1);
     if (this.backend && this.groups.length === 0) {
       this.backend.release();
-      this.backend = null;
+      this.iommuBackend = null;
     }
   }
 

@@ -4,10 +4,12 @@ export type { ContainerHost, ContainerInfo } from "./container.js";
 export { Container, decodeInfo } from "./container.js";
 export type { VfioDma } from "./dma-tree.js";
 export { DmaTree } from "./dma-tree.js";
+export type { Type1Info } from "./get-info.js";
 export type { GroupHost } from "./group.js";
 export { VfioGroup } from "./group.js";
 export type { IovaRange } from "./iova-list.js";
 export { aperExpand, aperResize, findSwMsi, iovaDmaValid, resvExclude } from "./iova-list.js";
+export type { MapDmaRequest } from "./map.js";
 export type { PinnedRun, PinOptions } from "./pin.js";
 export { pinRun, unpinRun } from "./pin.js";
 export type { PageSource, PhysSegment, ProcessInit, VmaInit, VmaKind } from "./process.js";
@@ -20,16 +22,9 @@ export {
   SZ_2M,
   Vma,
 } from "./process.js";
-export type {
-  MapDmaRequest,
-  Type1Env,
-  Type1Info,
-  Type1Params,
-  Type1Snapshot,
-  UnmapDmaRequest,
-  VfioDomain,
-} from "./type1.js";
-export { minPageSize, PAGE_MASK, type1CheckExtension, VfioIommuType1 } from "./type1.js";
+export type { Type1Env, Type1Params, VfioDomain } from "./state.js";
+export { PAGE_MASK } from "./state.js";
+export { minPageSize, type1CheckExtension, VfioIommuType1 } from "./type1.js";
 export type { IoctlArg } from "./type1-ioctl.js";
 export { accessOk, type1Ioctl, verifyBitmapSize } from "./type1-ioctl.js";
 export type { DmaMapArgs, DmaUnmapArgs, VfioBitmap } from "./uapi.js";
@@ -99,5 +94,6 @@ export {
   VFIO_UNMAP_ALL,
   VFIO_UPDATE_VADDR,
 } from "./uapi.js";
+export type { UnmapDmaRequest } from "./unmap.js";
 export type { VfioOptions } from "./vfio.js";
 export { Vfio } from "./vfio.js";

@@ -18,9 +18,6 @@ import {
   decodeBitmap,
   decodeDmaMap,
   decodeDmaUnmap,
-  INFO_CAPSZ,
-  INFO_MINSZ,
-  INFO_SIZE,
   u64,
   VFIO_DMA_MAP_FLAG_READ,
   VFIO_DMA_MAP_FLAG_VADDR,
@@ -76,7 +73,7 @@ function ffs64(x: bigint): bigint {
 export function type1Ioctl(t: VfioIommuType1, cmd: number, arg: IoctlArg): number {
   switch (cmd) {
     case VFIO_IOMMU_GET_INFO:
-      return getInfoIoctl(t, arg);
+      return t.getInfoIoctl(arg);
     case VFIO_IOMMU_MAP_DMA:
       return mapDmaIoctl(t, arg);
     case VFIO_IOMMU_UNMAP_DMA:
@@ -86,35 +83,6 @@ export function type1Ioctl(t: VfioIommuType1, cmd: number, arg: IoctlArg): numbe
     default:
       return -ERRNO.ENOTTY;
   }
-}
-
-/** VFIO_IOMMU_GET_INFO (`vfio_iommu_type1_get_info`). */
-export function getInfoIoctl(t: VfioIommuType1, arg: IoctlArg): number {
-  if (!(arg instanceof Uint8Array) || arg.length < INFO_MINSZ) return EFAULT;
-  const v = view(arg);
-  const argsz = v.getUint32(0, true);
-  if (argsz < INFO_MINSZ) return EINVAL;
-  const minsz = argsz >= INFO_CAPSZ ? INFO_CAPSZ : INFO_MINSZ;
-  const info = t.getInfo();
-  let argszOut = argsz;
-  let capOffset = 0;
-  let chain: Uint8Array | null = null;
-  if (info.caps.size > 0) {
-    if (argsz < INFO_SIZE + info.caps.size) {
-      argszOut = INFO_SIZE + info.caps.size; // the size needed; success, no caps copied
-    } else {
-      info.caps.shift(INFO_SIZE);
-      chain = info.caps.bytes;
-      capOffset = INFO_SIZE;
-    }
-  }
-  if ((chain && arg.length < INFO_SIZE + chain.length) || arg.length < minsz) return EFAULT;
-  if (chain) arg.set(chain, INFO_SIZE);
-  v.setUint32(0, argszOut, true);
-  v.setUint32(4, info.flags, true);
-  v.setBigUint64(8, info.iovaPgsizes, true);
-  if (minsz === INFO_CAPSZ) v.setUint32(16, capOffset, true);
-  return 0;
 }
 
 /** VFIO_IOMMU_MAP_DMA (`vfio_iommu_type1_map_dma`): nothing is copied back. */

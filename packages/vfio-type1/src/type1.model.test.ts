@@ -9,6 +9,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { PAGE_SIZE } from "./process.js";
 import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
+import { type1State } from "./testing.js";
 import { VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU } from "./uapi.js";
 
 const IOVA0 = 1n << 24n; // MOCK_APERTURE_START
@@ -72,7 +73,7 @@ describe.each([
       fc.property(fc.array(op, { minLength: 5, maxLength: 40 }), (ops) => {
         const h = makeHost({ shape: "mock", params: { dmaEntryLimit: LIMIT } });
         const { container } = openContainer(h, type);
-        const t = container.backend!;
+        const t = type1State(container.backend!);
         const domain = t.domains[0]!.domain;
         let model: M[] = [];
         const v2 = type === VFIO_TYPE1v2_IOMMU;

@@ -8,7 +8,7 @@ import { ERRNO, ErrnoError, type Iommu, type IommuDomain } from "@iommu/core";
 import { Container } from "./container.js";
 import { VfioGroup } from "./group.js";
 import type { PageSource, Process } from "./process.js";
-import type { Type1Env, Type1Params } from "./type1.js";
+import type { Type1Env, Type1Params } from "./state.js";
 import type { IoctlArg } from "./type1-ioctl.js";
 
 export interface VfioOptions {

@@ -4,7 +4,7 @@ import { createMockIommu, type MockIommu } from "@iommu/core/testing";
 import type { Container } from "../container.js";
 import type { VfioGroup } from "../group.js";
 import { lazyPageSource, Process } from "../process.js";
-import type { Type1Params } from "../type1.js";
+import type { Type1Params } from "../state.js";
 import { VFIO_TYPE1v2_IOMMU } from "../uapi.js";
 import { Vfio } from "../vfio.js";
 import { ARM64_SHAPE, createFakeDriver, type FakeDriver, X86_SHAPE } from "./fake-driver.js";
