@@ -15,8 +15,12 @@ export const ERRNO = {
   ENOTTY: 25,
   ENOSPC: 28,
   ERANGE: 34,
+  EDEADLK: 35,
   ENOSYS: 38,
+  EOVERFLOW: 75,
+  EMSGSIZE: 90,
   EOPNOTSUPP: 95,
+  EADDRINUSE: 98,
 } as const;
 
 export type Errno = keyof typeof ERRNO;

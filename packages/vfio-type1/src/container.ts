@@ -8,6 +8,7 @@ import { ERRNO, ErrnoError, errnoName } from "@iommu/core";
 import { walkCaps } from "./cap-chain.js";
 import type { VfioGroup } from "./group.js";
 import type { IovaRange } from "./iova-list.js";
+import type { Type1KernelOptions } from "./kernel-options.js";
 import type { MapDmaRequest } from "./map.js";
 import type { Process } from "./process.js";
 import type { Type1Env } from "./state.js";
@@ -51,6 +52,8 @@ export interface ContainerInfo {
 export interface ContainerHost {
   /** Environment for a new type1 backend (module params are read now: dma_entry_limit at open). */
   backendEnv(process: Process): Type1Env;
+  /** The kernel's type1 rules (CHECK_EXTENSION answers them before any backend exists). */
+  readonly kernel: Type1KernelOptions;
   closeFile(fd: number): void;
 }
 
@@ -100,7 +103,7 @@ export class Container {
 
   /** `vfio_container_ioctl_check_extension`: the backend's answer, or type1's with no instance. */
   checkExtension(ext: number): number {
-    return type1CheckExtension(this.backend, ext);
+    return type1CheckExtension(this.backend, ext, this.host.kernel);
   }
 
   /**
@@ -113,7 +116,7 @@ export class Container {
     if (this.groups.length === 0 || this.backend) {
       throw new ErrnoError("EINVAL", op, this.backend ? "IOMMU already set" : "no group in the container", { type });
     }
-    if (type1CheckExtension(null, type) <= 0) {
+    if (type1CheckExtension(null, type, this.host.kernel) <= 0) {
       throw new ErrnoError("ENODEV", op, "no IOMMU driver supports this type", { type });
     }
     const backend = new VfioIommuType1(this.host.backendEnv(this.process), type);

@@ -36,7 +36,7 @@ export interface Type1Info {
 
 /** `vfio_iommu_type1_get_info` minus the copies: flags, page sizes and the (unshifted) cap chain. */
 export function getInfo(s: VfioIommu): Type1Info {
-  const caps = new CapChain();
+  const caps = new CapChain({ align8: s.env.kernel.alignCapabilities });
   const mig = caps.add(CAP_MIGRATION_SIZE, VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, 1);
   mig.setUint32(8, 0, true);
   mig.setBigUint64(16, minPageSize(s.pgsizeBitmap), true);
@@ -83,14 +83,19 @@ export function reservedRanges(s: VfioIommu): IovaRange[] {
 /**
  * VFIO_IOMMU_GET_INFO on bytes: `arg` is the user buffer. EFAULT when the buffer is shorter than what the
  * kernel copies in or out (nothing written then), EINVAL for argsz below 16; an argsz too small for the chain
- * gets the size needed, no caps and `cap_offset` 0.
+ * gets the size needed, no caps and `cap_offset` 0. 6.1 copies 16 bytes back (20 once argsz reaches
+ * `cap_offset`); with aligned capabilities the zeroed struct goes back up to min(argsz, 24), `pad` included.
  */
 export function getInfoIoctl(s: VfioIommu, arg: Uint8Array | number | bigint): number {
   if (!(arg instanceof Uint8Array) || arg.length < INFO_MINSZ) return -ERRNO.EFAULT;
   const v = view(arg);
   const argsz = v.getUint32(0, true);
   if (argsz < INFO_MINSZ) return -ERRNO.EINVAL;
-  const minsz = argsz >= INFO_CAPSZ ? INFO_CAPSZ : INFO_MINSZ;
+  const minsz = s.env.kernel.alignCapabilities
+    ? Math.min(argsz, INFO_SIZE)
+    : argsz >= INFO_CAPSZ
+      ? INFO_CAPSZ
+      : INFO_MINSZ;
   const info = getInfo(s);
   let argszOut = argsz;
   let capOffset = 0;
@@ -106,9 +111,12 @@ export function getInfoIoctl(s: VfioIommu, arg: Uint8Array | number | bigint): n
   }
   if ((chain && arg.length < INFO_SIZE + chain.length) || arg.length < minsz) return -ERRNO.EFAULT;
   if (chain) arg.set(chain, INFO_SIZE);
-  v.setUint32(0, argszOut, true);
-  v.setUint32(4, info.flags, true);
-  v.setBigUint64(8, info.iovaPgsizes, true);
-  if (minsz === INFO_CAPSZ) v.setUint32(16, capOffset, true);
+  const out = new Uint8Array(INFO_SIZE); // the kernel's struct (zeroed from 6.6: `pad` goes back as 0)
+  const o = view(out);
+  o.setUint32(0, argszOut, true);
+  o.setUint32(4, info.flags, true);
+  o.setBigUint64(8, info.iovaPgsizes, true);
+  o.setUint32(16, capOffset, true);
+  arg.set(out.subarray(0, minsz), 0);
   return 0;
 }

@@ -28,6 +28,13 @@ export function mapDma(s: VfioIommu, req: MapDmaRequest): void {
   if ((flags & ~mask) !== 0) {
     throw new ErrnoError("EINVAL", "vfio_iommu_type1_map_dma", "unknown flags", { flags });
   }
+  if (s.env.kernel.sanitizeOverflow) {
+    // 6.18+: the wrap is checked first (after a zero size), and has its own errno.
+    if (size === 0n) throw new ErrnoError("EINVAL", op, "size zero", { iova: hex(iova) });
+    if (iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX) {
+      throw new ErrnoError("EOVERFLOW", op, "iova or vaddr range wraps", { iova: hex(iova), size: hex(size) });
+    }
+  }
   let prot = 0;
   if (flags & VFIO_DMA_MAP_FLAG_WRITE) prot |= IOMMU_WRITE;
   if (flags & VFIO_DMA_MAP_FLAG_READ) prot |= IOMMU_READ;
@@ -100,6 +107,7 @@ function pinMapDma(s: VfioIommu, dma: VfioDma, size: bigint): void {
     write: (dma.prot & IOMMU_WRITE) !== 0,
     lockCap: dma.lockCap,
     disableHugepages: s.env.params.disableHugepages,
+    unshare: s.env.kernel.longtermPinUnshare,
   };
   let done = 0n;
   try {

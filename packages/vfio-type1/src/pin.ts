@@ -27,6 +27,8 @@ export interface PinOptions {
   readonly lockCap: boolean;
   /** Module param: pin one page per run. */
   readonly disableHugepages: boolean;
+  /** FAULT_FLAG_UNSHARE on a read pin (6.2+'s reliable R/O long-term pinning): no zero page. Default false. */
+  readonly unshare?: boolean;
 }
 
 /**
@@ -36,7 +38,7 @@ export interface PinOptions {
  */
 export function pinRun(proc: Process, vaddr: bigint, npage: number, offset: bigint, opts: PinOptions): PinnedRun {
   const limit = proc.rlimitMemlock >> PAGE_SHIFT;
-  let seg = proc.faultIn(vaddr, opts.write, npage);
+  let seg = proc.faultIn(vaddr, opts.write, npage, opts.unshare ?? false);
   const base = seg.phys;
   const rsvd = seg.reserved;
   let pinned = 0;
@@ -57,7 +59,7 @@ export function pinRun(proc: Process, vaddr: bigint, npage: number, offset: bigi
     }
     pinned += n;
     if (opts.disableHugepages || pinned >= npage) break;
-    seg = proc.faultIn(vaddr + BigInt(pinned) * PAGE_SIZE, opts.write, npage - pinned);
+    seg = proc.faultIn(vaddr + BigInt(pinned) * PAGE_SIZE, opts.write, npage - pinned, opts.unshare ?? false);
   }
   proc.lockedVm += lockAcct;
   return { offset, phys: base, pages: pinned, reserved: rsvd, charged: lockAcct };

@@ -212,9 +212,10 @@ export class Process {
    * The page walk GUP does (`pin_user_pages_remote`, or `follow_fault_pfn` for VM_PFNMAP): fault in the page
    * at `vaddr` (`write` = FOLL_WRITE) and return the physically contiguous piece starting there, at most
    * `maxPages` long and never past its backing page. A read fault of an untouched anonymous page gives the
-   * zero page (reserved, one page); EFAULT for no vma or a write to a read-only vma.
+   * zero page (reserved, one page) unless `unshare` (FAULT_FLAG_UNSHARE: a long-term read pin from 6.2 on
+   * gets a private page of its own); EFAULT for no vma or a write to a read-only vma.
    */
-  faultIn(vaddr: bigint, write: boolean, maxPages: number): PhysSegment {
+  faultIn(vaddr: bigint, write: boolean, maxPages: number, unshare = false): PhysSegment {
     const vma = this.vmaAt(vaddr);
     if (!vma) throw new ErrnoError("EFAULT", "pin_user_pages_remote", "no mapping at this address", { vaddr });
     if (write && !vma.writable) {
@@ -228,7 +229,7 @@ export class Process {
     const idx = Number(off / vma.pageSize);
     let base = vma.pages.get(idx);
     if (base === undefined) {
-      if (vma.kind === "anon" && !write) return { phys: this.zeroPage, pages: 1, reserved: true };
+      if (vma.kind === "anon" && !write && !unshare) return { phys: this.zeroPage, pages: 1, reserved: true };
       base = this.allocBacking(vma);
       vma.pages.set(idx, base);
     }

@@ -6,6 +6,7 @@
 import type { Iommu, IommuDomain, IommuGroup } from "@iommu/core";
 import { DmaTree } from "./dma-tree.js";
 import type { IovaRange } from "./iova-list.js";
+import type { Type1KernelOptions } from "./kernel-options.js";
 import { PAGE_SIZE, type PageSource, type Process } from "./process.js";
 import { U64_MAX } from "./uapi.js";
 
@@ -26,6 +27,8 @@ export interface Type1Env {
   readonly params: Type1Params;
   /** The task issuing the ioctls (`current`): whose pages are pinned and whose locked_vm is charged. */
   readonly process: Process;
+  /** The rules that changed after Linux 6.1 (kernel-options.ts). */
+  readonly kernel: Type1KernelOptions;
   /** The seed's named option: one RESV_IOVA_RANGE capability per reserved range in GET_INFO. */
   readonly seedResvCaps: boolean;
   /** `iommu_get_msi_cookie` (from @dma-iommu/msi-cookie). */

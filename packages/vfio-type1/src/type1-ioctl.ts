@@ -18,6 +18,7 @@ import {
   decodeBitmap,
   decodeDmaMap,
   decodeDmaUnmap,
+  U64_MAX,
   u64,
   VFIO_DMA_MAP_FLAG_READ,
   VFIO_DMA_MAP_FLAG_VADDR,
@@ -146,7 +147,11 @@ export function dirtyPagesIoctl(t: VfioIommuType1, arg: IoctlArg): number {
   const iova = v.getBigUint64(8, true);
   const size = v.getBigUint64(16, true);
   const bitmap = decodeBitmap(arg, 24);
-  if (u64(iova + size) < iova) return EINVAL;
+  if (t.kernel.sanitizeOverflow) {
+    // 6.18+: the last byte must not wrap (a range ending exactly at 2^64 is fine), EOVERFLOW if it does.
+    if (size === 0n) return EINVAL;
+    if (iova + size - 1n > U64_MAX) return -ERRNO.EOVERFLOW;
+  } else if (u64(iova + size) < iova) return EINVAL;
   if (!accessOk(t.process, bitmap.data, bitmap.size)) return EINVAL;
   if (!verifyBitmapSize(size >> ffs64(bitmap.pgsize), bitmap.size)) return EINVAL;
   return errnoOf(() => {

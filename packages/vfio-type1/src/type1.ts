@@ -11,6 +11,7 @@ import { attachGroup, detachGroup, release } from "./attach.js";
 import { dirtyGetBitmap, dirtyStart, dirtyStop } from "./dirty.js";
 import { getInfo, getInfoIoctl, reservedRanges, type Type1Info } from "./get-info.js";
 import type { IovaRange } from "./iova-list.js";
+import { TYPE1_KERNEL_DEFAULTS, type Type1KernelOptions } from "./kernel-options.js";
 import { type MapDmaRequest, mapDma } from "./map.js";
 import type { Process } from "./process.js";
 import { type Type1Env, VfioIommu } from "./state.js";
@@ -32,15 +33,20 @@ export { minPageSize };
  * `vfio_iommu_type1_check_extension` (no backend instance: `iommu` NULL in Linux). UPDATE_VADDR needs a backend
  * with no emulated (mdev) groups — this model has none — so a container without a backend (no SET_IOMMU yet, or
  * its last group left) answers 0. (6.1 stable carries "vfio/type1: exclude mdevs from VFIO_UPDATE_VADDR"; a real
- * 6.1.192 kernel answers 0 there.)
+ * 6.1.192 kernel answers 0 there.) Without `kernel.nestingIommu` (6.13+) VFIO_TYPE1_NESTING_IOMMU answers 0.
  */
-export function type1CheckExtension(backend: VfioIommuType1 | null, ext: number): number {
+export function type1CheckExtension(
+  backend: VfioIommuType1 | null,
+  ext: number,
+  kernel: Type1KernelOptions = TYPE1_KERNEL_DEFAULTS,
+): number {
   switch (ext) {
     case VFIO_TYPE1_IOMMU:
     case VFIO_TYPE1v2_IOMMU:
-    case VFIO_TYPE1_NESTING_IOMMU:
     case VFIO_UNMAP_ALL:
       return 1;
+    case VFIO_TYPE1_NESTING_IOMMU:
+      return kernel.nestingIommu ? 1 : 0;
     case VFIO_UPDATE_VADDR:
       return backend ? 1 : 0;
     case VFIO_DMA_CC_IOMMU:
@@ -73,6 +79,11 @@ export class VfioIommuType1 {
 
   get process(): Process {
     return this.state.process;
+  }
+
+  /** The kernel's type1 rules this backend follows (frozen). */
+  get kernel(): Type1KernelOptions {
+    return this.state.env.kernel;
   }
 
   /** `vfio_domains_have_enforce_cache_coherency` as CHECK_EXTENSION(VFIO_DMA_CC_IOMMU) answers it. */

@@ -48,8 +48,13 @@ export function unmapDma(s: VfioIommu, req: UnmapDmaRequest): bigint {
   if (all) {
     if (iova !== 0n || size !== 0n) throw einval("UNMAP_ALL needs iova = size = 0");
     size = U64_MAX;
-  } else if (size === 0n || (size & (pgsize - 1n)) !== 0n || iova + size - 1n > U64_MAX) {
-    throw einval("size zero, unaligned, or the range wraps");
+  } else if (size === 0n || (size & (pgsize - 1n)) !== 0n) {
+    throw einval("size zero or unaligned");
+  } else if (iova + size - 1n > U64_MAX) {
+    if (s.env.kernel.sanitizeOverflow) {
+      throw new ErrnoError("EOVERFLOW", op, "the range wraps", { iova: hex(iova), size: hex(req.size), unmapped: 0n });
+    }
+    throw einval("the range wraps");
   }
   if (getDirty && (!s.dirtyPageTracking || req.bitmap?.pgsize !== pgsize)) {
     throw einval("dirty tracking off or bitmap page size is not the minimum page");
