@@ -10,8 +10,8 @@ export { VfioGroup } from "./group.js";
 export type { IovaRange } from "./iova-list.js";
 export { aperExpand, aperResize, findSwMsi, iovaDmaValid, resvExclude } from "./iova-list.js";
 export type { MapDmaRequest } from "./map.js";
-export type { PinnedRun, PinOptions } from "./pin.js";
-export { pinRun, unpinRun } from "./pin.js";
+export type { PinBatch, PinnedRun, PinOptions } from "./pin.js";
+export { pinRun, unpinRun, VFIO_BATCH_MAX_CAPACITY } from "./pin.js";
 export type { PageSource, PhysSegment, ProcessInit, VmaInit, VmaKind } from "./process.js";
 export {
   lazyPageSource,

@@ -108,6 +108,7 @@ function pinMapDma(s: VfioIommu, dma: VfioDma, size: bigint): void {
     lockCap: dma.lockCap,
     disableHugepages: s.env.params.disableHugepages,
     unshare: s.env.kernel.longtermPinUnshare,
+    batch: { end: dma.vaddr }, // `vfio_batch_init`: one batch for the whole mapping, empty at first
   };
   let done = 0n;
   try {
