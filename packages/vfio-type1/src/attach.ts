@@ -12,13 +12,14 @@ import {
   type IommuDomain,
   type IommuGroup,
   isErrno,
+  PAGE_MASK,
+  PAGE_SIZE,
   type ResvRegion,
+  U64_MAX,
 } from "@iommu/core";
 import { populateBitmapFull } from "./dirty.js";
 import { aperExpand, aperResize, findSwMsi, type IovaRange, resvExclude } from "./iova-list.js";
-import { PAGE_SIZE } from "./process.js";
-import { hex, PAGE_MASK, type VfioDomain, type VfioIommu } from "./state.js";
-import { U64_MAX } from "./uapi.js";
+import { hex, type VfioDomain, type VfioIommu } from "./state.js";
 import { unmapUnpinAll } from "./unmap.js";
 
 /** `vfio_iommu_type1_attach_group` */

@@ -3,10 +3,10 @@
  * `vfio_iommu_populate_bitmap_full`, type1 6.1): a bitmap per mapping, every pinned page reported dirty,
  * copied into the user's bitmap with the kernel's in-place shift. Reference §6.6.
  */
-import { ErrnoError, minPageSize } from "@iommu/core";
+import { ErrnoError, minPageSize, U64_MAX, u64 } from "@iommu/core";
+import type { VfioBitmap } from "@vfio/uapi";
 import type { VfioDma } from "./dma-tree.js";
 import { hex, lowBits, type VfioIommu } from "./state.js";
-import { U64_MAX, u64, type VfioBitmap } from "./uapi.js";
 
 /** VFIO_IOMMU_DIRTY_PAGES_FLAG_START: allocate a bitmap per mapping (a no-op when already tracking). */
 export function dirtyStart(s: VfioIommu): void {

@@ -4,14 +4,12 @@
  * exactly as the kernel makes them for the caller's argsz. Reference §6.2.
  */
 import { ERRNO, minPageSize } from "@iommu/core";
-import { CapChain } from "./cap-chain.js";
-import type { IovaRange } from "./iova-list.js";
-import type { VfioIommu } from "./state.js";
 import {
   CAP_DMA_AVAIL_SIZE,
   CAP_IOVA_RANGE_BASE,
   CAP_MIGRATION_SIZE,
   CAP_RESV_IOVA_RANGE_SIZE,
+  CapChain,
   DIRTY_BITMAP_SIZE_MAX,
   INFO_CAPSZ,
   INFO_MINSZ,
@@ -24,7 +22,10 @@ import {
   VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION,
   VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
   view,
-} from "./uapi.js";
+} from "@vfio/uapi";
+
+import type { IovaRange } from "./iova-list.js";
+import type { VfioIommu } from "./state.js";
 
 /** What GET_INFO computes before it is copied out. */
 export interface Type1Info {

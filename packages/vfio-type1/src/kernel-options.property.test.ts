@@ -3,18 +3,13 @@
  * a host with the default options, with every option spelled out at its 6.1 value (identical in every byte), and
  * with one option flipped (differences only on the calls that option's rule covers).
  */
-import fc from "fast-check";
-import { describe, expect, it } from "vitest";
-import type { Container } from "./container.js";
-import { TYPE1_KERNEL_DEFAULTS, type Type1KernelOptions } from "./kernel-options.js";
-import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
+import { U64_MAX } from "@iommu/core";
 import {
   encodeDirtyPages,
   encodeDmaMap,
   encodeDmaUnmap,
   infoBuffer,
   toHex,
-  U64_MAX,
   VFIO_CHECK_EXTENSION,
   VFIO_DMA_UNMAP_FLAG_ALL,
   VFIO_IOMMU_DIRTY_PAGES,
@@ -24,7 +19,12 @@ import {
   VFIO_IOMMU_GET_INFO,
   VFIO_IOMMU_MAP_DMA,
   VFIO_IOMMU_UNMAP_DMA,
-} from "./uapi.js";
+} from "@vfio/uapi";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import type { Container } from "./container.js";
+import { TYPE1_KERNEL_DEFAULTS, type Type1KernelOptions } from "./kernel-options.js";
+import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
 
 const BITMAP = 0x7000_0000_0000n;
 const TOP = 0xfffffffffffff000n;

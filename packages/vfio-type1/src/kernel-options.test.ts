@@ -3,11 +3,7 @@
  * 6.1.192, 6.12.117 and 7.3.4 kernels (conformance linux-6.1/, linux-6.12/, linux-7.3/: info-argsz, basic,
  * map-errors-args, unmap-v2, map-unmap-happy).
  */
-import { describe, expect, it } from "vitest";
-import { TYPE1_KERNEL_DEFAULTS } from "./kernel-options.js";
-import { PAGE_SIZE } from "./process.js";
-import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
-import { type1State } from "./testing.js";
+import { PAGE_SIZE } from "@iommu/core";
 import {
   encodeDirtyPages,
   encodeDmaMap,
@@ -26,7 +22,11 @@ import {
   VFIO_SET_IOMMU,
   VFIO_TYPE1_NESTING_IOMMU,
   VFIO_TYPE1v2_IOMMU,
-} from "./uapi.js";
+} from "@vfio/uapi";
+import { describe, expect, it } from "vitest";
+import { TYPE1_KERNEL_DEFAULTS } from "./kernel-options.js";
+import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
+import { type1State } from "./testing.js";
 
 const R = VFIO_DMA_MAP_FLAG_READ;
 const W = VFIO_DMA_MAP_FLAG_WRITE;

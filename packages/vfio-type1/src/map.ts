@@ -3,13 +3,12 @@
  * order, then pinning contiguous runs of the process's pages and mapping each into every domain; any failure
  * unwinds all of it. Reference §6.3, §6.4.
  */
-import { ErrnoError, IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, minPageSize } from "@iommu/core";
+import { ErrnoError, IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, minPageSize, PAGE_SIZE, U64_MAX } from "@iommu/core";
+import { VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_VADDR, VFIO_DMA_MAP_FLAG_WRITE } from "@vfio/uapi";
 import type { VfioDma } from "./dma-tree.js";
 import { iovaDmaValid } from "./iova-list.js";
 import { pinRun, unpinRun } from "./pin.js";
-import { PAGE_SIZE } from "./process.js";
 import { hex, type VfioIommu } from "./state.js";
-import { U64_MAX, VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_VADDR, VFIO_DMA_MAP_FLAG_WRITE } from "./uapi.js";
 import { unmapUnpin } from "./unmap.js";
 
 export interface MapDmaRequest {

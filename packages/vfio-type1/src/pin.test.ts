@@ -6,11 +6,11 @@
  * are exactly as before the failed MAP_DMA. The pages GUP faulted in are the process's own memory, and they stay,
  * as on Linux: that is what makes a later `r` map of the same range pin real, charged pages.
  */
+import { PAGE_SIZE } from "@iommu/core";
+import { encodeDmaMap, VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_IOMMU_MAP_DMA } from "@vfio/uapi";
 import { describe, expect, it } from "vitest";
-import { PAGE_SIZE } from "./process.js";
 import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
 import { snapshot } from "./testing.js";
-import { encodeDmaMap, VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_IOMMU_MAP_DMA } from "./uapi.js";
 
 const R = VFIO_DMA_MAP_FLAG_READ;
 const RW = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;

@@ -6,8 +6,8 @@
  * page; the run it ends up with only depends on where contiguity (or reserved-ness) breaks, so we walk whole
  * contiguous backing pieces and keep track of how far the batches reach. Reference §6.4.
  */
-import { ErrnoError, isErrno } from "@iommu/core";
-import { PAGE_SHIFT, PAGE_SIZE, type Process } from "./process.js";
+import { ErrnoError, isErrno, PAGE_SHIFT, PAGE_SIZE } from "@iommu/core";
+import type { Process } from "./process.js";
 
 /** `VFIO_BATCH_MAX_CAPACITY`: one page of `struct page *` (4096 / 8). */
 export const VFIO_BATCH_MAX_CAPACITY = 512;

@@ -3,15 +3,11 @@
  * type1's kernel functions (attach, map, unmap, dirty, get-info) touch it; the public `VfioIommuType1` keeps
  * it private and `@vfio/type1/testing` hands tests a read-only view.
  */
-import type { Iommu, IommuDomain, IommuGroup } from "@iommu/core";
+import { type Iommu, type IommuDomain, type IommuGroup, PAGE_MASK } from "@iommu/core";
 import { DmaTree } from "./dma-tree.js";
 import type { IovaRange } from "./iova-list.js";
 import type { Type1KernelOptions } from "./kernel-options.js";
-import { PAGE_SIZE, type PageSource, type Process } from "./process.js";
-import { U64_MAX } from "./uapi.js";
-
-/** `PAGE_MASK` of a 4 KiB-page 64-bit kernel: every size ≥ 4 KiB (the bitmap at open, 6.x). */
-export const PAGE_MASK = U64_MAX & ~(PAGE_SIZE - 1n);
+import type { PageSource, Process } from "./process.js";
 
 /** vfio_iommu_type1's module parameters (0644: changeable at run time; `dmaEntryLimit` is read at open). */
 export interface Type1Params {

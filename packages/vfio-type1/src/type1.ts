@@ -7,14 +7,6 @@
  * (type1-ioctl.ts) turn those into negative errnos. Reference §6.
  */
 import { ErrnoError, type IommuGroup, minPageSize } from "@iommu/core";
-import { attachGroup, detachGroup, release } from "./attach.js";
-import { dirtyGetBitmap, dirtyStart, dirtyStop } from "./dirty.js";
-import { getInfo, getInfoIoctl, reservedRanges, type Type1Info } from "./get-info.js";
-import type { IovaRange } from "./iova-list.js";
-import { TYPE1_KERNEL_DEFAULTS, type Type1KernelOptions } from "./kernel-options.js";
-import { type MapDmaRequest, mapDma } from "./map.js";
-import type { Process } from "./process.js";
-import { type Type1Env, VfioIommu } from "./state.js";
 import {
   VFIO_DMA_CC_IOMMU,
   VFIO_TYPE1_IOMMU,
@@ -23,7 +15,15 @@ import {
   VFIO_UNMAP_ALL,
   VFIO_UPDATE_VADDR,
   type VfioBitmap,
-} from "./uapi.js";
+} from "@vfio/uapi";
+import { attachGroup, detachGroup, release } from "./attach.js";
+import { dirtyGetBitmap, dirtyStart, dirtyStop } from "./dirty.js";
+import { getInfo, getInfoIoctl, reservedRanges, type Type1Info } from "./get-info.js";
+import type { IovaRange } from "./iova-list.js";
+import { TYPE1_KERNEL_DEFAULTS, type Type1KernelOptions } from "./kernel-options.js";
+import { type MapDmaRequest, mapDma } from "./map.js";
+import type { Process } from "./process.js";
+import { type Type1Env, VfioIommu } from "./state.js";
 import { type UnmapDmaRequest, unmapDma } from "./unmap.js";
 
 /** Smallest page of a bitmap (`1 << __ffs(bitmap)`): core's helper, re-exported for this package's users. */

@@ -4,21 +4,18 @@
  * first-mapping rule, VADDR invalidation, and the dirty bitmap copied out before the mappings go.
  * Reference §6.5.
  */
-import { ErrnoError, minPageSize } from "@iommu/core";
-import { checkUserBitmap, updateUserBitmap } from "./dirty.js";
-import type { VfioDma } from "./dma-tree.js";
-import type { PinnedRun } from "./pin.js";
-import { unpinRun } from "./pin.js";
-import { PAGE_SIZE } from "./process.js";
-import { hex, type VfioIommu } from "./state.js";
+import { ErrnoError, minPageSize, PAGE_SIZE, U64_MAX, u64 } from "@iommu/core";
 import {
-  U64_MAX,
-  u64,
   VFIO_DMA_UNMAP_FLAG_ALL,
   VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
   VFIO_DMA_UNMAP_FLAG_VADDR,
   type VfioBitmap,
-} from "./uapi.js";
+} from "@vfio/uapi";
+import { checkUserBitmap, updateUserBitmap } from "./dirty.js";
+import type { VfioDma } from "./dma-tree.js";
+import type { PinnedRun } from "./pin.js";
+import { unpinRun } from "./pin.js";
+import { hex, type VfioIommu } from "./state.js";
 
 export interface UnmapDmaRequest {
   readonly iova: bigint;
