@@ -40,6 +40,8 @@ export function attachGroup(s: VfioIommu, group: IommuGroup): void {
   try {
     domain = iommu.domainAlloc(first.iommu.ops, "unmanaged");
   } catch (e) {
+    // iommu_domain_alloc returned NULL: type1 answers -EIO. Anything but an errno is a bug and goes on up.
+    if (!isErrno(e)) throw e;
     throw new ErrnoError("EIO", op, "iommu_domain_alloc failed", { group: group.id }, { cause: e });
   }
   if (s.nesting) {
@@ -91,7 +93,9 @@ export function attachGroup(s: VfioIommu, group: IommuGroup): void {
       iommu.detachGroup(domain, group);
       try {
         iommu.attachGroup(d.domain, group);
-      } catch {
+      } catch (e) {
+        // Any errno (EMEDIUMTYPE, EINVAL, ...) means "not this domain": back to the group's own.
+        if (!isErrno(e)) throw e;
         iommu.attachGroup(domain, group);
         continue;
       }

@@ -72,7 +72,7 @@ function ffs64(x: bigint): bigint {
 export function type1Ioctl(t: VfioIommuType1, cmd: number, arg: IoctlArg): number {
   switch (cmd) {
     case VFIO_IOMMU_GET_INFO:
-      return t.getInfoIoctl(arg);
+      return errnoOf(() => t.getInfoIoctl(arg));
     case VFIO_IOMMU_MAP_DMA:
       return mapDmaIoctl(t, arg);
     case VFIO_IOMMU_UNMAP_DMA:
