@@ -7,7 +7,7 @@
  * contiguous backing pieces and keep track of how far the batches reach. Reference §6.4.
  */
 import { ErrnoError, isErrno, PAGE_SHIFT, PAGE_SIZE } from "@iommu/core";
-import type { Process } from "./process.js";
+import type { PhysSegment, Process } from "./process.js";
 
 /** `VFIO_BATCH_MAX_CAPACITY`: one page of `struct page *` (4096 / 8). */
 export const VFIO_BATCH_MAX_CAPACITY = 512;
@@ -49,11 +49,21 @@ export interface PinOptions {
  * `vaddr_get_pfns` refilling the batch at `at`: `pin_user_pages_remote` of up to `count` pages faults each in
  * (a write fault with FOLL_WRITE) before anything is charged. It stops at the first page it cannot pin — that
  * page's error is the call's when it is the first — and a VM_PFNMAP page is followed on its own. Pages below
- * `present` are known to be faulted in already (the piece being pinned) and are not walked again.
+ * `present` are known to be faulted in already (the piece being pinned) and are not walked again. Returns the
+ * piece found at `at` (as `faultIn(at, …, pages up to dmaEnd)` would), so the caller need not walk it twice.
  */
-function refill(proc: Process, batch: PinBatch, at: bigint, count: number, opts: PinOptions, present = at): void {
+function refill(
+  proc: Process,
+  batch: PinBatch,
+  at: bigint,
+  count: number,
+  opts: PinOptions,
+  dmaEnd: bigint,
+  present = at,
+): PhysSegment | null {
   const end = at + BigInt(count) * PAGE_SIZE;
   let a = present > at ? (present < end ? present : end) : at;
+  let first: PhysSegment | null = null;
   while (a < end) {
     const vma = proc.vmaAt(a);
     if (vma?.kind === "pfnmap") {
@@ -61,14 +71,17 @@ function refill(proc: Process, batch: PinBatch, at: bigint, count: number, opts:
       break;
     }
     try {
-      a +=
-        BigInt(proc.faultIn(a, opts.write, Number((end - a) >> PAGE_SHIFT), opts.unshare ?? false).pages) * PAGE_SIZE;
+      const seg = proc.faultIn(a, opts.write, Number((dmaEnd - a) >> PAGE_SHIFT), opts.unshare ?? false);
+      if (a === at) first = seg;
+      const step = BigInt(seg.pages) * PAGE_SIZE;
+      a = a + step < end ? a + step : end;
     } catch (e) {
       if (a === at || !isErrno(e)) throw e;
       break;
     }
   }
   batch.end = a;
+  return first;
 }
 
 /**
@@ -81,19 +94,24 @@ export function pinRun(proc: Process, vaddr: bigint, npage: number, offset: bigi
   const batch = opts.batch ?? { end: vaddr };
   const cap = BigInt(opts.disableHugepages ? 1 : VFIO_BATCH_MAX_CAPACITY) * PAGE_SIZE;
   const dmaEnd = vaddr + BigInt(npage) * PAGE_SIZE;
-  /** Refill the batch until it reaches the page at `last`, in the faulted-in piece that ends at `present`. */
-  const cover = (last: bigint, present: bigint): void => {
-    if (batch.end > last) return;
+  /**
+   * Refill the batch until it reaches the page at `last`, in the faulted-in piece that ends at `present`;
+   * returns the piece at `last` when a refill started there.
+   */
+  const cover = (last: bigint, present: bigint): PhysSegment | null => {
+    if (batch.end > last) return null;
     // Refills wholly inside the faulted-in piece pin a full batch each and fault nothing new: skip them.
     batch.end += ((last - batch.end) / cap) * cap;
+    let found: PhysSegment | null = null;
     while (batch.end <= last) {
-      const left = dmaEnd - batch.end;
-      refill(proc, batch, batch.end, Number((left < cap ? left : cap) >> PAGE_SHIFT), opts, present);
+      const at = batch.end;
+      const left = dmaEnd - at;
+      const got = refill(proc, batch, at, Number((left < cap ? left : cap) >> PAGE_SHIFT), opts, dmaEnd, present);
+      if (at === last) found = got;
     }
+    return found;
   };
-  if (batch.end <= vaddr)
-    refill(proc, batch, vaddr, Number((dmaEnd - vaddr < cap ? dmaEnd - vaddr : cap) >> PAGE_SHIFT), opts);
-  let seg = proc.faultIn(vaddr, opts.write, npage, opts.unshare ?? false);
+  let seg = cover(vaddr, vaddr) ?? proc.faultIn(vaddr, opts.write, npage, opts.unshare ?? false);
   const base = seg.phys;
   const rsvd = seg.reserved;
   let pinned = 0;
@@ -121,8 +139,8 @@ export function pinRun(proc: Process, vaddr: bigint, npage: number, offset: bigi
     pinned += n;
     if (opts.disableHugepages || pinned >= npage) break;
     const next = vaddr + BigInt(pinned) * PAGE_SIZE;
-    cover(next, next); // an empty batch is refilled before the next pfn is compared
-    seg = proc.faultIn(next, opts.write, npage - pinned, opts.unshare ?? false);
+    // An empty batch is refilled before the next pfn is compared.
+    seg = cover(next, next) ?? proc.faultIn(next, opts.write, npage - pinned, opts.unshare ?? false);
   }
   proc.lockedVm += lockAcct;
   return { offset, phys: base, pages: pinned, reserved: rsvd, charged: lockAcct };
