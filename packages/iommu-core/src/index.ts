@@ -16,6 +16,7 @@ export type {
   DomainGeometry,
   DomainType,
   DriverDomain,
+  HwInfo,
   IommuDriver,
   IommuHardware,
   IommuOps,
