@@ -14,6 +14,15 @@ export const ALLOWED = {
   "@iommu/vt-d": ["@iommu/core"],
   "@dma-iommu/msi-cookie": ["@iommu/core", "@iova/allocator"],
   "@vfio/type1": ["@iommu/core", "@dma-iommu/msi-cookie", "@vfio/uapi"],
+  "@iommu-sim/host": [
+    "@vfio/uapi",
+    "@iova/allocator",
+    "@iommu/core",
+    "@iommu/arm-smmu",
+    "@iommu/vt-d",
+    "@dma-iommu/msi-cookie",
+    "@vfio/type1",
+  ],
   "@iommu-sim/demo": [
     "@vfio/uapi",
     "@iova/allocator",
@@ -22,6 +31,7 @@ export const ALLOWED = {
     "@iommu/vt-d",
     "@dma-iommu/msi-cookie",
     "@vfio/type1",
+    "@iommu-sim/host",
   ],
 };
 

@@ -3,8 +3,7 @@
  * replay a recorded scenario. Every command takes --help and --json; exit codes are in EXIT.
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { createBoard } from "../boards/index.js";
-import { BOARD_NAMES, type BoardName } from "../boards/types.js";
+import { BOARD_NAMES, type BoardName, createBoard } from "@iommu-sim/host";
 import { iovaMapOf } from "../map/iova-map.js";
 import { renderHtml, renderSvg, renderText } from "../map/render.js";
 import { replayScenario } from "../replay/index.js";

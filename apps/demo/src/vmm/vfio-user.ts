@@ -4,6 +4,7 @@
  * header a real VMM compiles against), as a real VMM's calls go through the syscall boundary.
  */
 import { errnoName } from "@iommu/core";
+import type { Board } from "@iommu-sim/host";
 import type { Process } from "@vfio/type1";
 import {
   DMA_MAP_SIZE,
@@ -30,7 +31,6 @@ import {
   VFIO_TYPE1v2_IOMMU,
   view,
 } from "@vfio/uapi";
-import type { Board } from "../boards/types.js";
 
 export interface IoctlResult {
   readonly ret: number;

@@ -6,17 +6,14 @@
  * With `naive` it ignores the ranges and maps a flat layout, failing the way users hit it.
  */
 import { U64_MAX } from "@iommu/core";
+import type { BarMapping, Board, EduDevice, VfioPciDevice } from "@iommu-sim/host";
+import { EDU_BUF_START, EDU_DMA_IRQ, EDU_DMA_TO_RAM, EDU_REG, EventFd } from "@iommu-sim/host";
 import {
   type IommuType1Info,
   VFIO_IRQ_SET_ACTION_TRIGGER,
   VFIO_IRQ_SET_DATA_EVENTFD,
   VFIO_PCI_MSI_IRQ_INDEX,
 } from "@vfio/uapi";
-import type { Board } from "../boards/types.js";
-import type { EduDevice } from "../devices/edu.js";
-import { EDU_BUF_START, EDU_DMA_IRQ, EDU_DMA_TO_RAM, EDU_REG } from "../devices/edu.js";
-import { EventFd } from "../host/eventfd.js";
-import type { BarMapping, VfioPciDevice } from "../host/vfio-pci.js";
 import {
   type FittedLayout,
   fitLayout,

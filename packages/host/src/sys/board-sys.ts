@@ -5,22 +5,42 @@
  * here, as vfio_pci_core's ioctl entry does) and eventfds; sysfs and procfs files are rendered from the
  * IOMMU core's groups, the PCI devices' config space and the process's `locked_vm`.
  */
-import type { Process } from "@vfio/type1";
+import { ERRNO, ErrnoError } from "@iommu/core";
+import {
+  GROUP_STATUS_SIZE,
+  type Process,
+  VFIO_CHECK_EXTENSION,
+  VFIO_GET_API_VERSION,
+  VFIO_GROUP_GET_DEVICE_FD,
+  VFIO_GROUP_GET_STATUS,
+  VFIO_GROUP_SET_CONTAINER,
+  VFIO_GROUP_UNSET_CONTAINER,
+  VFIO_IOMMU_DIRTY_PAGES,
+  VFIO_IOMMU_GET_INFO,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_UNMAP_DMA,
+  VFIO_SET_IOMMU,
+} from "@vfio/type1";
 import type { Board } from "../boards/index.js";
 import type { EduDevice } from "../devices/edu.js";
-import { EventFd } from "../host/eventfd.js";
-import { kmsgEscape } from "../host/kernel-log.js";
-import type { BarMapping, VfioPciDevice } from "../host/vfio-pci.js";
+import { EventFd } from "../kernel/eventfd.js";
+import { kmsgEscape } from "../kernel/kernel-log.js";
+import {
+  type BarMapping,
+  SIZEOF_IRQ_INFO,
+  SIZEOF_IRQ_SET,
+  SIZEOF_REGION_INFO,
+  VFIO_DEVICE_GET_IRQ_INFO,
+  VFIO_DEVICE_GET_REGION_INFO,
+  VFIO_DEVICE_SET_IRQS,
+  VFIO_IRQ_SET_DATA_EVENTFD,
+  VFIO_PCI_BAR0_REGION_INDEX,
+  VFIO_PCI_CONFIG_REGION_INDEX,
+  type VfioPciDevice,
+} from "../kernel/vfio-pci.js";
 import type { ProbeDevice, ProbeSys, SysResult } from "./sys.js";
-import { ERRNO_NUMBERS } from "./transcript.js";
-import * as U from "./vfio-uapi.js";
 
-const EBADF = 9;
-const EAGAIN = 11;
-const EINVAL = 22;
-const ENOTTY = 25;
-const ENOENT = 2;
-const EFAULT = 14;
+const { EBADF, EAGAIN, EINVAL, ENOTTY, ENOENT, EFAULT } = ERRNO;
 
 /**
  * The probe's heap (malloc'd ioctl structs and bitmaps): a sparse 1 TiB anonymous vma, handed out once and
@@ -45,10 +65,9 @@ function fromKernel(r: number): SysResult {
   return r < 0 ? fail(-r) : ok(r);
 }
 
-/** Maps an `ErrnoError` (or anything with an errno name) to its number; rethrows real bugs. */
+/** The errno number of an `ErrnoError`; anything else is a bug in the model and is rethrown. */
 function errnoOf(e: unknown): number {
-  const name = (e as { errno?: unknown })?.errno;
-  if (typeof name === "string" && ERRNO_NUMBERS.has(name)) return ERRNO_NUMBERS.get(name)!;
+  if (e instanceof ErrnoError) return e.code;
   throw e;
 }
 
@@ -253,14 +272,14 @@ export class BoardSys implements ProbeSys {
 
   private containerIoctl(fd: number, request: number, arg: bigint): SysResult {
     switch (request) {
-      case U.VFIO_GET_API_VERSION:
-      case U.VFIO_CHECK_EXTENSION:
-      case U.VFIO_SET_IOMMU:
+      case VFIO_GET_API_VERSION:
+      case VFIO_CHECK_EXTENSION:
+      case VFIO_SET_IOMMU:
         return fromKernel(this.board.vfio.ioctl(fd, request, Number(BigInt.asIntN(32, arg))));
-      case U.VFIO_IOMMU_GET_INFO:
-      case U.VFIO_IOMMU_MAP_DMA:
-      case U.VFIO_IOMMU_UNMAP_DMA:
-      case U.VFIO_IOMMU_DIRTY_PAGES:
+      case VFIO_IOMMU_GET_INFO:
+      case VFIO_IOMMU_MAP_DMA:
+      case VFIO_IOMMU_UNMAP_DMA:
+      case VFIO_IOMMU_DIRTY_PAGES:
         return this.withUserBytes(arg, this.argBytes(arg, 8), (b) => this.board.vfio.ioctl(fd, request, b));
       default:
         return fromKernel(this.board.vfio.ioctl(fd, request, arg));
@@ -269,14 +288,14 @@ export class BoardSys implements ProbeSys {
 
   private groupIoctl(fd: number, groupId: number, request: number, arg: bigint): SysResult {
     switch (request) {
-      case U.VFIO_GROUP_GET_STATUS:
-        return this.withUserBytes(arg, U.SIZEOF_GROUP_STATUS, (b) => this.board.vfio.ioctl(fd, request, b));
-      case U.VFIO_GROUP_SET_CONTAINER:
+      case VFIO_GROUP_GET_STATUS:
+        return this.withUserBytes(arg, GROUP_STATUS_SIZE, (b) => this.board.vfio.ioctl(fd, request, b));
+      case VFIO_GROUP_SET_CONTAINER:
         // get_user(fd, arg): the container fd the probe wrote; resolved in @vfio/type1's fd table
         return this.withUserBytes(arg, 4, (b) => this.board.vfio.ioctl(fd, request, b));
-      case U.VFIO_GROUP_UNSET_CONTAINER:
+      case VFIO_GROUP_UNSET_CONTAINER:
         return fromKernel(this.board.vfio.ioctl(fd, request, 0));
-      case U.VFIO_GROUP_GET_DEVICE_FD: {
+      case VFIO_GROUP_GET_DEVICE_FD: {
         // vfio-pci takes the group's device reference (vfio_device_assign_container) itself
         const h = this.board.vfioPci.openDevice(groupId, this.cString(arg));
         return ok(this.alloc({ kind: "device", h, groupId }));
@@ -298,10 +317,10 @@ export class BoardSys implements ProbeSys {
 
   /** vfio_pci_core_ioctl for the three requests the probe uses, decoded from and encoded to bytes. */
   private deviceIoctl(h: VfioPciDevice, request: number, arg: bigint): SysResult {
-    if (request === U.VFIO_DEVICE_GET_REGION_INFO) {
-      return this.withUserBytes(arg, U.SIZEOF_REGION_INFO, (b) => {
+    if (request === VFIO_DEVICE_GET_REGION_INFO) {
+      return this.withUserBytes(arg, SIZEOF_REGION_INFO, (b) => {
         const v = new DataView(b.buffer, b.byteOffset, b.length);
-        if (v.getUint32(0, true) < U.SIZEOF_REGION_INFO) return -EINVAL;
+        if (v.getUint32(0, true) < SIZEOF_REGION_INFO) return -EINVAL;
         const ri = h.getRegionInfo(v.getUint32(8, true));
         v.setUint32(4, ri.flags, true);
         v.setUint32(12, 0, true);
@@ -310,28 +329,28 @@ export class BoardSys implements ProbeSys {
         return 0;
       });
     }
-    if (request === U.VFIO_DEVICE_GET_IRQ_INFO) {
-      return this.withUserBytes(arg, U.SIZEOF_IRQ_INFO, (b) => {
+    if (request === VFIO_DEVICE_GET_IRQ_INFO) {
+      return this.withUserBytes(arg, SIZEOF_IRQ_INFO, (b) => {
         const v = new DataView(b.buffer, b.byteOffset, b.length);
-        if (v.getUint32(0, true) < U.SIZEOF_IRQ_INFO) return -EINVAL;
+        if (v.getUint32(0, true) < SIZEOF_IRQ_INFO) return -EINVAL;
         const ii = h.getIrqInfo(v.getUint32(8, true));
         v.setUint32(4, ii.flags, true);
         v.setUint32(12, ii.count, true);
         return 0;
       });
     }
-    if (request === U.VFIO_DEVICE_SET_IRQS) {
-      const hdr = this.peek(arg, U.SIZEOF_IRQ_SET);
+    if (request === VFIO_DEVICE_SET_IRQS) {
+      const hdr = this.peek(arg, SIZEOF_IRQ_SET);
       const v = new DataView(hdr.buffer);
       const argsz = v.getUint32(0, true);
       const flags = v.getUint32(4, true);
       const count = v.getUint32(16, true);
-      if (argsz < U.SIZEOF_IRQ_SET) return fail(EINVAL);
+      if (argsz < SIZEOF_IRQ_SET) return fail(EINVAL);
       const eventfds: (EventFd | null)[] = [];
-      if (flags & U.VFIO_IRQ_SET_DATA_EVENTFD) {
+      if (flags & VFIO_IRQ_SET_DATA_EVENTFD) {
         // vfio_set_irqs_validate_and_prepare: the data must fit in argsz
-        if (argsz - U.SIZEOF_IRQ_SET < count * 4) return fail(EINVAL);
-        const data = this.peek(arg + BigInt(U.SIZEOF_IRQ_SET), count * 4);
+        if (argsz - SIZEOF_IRQ_SET < count * 4) return fail(EINVAL);
+        const data = this.peek(arg + BigInt(SIZEOF_IRQ_SET), count * 4);
         for (let i = 0; i < count; i++) {
           const fd = new DataView(data.buffer).getInt32(i * 4, true);
           if (fd < 0) eventfds.push(null);
@@ -357,7 +376,7 @@ export class BoardSys implements ProbeSys {
   pread(fd: number, len: number, offset: bigint): SysResult & { data: Uint8Array } {
     const h = this.deviceOf(fd);
     if (!h) return { ...fail(EBADF), data: new Uint8Array(0) };
-    if (offset >> 40n !== BigInt(U.VFIO_PCI_CONFIG_REGION_INDEX)) return { ...fail(EINVAL), data: new Uint8Array(0) };
+    if (offset >> 40n !== BigInt(VFIO_PCI_CONFIG_REGION_INDEX)) return { ...fail(EINVAL), data: new Uint8Array(0) };
     const off = Number(offset & ((1n << 40n) - 1n));
     const n = Math.max(0, Math.min(len, 256 - off));
     const data = new Uint8Array(n);
@@ -368,7 +387,7 @@ export class BoardSys implements ProbeSys {
   pwrite(fd: number, bytes: Uint8Array, offset: bigint): SysResult {
     const h = this.deviceOf(fd);
     if (!h) return fail(EBADF);
-    if (offset >> 40n !== BigInt(U.VFIO_PCI_CONFIG_REGION_INDEX)) return fail(EINVAL);
+    if (offset >> 40n !== BigInt(VFIO_PCI_CONFIG_REGION_INDEX)) return fail(EINVAL);
     const off = Number(offset & ((1n << 40n) - 1n));
     if (bytes.length === 2 && off % 2 === 0) h.configWrite(off, 2, bytes[0]! | (bytes[1]! << 8));
     else {
@@ -380,7 +399,7 @@ export class BoardSys implements ProbeSys {
   mmapDevice(fd: number, len: bigint, offset: bigint): SysResult & { addr: bigint } {
     const h = this.deviceOf(fd);
     if (!h) return { ...fail(EBADF), addr: 0n };
-    if (offset >> 40n !== BigInt(U.VFIO_PCI_BAR0_REGION_INDEX)) return { ...fail(EINVAL), addr: 0n };
+    if (offset >> 40n !== BigInt(VFIO_PCI_BAR0_REGION_INDEX)) return { ...fail(EINVAL), addr: 0n };
     try {
       const m = h.mmapBar0();
       const addr = this.nextBar;
@@ -430,7 +449,7 @@ export class BoardSys implements ProbeSys {
     if (m) {
       const g = this.board.iommu.groupById(Number(m[1]));
       if (!g) return null;
-      return m[2] === "type" ? `${g.typeText()}\n` : g.resvRegionsText();
+      return m[2] === "type" ? g.typeText() : g.resvRegionsText();
     }
     m = /^\/sys\/bus\/pci\/devices\/([^/]+)\/config$/.exec(path);
     if (m) {

@@ -7,7 +7,7 @@ import type { HostBridge } from "@dma-iommu/msi-cookie";
 import type { Iommu, PhysicalMemory } from "@iommu/core";
 import type { Process, Vfio } from "@vfio/type1";
 import type { EduDevice } from "../devices/edu.js";
-import type { VfioPciHost } from "../host/vfio-pci.js";
+import type { VfioPciHost } from "../kernel/vfio-pci.js";
 
 export type BoardName = "x86-q35-vtd" | "arm64-virt-smmuv3" | "arm64-virt-smmuv3-seed";
 

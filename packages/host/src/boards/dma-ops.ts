@@ -18,10 +18,8 @@ import {
   IOVA_FQ_TIMEOUT_MS,
   setupDmaOps,
 } from "@dma-iommu/msi-cookie";
-import { type Device, type Iommu, type IommuDomain, isDmaApiDomain, isErrno } from "@iommu/core";
-import type { KernelLog } from "../host/kernel-log.js";
-
-const U64_MAX = (1n << 64n) - 1n;
+import { type Device, type Iommu, type IommuDomain, isDmaApiDomain, isErrno, U64_MAX } from "@iommu/core";
+import type { KernelLog } from "../kernel/kernel-log.js";
 
 /** `IommuOptions.onDomainAlloc`: the DMA cookie of a DMA-API domain, at allocation. */
 export function dmaCookieAtAlloc(domain: IommuDomain): void {

@@ -13,9 +13,10 @@ import {
   dmaUnmap,
   MsiCookie,
 } from "@dma-iommu/msi-cookie";
+import { VFIO_GROUP_SET_CONTAINER, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU } from "@vfio/type1";
 import { describe, expect, it } from "vitest";
 import { EDU_BUF_START, EDU_DMA_TO_RAM, EDU_REG, type EduDevice } from "../devices/edu.js";
-import { Vmm } from "../vmm/vmm.js";
+import { BoardSys } from "../sys/board-sys.js";
 import { createBoard } from "./index.js";
 import type { Board, BoardName } from "./types.js";
 
@@ -130,7 +131,14 @@ describe.each(CASES)("$name default domains", ({ name, type, buffer, mask }) => 
     const edu = b.edus[0]!;
     const g = b.iommu.groupOf(edu)!;
     const def = g.defaultDomain!;
-    expect(new Vmm(b, { guestRam: 1n << 30n }).run().ok).toBe(true);
+    // what a VMM does first: container, group into it, type1v2 (the group's domain becomes unmanaged)
+    const sys = new BoardSys(b);
+    const cfd = sys.open("/dev/vfio/vfio").ret;
+    const gfd = sys.open(`/dev/vfio/${g.id}`).ret;
+    const arg = sys.calloc(4);
+    sys.poke(arg, new Uint8Array(new Int32Array([cfd]).buffer));
+    expect(sys.ioctl(gfd, VFIO_GROUP_SET_CONTAINER, arg).ret).toBe(0);
+    expect(sys.ioctl(cfd, VFIO_SET_IOMMU, BigInt(VFIO_TYPE1v2_IOMMU)).ret).toBe(0);
     const dom = g.domain!;
     expect(dom.type).toBe("unmanaged");
     const c = cookieOf(dom);

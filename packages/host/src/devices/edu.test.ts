@@ -2,9 +2,9 @@ import { IOMMU_READ, IOMMU_WRITE, Iommu, PhysicalMemory } from "@iommu/core";
 import { createMockIommu } from "@iommu/core/testing";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { writeMsiCapability } from "../host/msi-capability.js";
 import { Gicv3Its, VIRT_ITS_BASE } from "../irq/gicv3-its.js";
 import { InterruptController } from "../irq/interrupt-controller.js";
+import { writeMsiCapability } from "../kernel/msi-capability.js";
 import { EDU_BUF_START, EDU_DMA_TO_RAM, EDU_ID, EDU_REG, EduDevice } from "./edu.js";
 
 function setup(qemuQuirks = true) {

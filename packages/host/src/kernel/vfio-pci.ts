@@ -4,12 +4,20 @@
  * virtualized MSI capability user space sees), VFIO_DEVICE_GET_IRQ_INFO and VFIO_DEVICE_SET_IRQS for
  * MSI with eventfd triggers. The host kernel (the board's MSI glue) programs the physical capability.
  */
-import { ErrnoError } from "@iommu/core";
+import { ERRNO, ErrnoError } from "@iommu/core";
 import type { EduDevice } from "../devices/edu.js";
 import { EDU_BAR0_SIZE } from "../devices/edu.js";
 import { MSI_FLAGS_64BIT, PCI_COMMAND, PCI_COMMAND_MEMORY } from "../devices/pci-config.js";
 import type { EventFd } from "./eventfd.js";
 import type { MsiGlue, MsiSetup } from "./msi-glue.js";
+
+/** vfio.h device ioctls (`_IO(VFIO_TYPE, VFIO_BASE + n)`) and the sizes of their argument structs. */
+export const VFIO_DEVICE_GET_REGION_INFO = 0x3b6c;
+export const VFIO_DEVICE_GET_IRQ_INFO = 0x3b6d;
+export const VFIO_DEVICE_SET_IRQS = 0x3b6e;
+export const SIZEOF_REGION_INFO = 32;
+export const SIZEOF_IRQ_INFO = 16;
+export const SIZEOF_IRQ_SET = 20;
 
 /** vfio.h region and irq indices for PCI devices. */
 export const VFIO_PCI_BAR0_REGION_INDEX = 0;
@@ -209,21 +217,21 @@ export class VfioPciDevice {
    * TRIGGER is wired to hardware; INTx/MSI-X/ERR/REQ validate and answer like 6.1.
    */
   setIrqs(req: SetIrqs): number {
-    if (this.closed) return -9; // EBADF
+    if (this.closed) return -ERRNO.EBADF;
     const dataType = req.flags & DATA_TYPE_MASK;
     const action = req.flags & ACTION_TYPE_MASK;
     // vfio_set_irqs_validate_and_prepare
-    if (req.index < 0 || req.index >= VFIO_PCI_NUM_IRQS) return -22;
-    if (req.flags & ~(DATA_TYPE_MASK | ACTION_TYPE_MASK)) return -22;
-    if (popcount(dataType) !== 1 || popcount(action) !== 1) return -22;
+    if (req.index < 0 || req.index >= VFIO_PCI_NUM_IRQS) return -ERRNO.EINVAL;
+    if (req.flags & ~(DATA_TYPE_MASK | ACTION_TYPE_MASK)) return -ERRNO.EINVAL;
+    if (popcount(dataType) !== 1 || popcount(action) !== 1) return -ERRNO.EINVAL;
     const max = this.irqCount(req.index);
     // Range is checked only when data follows the header (DATA_NONE carries none).
-    if (dataType !== VFIO_IRQ_SET_DATA_NONE && (req.start >= max || req.start + req.count > max)) return -22;
-    if (dataType === VFIO_IRQ_SET_DATA_EVENTFD && (req.eventfds?.length ?? 0) < req.count) return -22;
-    if (dataType === VFIO_IRQ_SET_DATA_BOOL && (req.bools?.length ?? 0) < req.count) return -22;
+    if (dataType !== VFIO_IRQ_SET_DATA_NONE && (req.start >= max || req.start + req.count > max)) return -ERRNO.EINVAL;
+    if (dataType === VFIO_IRQ_SET_DATA_EVENTFD && (req.eventfds?.length ?? 0) < req.count) return -ERRNO.EINVAL;
+    if (dataType === VFIO_IRQ_SET_DATA_BOOL && (req.bools?.length ?? 0) < req.count) return -ERRNO.EINVAL;
     if (req.index !== VFIO_PCI_MSI_IRQ_INDEX || action !== VFIO_IRQ_SET_ACTION_TRIGGER) {
       // Not modelled on hardware: INTx masking, MSI-X (edu has none), ERR/REQ notifications.
-      return req.index === VFIO_PCI_MSIX_IRQ_INDEX ? -22 : 0;
+      return req.index === VFIO_PCI_MSIX_IRQ_INDEX ? -ERRNO.EINVAL : 0;
     }
     return this.setMsiTrigger(req, dataType);
   }
@@ -235,7 +243,7 @@ export class VfioPciDevice {
       this.msiDisable();
       return 0;
     }
-    if (!(isMsi || this.irqType === "none")) return -22;
+    if (!(isMsi || this.irqType === "none")) return -ERRNO.EINVAL;
     if (dataType === VFIO_IRQ_SET_DATA_EVENTFD) {
       if (isMsi) return this.setBlock(req);
       try {
@@ -249,7 +257,7 @@ export class VfioPciDevice {
       if (r !== 0) this.msiDisable();
       return r;
     }
-    if (!isMsi || req.start + req.count > 1) return -22;
+    if (!isMsi || req.start + req.count > 1) return -ERRNO.EINVAL;
     // DATA_NONE / DATA_BOOL trigger: signal the eventfd from the host side (loopback test path).
     for (let i = 0; i < req.count; i++) {
       if (dataType === VFIO_IRQ_SET_DATA_NONE || req.bools?.[i]) this.trigger?.signal();
