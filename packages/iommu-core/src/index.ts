@@ -18,6 +18,7 @@ export type {
   DomainGeometry,
   DomainType,
   DriverDomain,
+  HwInfo,
   IommuDriver,
   IommuHardware,
   IommuOps,

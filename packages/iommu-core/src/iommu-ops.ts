@@ -138,6 +138,17 @@ export interface IommuOps {
   getResvRegions(dev: Device): ResvRegion[];
   /** capable */
   capable(dev: Device, cap: IommuCap): boolean;
+  /**
+   * hw_info (6.6+): the IOMMU's description for IOMMU_GET_HW_INFO, `type` an `enum iommu_hw_info_type`
+   * (1 = Intel VT-d) and `data` its struct's bytes. Absent = the driver has none (type NONE, no data).
+   */
+  hwInfo?(dev: Device): HwInfo;
+}
+
+/** What `hw_info` returns: the uAPI type number and the little-endian bytes of its data struct. */
+export interface HwInfo {
+  readonly type: number;
+  readonly data: Uint8Array;
 }
 
 /**

@@ -3,6 +3,7 @@
  * appear on first touch (zero-filled), and MMIO ranges served by handlers. Drivers keep their tables
  * here and devices' DMA lands here, so a driver and the hardware it drives meet only through memory.
  */
+
 import { ErrnoError } from "./errno.js";
 import { U64_MAX } from "./u64.js";
 

@@ -10,6 +10,7 @@ import {
   type DomainType,
   type DriverDomain,
   ErrnoError,
+  type HwInfo,
   type IommuCap,
   type IommuDriver,
   type IommuOps,
@@ -226,6 +227,21 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
       if (cap === "INTR_REMAP") return irqRemappingEnabled;
       if (cap === "PRE_BOOT_PROTECTION") return opts.platformOptIn ?? false;
       return false;
+    },
+
+    /**
+     * intel_iommu_hw_info (6.12): `struct iommu_hw_info_vtd` of the device's unit — flags
+     * IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17 (always set), CAP_REG, ECAP_REG — type 1 (INTEL_VTD).
+     */
+    hwInfo(dev: Device): HwInfo {
+      const u = unitOf(dev);
+      if (!u) throw new ErrnoError("ENODEV", "intel_iommu_hw_info", "no DMAR unit for this device", { dev: dev.name });
+      const data = new Uint8Array(24);
+      const v = new DataView(data.buffer);
+      v.setUint32(0, 1, true);
+      v.setBigUint64(8, u.unit.cap, true);
+      v.setBigUint64(16, u.unit.ecap, true);
+      return { type: 1, data };
     },
   } satisfies IommuOps;
 

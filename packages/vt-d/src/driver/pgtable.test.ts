@@ -133,21 +133,21 @@ function run(mode: SuperpageUnmap, steps: Step[]) {
 }
 
 describe("second-level tables vs a plain map", () => {
-  it("random map/unmap sequences, whole-range unmaps (Linux 6.1 'whole' superpage rule)", () => {
+  it("random map/unmap sequences, whole-range unmaps (Linux 6.1 'whole' superpage rule)", { tags: ["slow"] }, () => {
     fc.assert(
       fc.property(fc.array(stepArb, { minLength: 1, maxLength: 25 }), (steps) => {
         run("whole", steps);
       }),
-      { seed: 0x7d0, numRuns: 30 },
+      { seed: 0x7d0, numRuns: 12 },
     );
   });
 
-  it("random map/unmap sequences with partial unmaps, superpages split ('split' option)", () => {
+  it("random map/unmap sequences with partial unmaps, superpages split ('split' option)", { tags: ["slow"] }, () => {
     fc.assert(
       fc.property(fc.array(stepArb, { minLength: 1, maxLength: 25 }), (steps) => {
         run("split", steps);
       }),
-      { seed: 0x7d1, numRuns: 30 },
+      { seed: 0x7d1, numRuns: 15 },
     );
   });
 
