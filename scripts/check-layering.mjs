@@ -7,13 +7,15 @@ import { fileURLToPath } from "node:url";
 
 /** Allowed workspace dependencies of each package (a DAG). */
 export const ALLOWED = {
+  "@vfio/uapi": [],
   "@iova/allocator": [],
   "@iommu/core": [],
   "@iommu/arm-smmu": ["@iommu/core"],
   "@iommu/vt-d": ["@iommu/core"],
   "@dma-iommu/msi-cookie": ["@iommu/core", "@iova/allocator"],
-  "@vfio/type1": ["@iommu/core", "@dma-iommu/msi-cookie"],
+  "@vfio/type1": ["@iommu/core", "@dma-iommu/msi-cookie", "@vfio/uapi"],
   "@iommu-sim/host": [
+    "@vfio/uapi",
     "@iova/allocator",
     "@iommu/core",
     "@iommu/arm-smmu",
@@ -22,6 +24,7 @@ export const ALLOWED = {
     "@vfio/type1",
   ],
   "@iommu-sim/demo": [
+    "@vfio/uapi",
     "@iova/allocator",
     "@iommu/core",
     "@iommu/arm-smmu",

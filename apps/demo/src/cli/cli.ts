@@ -226,7 +226,7 @@ function cmdDefault(a: ParsedArgs, io: CliIo): number {
     for (const { board, report } of results) {
       io.out(`${board}:\n`);
       const ranges =
-        report.info?.valid.map((r) => `[0x${r.start.toString(16)}, 0x${r.end.toString(16)}]`).join(" ") ?? "?";
+        report.info?.iovaRanges.map((r) => `[0x${r.start.toString(16)}, 0x${r.end.toString(16)}]`).join(" ") ?? "?";
       io.out(`  valid IOVA ranges  ${ranges}\n`);
       io.out(
         `  guest RAM mapped   ${report.mappings

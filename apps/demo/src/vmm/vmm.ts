@@ -5,17 +5,16 @@
  * device, let the guest drive edu's DMA engine through the IOMMU and the device's MSI reach an eventfd.
  * With `naive` it ignores the ranges and maps a flat layout, failing the way users hit it.
  */
+
+import { U64_MAX } from "@iommu/core";
 import type { BarMapping, Board, EduDevice, VfioPciDevice } from "@iommu-sim/host";
+import { EDU_BUF_START, EDU_DMA_IRQ, EDU_DMA_TO_RAM, EDU_REG, EventFd } from "@iommu-sim/host";
 import {
-  EDU_BUF_START,
-  EDU_DMA_IRQ,
-  EDU_DMA_TO_RAM,
-  EDU_REG,
-  EventFd,
+  type IommuType1Info,
   VFIO_IRQ_SET_ACTION_TRIGGER,
   VFIO_IRQ_SET_DATA_EVENTFD,
   VFIO_PCI_MSI_IRQ_INDEX,
-} from "@iommu-sim/host";
+} from "@vfio/uapi";
 import {
   type FittedLayout,
   fitLayout,
@@ -27,7 +26,6 @@ import {
   sizeText,
   virtLayout,
 } from "./layout.js";
-import type { DecodedInfo } from "./uapi.js";
 import { openVfioUser, type VfioUser } from "./vfio-user.js";
 
 export interface VmmOptions {
@@ -69,7 +67,7 @@ export interface VmmReport {
   readonly device: string;
   readonly group: number;
   readonly naive: boolean;
-  readonly info: DecodedInfo | null;
+  readonly info: IommuType1Info | null;
   readonly layout: FittedLayout | null;
   readonly mappings: MappedBlock[];
   readonly dma: {
@@ -106,7 +104,7 @@ export class Vmm {
   bar: BarMapping | null = null;
   readonly eventfd = new EventFd("msi");
   readonly mappings: MappedBlock[] = [];
-  info: DecodedInfo | null = null;
+  info: IommuType1Info | null = null;
   layout: FittedLayout | null = null;
   private readonly steps: VmmStep[] = [];
 
@@ -153,8 +151,8 @@ export class Vmm {
     ]);
     this.info = u.getInfo();
     const lines = [`iova_pgsizes ${hex(this.info.iovaPgsizes)}, DMA mappings available ${this.info.dmaAvail ?? "?"}`];
-    for (const r of this.info.valid) lines.push(`valid IOVA range [${hex(r.start)}, ${hex(r.end)}]`);
-    for (const r of this.info.seedReserved) lines.push(`seed: reserved IOVA range [${hex(r.start)}, ${hex(r.end)}]`);
+    for (const r of this.info.iovaRanges) lines.push(`valid IOVA range [${hex(r.start)}, ${hex(r.end)}]`);
+    for (const r of this.info.reservedRanges) lines.push(`seed: reserved IOVA range [${hex(r.start)}, ${hex(r.end)}]`);
     const group = this.board.iommu.groupById(this.groupId);
     if (group) {
       for (const l of group.resvRegionsText().trim().split("\n").filter(Boolean)) lines.push(`reserved_regions: ${l}`);
@@ -178,7 +176,9 @@ export class Vmm {
       this.step(`guest RAM layout (${this.layoutKind})`, lines);
       return want;
     }
-    const valid: IovaRange[] = this.info?.valid.length ? this.info.valid : [{ start: 0n, end: (1n << 64n) - 1n }];
+    const valid: readonly IovaRange[] = this.info?.iovaRanges.length
+      ? this.info.iovaRanges
+      : [{ start: 0n, end: U64_MAX }];
     const fitted = fitLayout(want, valid);
     this.layout = fitted;
     if (fitted.conflicts.length === 0) lines.push("no conflict with the reserved IOVA ranges");

@@ -5,17 +5,17 @@
  * Returns the ioctl's value or a negative errno.
  */
 import { ERRNO, ErrnoError } from "@iommu/core";
-import type { EventFd } from "./eventfd.js";
 import {
-  SIZEOF_IRQ_INFO,
-  SIZEOF_IRQ_SET,
-  SIZEOF_REGION_INFO,
+  IRQ_INFO_SIZE as SIZEOF_IRQ_INFO,
+  IRQ_SET_SIZE as SIZEOF_IRQ_SET,
+  REGION_INFO_SIZE as SIZEOF_REGION_INFO,
   VFIO_DEVICE_GET_IRQ_INFO,
   VFIO_DEVICE_GET_REGION_INFO,
   VFIO_DEVICE_SET_IRQS,
   VFIO_IRQ_SET_DATA_EVENTFD,
-  type VfioPciDevice,
-} from "./vfio-pci.js";
+} from "@vfio/uapi";
+import type { EventFd } from "./eventfd.js";
+import type { VfioPciDevice } from "./vfio-pci.js";
 
 /** copy_from_user / copy_to_user of the calling process (ErrnoError EFAULT on a bad address). */
 export interface IoctlUserAccess {

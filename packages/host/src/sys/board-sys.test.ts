@@ -5,10 +5,10 @@
  */
 import { ERRNO } from "@iommu/core";
 import { VFIO_GROUP_SET_CONTAINER, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU } from "@vfio/type1";
+import { VFIO_DEVICE_GET_REGION_INFO, VFIO_PCI_CONFIG_REGION_INDEX } from "@vfio/uapi";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { createBoard } from "../boards/index.js";
-import { VFIO_DEVICE_GET_REGION_INFO, VFIO_PCI_CONFIG_REGION_INDEX } from "../kernel/vfio-pci.js";
 import { BoardSys } from "./board-sys.js";
 import { FdTable } from "./fd-table.js";
 

@@ -10,9 +10,9 @@
  * Pointers are user virtual addresses (`bigint`).
  */
 import { ERRNO, ErrnoError } from "@iommu/core";
+import type { Process } from "@vfio/type1";
 import {
   GROUP_STATUS_SIZE,
-  type Process,
   VFIO_CHECK_EXTENSION,
   VFIO_GET_API_VERSION,
   VFIO_GROUP_GET_DEVICE_FD,
@@ -23,17 +23,14 @@ import {
   VFIO_IOMMU_GET_INFO,
   VFIO_IOMMU_MAP_DMA,
   VFIO_IOMMU_UNMAP_DMA,
+  VFIO_PCI_BAR0_REGION_INDEX,
+  VFIO_PCI_CONFIG_REGION_INDEX,
   VFIO_SET_IOMMU,
-} from "@vfio/type1";
+} from "@vfio/uapi";
 import type { Board } from "../boards/types.js";
 import { EventFd } from "../kernel/eventfd.js";
 import { kmsgEscape } from "../kernel/kernel-log.js";
-import {
-  type BarMapping,
-  VFIO_PCI_BAR0_REGION_INDEX,
-  VFIO_PCI_CONFIG_REGION_INDEX,
-  type VfioPciDevice,
-} from "../kernel/vfio-pci.js";
+import type { BarMapping, VfioPciDevice } from "../kernel/vfio-pci.js";
 import { type EventfdLookup, vfioPciIoctl } from "../kernel/vfio-pci-ioctl.js";
 import { type FdEntry, FdTable } from "./fd-table.js";
 import type { ProbeDevice, ProbeSys, SysResult } from "./sys.js";

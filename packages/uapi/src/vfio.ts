@@ -1,7 +1,8 @@
 /**
- * The VFIO uAPI of Linux 6.1 (`include/uapi/linux/vfio.h`): request numbers, flags, struct sizes and
- * offsets, and little-endian codecs. x86-64 and arm64 share every layout used here (LP64, u64 8-aligned).
- * Reference §6.1–§6.6 (sizes measured with gcc on x86-64).
+ * The VFIO uAPI (`include/uapi/linux/vfio.h`, 6.1; every layout here is unchanged in 6.12): request numbers,
+ * flags, struct sizes and offsets, and little-endian codecs. One copy for both sides: the kernel model
+ * (`@vfio/type1`, the host's vfio-pci) decodes these bytes and the user side (the VMM, the probe) encodes them.
+ * x86-64 and arm64 share every layout (LP64, u64 8-aligned); `layout.test.ts` pins them against the header.
  */
 
 /** `VFIO_API_VERSION` */
@@ -17,6 +18,11 @@ export const VFIO_GROUP_GET_STATUS = vfioIo(3); // 0x3b67
 export const VFIO_GROUP_SET_CONTAINER = vfioIo(4); // 0x3b68
 export const VFIO_GROUP_UNSET_CONTAINER = vfioIo(5); // 0x3b69
 export const VFIO_GROUP_GET_DEVICE_FD = vfioIo(6); // 0x3b6a
+export const VFIO_DEVICE_GET_INFO = vfioIo(7); // 0x3b6b
+export const VFIO_DEVICE_GET_REGION_INFO = vfioIo(8); // 0x3b6c
+export const VFIO_DEVICE_GET_IRQ_INFO = vfioIo(9); // 0x3b6d
+export const VFIO_DEVICE_SET_IRQS = vfioIo(10); // 0x3b6e
+export const VFIO_DEVICE_RESET = vfioIo(11); // 0x3b6f
 export const VFIO_IOMMU_GET_INFO = vfioIo(12); // 0x3b70
 export const VFIO_IOMMU_MAP_DMA = vfioIo(13); // 0x3b71
 export const VFIO_IOMMU_UNMAP_DMA = vfioIo(14); // 0x3b72
@@ -68,6 +74,27 @@ export const CAP_DMA_AVAIL_SIZE = 12;
 /** Our RESV_IOVA_RANGE: header, start u64 @8, end u64 @16 (inclusive). */
 export const CAP_RESV_IOVA_RANGE_SIZE = 24;
 
+/** `struct vfio_device_info { argsz, flags, num_regions @8, num_irqs @12, cap_offset @16, pad }`: 24 bytes. */
+export const DEVICE_INFO_SIZE = 24;
+/** `struct vfio_region_info { argsz, flags, index @8, cap_offset @12, size u64 @16, offset u64 @24 }` */
+export const REGION_INFO_SIZE = 32;
+/** `struct vfio_irq_info { argsz, flags, index @8, count @12 }` */
+export const IRQ_INFO_SIZE = 16;
+/** `struct vfio_irq_set { argsz, flags, index @8, start @12, count @16, data[] @20 }` */
+export const IRQ_SET_SIZE = 20;
+export const VFIO_IRQ_SET_DATA_NONE = 1 << 0;
+export const VFIO_IRQ_SET_DATA_BOOL = 1 << 1;
+export const VFIO_IRQ_SET_DATA_EVENTFD = 1 << 2;
+export const VFIO_IRQ_SET_ACTION_MASK = 1 << 3;
+export const VFIO_IRQ_SET_ACTION_UNMASK = 1 << 4;
+export const VFIO_IRQ_SET_ACTION_TRIGGER = 1 << 5;
+/** vfio-pci's fixed region and irq indexes (`VFIO_PCI_*_INDEX`). */
+export const VFIO_PCI_BAR0_REGION_INDEX = 0;
+export const VFIO_PCI_CONFIG_REGION_INDEX = 7;
+export const VFIO_PCI_INTX_IRQ_INDEX = 0;
+export const VFIO_PCI_MSI_IRQ_INDEX = 1;
+export const VFIO_PCI_MSIX_IRQ_INDEX = 2;
+
 /** `struct vfio_iommu_type1_dma_map`: argsz, flags, vaddr @8, iova @16, size @24; sizeof 32. */
 export const DMA_MAP_SIZE = 32;
 export const VFIO_DMA_MAP_FLAG_READ = 1;
@@ -98,14 +125,6 @@ export const DIRTY_BITMAP_SIZE_MAX = dirtyBitmapBytes(DIRTY_BITMAP_PAGES_MAX);
 /** DIRTY_BITMAP_BYTES(n): bytes for n bits rounded up to whole u64 words. */
 export function dirtyBitmapBytes(nbits: bigint): bigint {
   return ((nbits + 63n) / 64n) * 8n;
-}
-
-export const U64_MAX = (1n << 64n) - 1n;
-export const U32_MAX = 0xffff_ffff;
-
-/** C's u64 arithmetic: wrap a bigint to 64 bits, as the kernel's `dma_addr_t`/`size_t` sums do. */
-export function u64(x: bigint): bigint {
-  return x & U64_MAX;
 }
 
 /** Little-endian field access over a caller's buffer (the uAPI is native-endian; both our targets are LE). */

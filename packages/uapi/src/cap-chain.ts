@@ -4,8 +4,9 @@
  * body. While built, `next` is an offset from the buffer start (0 ends the chain; the first cap sits at 0);
  * `shift(sizeof(info))` turns them into offsets from the start of the info struct. 6.1 does not pad caps to
  * 8 bytes (6.6 does), so a 12-byte DMA_AVAIL leaves the next cap 4-byte aligned. Reference §6.2.
+ * `CapChain` is the kernel side's builder; `walkCaps` is the one user-side walker every reader goes through.
  */
-import { CAP_HEADER_SIZE, view } from "./uapi.js";
+import { CAP_HEADER_SIZE, view } from "./vfio.js";
 
 export class CapChain {
   private buf = new Uint8Array(0);
@@ -63,25 +64,25 @@ export interface CapHeader {
   readonly next: number;
 }
 
+/** The `struct vfio_info_cap_header` at `at` (the caller checks that its 8 bytes are in the buffer). */
+export function readCapHeader(info: Uint8Array, at: number): CapHeader {
+  const v = view(info);
+  return { id: v.getUint16(at, true), version: v.getUint16(at + 2, true), offset: at, next: v.getUint32(at + 4, true) };
+}
+
 /**
  * Walk a chain the way userspace does (from `capOffset`, following info-relative `next`), stopping at 0.
  * Throws RangeError when a `next` points outside the buffer or back into visited caps (a corrupted chain).
  */
 export function walkCaps(info: Uint8Array, capOffset: number): CapHeader[] {
   const out: CapHeader[] = [];
-  const v = view(info);
   const seen = new Set<number>();
   let at = capOffset;
   while (at !== 0) {
     if (at + CAP_HEADER_SIZE > info.length) throw new RangeError(`capability at ${at} runs past the buffer`);
     if (seen.has(at)) throw new RangeError(`capability chain loops at ${at}`);
     seen.add(at);
-    const h = {
-      id: v.getUint16(at, true),
-      version: v.getUint16(at + 2, true),
-      offset: at,
-      next: v.getUint32(at + 4, true),
-    };
+    const h = readCapHeader(info, at);
     out.push(h);
     at = h.next;
   }
