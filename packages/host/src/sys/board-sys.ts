@@ -146,7 +146,8 @@ export class BoardSys implements ProbeSys {
     for (const fd of this.fds.numbers()) this.close(fd);
   }
 
-  ioctl(fd: number, request: number, arg: bigint): SysResult {
+  /** ioctl(2). `newFd`: where a descriptor the call creates goes (VFIO_GROUP_GET_DEVICE_FD), as for `open`. */
+  ioctl(fd: number, request: number, arg: bigint, newFd?: number): SysResult {
     const e = this.fds.get(fd);
     if (!e) return fail(EBADF);
     try {
@@ -154,7 +155,7 @@ export class BoardSys implements ProbeSys {
         case "container":
           return this.containerIoctl(e.vfioFd, request, arg);
         case "group":
-          return this.groupIoctl(e.vfioFd, e.groupId, request, arg);
+          return this.groupIoctl(e.vfioFd, e.groupId, request, arg, newFd);
         case "device":
           return fromKernel(vfioPciIoctl(e.h, request, arg, this.memory, (n) => this.eventfdOf(n)));
         default:
@@ -358,7 +359,7 @@ export class BoardSys implements ProbeSys {
     }
   }
 
-  private groupIoctl(vfioFd: number, groupId: number, request: number, arg: bigint): SysResult {
+  private groupIoctl(vfioFd: number, groupId: number, request: number, arg: bigint, newFd?: number): SysResult {
     const vfio = this.board.vfio;
     switch (request) {
       case VFIO_GROUP_GET_STATUS:
@@ -382,7 +383,8 @@ export class BoardSys implements ProbeSys {
       case VFIO_GROUP_GET_DEVICE_FD: {
         // vfio-pci takes the group's device reference (vfio_device_assign_container) itself
         const h = this.board.vfioPci.openDevice(groupId, this.cString(arg));
-        return ok(this.fds.alloc({ kind: "device", h, groupId }));
+        const e: FdEntry = { kind: "device", h, groupId };
+        return ok(newFd === undefined ? this.fds.alloc(e) : this.fds.install(newFd, e));
       }
       default:
         return fromKernel(vfio.ioctl(vfioFd, request, arg));
