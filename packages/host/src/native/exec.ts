@@ -13,6 +13,8 @@ import { buildPreload } from "./preload-build.js";
 export interface ExecOptions {
   /** "inherit" (default) or "pipe" (the result then carries the program's output). */
   stdio?: "inherit" | "pipe";
+  /** With "pipe": each piece of the program's output as it comes. */
+  onOutput?: (stream: "stdout" | "stderr", text: string) => void;
   env?: NodeJS.ProcessEnv;
   report?: (line: string) => void;
 }
@@ -39,8 +41,14 @@ export async function execThroughDoor(
     const child = spawn(argv[0]!, argv.slice(1), { env, stdio: opts.stdio === "pipe" ? "pipe" : "inherit" });
     let stdout = "";
     let stderr = "";
-    child.stdout?.setEncoding("latin1").on("data", (d: string) => (stdout += d));
-    child.stderr?.setEncoding("latin1").on("data", (d: string) => (stderr += d));
+    child.stdout?.setEncoding("latin1").on("data", (d: string) => {
+      stdout += d;
+      opts.onOutput?.("stdout", d);
+    });
+    child.stderr?.setEncoding("latin1").on("data", (d: string) => {
+      stderr += d;
+      opts.onOutput?.("stderr", d);
+    });
     const code = await new Promise<number>((resolve, reject) => {
       child.once("error", reject);
       child.once("close", (c, sig) => resolve(c ?? 128 + (sig ? signalNumber(sig) : 0)));
