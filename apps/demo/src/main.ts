@@ -1,4 +1,7 @@
 // iommu-demo: the CLI entry point (bin of @iommu-sim/demo; `pnpm demo` runs it with no arguments).
-import { nodeIo, runCli } from "./cli/cli.js";
+import { nodeIo } from "./cli/cli.js";
+import { runCliAsync } from "./cli/door.js";
 
-process.exitCode = runCli(process.argv.slice(2), nodeIo());
+runCliAsync(process.argv.slice(2), nodeIo()).then((code) => {
+  process.exitCode = code;
+});

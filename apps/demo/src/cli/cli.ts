@@ -34,7 +34,7 @@ export interface CliIo {
   writeFile(path: string, text: string): void;
 }
 
-const HELP: Record<string, string> = {
+export const HELP: Record<string, string> = {
   main: `iommu-demo: PCIe passthrough with MSIs through an IOMMU, on models of QEMU's x86 q35 + VT-d and arm64 virt + SMMUv3
 
 usage: iommu-demo <command> [options]
@@ -44,6 +44,8 @@ commands:
   map      the IOVA space of a container: reserved regions, valid ranges, mappings, MSI doorbell pages
   boards   list the boards
   replay   replay a recorded scenario (.scn) against the model, print the JSONL transcript
+  serve    serve a board's system calls on a Unix socket (the native door, for programs run with its preload library)
+  exec     run an unmodified program (C, Rust, Go…) against a board: its /dev/vfio calls reach the model
 
 With no command: run the story briefly on both main boards.
 Options for every command: --json (machine-readable output), --help.
@@ -76,7 +78,28 @@ Replays a scenario in the conformance recorder's language against the model (the
 `,
 };
 
-function boardOf(a: ParsedArgs): BoardName {
+const DOOR_OPTIONS = `  --board    ${BOARD_NAMES.join(" | ")} (default arm64-virt-smmuv3)
+  --devices  edu devices (default 1), each in its own IOMMU group
+  --params   vfio_iommu_type1 parameters, e.g. "dma_entry_limit=3 allow_unsafe_interrupts=1"
+  --qemu-quirks-off  the boards without QEMU 7.2's quirks (default: on, as the recorded kernels saw them)
+The preload library is built from packages/host/native/preload.c with the system's cc on first use
+(cached under ~/.cache/iommu-sim/native). x86-64 programs; BAR loads/stores are trapped and emulated.
+`;
+HELP.serve = `usage: iommu-demo serve [--board NAME] [--socket PATH] [--devices N] [--params "K=V ..."]
+
+Serves the board's system-call surface (/dev/vfio/vfio, /dev/vfio/N, device fds, eventfds, the sysfs and
+procfs files a VFIO user reads) on a Unix socket, one simulated process per connection, until
+interrupted. A program joins with LD_PRELOAD=<library> IOMMU_SIM_SOCKET=PATH (printed at start).
+  --socket   socket path (default $XDG_RUNTIME_DIR or /tmp, iommu-sim-BOARD.sock)
+${DOOR_OPTIONS}`;
+HELP.exec = `usage: iommu-demo exec [--board NAME] [--devices N] [--params "K=V ..."] -- PROGRAM [ARGS...]
+
+Starts a server for the board, runs PROGRAM with the preload library and the socket in its environment,
+and exits with its exit status. Its memory stays its own: MAP_DMA pins its pages, edu's DMA reads and
+writes them, and its eventfds count the MSIs.
+${DOOR_OPTIONS}`;
+
+export function boardOf(a: ParsedArgs): BoardName {
   const b = a.flags.get("board");
   if (b === undefined) return "arm64-virt-smmuv3";
   if (b === true || !BOARD_NAMES.includes(b as BoardName)) {
@@ -104,9 +127,11 @@ const KNOWN: Record<string, readonly string[]> = {
   map: ["board", "guest-ram", "layout", "qemu-quirks", "x86-rmrr", "svg", "html", "json", "help"],
   boards: ["json", "help"],
   replay: ["json", "help"],
+  serve: ["board", "socket", "devices", "params", "qemu-quirks-off", "help"],
+  exec: ["board", "devices", "params", "qemu-quirks-off", "help"],
 };
 
-function checkFlags(cmd: string, a: ParsedArgs): void {
+export function checkFlags(cmd: string, a: ParsedArgs): void {
   const ok = KNOWN[cmd] ?? [];
   for (const f of a.flags.keys()) if (!ok.includes(f)) throw new UsageError(`unknown option --${f} for '${cmd}'`);
 }
@@ -267,6 +292,8 @@ export function runCli(argv: readonly string[], io: CliIo): number {
     if (cmd === "run") return cmdRun(a, io);
     if (cmd === "map") return cmdMap(a, io);
     if (cmd === "boards") return cmdBoards(a, io);
+    if (cmd === "serve" || cmd === "exec")
+      throw new UsageError(`'${cmd}' runs only from the command line (runCliAsync)`);
     return cmdReplay(a, io);
   } catch (e) {
     if (e instanceof UsageError) {
