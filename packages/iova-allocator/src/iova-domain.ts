@@ -230,8 +230,8 @@ export class IovaDomain implements Iterable<IovaRange> {
       this.removeNode(x, located);
       return;
     }
-    if (!t.isIndexed(x) && t.lo(x) === pfn) {
-      this.fastIndex.set(pfn, x);
+    if (located && !t.isIndexed(x) && t.lo(x) === pfn) {
+      this.fastIndex.set(pfn, x); // found by the tree: next time by the index
       t.setIndexed(x, true);
     }
     t.setCached(x, true);
