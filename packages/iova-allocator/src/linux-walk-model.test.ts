@@ -341,7 +341,7 @@ describe("IovaDomain agrees with the reference on both depot shapes, model time 
           same([...real.ranges()], ref.ranges(), "ranges after the trims");
         },
       ),
-      { seed: 0xde907, numRuns: 60 },
+      { seed: 0xde907, numRuns: 30 },
     );
   });
 });
