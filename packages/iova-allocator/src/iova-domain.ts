@@ -42,6 +42,8 @@ export class IovaDomain implements Iterable<IovaRange> {
   private cachedNode = ANCHOR;
   private cached32Node = ANCHOR;
   private max32AllocSize: number;
+  /** The node whose own gap the last successful walk placed its range in (NIL: above every node's gap test). */
+  private walkAbove = NIL;
 
   constructor(options: IovaDomainOptions) {
     const { granule, startPfn } = options;
@@ -228,8 +230,8 @@ export class IovaDomain implements Iterable<IovaRange> {
       this.removeNode(x, located);
       return;
     }
-    if (!t.isIndexed(x) && t.lo(x) === pfn) {
-      this.fastIndex.set(pfn, x);
+    if (located && !t.isIndexed(x) && t.lo(x) === pfn) {
+      this.fastIndex.set(pfn, x); // found by the tree: next time by the index
       t.setIndexed(x, true);
     }
     t.setCached(x, true);
@@ -297,7 +299,7 @@ export class IovaDomain implements Iterable<IovaRange> {
       this.max32AllocSize = size;
       return NIL;
     }
-    const x = this.tree.insert(pfn, pfn + size - 1);
+    const x = this.tree.insert(pfn, pfn + size - 1, this.walkAbove);
     if (pfn + size - 1 < this.dma32bitPfn) this.cached32Node = x;
     else this.cachedNode = x;
     return x;
@@ -316,13 +318,17 @@ export class IovaDomain implements Iterable<IovaRange> {
       // Every node at or above the limit offers the same candidate; only the lowest of them can take it.
       const candidate = alignDown(high - size, align);
       const below = t.floorBelow(high);
-      if (below === NIL || t.hi(below) < candidate) return candidate >= low ? candidate : -1;
+      if (below === NIL || t.hi(below) < candidate) {
+        this.walkAbove = NIL;
+        return candidate >= low ? candidate : -1;
+      }
       upper = below;
     } else upper = from;
     // Linux's first step: the gap just below the start node (most walks end there).
     let x: number;
     if (size >= GAP_SAT) x = this.lastFitExact(upper, size, align);
     else x = t.ownFits(upper, size, aligned) ? upper : t.lastFit(t.lo(upper), size, aligned);
+    this.walkAbove = x;
     const top = t.lo(x);
     if (top < size) return -1;
     const candidate = alignDown(top - size, align);
