@@ -16,6 +16,8 @@ export type {
   DomainGeometry,
   DomainType,
   DriverDomain,
+  HwInfo,
+  IommuDriver,
   IommuHardware,
   IommuOps,
   IotlbGather,
@@ -25,7 +27,10 @@ export type {
 } from "./iommu-ops.js";
 export { DOMAIN_TYPE_BITS, emptyGather, isDmaApiDomain, isPagingDomain } from "./iommu-ops.js";
 export { gatherAddPage, gatherAddRange, gatherIsEmpty } from "./iotlb-gather.js";
+export { LogBuffer } from "./log-buffer.js";
 export { iommuIovaToPhys, iommuMap, iommuUnmap, iommuUnmapFast } from "./map.js";
+export type { MsiMsg } from "./msi-msg.js";
+export { msiMsgAddress } from "./msi-msg.js";
 export type { PgsizeChoice } from "./pgsize.js";
 export { ffs64, fls64, iommuPgsize, minPageSize } from "./pgsize.js";
 export type { AccessTarget, MemRegion, MemTxAttrs, MmioHandler } from "./phys-mem.js";
@@ -43,6 +48,7 @@ export {
   IOMMU_SYS_CACHE_NWA,
   IOMMU_WRITE,
 } from "./prot.js";
+export { DEFAULT_RATELIMIT_BURST, DEFAULT_RATELIMIT_INTERVAL_MS, Ratelimit } from "./ratelimit.js";
 export type { ResvRegion, ResvType } from "./resv-region.js";
 export { RESV_TYPES, resvEnd, resvRegion, resvTypeOrder } from "./resv-region.js";
 export {
@@ -52,3 +58,4 @@ export {
   resvRegionsText,
   resvTypeString,
 } from "./resv-regions.js";
+export { PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, SZ_1G, SZ_2M, SZ_4K, U32_MAX, U64_MAX, u64 } from "./u64.js";

@@ -1,3 +1,5 @@
+/** `struct msi_msg` is core's `MsiMsg`; the old name stays for users of this package. */
+export type { MsiMsg as MsiMessage } from "@iommu/core";
 export {
   CAP,
   CCMD,
@@ -24,9 +26,9 @@ export type { DeviceScope, DmarTable, Drhd, Rmrr } from "./driver/dmar-table.js"
 export { findDrhd, rmrrScopes, scopeCovers } from "./driver/dmar-table.js";
 export type { DmarFault, DmarUnitOptions } from "./driver/dmar-unit.js";
 export { DmarUnit, formatFault } from "./driver/dmar-unit.js";
-export type { DeviceDomainInfo, PgsizeBitmapMode } from "./driver/domain.js";
+export type { DeviceDomainInfo, PgsizeBitmapMode, SecondLevelPteFormat } from "./driver/domain.js";
 export { ALL_SIZES_PGSIZE_BITMAP, pgsizeBitmapFor, VtdDomain } from "./driver/domain.js";
-export type { IrteTarget, MsiAllocation, MsiMessage } from "./driver/irq-remapping.js";
+export type { IrteTarget, MsiAllocation } from "./driver/irq-remapping.js";
 export {
   allocQ35BootIoapicEntries,
   composeRemappableMsi,
@@ -43,7 +45,7 @@ export type { FaultRecord } from "./hw/fault-recording.js";
 export { FaultRecorder } from "./hw/fault-recording.js";
 export type { DeliveredInterrupt, InterruptDecode, IrState } from "./hw/interrupt-remapping.js";
 export { decodeInterrupt } from "./hw/interrupt-remapping.js";
-export type { CachedContext, IotlbEntry } from "./hw/iotlb.js";
-export { ContextCache, Iotlb } from "./hw/iotlb.js";
+export type { CachedContext, IotlbEntry } from "./hw/tlb.js";
+export { ContextCache, Iotlb } from "./hw/tlb.js";
 export type { VtdHardwareOptions, VtdStats } from "./hw/vtd-hardware.js";
 export { createVtdHardware, VtdHardware } from "./hw/vtd-hardware.js";

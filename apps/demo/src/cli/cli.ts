@@ -4,8 +4,7 @@
  * is one line on stderr (`iommu-demo: …`) and a documented exit code, never a stack trace.
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { createBoard } from "../boards/index.js";
-import { BOARD_NAMES, type Board, type BoardName } from "../boards/types.js";
+import { BOARD_NAMES, type Board, type BoardName, createBoard } from "@iommu-sim/host";
 import { iovaMapOf } from "../map/iova-map.js";
 import { renderHtml, renderSvg, renderText } from "../map/render.js";
 import { replayScenario } from "../replay/index.js";
@@ -300,7 +299,7 @@ function cmdDefault(a: ParsedArgs, io: CliIo): number {
     for (const { board, report } of results) {
       io.out(`${board}:\n`);
       const ranges =
-        report.info?.valid.map((r) => `[0x${r.start.toString(16)}, 0x${r.end.toString(16)}]`).join(" ") ?? "?";
+        report.info?.iovaRanges.map((r) => `[0x${r.start.toString(16)}, 0x${r.end.toString(16)}]`).join(" ") ?? "?";
       io.out(`  valid IOVA ranges  ${ranges}\n`);
       io.out(
         `  guest RAM mapped   ${report.mappings

@@ -7,7 +7,7 @@ import { emptyGather, IOMMU_READ, IOMMU_WRITE, iommuPgsize } from "@iommu/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type GranuleShift, levelShift } from "../arch/lpae.js";
-import { makeRig } from "../test-support/rig.js";
+import { makeRig } from "../testing/rig.js";
 import type { SmmuDomain } from "./domain.js";
 
 type Op =

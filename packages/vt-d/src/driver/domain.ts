@@ -14,17 +14,42 @@ import {
   type MapPagesResult,
   type PageAllocator,
   type PhysicalMemory,
+  SZ_1G,
+  SZ_2M,
+  SZ_4K,
+  U64_MAX,
 } from "@iommu/core";
 import { PTE } from "../arch/regs.js";
 import type { DmarUnit } from "./dmar-unit.js";
 import { SecondLevelTable, type SuperpageUnmap } from "./pgtable.js";
 
-const SZ_4K = 1n << 12n;
-const SZ_2M = 1n << 21n;
-const SZ_1G = 1n << 30n;
-/** PTE attributes by IOMMU_READ|IOMMU_WRITE (and with SNP once snooping is forced). */
-const ATTR = [0n, PTE.R, PTE.W, PTE.R | PTE.W];
-const ATTR_SNP = ATTR.map((a) => a | PTE.SNP);
+/**
+ * The second-level leaf format the driver writes, as far as rights go (`__domain_mapping`'s `attr`).
+ * A device read through a write-only mapping succeeds with the first and faults (reason 0x06) with the
+ * second, on QEMU as on real hardware.
+ */
+export type SecondLevelPteFormat =
+  /**
+   * intel/iommu.c's `struct dma_pte` writer of 5.13 to 6.15 (so 6.1 and 6.12): `attr |= DMA_FL_PTE_PRESENT`
+   * on every leaf, first or second level, and DMA_FL_PTE_PRESENT is bit 0, DMA_PTE_READ ("iommu/vt-d:
+   * Remove WO permissions on second-level paging entries", eea53c581688): no write-only leaf exists.
+   */
+  | "dma_pte"
+  /**
+   * 6.16's "Restore WO permissions on second-level paging entries", kept by 7.x's generic page table
+   * (`vtdss`, VT-d second stage): R only when IOMMU_READ is asked for.
+   */
+  | "vtdss";
+
+/** Leaf rights by IOMMU_READ|IOMMU_WRITE for each format (SNP is added once snooping is forced). */
+const ATTR: Readonly<Record<SecondLevelPteFormat, readonly bigint[]>> = {
+  dma_pte: [PTE.R, PTE.R, PTE.R | PTE.W, PTE.R | PTE.W],
+  vtdss: [0n, PTE.R, PTE.W, PTE.R | PTE.W],
+};
+const ATTR_SNP: Readonly<Record<SecondLevelPteFormat, readonly bigint[]>> = {
+  dma_pte: ATTR.dma_pte.map((a) => a | PTE.SNP),
+  vtdss: ATTR.vtdss.map((a) => a | PTE.SNP),
+};
 const LEVEL_BYTES = [0n, SZ_4K, SZ_2M, SZ_1G, 1n << 39n, 1n << 48n];
 /**
  * The 4 KiB fast paths check and account in numbers for addresses below 2^52 (exact, and so are sums with a
@@ -33,7 +58,7 @@ const LEVEL_BYTES = [0n, SZ_4K, SZ_2M, SZ_1G, 1n << 39n, 1n << 48n];
 const FAST = 1n << 52n;
 const FAST_N = 2 ** 52;
 /** `iommu_iotlb_gather_init`: start ULONG_MAX, end 0. */
-const GATHER_EMPTY_START = (1n << 64n) - 1n;
+const GATHER_EMPTY_START = U64_MAX;
 
 /** Page-size bitmaps VT-d has advertised (reference §5.2). */
 export type PgsizeBitmapMode =
@@ -52,6 +77,7 @@ export interface DomainEnv {
   readonly rmrrLocked: (dev: Device) => boolean;
   readonly superpageUnmap: SuperpageUnmap;
   readonly pgsizeMode: PgsizeBitmapMode;
+  readonly slPteFormat: SecondLevelPteFormat;
 }
 
 /** Per-device driver state (`struct device_domain_info`), kept in `dev.iommuPriv`. */
@@ -194,7 +220,7 @@ export class VtdDomain implements DriverDomain {
         end < FAST_N &&
         end <= this.limitN
       ) {
-        const attr = (this.setPteSnp ? ATTR_SNP : ATTR)[prot & 3] as bigint;
+        const attr = (this.setPteSnp ? ATTR_SNP : ATTR)[this.env.slPteFormat][prot & 3] as bigint;
         const r = t.map(ivPfn, paPfn, pgcount, attr, this.onSuperpageClear);
         if (r.nomem) {
           const mapped = BigInt(r.done) << 12n;
@@ -236,7 +262,7 @@ export class VtdDomain implements DriverDomain {
         }),
       };
     }
-    const attr = (this.setPteSnp ? ATTR_SNP : ATTR)[prot & 3] as bigint;
+    const attr = (this.setPteSnp ? ATTR_SNP : ATTR)[this.env.slPteFormat][prot & 3] as bigint;
     const pages = pgsize === SZ_4K ? pgcount : Number(size >> 12n);
     const r = t.map(Number(iova >> 12n), Number(paddr >> 12n), pages, attr, this.onSuperpageClear);
     if (r.nomem) {
