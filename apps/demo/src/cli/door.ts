@@ -14,7 +14,7 @@ function doorBoard(a: ParsedArgs) {
   const n = devices === undefined ? 1 : Number(devices);
   if (!Number.isInteger(n) || n < 1 || n > 8) throw new UsageError("--devices is 1..8");
   const params = a.flags.get("params");
-  if (params === true) throw new UsageError("--params needs a value");
+  if (typeof params === "boolean") throw new UsageError("--params needs a value");
   return createBoard(boardOf(a), {
     eduCount: n,
     vfioParams: vfioParamsOf(params ?? ""),
@@ -25,7 +25,7 @@ function doorBoard(a: ParsedArgs) {
 async function cmdServe(a: ParsedArgs, io: CliIo): Promise<number> {
   const board = doorBoard(a);
   const socketFlag = a.flags.get("socket");
-  if (socketFlag === true) throw new UsageError("--socket needs a value");
+  if (typeof socketFlag === "boolean") throw new UsageError("--socket needs a value");
   const socket = socketFlag ?? `${process.env.XDG_RUNTIME_DIR || "/tmp"}/iommu-sim-${board.name}.sock`;
   const lib = buildPreload();
   const server = await serveBoard(board, socket, { report: (l) => io.err(`${l}\n`) });

@@ -8,7 +8,6 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { diffTranscripts, FIXTURE_ROOT, formatDiff, parseScenario } from "@iommu-sim/conformance";
 import { type BoardName, createBoard } from "@iommu-sim/host";
 import { execThroughDoor, findCompiler } from "@iommu-sim/host/native";
