@@ -7,20 +7,34 @@ import { fileURLToPath } from "node:url";
 
 /** Allowed workspace dependencies of each package (a DAG). */
 export const ALLOWED = {
+  "@vfio/uapi": [],
   "@iova/allocator": [],
   "@iommu/core": [],
   "@iommu/arm-smmu": ["@iommu/core"],
   "@iommu/vt-d": ["@iommu/core"],
   "@dma-iommu/msi-cookie": ["@iommu/core", "@iova/allocator"],
-  "@vfio/type1": ["@iommu/core", "@dma-iommu/msi-cookie"],
-  "@iommu/iommufd": ["@iommu/core", "@dma-iommu/msi-cookie"],
-  "@iommu-sim/demo": [
+  "@vfio/type1": ["@iommu/core", "@dma-iommu/msi-cookie", "@vfio/uapi"],
+  "@iommu/iommufd": ["@iommu/core", "@dma-iommu/msi-cookie", "@vfio/uapi"],
+  "@iommu-sim/host": [
+    "@vfio/uapi",
     "@iova/allocator",
     "@iommu/core",
     "@iommu/arm-smmu",
     "@iommu/vt-d",
     "@dma-iommu/msi-cookie",
     "@vfio/type1",
+    "@iommu/iommufd",
+  ],
+  "@iommu-sim/demo": [
+    "@vfio/uapi",
+    "@iova/allocator",
+    "@iommu/core",
+    "@iommu/arm-smmu",
+    "@iommu/vt-d",
+    "@dma-iommu/msi-cookie",
+    "@vfio/type1",
+    "@iommu/iommufd",
+    "@iommu-sim/host",
   ],
 };
 

@@ -1,6 +1,7 @@
 // The README's API example, run as a test so it stays true.
+
+import { createBoard } from "@iommu-sim/host";
 import { expect, it } from "vitest";
-import { createBoard } from "./boards/index.js";
 import { Vmm } from "./vmm/vmm.js";
 
 it("README example", () => {

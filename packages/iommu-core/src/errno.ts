@@ -1,19 +1,35 @@
-/** Linux errno values used across the stack (asm-generic/errno-base.h, errno.h). */
+/**
+ * Linux errno values (asm-generic/errno-base.h, errno.h): the one table of names and numbers, for the kernel
+ * model and for what the conformance probe prints.
+ */
 export const ERRNO = {
   EPERM: 1,
   ENOENT: 2,
+  ESRCH: 3,
+  EINTR: 4,
   EIO: 5,
+  ENXIO: 6,
   E2BIG: 7,
   EBADF: 9,
+  EAGAIN: 11,
   ENOMEM: 12,
   EACCES: 13,
   EFAULT: 14,
   EBUSY: 16,
   EEXIST: 17,
+  EXDEV: 18,
   ENODEV: 19,
+  ENOTDIR: 20,
+  EISDIR: 21,
   EINVAL: 22,
+  ENFILE: 23,
+  EMFILE: 24,
   ENOTTY: 25,
+  EFBIG: 27,
   ENOSPC: 28,
+  ESPIPE: 29,
+  EROFS: 30,
+  EDOM: 33,
   ERANGE: 34,
   EDEADLK: 35,
   ENOSYS: 38,
@@ -21,6 +37,9 @@ export const ERRNO = {
   EMSGSIZE: 90,
   EOPNOTSUPP: 95,
   EADDRINUSE: 98,
+  EHWPOISON: 133,
+  /** Kernel-internal (include/linux/errno.h), but it reaches userspace from some ioctls. */
+  ENOTSUPP: 524,
 } as const;
 
 export type Errno = keyof typeof ERRNO;

@@ -27,6 +27,8 @@ export type {
 export { DOMAIN_TYPE_BITS, emptyGather, isDmaApiDomain, isPagingDomain } from "./iommu-ops.js";
 export { gatherAddPage, gatherAddRange, gatherIsEmpty } from "./iotlb-gather.js";
 export { iommuIovaToPhys, iommuMap, iommuUnmap, iommuUnmapFast } from "./map.js";
+export type { MsiMsg } from "./msi-msg.js";
+export { msiMsgAddress } from "./msi-msg.js";
 export type { PgsizeChoice } from "./pgsize.js";
 export { ffs64, fls64, iommuPgsize, minPageSize } from "./pgsize.js";
 export type { AccessTarget, MemRegion, MemTxAttrs, MmioHandler } from "./phys-mem.js";
@@ -53,3 +55,4 @@ export {
   resvRegionsText,
   resvTypeString,
 } from "./resv-regions.js";
+export { PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, SZ_1G, SZ_2M, SZ_4K, U32_MAX, U64_MAX, u64 } from "./u64.js";

@@ -7,6 +7,7 @@ import type { Device } from "./device.js";
 import type { ErrnoError } from "./errno.js";
 import type { IommuCap } from "./prot.js";
 import type { ResvRegion } from "./resv-region.js";
+import { U64_MAX } from "./u64.js";
 
 /** Domain types with their sysfs names (iommu.h 6.1: bit sets PAGING=1, DMA_API=2, PT=4, DMA_FQ=8). */
 export type DomainType = "blocked" | "identity" | "unmanaged" | "DMA" | "DMA-FQ";
@@ -61,7 +62,8 @@ export interface IotlbGather {
   pgsize: bigint;
 }
 
-const GATHER_START_EMPTY = (1n << 64n) - 1n;
+/** An empty gather starts at ULONG_MAX (`iommu_iotlb_gather_init`). */
+const GATHER_START_EMPTY = U64_MAX;
 
 export function emptyGather(): IotlbGather {
   return { start: GATHER_START_EMPTY, end: 0n, pgsize: 0n };

@@ -6,8 +6,8 @@ import type { IommuDomain } from "./domain.js";
 import { ErrnoError, isErrno } from "./errno.js";
 import { emptyGather, type IotlbGather, isPagingDomain } from "./iommu-ops.js";
 import { iommuPgsize, minPageSize } from "./pgsize.js";
+import { U64_MAX } from "./u64.js";
 
-const U64_MAX = (1n << 64n) - 1n;
 const MAX_PGCOUNT = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** The contract passes pgcount as a number: split absurdly long runs (> 2^53 pages) into several calls. */

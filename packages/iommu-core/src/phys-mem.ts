@@ -3,11 +3,11 @@
  * appear on first touch (zero-filled), and MMIO ranges served by handlers. Drivers keep their tables
  * here and devices' DMA lands here, so a driver and the hardware it drives meet only through memory.
  */
+import { U64_MAX } from "./u64.js";
 
 export const FRAME_SHIFT = 12;
 export const FRAME_SIZE = 1 << FRAME_SHIFT;
 const FRAME_MASK = BigInt(FRAME_SIZE - 1);
-const U64_MAX = (1n << 64n) - 1n;
 /** Below this, an address converts to a JS number exactly (fast paths). */
 const SAFE_ADDR = 1n << 53n;
 /** Attributes of a CPU access (the fast paths pass one shared object). */

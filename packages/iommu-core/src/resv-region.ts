@@ -2,6 +2,7 @@
  * Reserved regions (`struct iommu_resv_region`, include/linux/iommu.h 6.1): IOVA ranges a
  * domain's user must not (or must specially) use. Reference §2.2.
  */
+import { U64_MAX } from "./u64.js";
 
 /** Region types, in Linux's enum order (DIRECT=0 … SW_MSI=4). Never persist the numbers. */
 export const RESV_TYPES = ["direct", "direct-relaxable", "reserved", "msi", "sw-msi"] as const;
@@ -24,7 +25,7 @@ export interface ResvRegion {
 
 /** `iommu_alloc_resv_region`: a validated region value (length > 0, no 64-bit wrap). */
 export function resvRegion(start: bigint, length: bigint, prot: number, type: ResvType): ResvRegion {
-  if (start < 0n || length <= 0n || start + length - 1n > (1n << 64n) - 1n) {
+  if (start < 0n || length <= 0n || start + length - 1n > U64_MAX) {
     throw new RangeError(`reserved region 0x${start.toString(16)}+0x${length.toString(16)} is empty or wraps`);
   }
   return Object.freeze({ start, length, prot, type });

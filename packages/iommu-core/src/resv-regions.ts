@@ -2,9 +2,9 @@
  * A group's reserved-region list and its sysfs text (iommu.c 6.1: `iommu_insert_resv_region`,
  * `iommu_get_group_resv_regions`, `iommu_group_show_resv_regions`). Reference §2.2.
  */
-import { type ResvRegion, type ResvType, resvEnd, resvRegion, resvTypeOrder } from "./resv-region.js";
 
-const U64_MASK = (1n << 64n) - 1n;
+import { type ResvRegion, type ResvType, resvEnd, resvRegion, resvTypeOrder } from "./resv-region.js";
+import { U64_MAX } from "./u64.js";
 
 /**
  * `iommu_insert_resv_region`: insert a copy of `region` into the sorted list `list` (not modified)
@@ -42,7 +42,7 @@ export function insertResvRegion(list: readonly ResvRegion[], region: ResvRegion
       continue;
     }
     const topEnd = resvEnd(top);
-    if (it.start > ((topEnd + 1n) & U64_MASK)) {
+    if (it.start > ((topEnd + 1n) & U64_MAX)) {
       out.push(it);
     } else {
       const itEnd = resvEnd(it);

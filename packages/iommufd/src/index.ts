@@ -12,4 +12,4 @@ export { IoptPages } from "./iopt-pages.js";
 export type { IommufdObject, ObjectType } from "./object-table.js";
 export { ObjectTable } from "./object-table.js";
 export type { AccountMode, UserMemory, UserSegment } from "./user-memory.js";
-export { PAGE_SIZE, U64_MAX, userOf } from "./user-memory.js";
+export { userOf } from "./user-memory.js";

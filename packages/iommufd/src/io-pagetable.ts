@@ -12,11 +12,14 @@ import {
   type IommuDomain,
   iommuMap,
   iommuUnmap,
+  PAGE_SHIFT,
+  PAGE_SIZE,
   type ResvRegion,
+  U64_MAX,
 } from "@iommu/core";
 import { type IntervalNode, IntervalTree, type Span, spans } from "./interval-tree.js";
 import { IoptPages } from "./iopt-pages.js";
-import { PAGE_SHIFT, PAGE_SIZE, U64_MAX, type UserMemory } from "./user-memory.js";
+import type { UserMemory } from "./user-memory.js";
 
 /** HPAGE_SIZE with 4 KiB pages (x86-64 and arm64): the largest alignment iopt_alloc_iova aims for. */
 export const HPAGE_SIZE = 2n << 20n;

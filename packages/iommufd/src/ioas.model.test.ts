@@ -1,10 +1,10 @@
-import { isErrno, resvRegion } from "@iommu/core";
+import { isErrno, PAGE_SIZE, resvRegion } from "@iommu/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { IommufdDevice } from "./device.js";
 import { IommufdCtx } from "./iommufd-ctx.js";
 import { BASE, testHost, X86 } from "./test-support/hosts.js";
-import { PAGE_SIZE, userOf } from "./user-memory.js";
+import { userOf } from "./user-memory.js";
 
 const PG = 0x1000n;
 

@@ -2,13 +2,12 @@
  * `struct iommufd_ioas` and its ioctls (ioas.c, 6.12): IOAS_ALLOC, IOVA_RANGES, ALLOW_IOVAS, MAP, COPY,
  * UNMAP and the per-IOAS HUGE_PAGES option, in the kernel's order of checks.
  */
-import { ErrnoError, IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from "@iommu/core";
+import { ErrnoError, IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, U64_MAX } from "@iommu/core";
 import type { HwptPaging } from "./hw-pagetable.js";
 import type { IntervalNode, Span } from "./interval-tree.js";
 import { IoPagetable } from "./io-pagetable.js";
 import type { IommufdCtx } from "./iommufd-ctx.js";
 import type { IommufdObject } from "./object-table.js";
-import { U64_MAX } from "./user-memory.js";
 
 export class Ioas implements IommufdObject {
   readonly type = "ioas" as const;

@@ -1,9 +1,9 @@
 import { ERRNO } from "@iommu/core";
+import * as U from "@vfio/uapi/iommufd";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { IommufdCtx } from "./iommufd-ctx.js";
 import { iommufdIoctl } from "./iommufd-ioctl.js";
-import * as U from "./iommufd-uapi.js";
 import { BASE, testHost, X86 } from "./test-support/hosts.js";
 import { userOf } from "./user-memory.js";
 

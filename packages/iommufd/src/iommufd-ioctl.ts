@@ -4,10 +4,7 @@
  * struct, or a size above PAGE_SIZE, E2BIG), decodes into the typed API and writes the answer back as
  * `iommufd_ucmd_respond` (min(size, struct) bytes). Returns 0 or -errno; nothing else escapes.
  */
-import { ErrnoError, isErrno } from "@iommu/core";
-import type { IntervalNode } from "./interval-tree.js";
-import { checkAllowedRanges, type MapFlags } from "./ioas.js";
-import type { IommufdCtx } from "./iommufd-ctx.js";
+import { ErrnoError, isErrno, PAGE_SIZE, U64_MAX } from "@iommu/core";
 import {
   DESTROY,
   FAULT_ALLOC,
@@ -61,8 +58,10 @@ import {
   VFIO_IOAS,
   wr32,
   wr64,
-} from "./iommufd-uapi.js";
-import { PAGE_SIZE, U64_MAX } from "./user-memory.js";
+} from "@vfio/uapi/iommufd";
+import type { IntervalNode } from "./interval-tree.js";
+import { checkAllowedRanges, type MapFlags } from "./ioas.js";
+import type { IommufdCtx } from "./iommufd-ctx.js";
 
 /** What a command handler gets: the kernel's copy of the struct and a way to answer. */
 interface Ucmd {

@@ -4,8 +4,8 @@
  * first area holding it is filled into a domain, and charged once (`npinned`); it is unpinned and
  * uncharged when the last holder lets go. So a COPY never pins again.
  */
-import { ErrnoError } from "@iommu/core";
-import { type AccountMode, PAGE_SHIFT, PAGE_SIZE, type UserMemory, updatePinned } from "./user-memory.js";
+import { ErrnoError, PAGE_SHIFT, PAGE_SIZE } from "@iommu/core";
+import { type AccountMode, type UserMemory, updatePinned } from "./user-memory.js";
 
 interface PinnedPage {
   readonly phys: bigint;

@@ -4,10 +4,10 @@
  * the limit clipped to the device's bus limit and the aperture, PCI devices trying below 4 GiB first.
  */
 import type { Device, IommuDomain } from "@iommu/core";
-import { ffs64 } from "@iommu/core";
+import { ffs64, u64 } from "@iommu/core";
 import { type DmaIommuCookie, MsiCookie, type SacPolicy } from "./cookie.js";
 import { deviceDma } from "./device-dma.js";
-import { DMA_BIT_MASK_32, pfnOf, roundupPowOfTwo, u64 } from "./u64.js";
+import { DMA_BIT_MASK_32, pfnOf, roundupPowOfTwo } from "./u64.js";
 
 /** IOVA_RANGE_CACHE_MAX_SIZE: sizes below 2^(6-1) granules are rounded to a power of two. */
 const RCACHE_ROUND_BELOW = 1 << (6 - 1);

@@ -6,7 +6,7 @@
  */
 
 import type { IommuDomain, IovaCookie } from "@iommu/core";
-import { ErrnoError, FRAME_SIZE } from "@iommu/core";
+import { ErrnoError, FRAME_SIZE, U64_MAX } from "@iommu/core";
 import type { IovaDomain } from "@iova/allocator";
 import type { FlushQueue } from "./flush-queue.js";
 import { hex } from "./u64.js";
@@ -96,7 +96,7 @@ export function getMsiCookie(domain: IommuDomain, base: bigint, opts: MsiCookieO
       kind: domain.iovaCookie.kind,
     });
   }
-  if (base < 0n || base > (1n << 64n) - 1n) {
+  if (base < 0n || base > U64_MAX) {
     throw new ErrnoError("EINVAL", "iommu_get_msi_cookie", "base is not a u64", { base: hex(base) });
   }
   const len = opts.windowLength;

@@ -5,8 +5,8 @@
  * dma-iommu, and the ≥6.4 SAC latch (`pci_32bit_workaround`).
  */
 import type { Device } from "@iommu/core";
-import { ErrnoError } from "@iommu/core";
-import { DMA_BIT_MASK_32, hex, U64_MAX } from "./u64.js";
+import { ErrnoError, U64_MAX } from "@iommu/core";
+import { DMA_BIT_MASK_32, hex } from "./u64.js";
 
 export interface DeviceDmaState {
   dmaMask: bigint;

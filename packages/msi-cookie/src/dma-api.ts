@@ -5,11 +5,20 @@
  * mode or through the flush queue on DMA-FQ domains.
  */
 import type { Device, Iommu, IommuDomain } from "@iommu/core";
-import { ErrnoError, emptyGather, IOMMU_CACHE, IOMMU_PRIV, IOMMU_READ, IOMMU_WRITE, iommuUnmapFast } from "@iommu/core";
+import {
+  ErrnoError,
+  emptyGather,
+  IOMMU_CACHE,
+  IOMMU_PRIV,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  iommuUnmapFast,
+  U64_MAX,
+} from "@iommu/core";
 import { allocIova, freeIova } from "./alloc-iova.js";
 import { cookieOf, DmaCookie } from "./cookie.js";
 import { deviceDma } from "./device-dma.js";
-import { hex, U64_MAX } from "./u64.js";
+import { hex } from "./u64.js";
 
 /** `DMA_MAPPING_ERROR` (~0): what a failed map returns; test with `dmaMappingError`. */
 export const DMA_MAPPING_ERROR = U64_MAX;

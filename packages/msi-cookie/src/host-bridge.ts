@@ -3,8 +3,8 @@
  * `.dma_ranges`), and `iova_reserve_pci_windows` (Linux 6.1, reference §3.2): IOVAs that would
  * alias the bridge's MMIO windows (peer-to-peer) or fall outside its inbound DMA ranges are reserved.
  */
-import { ErrnoError, ffs64 } from "@iommu/core";
-import { hex, pfnOf, U64_MAX, u64 } from "./u64.js";
+import { ErrnoError, ffs64, U64_MAX, u64 } from "@iommu/core";
+import { hex, pfnOf } from "./u64.js";
 
 /** One resource window of the bridge; `offset` = CPU address − bus address (0 when identical). */
 export interface BridgeWindow {

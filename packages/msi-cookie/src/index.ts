@@ -1,3 +1,6 @@
+/** `struct msi_msg` lives in @iommu/core; re-exported beside the cookie's rewrite of it. */
+export type { MsiMsg } from "@iommu/core";
+export { msiMsgAddress } from "@iommu/core";
 export { allocIova, freeIova } from "./alloc-iova.js";
 export type { CookieWarning, DmaIommuCookie, MsiCookieOptions, MsiPage, SacPolicy } from "./cookie.js";
 export { cookieOf, DmaCookie, getDmaCookie, getMsiCookie, MsiCookie, putDmaCookie } from "./cookie.js";
@@ -19,5 +22,4 @@ export { reservePciWindows } from "./host-bridge.js";
 export type { DmaDomainInit } from "./init-domain.js";
 export { iommuDmaInitDomain, setupDmaOps } from "./init-domain.js";
 export { MSI_DOORBELL_PROT, msiPagesOf, prepareMsi } from "./msi-doorbell.js";
-export type { MsiMsg } from "./msi-msg.js";
-export { composeMsiMsg, msiMsgAddress } from "./msi-msg.js";
+export { composeMsiMsg } from "./msi-msg.js";

@@ -6,13 +6,13 @@
  * turn on the flush queue for DMA-FQ domains.
  */
 import type { Device, Iommu, IommuDomain } from "@iommu/core";
-import { ErrnoError, ffs64, isDmaApiDomain } from "@iommu/core";
+import { ErrnoError, ffs64, isDmaApiDomain, U64_MAX } from "@iommu/core";
 import { IovaDomain } from "@iova/allocator";
 import { cookieOf, DmaCookie, getDmaCookie, type MsiPage, type SacPolicy } from "./cookie.js";
 import { deviceDma } from "./device-dma.js";
 import { FlushQueue } from "./flush-queue.js";
 import { type HostBridge, reservePciWindows } from "./host-bridge.js";
-import { hex, pfnOf, U64_MAX } from "./u64.js";
+import { hex, pfnOf } from "./u64.js";
 
 export interface DmaDomainInit {
   /** First usable DMA address (arch_setup_dma_ops' base; 0 on both QEMU boards). */

@@ -1,11 +1,11 @@
-import { IOMMU_MMIO, IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE, isErrno } from "@iommu/core";
+import { IOMMU_MMIO, IOMMU_NOEXEC, IOMMU_READ, IOMMU_WRITE, isErrno, msiMsgAddress } from "@iommu/core";
 import type { MockDomain } from "@iommu/core/testing";
 import { MOCK_MSI_IOVA_BASE } from "@iommu/core/testing";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { getMsiCookie, type MsiCookie } from "./cookie.js";
 import { MSI_DOORBELL_PROT, msiPagesOf, prepareMsi } from "./msi-doorbell.js";
-import { composeMsiMsg, msiMsgAddress } from "./msi-msg.js";
+import { composeMsiMsg } from "./msi-msg.js";
 import { ARM_MSI_IOVA_BASE, GITS_TRANSLATER, groupOf, msiPayload, testBoard, vfioDomain } from "./testing/board.js";
 
 function mockDomainOf(board: ReturnType<typeof testBoard>, i = 0): MockDomain {

@@ -1,7 +1,8 @@
+import { msiMsgAddress } from "@iommu/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { MsiPage } from "./cookie.js";
-import { composeMsiMsg, msiMsgAddress } from "./msi-msg.js";
+import { composeMsiMsg } from "./msi-msg.js";
 
 describe("composeMsiMsg (iommu_dma_compose_msi_msg)", () => {
   it("replaces the doorbell page with its IOVA and keeps the in-page offset (arm64 conformance 0x8000040)", () => {

@@ -3,14 +3,8 @@
  * doorbell's physical address is replaced by its IOVA in the device's domain, keeping the offset
  * inside the doorbell page.
  */
+import type { MsiMsg } from "@iommu/core";
 import type { MsiPage } from "./cookie.js";
-
-/** `struct msi_msg`: 32-bit halves of the address and the payload. */
-export interface MsiMsg {
-  readonly addressHi: number;
-  readonly addressLo: number;
-  readonly data: number;
-}
 
 /**
  * Rewrite `msg` for `msiPage` (from `prepareMsi`); a null page (no cookie: e.g. x86 with hardware
@@ -24,9 +18,4 @@ export function composeMsiMsg(msiPage: MsiPage | null, msg: MsiMsg): MsiMsg {
     addressLo: Number((lo + (msiPage.iova & 0xffff_ffffn)) & 0xffff_ffffn),
     data: msg.data,
   };
-}
-
-/** The full 64-bit address of a message. */
-export function msiMsgAddress(msg: MsiMsg): bigint {
-  return (BigInt(msg.addressHi >>> 0) << 32n) | BigInt(msg.addressLo >>> 0);
 }

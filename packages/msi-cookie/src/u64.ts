@@ -1,10 +1,5 @@
-/** u64 arithmetic helpers: dma_addr_t and phys_addr_t wrap at 2^64 in C, so the model does too. */
-export const U64_MAX = (1n << 64n) - 1n;
+/** The cookie's small numeric helpers (`U64_MAX` and `u64` themselves live in @iommu/core). */
 export const DMA_BIT_MASK_32 = 0xffff_ffffn;
-
-export function u64(v: bigint): bigint {
-  return v & U64_MAX;
-}
 
 /** `roundup_pow_of_two` for small positive counts. */
 export function roundupPowOfTwo(n: number): number {

@@ -2,8 +2,7 @@
  * Containers and groups (vfio 6.1 container.c / vfio_main.c): the order SET_IOMMU needs, its errnos,
  * CHECK_EXTENSION, group status/ownership, SET/UNSET_CONTAINER through fds, and device users.
  */
-import { describe, expect, it } from "vitest";
-import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
+
 import {
   GROUP_STATUS_SIZE,
   VFIO_CHECK_EXTENSION,
@@ -21,7 +20,9 @@ import {
   VFIO_UNMAP_ALL,
   VFIO_UPDATE_VADDR,
   view,
-} from "./uapi.js";
+} from "@vfio/uapi";
+import { describe, expect, it } from "vitest";
+import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
 
 const fdArg = (fd: number): Uint8Array => {
   const b = new Uint8Array(4);

@@ -5,9 +5,19 @@
  * not handle go to the backend, or fail with EINVAL while there is none.
  */
 import { ERRNO, ErrnoError, errnoName } from "@iommu/core";
-import { walkCaps } from "./cap-chain.js";
+import {
+  decodeIommuInfo,
+  INFO_SIZE,
+  type IommuType1Info,
+  VFIO_API_VERSION,
+  VFIO_CHECK_EXTENSION,
+  VFIO_GET_API_VERSION,
+  VFIO_IOMMU_GET_INFO,
+  VFIO_SET_IOMMU,
+  type VfioBitmap,
+  view,
+} from "@vfio/uapi";
 import type { VfioGroup } from "./group.js";
-import type { IovaRange } from "./iova-list.js";
 import type { Process } from "./process.js";
 import {
   type MapDmaRequest,
@@ -18,38 +28,9 @@ import {
   VfioIommuType1,
 } from "./type1.js";
 import { errnoOf, type IoctlArg, type1Ioctl } from "./type1-ioctl.js";
-import {
-  CAP_IOVA_RANGE_BASE,
-  INFO_SIZE,
-  IOMMU_SIM_INFO_CAP_RESV_IOVA_RANGE,
-  IOVA_RANGE_SIZE,
-  VFIO_API_VERSION,
-  VFIO_CHECK_EXTENSION,
-  VFIO_GET_API_VERSION,
-  VFIO_IOMMU_GET_INFO,
-  VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
-  VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION,
-  VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
-  VFIO_SET_IOMMU,
-  type VfioBitmap,
-  view,
-} from "./uapi.js";
 
-/** GET_INFO decoded for the typed API. */
-export interface ContainerInfo {
-  readonly flags: number;
-  readonly iovaPgsizes: bigint;
-  /** MIGRATION cap: smallest page, max dirty bitmap bytes. */
-  readonly migration: { readonly pgsizeBitmap: bigint; readonly maxDirtyBitmapSize: bigint; readonly flags: number };
-  /** DMA_AVAIL cap. */
-  readonly dmaAvail: number;
-  /** IOVA_RANGE cap (empty when absent): the usable ranges, inclusive ends. */
-  readonly iovaRanges: readonly IovaRange[];
-  /** The seed's RESV_IOVA_RANGE caps (only with `seedResvCaps`). */
-  readonly reservedRanges: readonly IovaRange[];
-  /** The GET_INFO bytes (24 + chain) as the kernel writes them with a large enough argsz. */
-  readonly raw: Uint8Array;
-}
+/** GET_INFO decoded for the typed API (`@vfio/uapi`'s one decoder of these bytes). */
+export type ContainerInfo = IommuType1Info;
 
 /** What a container needs from its host (the Vfio object). */
 export interface ContainerHost {
@@ -211,45 +192,4 @@ function intArg(arg: IoctlArg): number {
 }
 
 /** Decode GET_INFO bytes (a buffer whose argsz covered the whole chain). */
-export function decodeInfo(buf: Uint8Array): ContainerInfo {
-  const v = view(buf);
-  const capOffset = v.getUint32(16, true);
-  let migration = { pgsizeBitmap: 0n, maxDirtyBitmapSize: 0n, flags: 0 };
-  let dmaAvail = 0;
-  const iovaRanges: IovaRange[] = [];
-  const reservedRanges: IovaRange[] = [];
-  let end = INFO_SIZE;
-  for (const h of walkCaps(buf, capOffset)) {
-    const at = h.offset;
-    if (h.id === VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION) {
-      migration = {
-        flags: v.getUint32(at + 8, true),
-        pgsizeBitmap: v.getBigUint64(at + 16, true),
-        maxDirtyBitmapSize: v.getBigUint64(at + 24, true),
-      };
-      end = Math.max(end, at + 32);
-    } else if (h.id === VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
-      dmaAvail = v.getUint32(at + 8, true);
-      end = Math.max(end, at + 12);
-    } else if (h.id === VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
-      const n = v.getUint32(at + 8, true);
-      for (let i = 0; i < n; i++) {
-        const o = at + CAP_IOVA_RANGE_BASE + IOVA_RANGE_SIZE * i;
-        iovaRanges.push({ start: v.getBigUint64(o, true), end: v.getBigUint64(o + 8, true) });
-      }
-      end = Math.max(end, at + CAP_IOVA_RANGE_BASE + IOVA_RANGE_SIZE * n);
-    } else if (h.id === IOMMU_SIM_INFO_CAP_RESV_IOVA_RANGE) {
-      reservedRanges.push({ start: v.getBigUint64(at + 8, true), end: v.getBigUint64(at + 16, true) });
-      end = Math.max(end, at + 24);
-    }
-  }
-  return {
-    flags: v.getUint32(4, true),
-    iovaPgsizes: v.getBigUint64(8, true),
-    migration,
-    dmaAvail,
-    iovaRanges,
-    reservedRanges,
-    raw: buf.slice(0, end),
-  };
-}
+export const decodeInfo = decodeIommuInfo;

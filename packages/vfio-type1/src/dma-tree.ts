@@ -4,8 +4,9 @@
  * descents, including C's 64-bit wrap of `start + size` (a mapping of the top page cannot be found by a
  * search whose end wraps to 0, exactly as in Linux). Insert/remove are O(n) memmoves; appends are O(1).
  */
+
+import { U64_MAX, u64 } from "@iommu/core";
 import type { PinnedRun } from "./pin.js";
-import { U64_MAX, u64 } from "./uapi.js";
 
 /** One MAP_DMA. */
 export interface VfioDma {

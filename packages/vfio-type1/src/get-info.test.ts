@@ -1,6 +1,5 @@
 /** VFIO_IOMMU_GET_INFO on bytes: the x86 transcript's buffer, argsz edges, and lying argsz. */
-import { describe, expect, it } from "vitest";
-import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
+
 import {
   infoBuffer,
   toHex,
@@ -8,7 +7,9 @@ import {
   VFIO_DMA_MAP_FLAG_WRITE,
   VFIO_IOMMU_GET_INFO,
   view,
-} from "./uapi.js";
+} from "@vfio/uapi";
+import { describe, expect, it } from "vitest";
+import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
 
 const X86_INFO_4096 =
   "00100000030000000010204000000000180000000000000002000100380000000000000000000000001000000000000000000010000000000300010044000000ffff0000010001000000000002000000000000000000000000000000ffffdffe000000000000f0fe00000000ffffffff7f000000";

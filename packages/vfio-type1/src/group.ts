@@ -5,8 +5,6 @@
  * open the group cannot leave (EBUSY).
  */
 import { ERRNO, ErrnoError, type Iommu, type IommuGroup } from "@iommu/core";
-import type { Container } from "./container.js";
-import { errnoOf, type IoctlArg } from "./type1-ioctl.js";
 import {
   GROUP_STATUS_SIZE,
   VFIO_GROUP_FLAGS_CONTAINER_SET,
@@ -15,7 +13,9 @@ import {
   VFIO_GROUP_SET_CONTAINER,
   VFIO_GROUP_UNSET_CONTAINER,
   view,
-} from "./uapi.js";
+} from "@vfio/uapi";
+import type { Container } from "./container.js";
+import { errnoOf, type IoctlArg } from "./type1-ioctl.js";
 
 /** What a group needs from its host (the Vfio object). */
 export interface GroupHost {

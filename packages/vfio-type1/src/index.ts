@@ -1,38 +1,6 @@
-export type { CapHeader } from "./cap-chain.js";
-export { CapChain, walkCaps } from "./cap-chain.js";
-export type { ContainerHost, ContainerInfo } from "./container.js";
-export { Container, decodeInfo } from "./container.js";
-export type { VfioDma } from "./dma-tree.js";
-export { DmaTree } from "./dma-tree.js";
-export type { GroupHost } from "./group.js";
-export { VfioGroup } from "./group.js";
-export type { IovaRange } from "./iova-list.js";
-export { aperExpand, aperResize, findSwMsi, iovaDmaValid, resvExclude } from "./iova-list.js";
-export type { PinnedRun, PinOptions } from "./pin.js";
-export { pinRun, unpinRun } from "./pin.js";
-export type { PageSource, PhysSegment, ProcessInit, VmaInit, VmaKind } from "./process.js";
-export {
-  lazyPageSource,
-  PAGE_SIZE,
-  Process,
-  pageAllocatorSource,
-  SZ_1G,
-  SZ_2M,
-  Vma,
-} from "./process.js";
-export type {
-  MapDmaRequest,
-  Type1Env,
-  Type1Info,
-  Type1Params,
-  Type1Snapshot,
-  UnmapDmaRequest,
-  VfioDomain,
-} from "./type1.js";
-export { minPageSize, PAGE_MASK, type1CheckExtension, VfioIommuType1 } from "./type1.js";
-export type { IoctlArg } from "./type1-ioctl.js";
-export { accessOk, type1Ioctl, verifyBitmapSize } from "./type1-ioctl.js";
-export type { DmaMapArgs, DmaUnmapArgs, VfioBitmap } from "./uapi.js";
+/** Page constants live in core; re-exported for type1's users who read them here. */
+export { PAGE_MASK, PAGE_SIZE, SZ_1G, SZ_2M } from "@iommu/core";
+export type { CapHeader, DmaMapArgs, DmaUnmapArgs, VfioBitmap } from "@vfio/uapi";
 export {
   BITMAP_SIZE,
   CAP_DMA_AVAIL_SIZE,
@@ -40,6 +8,7 @@ export {
   CAP_IOVA_RANGE_BASE,
   CAP_MIGRATION_SIZE,
   CAP_RESV_IOVA_RANGE_SIZE,
+  CapChain,
   DIRTY_BITMAP_GET_SIZE,
   DIRTY_BITMAP_MINSZ,
   DIRTY_BITMAP_SIZE_MAX,
@@ -98,6 +67,31 @@ export {
   VFIO_TYPE1v2_IOMMU,
   VFIO_UNMAP_ALL,
   VFIO_UPDATE_VADDR,
-} from "./uapi.js";
+  walkCaps,
+} from "@vfio/uapi";
+export type { ContainerHost, ContainerInfo } from "./container.js";
+export { Container, decodeInfo } from "./container.js";
+export type { VfioDma } from "./dma-tree.js";
+export { DmaTree } from "./dma-tree.js";
+export type { GroupHost } from "./group.js";
+export { VfioGroup } from "./group.js";
+export type { IovaRange } from "./iova-list.js";
+export { aperExpand, aperResize, findSwMsi, iovaDmaValid, resvExclude } from "./iova-list.js";
+export type { PinnedRun, PinOptions } from "./pin.js";
+export { pinRun, unpinRun } from "./pin.js";
+export type { PageSource, PhysSegment, ProcessInit, VmaInit, VmaKind } from "./process.js";
+export { lazyPageSource, Process, pageAllocatorSource, Vma } from "./process.js";
+export type {
+  MapDmaRequest,
+  Type1Env,
+  Type1Info,
+  Type1Params,
+  Type1Snapshot,
+  UnmapDmaRequest,
+  VfioDomain,
+} from "./type1.js";
+export { minPageSize, type1CheckExtension, VfioIommuType1 } from "./type1.js";
+export type { IoctlArg } from "./type1-ioctl.js";
+export { accessOk, type1Ioctl, verifyBitmapSize } from "./type1-ioctl.js";
 export type { VfioOptions } from "./vfio.js";
 export { Vfio } from "./vfio.js";

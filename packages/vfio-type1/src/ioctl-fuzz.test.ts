@@ -3,16 +3,13 @@
  * unknown requests. Every call answers a number (never throws), and every failed call leaves the container,
  * the IOMMU page tables and locked_vm exactly as they were (compared through a snapshot).
  */
-import fc from "fast-check";
-import { describe, expect, it } from "vitest";
-import type { Container } from "./container.js";
-import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
+
+import { U64_MAX } from "@iommu/core";
 import {
   DMA_MAP_SIZE,
   encodeDirtyPages,
   encodeDmaMap,
   encodeDmaUnmap,
-  U64_MAX,
   VFIO_CHECK_EXTENSION,
   VFIO_GET_API_VERSION,
   VFIO_GROUP_GET_STATUS,
@@ -24,7 +21,11 @@ import {
   VFIO_IOMMU_UNMAP_DMA,
   VFIO_SET_IOMMU,
   view,
-} from "./uapi.js";
+} from "@vfio/uapi";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import type { Container } from "./container.js";
+import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
 
 const SCRATCH = 0x2000_0000_0000n;
 

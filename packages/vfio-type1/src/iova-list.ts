@@ -5,7 +5,7 @@
  * attach keeps the old list. Reference §6.8.
  */
 import type { ResvRegion } from "@iommu/core";
-import { U64_MAX } from "./uapi.js";
+import { U64_MAX } from "@iommu/core";
 
 export interface IovaRange {
   readonly start: bigint;

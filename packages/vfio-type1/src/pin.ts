@@ -5,8 +5,8 @@
  * pfns one by one; the run it ends up with only depends on where contiguity (or reserved-ness) breaks, so we
  * walk whole contiguous backing pieces: the cost is per run, not per byte. Reference §6.4.
  */
-import { ErrnoError } from "@iommu/core";
-import { PAGE_SHIFT, PAGE_SIZE, type Process } from "./process.js";
+import { ErrnoError, PAGE_SHIFT, PAGE_SIZE } from "@iommu/core";
+import type { Process } from "./process.js";
 
 /** One pinned, physically contiguous run of a vfio_dma. */
 export interface PinnedRun {

@@ -1,8 +1,8 @@
 /** The process model: vmas, lazy faults, the zero page and CoW, user copies, hugetlb backing, page sources. */
-import { isErrno, PageAllocator, PhysicalMemory } from "@iommu/core";
+import { isErrno, PAGE_SIZE, PageAllocator, PhysicalMemory, SZ_2M } from "@iommu/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { lazyPageSource, PAGE_SIZE, Process, pageAllocatorSource, SZ_2M } from "./process.js";
+import { lazyPageSource, Process, pageAllocatorSource } from "./process.js";
 
 function proc(): Process {
   const memory = new PhysicalMemory();

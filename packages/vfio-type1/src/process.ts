@@ -4,12 +4,7 @@
  * shared zero page that a read fault of untouched anonymous memory maps, `RLIMIT_MEMLOCK`, `CAP_IPC_LOCK`
  * and `mm->locked_vm` (what /proc/PID/status prints as VmLck). Reference §6.4.
  */
-import { ErrnoError, type PhysicalMemory } from "@iommu/core";
-
-export const PAGE_SHIFT = 12n;
-export const PAGE_SIZE = 1n << PAGE_SHIFT;
-export const SZ_2M = 2n << 20n;
-export const SZ_1G = 1n << 30n;
+import { ErrnoError, PAGE_SHIFT, PAGE_SIZE, type PhysicalMemory, SZ_1G, SZ_2M } from "@iommu/core";
 
 /**
  * Where a process's pages come from: the host kernel's page allocator. Frames read as zero when handed

@@ -2,7 +2,6 @@
 import { Iommu, PciDevice, PhysicalMemory } from "@iommu/core";
 import { createMockIommu } from "@iommu/core/testing";
 import { expect, it } from "vitest";
-import { walkCaps } from "./cap-chain.js";
 import {
   infoBuffer,
   lazyPageSource,
@@ -14,6 +13,7 @@ import {
   VFIO_IOMMU_GET_INFO,
   VFIO_TYPE1v2_IOMMU,
   Vfio,
+  walkCaps,
 } from "./index.js";
 
 it("README example", () => {

@@ -5,9 +5,7 @@
  * fault (EFAULT), as is writing past it. Copies are all-or-nothing (a real copy_to_user may write a prefix
  * before faulting). Errors come back as negative errnos; only a bug throws.
  */
-import { ERRNO, isErrno } from "@iommu/core";
-import type { Process } from "./process.js";
-import type { VfioIommuType1 } from "./type1.js";
+import { ERRNO, isErrno, u64 } from "@iommu/core";
 import {
   BITMAP_SIZE,
   DIRTY_BITMAP_GET_SIZE,
@@ -21,7 +19,6 @@ import {
   INFO_CAPSZ,
   INFO_MINSZ,
   INFO_SIZE,
-  u64,
   VFIO_DMA_MAP_FLAG_READ,
   VFIO_DMA_MAP_FLAG_VADDR,
   VFIO_DMA_MAP_FLAG_WRITE,
@@ -36,7 +33,9 @@ import {
   VFIO_IOMMU_MAP_DMA,
   VFIO_IOMMU_UNMAP_DMA,
   view,
-} from "./uapi.js";
+} from "@vfio/uapi";
+import type { Process } from "./process.js";
+import type { VfioIommuType1 } from "./type1.js";
 
 /** An ioctl argument: the user buffer a pointer designates, or the integer itself for integer requests. */
 export type IoctlArg = Uint8Array | number | bigint;

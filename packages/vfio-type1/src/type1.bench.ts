@@ -9,11 +9,11 @@
  */
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import { SZ_1G } from "@iommu/core";
+import { encodeDmaMap, encodeDmaUnmap, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA } from "@vfio/uapi";
 import { afterAll, bench, describe } from "vitest";
 import type { Container } from "./container.js";
-import { SZ_1G } from "./process.js";
 import { makeHost, openContainer } from "./test-support/hosts.js";
-import { encodeDmaMap, encodeDmaUnmap, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA } from "./uapi.js";
 
 const TIB = 1n << 40n;
 const VA = 0x4000_0000_0000n;

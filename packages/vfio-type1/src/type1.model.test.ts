@@ -4,12 +4,11 @@
  * [16 MiB, 2 GiB)). After every step the return values, the mapping set, DMA_AVAIL and the IOMMU's actual
  * translations (iova_to_phys of every mapped page = the process page at its vaddr; unmapped = 0) agree.
  */
-import { isErrno } from "@iommu/core";
+import { isErrno, PAGE_SIZE } from "@iommu/core";
+import { VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU } from "@vfio/uapi";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { PAGE_SIZE } from "./process.js";
 import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
-import { VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU } from "./uapi.js";
 
 const IOVA0 = 1n << 24n; // MOCK_APERTURE_START
 const LIMIT = 6;

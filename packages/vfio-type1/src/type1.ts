@@ -15,23 +15,21 @@ import {
   type IommuGroup,
   isErrno,
   minPageSize,
+  PAGE_MASK,
+  PAGE_SIZE,
   type ResvRegion,
+  U64_MAX,
+  u64,
 } from "@iommu/core";
-import { CapChain } from "./cap-chain.js";
-import { DmaTree, type VfioDma } from "./dma-tree.js";
-import { aperExpand, aperResize, findSwMsi, type IovaRange, iovaDmaValid, resvExclude } from "./iova-list.js";
-import { type PinnedRun, pinRun, unpinRun } from "./pin.js";
-import { PAGE_SIZE, type PageSource, type Process } from "./process.js";
 import {
   CAP_DMA_AVAIL_SIZE,
   CAP_IOVA_RANGE_BASE,
   CAP_MIGRATION_SIZE,
   CAP_RESV_IOVA_RANGE_SIZE,
+  CapChain,
   DIRTY_BITMAP_SIZE_MAX,
   IOMMU_SIM_INFO_CAP_RESV_IOVA_RANGE,
   IOVA_RANGE_SIZE,
-  U64_MAX,
-  u64,
   VFIO_DMA_CC_IOMMU,
   VFIO_DMA_MAP_FLAG_READ,
   VFIO_DMA_MAP_FLAG_VADDR,
@@ -50,10 +48,11 @@ import {
   VFIO_UNMAP_ALL,
   VFIO_UPDATE_VADDR,
   type VfioBitmap,
-} from "./uapi.js";
-
-/** `PAGE_MASK` of a 4 KiB-page 64-bit kernel: every size ≥ 4 KiB (the bitmap at open, 6.x). */
-export const PAGE_MASK = U64_MAX & ~(PAGE_SIZE - 1n);
+} from "@vfio/uapi";
+import { DmaTree, type VfioDma } from "./dma-tree.js";
+import { aperExpand, aperResize, findSwMsi, type IovaRange, iovaDmaValid, resvExclude } from "./iova-list.js";
+import { type PinnedRun, pinRun, unpinRun } from "./pin.js";
+import type { PageSource, Process } from "./process.js";
 
 /** vfio_iommu_type1's module parameters (0644: changeable at run time; `dmaEntryLimit` is read at open). */
 export interface Type1Params {

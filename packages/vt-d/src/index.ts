@@ -1,3 +1,5 @@
+/** `struct msi_msg` is core's `MsiMsg`; the old name stays for users of this package. */
+export type { MsiMsg as MsiMessage } from "@iommu/core";
 export {
   CAP,
   CCMD,
@@ -26,7 +28,7 @@ export type { DmarFault, DmarUnitOptions } from "./driver/dmar-unit.js";
 export { DmarUnit, formatFault } from "./driver/dmar-unit.js";
 export type { DeviceDomainInfo, PgsizeBitmapMode } from "./driver/domain.js";
 export { ALL_SIZES_PGSIZE_BITMAP, pgsizeBitmapFor, VtdDomain } from "./driver/domain.js";
-export type { IrteTarget, MsiAllocation, MsiMessage } from "./driver/irq-remapping.js";
+export type { IrteTarget, MsiAllocation } from "./driver/irq-remapping.js";
 export {
   allocQ35BootIoapicEntries,
   composeRemappableMsi,

@@ -3,8 +3,7 @@
  * replay a recorded scenario. Every command takes --help and --json; exit codes are in EXIT.
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { createBoard } from "../boards/index.js";
-import { BOARD_NAMES, type BoardName } from "../boards/types.js";
+import { BOARD_NAMES, type BoardName, createBoard } from "@iommu-sim/host";
 import { iovaMapOf } from "../map/iova-map.js";
 import { renderHtml, renderSvg, renderText } from "../map/render.js";
 import { replayScenario } from "../replay/index.js";
@@ -227,7 +226,7 @@ function cmdDefault(a: ParsedArgs, io: CliIo): number {
     for (const { board, report } of results) {
       io.out(`${board}:\n`);
       const ranges =
-        report.info?.valid.map((r) => `[0x${r.start.toString(16)}, 0x${r.end.toString(16)}]`).join(" ") ?? "?";
+        report.info?.iovaRanges.map((r) => `[0x${r.start.toString(16)}, 0x${r.end.toString(16)}]`).join(" ") ?? "?";
       io.out(`  valid IOVA ranges  ${ranges}\n`);
       io.out(
         `  guest RAM mapped   ${report.mappings

@@ -66,6 +66,21 @@ describe("package layering", () => {
     expect(checkLayering(fakeRepo(files)).join("\n")).toMatch(/@vfio\/type1: depends on @iommu\/vt-d/);
   });
 
+  it("keeps the host above the six layers and below the app: no layer imports the host, the host never imports the app", async () => {
+    const { checkLayering } = await load();
+    const root = fakeRepo(
+      await cleanRepo({
+        "packages/type1/src/bad.ts": 'import { createBoard } from "@iommu-sim/host";',
+        "packages/host/src/bad.ts": 'import { runCli } from "@iommu-sim/demo";',
+      }),
+    );
+    const out = checkLayering(root).join("\n");
+    expect(out).toMatch(/type1\/src\/bad\.ts: imports @iommu-sim\/host, which the layering forbids for @vfio\/type1/);
+    expect(out).toMatch(
+      /host\/src\/bad\.ts: imports @iommu-sim\/demo, which the layering forbids for @iommu-sim\/host/,
+    );
+  });
+
   it("catches a relative import that leaves its package", async () => {
     const { checkLayering } = await load();
     const root = fakeRepo(

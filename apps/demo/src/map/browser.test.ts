@@ -5,9 +5,9 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createBoard } from "@iommu-sim/host";
 import { chromium } from "playwright-core";
 import { expect, it } from "vitest";
-import { createBoard } from "../boards/index.js";
 import { Vmm } from "../vmm/vmm.js";
 import { ARM_MAP, X86_MAP } from "./fixtures.js";
 import { type IovaMap, iovaMapOf } from "./iova-map.js";

@@ -38,7 +38,7 @@ const hex = (v: bigint) => `0x${v.toString(16)}`;
 /** Build the map from a VMM that has opened its container (and possibly mapped RAM and armed MSI). */
 export function iovaMapOf(vmm: Vmm): IovaMap {
   const regions: MapRegion[] = [];
-  const valid = vmm.info?.valid ?? [];
+  const valid = vmm.info?.iovaRanges ?? [];
   for (const r of valid) regions.push({ kind: "valid", start: r.start, end: r.end, label: "valid IOVA range" });
   const group = vmm.board.iommu.groupById(vmm.groupId);
   const resv = group ? vmm.board.iommu.getGroupResvRegions(group) : [];

@@ -3,22 +3,11 @@
  * fill bytes, user pointers), the same order of system calls and the same output fields. Nothing here
  * knows the model: every answer comes from the system calls.
  */
-import {
-  BASE_LEN,
-  BASE_VA,
-  type Command,
-  parseCommand,
-  type Scenario,
-  VFIO_DMA_MAP_FLAG_VADDR,
-  VFIO_DMA_UNMAP_FLAG_ALL,
-  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
-  VFIO_DMA_UNMAP_FLAG_VADDR,
-} from "./scenario.js";
-import type { ProbeSys } from "./sys.js";
+import { U64_MAX } from "@iommu/core";
+import type { ProbeSys } from "@iommu-sim/host";
+import * as U from "@vfio/uapi";
+import { BASE_LEN, BASE_VA, type Command, parseCommand, type Scenario } from "./scenario.js";
 import { errname, errorLine, hex, hexBytes, jsonStr, Line, OUT_MAX } from "./transcript.js";
-import * as U from "./vfio-uapi.js";
-
-const U64 = (1n << 64n) - 1n;
 
 function le(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -37,8 +26,8 @@ interface PDev {
 /** probe.c bitmap_bytes: ceil(size/pgsize) bits rounded up to u64 words (C u64 arithmetic), 8..16 MiB. */
 export function bitmapBytes(size: bigint, pgsize: bigint): number {
   if (pgsize === 0n) return 8;
-  const pages = (size / pgsize + (size % pgsize !== 0n ? 1n : 0n)) & U64;
-  let bytes = (((pages + 63n) & U64) / 64n) * 8n;
+  const pages = (size / pgsize + (size % pgsize !== 0n ? 1n : 0n)) & U64_MAX;
+  let bytes = (((pages + 63n) & U64_MAX) / 64n) * 8n;
   if (bytes === 0n) bytes = 8n;
   if (bytes > 16n << 20n) bytes = 16n << 20n;
   return Number(bytes);
@@ -150,8 +139,8 @@ export class Probe {
   }
 
   private groupStatus(gfd: number): { ret: number; errno: number; flags: number } {
-    const st = new Uint8Array(U.SIZEOF_GROUP_STATUS);
-    le(st).setUint32(0, U.SIZEOF_GROUP_STATUS, true);
+    const st = new Uint8Array(U.GROUP_STATUS_SIZE);
+    le(st).setUint32(0, U.GROUP_STATUS_SIZE, true);
     const r = this.ioctlStruct(gfd, U.VFIO_GROUP_GET_STATUS, st);
     return { ...r, flags: le(st).getUint32(4, true) };
   }
@@ -348,22 +337,22 @@ export class Probe {
       .int("cap_offset", capOffset);
     const lim = Math.min(Number(argsz), infoArgsz);
     let rawlen = lim;
-    if (rawlen < U.SIZEOF_IOMMU_INFO) rawlen = U.SIZEOF_IOMMU_INFO;
+    if (rawlen < U.INFO_SIZE) rawlen = U.INFO_SIZE;
     if (rawlen > bufsz) rawlen = bufsz;
     let shown = rawlen;
-    if (r.ret === 0 && flags & U.VFIO_IOMMU_INFO_CAPS && capOffset && argsz >= BigInt(U.INFO_CAP_OFFSET_END)) {
+    if (r.ret === 0 && flags & U.VFIO_IOMMU_INFO_CAPS && capOffset && argsz >= BigInt(U.INFO_CAPSZ)) {
       const end = decodeCaps(line, buf, lim, capOffset);
-      if (end && end >= U.SIZEOF_IOMMU_INFO && end < shown) shown = end;
+      if (end && end >= U.INFO_SIZE && end < shown) shown = end;
     }
     line.int("raw_len", rawlen).bytes("raw", buf.subarray(0, shown));
     this.emit(line.end());
   }
 
   private cmdMap(iova: bigint, size: bigint, flags: number, vaddr: bigint, vaddrOnly: boolean): void {
-    const m = new Uint8Array(U.SIZEOF_DMA_MAP);
+    const m = new Uint8Array(U.DMA_MAP_SIZE);
     const v = le(m);
-    v.setUint32(0, U.SIZEOF_DMA_MAP, true);
-    v.setUint32(4, vaddrOnly ? VFIO_DMA_MAP_FLAG_VADDR : flags, true);
+    v.setUint32(0, U.DMA_MAP_SIZE, true);
+    v.setUint32(4, vaddrOnly ? U.VFIO_DMA_MAP_FLAG_VADDR : flags, true);
     v.setBigUint64(8, vaddr, true);
     v.setBigUint64(16, iova, true);
     v.setBigUint64(24, size, true);
@@ -374,8 +363,8 @@ export class Probe {
   }
 
   private cmdUnmap(iova: bigint, size: bigint, flags: number, pgsize: bigint): void {
-    const dirty = (flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
-    const structsz = U.SIZEOF_DMA_UNMAP + (dirty ? U.SIZEOF_VFIO_BITMAP : 0);
+    const dirty = (flags & U.VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
+    const structsz = U.DMA_UNMAP_SIZE + (dirty ? U.BITMAP_SIZE : 0);
     const buf = new Uint8Array(structsz);
     const v = le(buf);
     v.setUint32(0, structsz, true);
@@ -393,9 +382,9 @@ export class Probe {
     }
     const r = this.ioctlStruct(this.container, U.VFIO_IOMMU_UNMAP_DMA, buf);
     const names: string[] = [];
-    if (flags & VFIO_DMA_UNMAP_FLAG_ALL) names.push("all");
+    if (flags & U.VFIO_DMA_UNMAP_FLAG_ALL) names.push("all");
     if (dirty) names.push("dirty");
-    if (flags & VFIO_DMA_UNMAP_FLAG_VADDR) names.push("vaddr");
+    if (flags & U.VFIO_DMA_UNMAP_FLAG_VADDR) names.push("vaddr");
     const line = new Line("unmap").hex("iova", iova).hex("size", size).strList("flags", names);
     if (dirty) line.hex("pgsize", pgsize).hex("bitmap_size", bmbytes);
     line.ret(r.ret, r.errno).hex("unmapped", v.getBigUint64(16, true));
@@ -407,8 +396,8 @@ export class Probe {
   }
 
   private cmdDirtyStartStop(start: boolean): void {
-    const d = new Uint8Array(U.SIZEOF_DIRTY_BITMAP);
-    le(d).setUint32(0, U.SIZEOF_DIRTY_BITMAP, true);
+    const d = new Uint8Array(U.DIRTY_BITMAP_MINSZ);
+    le(d).setUint32(0, U.DIRTY_BITMAP_MINSZ, true);
     le(d).setUint32(4, start ? U.VFIO_IOMMU_DIRTY_PAGES_FLAG_START : U.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP, true);
     const r = this.ioctlStruct(this.container, U.VFIO_IOMMU_DIRTY_PAGES, d);
     this.emit(
@@ -420,7 +409,7 @@ export class Probe {
   }
 
   private cmdDirtyGet(iova: bigint, size: bigint, pgsize: bigint): void {
-    const sz = U.SIZEOF_DIRTY_BITMAP + U.SIZEOF_DIRTY_BITMAP_GET;
+    const sz = U.DIRTY_BITMAP_MINSZ + U.DIRTY_BITMAP_GET_SIZE;
     const buf = new Uint8Array(sz);
     const v = le(buf);
     const bmbytes = bitmapBytes(size, pgsize);
@@ -503,8 +492,8 @@ export class Probe {
   }
 
   private regionInfo(fd: number, index: number): { ret: number; errno: number; size: bigint; offset: bigint } {
-    const ri = new Uint8Array(U.SIZEOF_REGION_INFO);
-    le(ri).setUint32(0, U.SIZEOF_REGION_INFO, true);
+    const ri = new Uint8Array(U.REGION_INFO_SIZE);
+    le(ri).setUint32(0, U.REGION_INFO_SIZE, true);
     le(ri).setUint32(8, index, true);
     const r = this.ioctlStruct(fd, U.VFIO_DEVICE_GET_REGION_INFO, ri);
     return { ...r, size: le(ri).getBigUint64(16, true), offset: le(ri).getBigUint64(24, true) };
@@ -671,17 +660,17 @@ export class Probe {
     }
     if (op !== "raise") {
       const on = op === "msi-on";
-      const ii = new Uint8Array(U.SIZEOF_IRQ_INFO);
-      le(ii).setUint32(0, U.SIZEOF_IRQ_INFO, true);
+      const ii = new Uint8Array(U.IRQ_INFO_SIZE);
+      le(ii).setUint32(0, U.IRQ_INFO_SIZE, true);
       le(ii).setUint32(8, U.VFIO_PCI_MSI_IRQ_INDEX, true);
       const ir = this.ioctlStruct(d.deviceFd, U.VFIO_DEVICE_GET_IRQ_INFO, ii);
       line.int("irq_info_ret", ir.ret);
       if (ir.ret < 0) line.str("irq_info_errno", errname(ir.errno));
       line.hex("irq_info_flags", le(ii).getUint32(4, true)).int("irq_info_count", le(ii).getUint32(12, true));
       if (on && d.efd < 0) d.efd = this.sys.eventfd().ret;
-      const s = new Uint8Array(U.SIZEOF_IRQ_SET + 4);
+      const s = new Uint8Array(U.IRQ_SET_SIZE + 4);
       const v = le(s);
-      v.setUint32(0, on ? s.length : U.SIZEOF_IRQ_SET, true);
+      v.setUint32(0, on ? s.length : U.IRQ_SET_SIZE, true);
       v.setUint32(
         4,
         (on ? U.VFIO_IRQ_SET_DATA_EVENTFD : U.VFIO_IRQ_SET_DATA_NONE) | U.VFIO_IRQ_SET_ACTION_TRIGGER,
@@ -785,38 +774,30 @@ export class Probe {
 
 /** probe.c decode_caps: writes `caps` and returns the end of the last decoded cap (0 if any was unknown). */
 function decodeCaps(line: Line, buf: Uint8Array, len: number, off: number): number {
-  const v = le(buf);
   const parts: string[] = [];
   let maxend = 0;
   let known = true;
   let count = 0;
   while (off && count < 32) {
-    if (off + U.SIZEOF_CAP_HEADER > len) {
+    if (off + U.CAP_HEADER_SIZE > len) {
       parts.push(`{"offset":${off},"truncated":true}`);
       known = false;
       break;
     }
-    const id = v.getUint16(off, true);
-    const version = v.getUint16(off + 2, true);
-    const next = v.getUint32(off + 4, true);
+    const { id, version, next } = U.readCapHeader(buf, off);
     let s = `{"id":${id},"version":${version},"offset":${off},"next":${next}`;
-    if (id === U.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE && off + U.SIZEOF_CAP_IOVA_RANGE <= len) {
-      const nr = v.getUint32(off + 8, true);
-      const reserved = v.getUint32(off + 12, true);
-      const ranges: string[] = [];
-      for (let i = 0; i < nr && i < 1024; i++) {
-        const ro = off + U.SIZEOF_CAP_IOVA_RANGE + i * U.SIZEOF_IOVA_RANGE;
-        if (ro + U.SIZEOF_IOVA_RANGE > len) break;
-        ranges.push(`[${hex(v.getBigUint64(ro, true))},${hex(v.getBigUint64(ro + 8, true))}]`);
-      }
-      s += `,"name":"iova_range","nr_iovas":${nr},"reserved":${reserved},"ranges":[${ranges.join(",")}]`;
-      maxend = Math.max(maxend, off + U.SIZEOF_CAP_IOVA_RANGE + nr * U.SIZEOF_IOVA_RANGE);
-    } else if (id === U.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION && off + U.SIZEOF_CAP_MIGRATION <= len) {
-      s += `,"name":"migration","flags":${v.getUint32(off + 8, true)},"pgsize_bitmap":${hex(v.getBigUint64(off + 16, true))},"max_dirty_bitmap_size":${hex(v.getBigUint64(off + 24, true))}`;
-      maxend = Math.max(maxend, off + U.SIZEOF_CAP_MIGRATION);
-    } else if (id === U.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL && off + U.SIZEOF_CAP_DMA_AVAIL <= len) {
-      s += `,"name":"dma_avail","avail":${v.getUint32(off + 8, true)}`;
-      maxend = Math.max(maxend, off + U.SIZEOF_CAP_DMA_AVAIL);
+    if (id === U.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE && off + U.CAP_IOVA_RANGE_BASE <= len) {
+      const cap = U.readIovaRangeCap(buf, off, len, 1024);
+      const ranges = cap.ranges.map((r) => `[${hex(r.start)},${hex(r.end)}]`);
+      s += `,"name":"iova_range","nr_iovas":${cap.nrIovas},"reserved":${cap.reserved},"ranges":[${ranges.join(",")}]`;
+      maxend = Math.max(maxend, off + U.CAP_IOVA_RANGE_BASE + cap.nrIovas * U.IOVA_RANGE_SIZE);
+    } else if (id === U.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION && off + U.CAP_MIGRATION_SIZE <= len) {
+      const m = U.readMigrationCap(buf, off);
+      s += `,"name":"migration","flags":${m.flags},"pgsize_bitmap":${hex(m.pgsizeBitmap)},"max_dirty_bitmap_size":${hex(m.maxDirtyBitmapSize)}`;
+      maxend = Math.max(maxend, off + U.CAP_MIGRATION_SIZE);
+    } else if (id === U.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL && off + U.CAP_DMA_AVAIL_SIZE <= len) {
+      s += `,"name":"dma_avail","avail":${U.readDmaAvailCap(buf, off)}`;
+      maxend = Math.max(maxend, off + U.CAP_DMA_AVAIL_SIZE);
     } else {
       known = false;
       const end = next > off && next <= len ? next : Math.min(off + 32, len);

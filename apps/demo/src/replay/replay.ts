@@ -3,8 +3,7 @@
  * kernel's JSON Lines format. The board is the one the `platform` line names, with the scenario's
  * devices and vfio_iommu_type1 module parameters.
  */
-import { BOARD_NAMES, type BoardName, type BoardOptions, createBoard } from "../boards/index.js";
-import { BoardSys } from "./board-sys.js";
+import { BOARD_NAMES, type BoardName, type BoardOptions, BoardSys, createBoard } from "@iommu-sim/host";
 import { Probe } from "./probe.js";
 import { parseNum, parseScenario } from "./scenario.js";
 import { errorLine, Line } from "./transcript.js";

@@ -7,6 +7,15 @@
  * Text is handled as a byte string (one char per byte, as C sees it), so escaping in the transcript
  * matches the probe's byte-wise `\u00XX`.
  */
+import { U64_MAX } from "@iommu/core";
+import {
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_VADDR,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+  VFIO_DMA_UNMAP_FLAG_VADDR,
+} from "@vfio/uapi";
 
 /** Fixed base of the probe's 1 GiB anonymous buffer. */
 export const BASE_VA = 0x1000_0000_0000n;
@@ -16,8 +25,6 @@ export const BASE_LEN = 0x4000_0000n;
 export const MAXDEV = 8;
 /** Most tokens tokenize() returns (probe.c MAXTOK). */
 export const MAXTOK = 16;
-
-const U64_MAX = (1n << 64n) - 1n;
 
 export type IommuTypeName = "type1" | "type1v2";
 
@@ -87,12 +94,6 @@ export interface Scenario {
 }
 
 // VFIO uapi flag values the parser fills in (uapi vfio.h 6.1).
-export const VFIO_DMA_MAP_FLAG_READ = 1;
-export const VFIO_DMA_MAP_FLAG_WRITE = 2;
-export const VFIO_DMA_MAP_FLAG_VADDR = 4;
-export const VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP = 1;
-export const VFIO_DMA_UNMAP_FLAG_ALL = 2;
-export const VFIO_DMA_UNMAP_FLAG_VADDR = 4;
 
 /** UTF-8 text → byte string (one char per byte), the form C's stdio sees. */
 export function toByteString(text: string): string {

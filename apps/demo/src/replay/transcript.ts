@@ -3,50 +3,14 @@
  * no spaces; strings escape `"` and `\` with a backslash and every byte < 0x20 or >= 0x7f as `\u00XX`;
  * hex values are lowercase `"0x..."`; integers are plain decimals (probe.c o_* helpers).
  */
-
-/** probe.c errname(): the errno names the probe prints (Linux asm-generic numbering). */
-const ERRNO_NAMES: ReadonlyMap<number, string> = new Map([
-  [1, "EPERM"],
-  [2, "ENOENT"],
-  [3, "ESRCH"],
-  [4, "EINTR"],
-  [5, "EIO"],
-  [6, "ENXIO"],
-  [7, "E2BIG"],
-  [9, "EBADF"],
-  [11, "EAGAIN"],
-  [12, "ENOMEM"],
-  [13, "EACCES"],
-  [14, "EFAULT"],
-  [16, "EBUSY"],
-  [17, "EEXIST"],
-  [18, "EXDEV"],
-  [19, "ENODEV"],
-  [20, "ENOTDIR"],
-  [21, "EISDIR"],
-  [22, "EINVAL"],
-  [23, "ENFILE"],
-  [24, "EMFILE"],
-  [25, "ENOTTY"],
-  [27, "EFBIG"],
-  [28, "ENOSPC"],
-  [29, "ESPIPE"],
-  [30, "EROFS"],
-  [34, "ERANGE"],
-  [33, "EDOM"],
-  [38, "ENOSYS"],
-  [75, "EOVERFLOW"],
-  [95, "EOPNOTSUPP"],
-  [133, "EHWPOISON"],
-  [524, "ENOTSUPP"],
-]);
+import { ERRNO, errnoName } from "@iommu/core";
 
 /** Errno numbers by name, for the model side (names → the numbers the probe would see). */
-export const ERRNO_NUMBERS: ReadonlyMap<string, number> = new Map([...ERRNO_NAMES].map(([k, v]) => [v, k]));
+export const ERRNO_NUMBERS: ReadonlyMap<string, number> = new Map(Object.entries(ERRNO));
 
-/** The name probe.c prints for an errno number (`E<n>` when it has no name for it). */
+/** The name probe.c's errname() prints for an errno number (`E<n>` when it has no name for it). */
 export function errname(e: number): string {
-  return ERRNO_NAMES.get(e) ?? `E${e}`;
+  return errnoName(e) ?? `E${e}`;
 }
 
 /** JSON string literal exactly as probe.c o_str() writes it (input is a byte string). */

@@ -1,32 +1,36 @@
 /**
  * The VMM's file descriptors: /dev/vfio/vfio (container), /dev/vfio/N (group), the process that owns
- * them. Everything goes through @vfio/type1's ioctl byte interface with the VMM's own uapi copy, as a
- * real VMM's calls go through the syscall boundary.
+ * them. Everything goes through @vfio/type1's ioctl byte interface with the bytes `@vfio/uapi` lays out (the
+ * header a real VMM compiles against), as a real VMM's calls go through the syscall boundary.
  */
 import { errnoName } from "@iommu/core";
+import type { Board } from "@iommu-sim/host";
 import type { Process } from "@vfio/type1";
-import type { Board } from "../boards/types.js";
 import {
-  type DecodedInfo,
-  decodeInfo,
-  encodeInfo,
-  encodeMapDma,
-  encodeUnmapDma,
-  unmappedSize,
+  DMA_MAP_SIZE,
+  DMA_UNMAP_SIZE,
+  decodeDmaUnmap,
+  decodeIommuInfo,
+  encodeDmaMap,
+  encodeDmaUnmap,
+  GROUP_STATUS_SIZE,
+  type IommuType1Info,
+  infoBuffer,
+  VFIO_CHECK_EXTENSION,
   VFIO_DMA_MAP_FLAG_READ,
   VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_GET_API_VERSION,
+  VFIO_GROUP_FLAGS_VIABLE,
+  VFIO_GROUP_GET_STATUS,
+  VFIO_GROUP_SET_CONTAINER,
+  VFIO_GROUP_UNSET_CONTAINER,
+  VFIO_IOMMU_GET_INFO,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_UNMAP_DMA,
+  VFIO_SET_IOMMU,
   VFIO_TYPE1v2_IOMMU,
-} from "./uapi.js";
-
-export const VFIO_GET_API_VERSION = 0x3b64;
-export const VFIO_CHECK_EXTENSION = 0x3b65;
-export const VFIO_SET_IOMMU = 0x3b66;
-export const VFIO_GROUP_GET_STATUS = 0x3b67;
-export const VFIO_GROUP_SET_CONTAINER = 0x3b68;
-export const VFIO_GROUP_UNSET_CONTAINER = 0x3b69;
-export const VFIO_IOMMU_GET_INFO = 0x3b70;
-export const VFIO_IOMMU_MAP_DMA = 0x3b71;
-export const VFIO_IOMMU_UNMAP_DMA = 0x3b72;
+  view,
+} from "@vfio/uapi";
 
 export interface IoctlResult {
   readonly ret: number;
@@ -38,7 +42,7 @@ export interface VfioUser {
   readonly apiVersion: number;
   readonly hasType1v2: boolean;
   readonly setIommuRet: number;
-  getInfo(): DecodedInfo;
+  getInfo(): IommuType1Info;
   mapDma(vaddr: bigint, iova: bigint, size: bigint, prot?: number): IoctlResult;
   unmapDma(iova: bigint, size: bigint): IoctlResult & { unmapped: bigint };
   /** Put another group into this container (VFIO_GROUP_SET_CONTAINER). Returns 0 or -errno. */
@@ -57,10 +61,10 @@ export function openVfioUser(board: Board, groupId: number, memlockBytes: bigint
   const group = board.vfio.openGroup(groupId);
   const apiVersion = container.ioctl(VFIO_GET_API_VERSION);
   const hasType1v2 = container.ioctl(VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) === 1;
-  const status = new Uint8Array(8);
-  new DataView(status.buffer).setUint32(0, 8, true);
+  const status = new Uint8Array(GROUP_STATUS_SIZE);
+  view(status).setUint32(0, GROUP_STATUS_SIZE, true);
   const st = group.ioctl(VFIO_GROUP_GET_STATUS, status);
-  if (st < 0 || (new DataView(status.buffer).getUint32(4, true) & 1) === 0) {
+  if (st < 0 || (view(status).getUint32(4, true) & VFIO_GROUP_FLAGS_VIABLE) === 0) {
     throw new Error(`/dev/vfio/${groupId}: group not viable (${st})`);
   }
   const fd = new Uint8Array(4);
@@ -75,18 +79,19 @@ export function openVfioUser(board: Board, groupId: number, memlockBytes: bigint
     hasType1v2,
     setIommuRet,
     getInfo() {
-      const b = encodeInfo();
+      const b = infoBuffer();
       const r = container.ioctl(VFIO_IOMMU_GET_INFO, b);
       if (r < 0) throw new Error(`VFIO_IOMMU_GET_INFO failed: ${errnoName(-r)}`);
-      return decodeInfo(b);
+      return decodeIommuInfo(b);
     },
     mapDma(vaddr, iova, size, prot = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE) {
-      return result(container.ioctl(VFIO_IOMMU_MAP_DMA, encodeMapDma(vaddr, iova, size, prot)));
+      const req = encodeDmaMap({ argsz: DMA_MAP_SIZE, flags: prot, vaddr, iova, size });
+      return result(container.ioctl(VFIO_IOMMU_MAP_DMA, req));
     },
     unmapDma(iova, size) {
-      const b = encodeUnmapDma(iova, size);
+      const b = encodeDmaUnmap({ argsz: DMA_UNMAP_SIZE, iova, size });
       const r = container.ioctl(VFIO_IOMMU_UNMAP_DMA, b);
-      return { ...result(r), unmapped: r === 0 ? unmappedSize(b) : 0n };
+      return { ...result(r), unmapped: r === 0 ? decodeDmaUnmap(b).size : 0n };
     },
     attachGroup(id) {
       const g = board.vfio.openGroup(id);

@@ -3,8 +3,9 @@
  * Pinning walks 2 MiB runs and the drivers map 1 GiB/2 MiB blocks, so 16x the RAM should cost far
  * less than 16x the time.
  */
+
+import { createBoard } from "@iommu-sim/host";
 import { bench, describe } from "vitest";
-import { createBoard } from "../boards/index.js";
 import { Vmm } from "./vmm.js";
 
 for (const board of ["x86-q35-vtd", "arm64-virt-smmuv3"] as const) {

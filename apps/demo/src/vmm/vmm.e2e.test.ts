@@ -1,6 +1,7 @@
 /** The VMM story through VFIO on both boards: map, DMA, MSI; --naive fails the way Linux fails. */
+
+import { createBoard } from "@iommu-sim/host";
 import { describe, expect, it } from "vitest";
-import { createBoard } from "../boards/index.js";
 import { Vmm } from "./vmm.js";
 
 const GiB = 1n << 30n;

@@ -5,12 +5,15 @@
  * device, let the guest drive edu's DMA engine through the IOMMU and the device's MSI reach an eventfd.
  * With `naive` it ignores the ranges and maps a flat layout, failing the way users hit it.
  */
-import type { Board } from "../boards/types.js";
-import type { EduDevice } from "../devices/edu.js";
-import { EDU_BUF_START, EDU_DMA_IRQ, EDU_DMA_TO_RAM, EDU_REG } from "../devices/edu.js";
-import { EventFd } from "../host/eventfd.js";
-import type { BarMapping, VfioPciDevice } from "../host/vfio-pci.js";
-import { VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_PCI_MSI_IRQ_INDEX } from "../host/vfio-pci.js";
+import { U64_MAX } from "@iommu/core";
+import type { BarMapping, Board, EduDevice, VfioPciDevice } from "@iommu-sim/host";
+import { EDU_BUF_START, EDU_DMA_IRQ, EDU_DMA_TO_RAM, EDU_REG, EventFd } from "@iommu-sim/host";
+import {
+  type IommuType1Info,
+  VFIO_IRQ_SET_ACTION_TRIGGER,
+  VFIO_IRQ_SET_DATA_EVENTFD,
+  VFIO_PCI_MSI_IRQ_INDEX,
+} from "@vfio/uapi";
 import {
   type FittedLayout,
   fitLayout,
@@ -22,7 +25,6 @@ import {
   sizeText,
   virtLayout,
 } from "./layout.js";
-import type { DecodedInfo } from "./uapi.js";
 import { openVfioUser, type VfioUser } from "./vfio-user.js";
 
 export interface VmmOptions {
@@ -64,7 +66,7 @@ export interface VmmReport {
   readonly device: string;
   readonly group: number;
   readonly naive: boolean;
-  readonly info: DecodedInfo | null;
+  readonly info: IommuType1Info | null;
   readonly layout: FittedLayout | null;
   readonly mappings: MappedBlock[];
   readonly dma: {
@@ -101,7 +103,7 @@ export class Vmm {
   bar: BarMapping | null = null;
   readonly eventfd = new EventFd("msi");
   readonly mappings: MappedBlock[] = [];
-  info: DecodedInfo | null = null;
+  info: IommuType1Info | null = null;
   layout: FittedLayout | null = null;
   private readonly steps: VmmStep[] = [];
 
@@ -148,8 +150,8 @@ export class Vmm {
     ]);
     this.info = u.getInfo();
     const lines = [`iova_pgsizes ${hex(this.info.iovaPgsizes)}, DMA mappings available ${this.info.dmaAvail ?? "?"}`];
-    for (const r of this.info.valid) lines.push(`valid IOVA range [${hex(r.start)}, ${hex(r.end)}]`);
-    for (const r of this.info.seedReserved) lines.push(`seed: reserved IOVA range [${hex(r.start)}, ${hex(r.end)}]`);
+    for (const r of this.info.iovaRanges) lines.push(`valid IOVA range [${hex(r.start)}, ${hex(r.end)}]`);
+    for (const r of this.info.reservedRanges) lines.push(`seed: reserved IOVA range [${hex(r.start)}, ${hex(r.end)}]`);
     const group = this.board.iommu.groupById(this.groupId);
     if (group) {
       for (const l of group.resvRegionsText().trim().split("\n").filter(Boolean)) lines.push(`reserved_regions: ${l}`);
@@ -173,7 +175,9 @@ export class Vmm {
       this.step(`guest RAM layout (${this.layoutKind})`, lines);
       return want;
     }
-    const valid: IovaRange[] = this.info?.valid.length ? this.info.valid : [{ start: 0n, end: (1n << 64n) - 1n }];
+    const valid: readonly IovaRange[] = this.info?.iovaRanges.length
+      ? this.info.iovaRanges
+      : [{ start: 0n, end: U64_MAX }];
     const fitted = fitLayout(want, valid);
     this.layout = fitted;
     if (fitted.conflicts.length === 0) lines.push("no conflict with the reserved IOVA ranges");

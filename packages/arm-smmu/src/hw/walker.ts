@@ -3,7 +3,7 @@
  * (CD.TTB0/T0SZ/TG0) or stage 2 (STE.S2TTB/S2T0SZ/S2SL0/S2TG, with up to 16 concatenated tables at
  * the start level). Returns the leaf it found or the fault the architecture names.
  */
-import type { PhysicalMemory } from "@iommu/core";
+import { type PhysicalMemory, U64_MAX } from "@iommu/core";
 import { blockAllowed, DESC, descAddrMask, type GranuleShift, levelShift } from "../arch/lpae.js";
 import { EVT } from "../arch/structures.js";
 
@@ -34,7 +34,6 @@ export type WalkResult =
   | { readonly kind: "fault"; readonly event: number; readonly level: number };
 
 const POW2: number[] = Array.from({ length: 64 }, (_, i) => 2 ** i);
-const U64 = (1n << 64n) - 1n;
 
 /** Per-granule constants, computed once: divisors, masks and table geometry for each level. */
 interface Geometry {
@@ -59,7 +58,7 @@ const GEOMETRY = new Map<number, Geometry>(
         div: shift.map((x) => POW2[x] as number),
         shift,
         leafMask: shift.map((x) => addrMask & ~((1n << BigInt(x)) - 1n)),
-        inMask: shift.map((x) => U64 & ~((1n << BigInt(x)) - 1n)),
+        inMask: shift.map((x) => U64_MAX & ~((1n << BigInt(x)) - 1n)),
         addrMask,
         entries: POW2[g - 3] as number,
         block: [0, 1, 2, 3].map((l) => l === 3 || blockAllowed(g, l)),

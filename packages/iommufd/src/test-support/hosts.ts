@@ -14,12 +14,13 @@ import {
   type IommuCap,
   type IommuOps,
   type IotlbGather,
+  PAGE_SIZE,
   PciDevice,
   PhysicalMemory,
   type ResvRegion,
   resvRegion,
 } from "@iommu/core";
-import { PAGE_SIZE, type UserMemory, type UserSegment } from "../user-memory.js";
+import type { UserMemory, UserSegment } from "../user-memory.js";
 
 export interface Shape {
   readonly name: string;

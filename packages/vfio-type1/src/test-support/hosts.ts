@@ -1,11 +1,11 @@
 /** Hosts for type1's tests: an IOMMU core with the mock or a fake driver, a Vfio, and a process. */
 import { Iommu, type IommuOps, PciDevice, PhysicalMemory } from "@iommu/core";
 import { createMockIommu, type MockIommu } from "@iommu/core/testing";
+import { VFIO_TYPE1v2_IOMMU } from "@vfio/uapi";
 import type { Container } from "../container.js";
 import type { VfioGroup } from "../group.js";
 import { lazyPageSource, Process } from "../process.js";
 import type { Type1Params } from "../type1.js";
-import { VFIO_TYPE1v2_IOMMU } from "../uapi.js";
 import { Vfio } from "../vfio.js";
 import { ARM64_SHAPE, createFakeDriver, type FakeDriver, X86_SHAPE } from "./fake-driver.js";
 

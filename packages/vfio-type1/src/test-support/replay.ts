@@ -6,8 +6,6 @@
  */
 import { readFileSync } from "node:fs";
 import { ERRNO } from "@iommu/core";
-import type { Container } from "../container.js";
-import type { VfioGroup } from "../group.js";
 import {
   encodeDirtyPages,
   encodeDmaMap,
@@ -40,7 +38,9 @@ import {
   VFIO_UNMAP_ALL,
   VFIO_UPDATE_VADDR,
   view,
-} from "../uapi.js";
+} from "@vfio/uapi";
+import type { Container } from "../container.js";
+import type { VfioGroup } from "../group.js";
 import { BASE, type Host, makeHost } from "./hosts.js";
 
 export const FIXTURES = new URL("../../../../apps/demo/conformance/linux-6.1/", import.meta.url);

@@ -14,14 +14,15 @@ import {
   type MapPagesResult,
   type PageAllocator,
   type PhysicalMemory,
+  SZ_1G,
+  SZ_2M,
+  SZ_4K,
+  U64_MAX,
 } from "@iommu/core";
 import { PTE } from "../arch/regs.js";
 import type { DmarUnit } from "./dmar-unit.js";
 import { SecondLevelTable, type SuperpageUnmap } from "./pgtable.js";
 
-const SZ_4K = 1n << 12n;
-const SZ_2M = 1n << 21n;
-const SZ_1G = 1n << 30n;
 /** PTE attributes by IOMMU_READ|IOMMU_WRITE (and with SNP once snooping is forced). */
 const ATTR = [0n, PTE.R, PTE.W, PTE.R | PTE.W];
 const ATTR_SNP = ATTR.map((a) => a | PTE.SNP);
@@ -33,7 +34,7 @@ const LEVEL_BYTES = [0n, SZ_4K, SZ_2M, SZ_1G, 1n << 39n, 1n << 48n];
 const FAST = 1n << 52n;
 const FAST_N = 2 ** 52;
 /** `iommu_iotlb_gather_init`: start ULONG_MAX, end 0. */
-const GATHER_EMPTY_START = (1n << 64n) - 1n;
+const GATHER_EMPTY_START = U64_MAX;
 
 /** Page-size bitmaps VT-d has advertised (reference §5.2). */
 export type PgsizeBitmapMode =

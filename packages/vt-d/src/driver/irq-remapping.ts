@@ -11,17 +11,10 @@
  * allocates its INTx (GSI 21 on the q35 root bus) through the IOAPIC: index 15. The MSI comes next: 16.
  * `allocQ35BootIoapicEntries` reproduces the boot part for a board.
  */
-import { type Device, ErrnoError, PciDevice } from "@iommu/core";
+import { type Device, ErrnoError, type MsiMsg, PciDevice } from "@iommu/core";
 import type { DmarUnit } from "./dmar-unit.js";
 
 export const MSI_ADDR_BASE = 0xfee00000;
-
-/** An MSI message as the device's capability holds it. */
-export interface MsiMessage {
-  readonly addressLo: number;
-  readonly addressHi: number;
-  readonly data: number;
-}
 
 /** How an IRTE delivers: vector and APIC destination (physical, fixed, edge unless told). */
 export interface IrteTarget {
@@ -38,7 +31,7 @@ export interface MsiAllocation {
   /** Number of vectors (the block is 2^ceil(log2 count) entries). */
   readonly count: number;
   /** One message per vector (subhandle 0..count-1). */
-  readonly messages: readonly MsiMessage[];
+  readonly messages: readonly MsiMsg[];
 }
 
 export class IrqRemapping {
@@ -108,7 +101,7 @@ export class IrqRemapping {
   allocMsi(dev: Device, vector: number, destination = 0, count = 1): MsiAllocation {
     const index = this.allocIrte(count);
     const sid = dev instanceof PciDevice ? dev.requesterId : dev.requesterId;
-    const messages: MsiMessage[] = [];
+    const messages: MsiMsg[] = [];
     for (let i = 0; i < count; i++) {
       this.programIrte(index + i, { vector: vector + i, destination, sourceId: sid });
       messages.push(composeRemappableMsi(index, i));
@@ -118,7 +111,7 @@ export class IrqRemapping {
 }
 
 /** `fill_msi_msg`: remappable format with SHV set; the subhandle travels in the data. */
-export function composeRemappableMsi(index: number, subHandle: number): MsiMessage {
+export function composeRemappableMsi(index: number, subHandle: number): MsiMsg {
   const addressLo = (MSI_ADDR_BASE | ((index & 0x7fff) << 5) | 0x10 | 0x8 | (((index >> 15) & 1) << 2)) >>> 0;
   return { addressLo, addressHi: 0, data: subHandle & 0xffff };
 }

@@ -11,6 +11,8 @@ import {
   type HwInfo,
   type IommuCap,
   type IommuOps,
+  type MsiMsg,
+  msiMsgAddress,
   type PageAllocator,
   PciDevice,
   type PhysicalMemory,
@@ -261,8 +263,8 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
       if (old !== undefined) ir.freeIrte(old);
       const a = ir.allocMsi(dev, vector, destination, 1);
       msiIrte.set(dev, a.index);
-      const m = a.messages[0] as { addressLo: number; addressHi: number; data: number };
-      return { address: (BigInt(m.addressHi) << 32n) | BigInt(m.addressLo), data: m.data, index: a.index };
+      const m = a.messages[0] as MsiMsg;
+      return { address: msiMsgAddress(m), data: m.data, index: a.index };
     },
     free(dev) {
       const index = msiIrte.get(dev);
