@@ -8,6 +8,7 @@ export type { MapFlags } from "./ioas.js";
 export { Ioas } from "./ioas.js";
 export type { IommufdOptions } from "./iommufd-ctx.js";
 export { IommufdCtx } from "./iommufd-ctx.js";
+export { iommufdIoctl } from "./iommufd-ioctl.js";
 export { IoptPages } from "./iopt-pages.js";
 export type { IommufdObject, ObjectType } from "./object-table.js";
 export { ObjectTable } from "./object-table.js";
