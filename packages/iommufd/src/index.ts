@@ -14,3 +14,5 @@ export type { IommufdObject, ObjectType } from "./object-table.js";
 export { ObjectTable } from "./object-table.js";
 export type { AccountMode, UserMemory, UserSegment } from "./user-memory.js";
 export { userOf } from "./user-memory.js";
+export type { CompatArg } from "./vfio-compat.js";
+export { vfioCompatIoctl } from "./vfio-compat.js";

@@ -296,6 +296,48 @@ export class IoPagetable {
     return this.unmapRange(0n, U64_MAX);
   }
 
+  /**
+   * `iopt_cut_iova` (VFIO type1 v1 compat): split the areas containing each IOVA so that IOVA becomes an
+   * area's last byte. EINVAL when the cut is not aligned or a domain may hold huge pages; stops at the
+   * first error (earlier cuts stay, as Linux).
+   */
+  cutIova(iovas: readonly bigint[]): void {
+    for (const iova of iovas) {
+      const area = this.areas.iterFirst(iova, iova);
+      if (area) this.splitArea(area, iova);
+    }
+  }
+
+  /** `iopt_area_split`: [start, iova] and [iova + 1, last] over the same pages. */
+  private splitArea(area: IoptArea, iova: bigint): void {
+    const op = "iopt_area_split";
+    if (iova === area.start || iova === area.last) return;
+    const newStart = iova + 1n;
+    const mask = this.iovaAlignment - 1n;
+    if ((newStart & mask) !== 0n || (IoPagetable.startByte(area, newStart) & mask) !== 0n) {
+      throw new ErrnoError("EINVAL", op, "cut not aligned to the IOVA alignment", { iova });
+    }
+    if (this.domains.length > 0 && !this.disableLargePages) {
+      throw new ErrnoError("EINVAL", op, "a domain may map this area with huge pages", { iova });
+    }
+    const lhs = this.makeArea(
+      { pages: area.pages, startByte: IoPagetable.startByte(area, area.start), length: newStart - area.start },
+      area.start,
+      area.prot,
+    );
+    const rhs = this.makeArea(
+      { pages: area.pages, startByte: IoPagetable.startByte(area, newStart), length: area.last - iova },
+      newStart,
+      area.prot,
+    );
+    this.areas.remove(area);
+    this.areas.insert(lhs);
+    this.areas.insert(rhs);
+    area.pages.refs++;
+    // A page both halves touch (a cut inside a page) is now held by two areas.
+    if (this.domains.length > 0 && lhs.lastIndex === rhs.firstIndex) area.pages.hold(rhs.firstIndex, rhs.firstIndex);
+  }
+
   // ---- allowed and reserved ranges ----------------------------------------------------------
 
   /** `iopt_set_allow_iova`: replace the allowed set; EADDRINUSE (and no change) if one intersects a reserved range. */
