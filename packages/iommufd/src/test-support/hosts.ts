@@ -70,14 +70,14 @@ export interface FakeDriver {
   readonly extraResv: ResvRegion[];
 }
 
-export function createFakeDriver(shape: Shape): FakeDriver {
+export function createFakeDriver(shape: Shape, groupKey: (name: string) => string = (n) => n): FakeDriver {
   const domains = new Set<FakeDomain>();
   const extraResv: ResvRegion[] = [];
   const ops: IommuOps = {
     name: shape.name,
     pgsizeBitmap: shape.pgsizeBitmap,
     probeDevice() {},
-    deviceGroup: (dev) => dev.name,
+    deviceGroup: (dev) => groupKey(dev.name),
     domainAlloc(type) {
       const ptes = new Map<bigint, { phys: bigint; prot: number }>();
       const d: FakeDomain = {
@@ -192,9 +192,10 @@ export interface TestHost {
   device(slot: number): Device;
 }
 
-export function testHost(shape: Shape): TestHost {
+/** A host of `shape`; `groupKey` puts devices with equal keys in one IOMMU group (default: one each). */
+export function testHost(shape: Shape, groupKey?: (name: string) => string): TestHost {
   const memory = new PhysicalMemory();
-  const driver = createFakeDriver(shape);
+  const driver = createFakeDriver(shape, groupKey);
   const iommu = new Iommu({ msiRemap: shape.msiRemap });
   const proc = new TestProcess();
   proc.mmap(BASE, 1n << 30n);
