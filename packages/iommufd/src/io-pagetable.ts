@@ -17,7 +17,7 @@ import {
   type ResvRegion,
   U64_MAX,
 } from "@iommu/core";
-import { type IntervalNode, IntervalTree, type Span, spans } from "./interval-tree.js";
+import { holes, type IntervalNode, IntervalTree, type Span, spans } from "./interval-tree.js";
 import { IoptPages } from "./iopt-pages.js";
 import type { UserMemory } from "./user-memory.js";
 
@@ -224,7 +224,7 @@ export class IoPagetable {
     for (const a of allowedSpans) {
       const from = fits(a, false);
       if (from === null) continue;
-      for (const h of spans([this.reserved, this.areas], from, a.last)) {
+      for (const h of holes([this.reserved, this.areas], from, a.last)) {
         const at = fits(h, true);
         if (at !== null) return at;
       }
