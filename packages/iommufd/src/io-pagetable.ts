@@ -531,19 +531,26 @@ export class IoPagetable {
     area.pages.release(area.firstIndex, area.lastIndex);
   }
 
-  /** Map an area's pinned pages into one domain in physically contiguous runs (PAGE_SIZE runs without huge pages). */
+  /** Map an area's pinned pages into one domain in physically contiguous runs (PAGE_SIZE pieces without huge pages). */
   private mapAreaInto(area: IoptArea, domain: IommuDomain): void {
     const runs: { iova: bigint; phys: bigint; len: bigint }[] = [];
-    let iova = area.start;
-    for (let idx = area.firstIndex; idx <= area.lastIndex; idx++) {
-      const from = idx === area.firstIndex ? area.pageOffset : 0n;
-      const to = idx === area.lastIndex ? (IoPagetable.startByte(area, area.last) % PAGE_SIZE) + 1n : PAGE_SIZE;
-      const phys = area.pages.physOf(idx) + from;
-      const len = to - from;
-      const prev = runs[runs.length - 1];
-      if (prev && !this.disableLargePages && prev.phys + prev.len === phys) prev.len += len;
-      else runs.push({ iova, phys, len });
-      iova += len;
+    const areaFirstByte = IoPagetable.startByte(area, area.start);
+    const areaEndByte = IoPagetable.startByte(area, area.last) + 1n;
+    for (const r of area.pages.pinnedRuns(area.firstIndex, area.lastIndex)) {
+      const runByte = BigInt(r.first) << PAGE_SHIFT;
+      let from = runByte > areaFirstByte ? runByte : areaFirstByte;
+      const runEnd = BigInt(r.first + r.count) << PAGE_SHIFT;
+      const to = runEnd < areaEndByte ? runEnd : areaEndByte;
+      while (from < to) {
+        const pieceEnd = this.disableLargePages ? ((from >> PAGE_SHIFT) + 1n) << PAGE_SHIFT : to;
+        const end = pieceEnd < to ? pieceEnd : to;
+        const iova = area.start + (from - areaFirstByte);
+        const phys = r.phys + (from - runByte);
+        const prev = runs[runs.length - 1];
+        if (prev && !this.disableLargePages && prev.phys + prev.len === phys) prev.len += end - from;
+        else runs.push({ iova, phys, len: end - from });
+        from = end;
+      }
     }
     let mapped = 0n;
     try {
