@@ -334,8 +334,8 @@ export class IoPagetable {
     this.areas.insert(lhs);
     this.areas.insert(rhs);
     area.pages.refs++;
-    // A page both halves touch (a cut inside a page) is now held by two areas.
-    if (this.domains.length > 0 && lhs.lastIndex === rhs.firstIndex) area.pages.hold(rhs.firstIndex, rhs.firstIndex);
+    // Holds need no change: with a domain loaded, huge pages are off and the alignment is PAGE_SIZE, so
+    // the halves never share a page.
   }
 
   // ---- allowed and reserved ranges ----------------------------------------------------------
