@@ -120,6 +120,26 @@ describe("iommufd's VFIO compat container (linux-6.12-iommufd-compat)", () => {
     expect(hex(whole.subarray(16, 24))).toBe("0040000000000000");
   });
 
+  it("unmap of nothing is 0 with size 0 written back; a wrap is EOVERFLOW (unmap-v2); UNMAP_ALL with a range EINVAL, size untouched", () => {
+    const { ioctl, map } = compat();
+    const unmap = (iova: bigint, size: bigint, flags = 0) => {
+      const u = encodeDmaUnmap({ argsz: 24, flags, iova, size });
+      return [ioctl(VFIO_IOMMU_UNMAP_DMA, u), hex(u.subarray(16, 24))];
+    };
+    expect(unmap(0x200000n, 0x1000n)).toEqual([0, "0000000000000000"]);
+    expect(unmap(0xffff_ffff_ffff_f000n, 0x2000n)).toEqual([-ERRNO.EOVERFLOW, "0000000000000000"]);
+    expect(unmap(0x100000n, 0n)).toEqual([-ERRNO.EINVAL, "0000000000000000"]);
+    expect(map(0x100000n, 0x1000n)).toBe(0);
+    expect(unmap(0x100000n, 0x1000n, 2)).toEqual([-ERRNO.EINVAL, "0010000000000000"]);
+    expect(unmap(0n, 0n, 2)).toEqual([0, "0010000000000000"]);
+  });
+
+  it("map-errors-args: a length past SIZE_MAX - PAGE_SIZE is EINVAL before the user range's wrap", () => {
+    const { map } = compat();
+    expect(map(0n, 0xffff_ffff_ffff_f000n)).toBe(-ERRNO.EINVAL);
+    expect(map(0x200000n, 0x1000n, 0xffff_ffff_ffff_f000n)).toBe(-ERRNO.EOVERFLOW);
+  });
+
   it("type1 (v1): huge pages off, so an unmap inside a mapping cuts it", () => {
     const host = testHost(X86);
     const ctx = new IommufdCtx({ iommu: host.iommu, mm: host.proc, vfioCompat: true });
