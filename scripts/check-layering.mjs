@@ -47,7 +47,7 @@ export const ALLOWED = {
  * imported only from test files, so nothing a user installs depends on them.
  */
 export const TEST_ONLY = {
-  "@iommu-sim/conformance": ["@iommu/core", "@iommu/vt-d", "@vfio/type1"],
+  "@iommu-sim/conformance": ["@iommu/core", "@iommu/vt-d", "@vfio/type1", "@iommu/iommufd"],
 };
 
 /** A file only tests load: `*.test.ts`, `*.bench.ts`, or under `test-support/` / `testing/`. */
