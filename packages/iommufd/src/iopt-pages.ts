@@ -101,7 +101,8 @@ export class IoptPages {
   private gup(first: number, last: number, out: PinnedRun[]): void {
     let i = first;
     while (i <= last) {
-      const seg = this.mm.faultIn(this.uptr + (BigInt(i) << PAGE_SHIFT), this.writable, last - i + 1);
+      // FOLL_LONGTERM: a read pin unshares (no zero page under a DMA mapping).
+      const seg = this.mm.faultIn(this.uptr + (BigInt(i) << PAGE_SHIFT), this.writable, last - i + 1, true);
       const n = Math.max(1, Math.min(seg.pages, last - i + 1));
       const prev = out[out.length - 1];
       if (prev && prev.first + prev.count === i && prev.phys + BigInt(prev.count) * PAGE_SIZE === seg.phys) {

@@ -141,8 +141,12 @@ export class TestProcess implements UserMemory {
     this.vmas.push({ start, end: start + size, writable });
   }
 
-  faultIn(vaddr: bigint, write: boolean, maxPages: number): UserSegment {
+  /** The `unshare` flag of every GUP call. */
+  readonly unshares: boolean[] = [];
+
+  faultIn(vaddr: bigint, write: boolean, maxPages: number, unshare = false): UserSegment {
     this.faults++;
+    this.unshares.push(unshare);
     const vma = this.vmas.find((v) => vaddr >= v.start && vaddr < v.end);
     if (!vma) throw new ErrnoError("EFAULT", "pin_user_pages", "no mapping", { vaddr });
     if (write && !vma.writable) throw new ErrnoError("EFAULT", "pin_user_pages", "read-only", { vaddr });
