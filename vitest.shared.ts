@@ -36,6 +36,8 @@ export function project(name: string) {
           timeout: 180_000,
         },
       ],
+      // A test that asserts nothing cannot fail: every test must make at least one assertion.
+      expect: { requireAssertions: true },
     },
   });
 }

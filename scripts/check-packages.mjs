@@ -13,7 +13,7 @@ const dirs = new Set();
 for (const [spec, file, dir] of workspaceSources()) {
   dirs.add(dir);
   const want = `./${relative(root, file)}`;
-  if (paths[spec]?.[0] !== want) problems.push(`tsconfig.build-base.json: paths["${spec}"] must be ["${want}"]`);
+  if (paths[spec]?.[0] !== want) problems.push(`tsconfig.build-base.json: paths["${spec}"] must be ["${want}"] (run scripts/sync-tsconfig-paths.mjs)`);
 }
 for (const dir of dirs) {
   const pkg = JSON.parse(readFileSync(join(root, dir, "package.json"), "utf8"));

@@ -83,7 +83,7 @@ describe("IovaDomain agrees with Linux's linear walk", () => {
       fc.property(configArb, fc.array(opArb, { minLength: 300, maxLength: 1500 }), (cfg, ops) => {
         total += ops.length;
         const diff = compareRun(cfg, ops, 4);
-        if (diff !== null) throw new Error(diff);
+        expect(diff).toBeNull();
       }),
       { seed: 0x10a, numRuns: 120 },
     );
@@ -136,7 +136,7 @@ describe("IovaDomain agrees with Linux's linear walk", () => {
     fc.assert(
       fc.property(configArb, fc.array(churnOp, { minLength: 100, maxLength: 600 }), (cfg, ops) => {
         const diff = compareRun(cfg, ops, 8);
-        if (diff !== null) throw new Error(diff);
+        expect(diff).toBeNull();
       }),
       { seed: 0x2bad, numRuns: 60 },
     );
@@ -197,7 +197,7 @@ describe("IovaDomain agrees with Linux's linear walk on deep trees", () => {
         fc.array(deepOp, { minLength: 800, maxLength: 1500 }),
         (cfg, ops) => {
           const diff = compareRun(cfg, ops, 25);
-          if (diff !== null) throw new Error(diff);
+          expect(diff).toBeNull();
         },
       ),
       { seed: 0xdee9, numRuns: 15 },

@@ -4,9 +4,9 @@
  * knows the model: every answer comes from the system calls.
  */
 import { U64_MAX } from "@iommu/core";
+import { BASE_LEN, BASE_VA, type Command, parseCommand, type Scenario } from "@iommu-sim/conformance";
 import type { ProbeSys } from "@iommu-sim/host";
 import * as U from "@vfio/uapi";
-import { BASE_LEN, BASE_VA, type Command, parseCommand, type Scenario } from "./scenario.js";
 import { errname, errorLine, hex, hexBytes, jsonStr, Line, OUT_MAX } from "./transcript.js";
 
 function le(bytes: Uint8Array): DataView {
