@@ -15,7 +15,9 @@ export const ALLOWED = {
   "@iommu/vt-d": ["@iommu/core"],
   "@dma-iommu/msi-cookie": ["@iommu/core", "@iova/allocator"],
   "@vfio/type1": ["@iommu/core", "@dma-iommu/msi-cookie", "@vfio/uapi"],
+  "@iommu/iommufd": ["@iommu/core", "@dma-iommu/msi-cookie", "@vfio/uapi"],
   "@iommu-sim/host": [
+    "@iommu/iommufd",
     "@vfio/uapi",
     "@iova/allocator",
     "@iommu/core",
@@ -25,6 +27,7 @@ export const ALLOWED = {
     "@vfio/type1",
   ],
   "@iommu-sim/demo": [
+    "@iommu/iommufd",
     "@vfio/uapi",
     "@iommu-sim/conformance",
     "@iova/allocator",

@@ -135,4 +135,51 @@ describe("allocFast / freeFast (range caches)", () => {
     expect(d.allocFast(1, 5, false)).toBe(0);
     expect(d.count).toBe(0);
   });
+
+  describe("IOVA_MAG_SIZE is 127 (Linux 6.0+: 'change IOVA_MAG_SIZE to 127 to save memory')", () => {
+    // Linux 6.1's value, written here rather than imported, so these tests pin the constant as well as the rule.
+    const MAG = 127;
+    it("regression (issue 13 rule 1): the 128th free rotates the magazines, so a limit below the one loaded pfn goes to the tree (Linux: 0xfff7f)", () => {
+      expect(IOVA_MAG_SIZE).toBe(MAG);
+      const d = new IovaDomain({ granule: G4K, startPfn: 1 });
+      const pfns = Array.from({ length: 128 }, () => d.allocFast(1, TOP, false));
+      expect(pfns[127]).toBe(TOP - 127);
+      // Lowest first: 127 frees fill `loaded`; the 128th swaps in the empty `prev`, which then holds only 0xfffff.
+      for (let i = 127; i >= 0; i--) d.freeFast(pfns[i]!, 1);
+      // 0xfffff is above limit 0xffffe, so the pop misses and the tree answers below its hint (the lowest range).
+      expect(d.allocFast(1, TOP - 1, true)).toBe(0xfff7f);
+      expect(d.cachedCount).toBe(128);
+    });
+
+    it("rotation at exactly 127 and a depot spill: 127 x 34 + 1 frees, then Linux's answers pop by pop", () => {
+      const n = MAG * (2 + MAX_GLOBAL_MAGS) + 1;
+      const d = new IovaDomain({ granule: G4K, startPfn: 1 });
+      const lo = TOP - (n - 1);
+      for (let i = 0; i < n; i++) expect(d.allocFast(1, TOP, false)).toBe(TOP - i);
+      // Free in ascending pfn order; free #k (from 0) frees lo + k.
+      for (let k = 0; k < n; k++) {
+        d.freeFast(lo + k, 1);
+        // The first rotation: entry 127 does not fit `loaded`, so `prev` (empty) is swapped in; nothing leaves.
+        if (k === MAG - 1 || k === MAG) expect(d.cachedCount).toBe(k + 1);
+      }
+      // The last free found loaded, prev and the 32-deep depot full: loaded (frees 4191..4317) went to the tree.
+      expect(d.cachedCount).toBe(n - MAG);
+      expect(d.count).toBe(n - MAG);
+      expect(d.find(TOP - 1)).toBeNull();
+      expect(d.find(lo + MAG * (2 + MAX_GLOBAL_MAGS - 1) - 1)).not.toBeNull(); // 0xfff7f: top of the depot
+      // The loaded magazine holds only 0xfffff (above the limit); the tree's hint followed the freed run up to it.
+      expect(d.allocFast(1, TOP - 1, false)).toBe(0xffffe);
+      // Draining: loaded (0xfffff), then prev = the first magazine (frees 126..0), then the depot, last in first out.
+      const want = [TOP];
+      for (let k = MAG - 1; k >= 0; k--) want.push(lo + k);
+      for (let j = MAX_GLOBAL_MAGS - 1; j >= 0; j--)
+        for (let k = MAG * (j + 2) - 1; k >= MAG * (j + 1); k--) want.push(lo + k);
+      const got = want.map(() => d.allocFast(1, TOP, false));
+      expect(got).toEqual(want);
+      expect(d.cachedCount).toBe(0);
+      // Every cache empty: the tree answers below its hint (0xffffe).
+      expect(d.allocFast(1, TOP, false)).toBe(0xffffd);
+      expect(d.validateTree()).toBeNull();
+    });
+  });
 });

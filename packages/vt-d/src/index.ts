@@ -26,7 +26,7 @@ export type { DeviceScope, DmarTable, Drhd, Rmrr } from "./driver/dmar-table.js"
 export { findDrhd, rmrrScopes, scopeCovers } from "./driver/dmar-table.js";
 export type { DmarFault, DmarUnitOptions } from "./driver/dmar-unit.js";
 export { DmarUnit, formatFault } from "./driver/dmar-unit.js";
-export type { DeviceDomainInfo, PgsizeBitmapMode } from "./driver/domain.js";
+export type { DeviceDomainInfo, PgsizeBitmapMode, SecondLevelPteFormat } from "./driver/domain.js";
 export { ALL_SIZES_PGSIZE_BITMAP, pgsizeBitmapFor, VtdDomain } from "./driver/domain.js";
 export type { IrteTarget, MsiAllocation } from "./driver/irq-remapping.js";
 export {
@@ -45,7 +45,7 @@ export type { FaultRecord } from "./hw/fault-recording.js";
 export { FaultRecorder } from "./hw/fault-recording.js";
 export type { DeliveredInterrupt, InterruptDecode, IrState } from "./hw/interrupt-remapping.js";
 export { decodeInterrupt } from "./hw/interrupt-remapping.js";
-export type { CachedContext, IotlbEntry } from "./hw/iotlb.js";
-export { ContextCache, Iotlb } from "./hw/iotlb.js";
+export type { CachedContext, IotlbEntry } from "./hw/tlb.js";
+export { ContextCache, Iotlb } from "./hw/tlb.js";
 export type { VtdHardwareOptions, VtdStats } from "./hw/vtd-hardware.js";
 export { createVtdHardware, VtdHardware } from "./hw/vtd-hardware.js";

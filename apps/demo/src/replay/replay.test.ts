@@ -167,7 +167,9 @@ describe("replayScenario: any scenario", () => {
     memlock: fc.option(fc.constantFrom("0x1000", "0x10000"), { nil: undefined }),
     cmds: fc.array(cmd, { maxLength: 12 }),
   });
-  it("never throws, writes one valid JSON line per command plus hello/setup/done, and is deterministic", () => {
+  it("never throws, writes one valid JSON line per command plus hello/setup/done, and is deterministic", {
+    tags: ["slow"],
+  }, () => {
     fc.assert(
       fc.property(scenario, (s) => {
         const text = [
@@ -191,7 +193,7 @@ describe("replayScenario: any scenario", () => {
         expect(recs.at(-1)).toEqual({ cmd: "done" });
         expect(replayScenario(text)).toBe(t);
       }),
-      { numRuns: 60, seed: 14 },
+      { numRuns: 20, seed: 14 },
     );
   });
 });

@@ -15,7 +15,7 @@ import {
 import { describe, expect, it } from "vitest";
 import { DESC } from "../arch/lpae.js";
 import { createSmmuV3Hardware } from "../hw/smmu-v3.js";
-import { makeRig, RAM_BASE } from "../test-support/rig.js";
+import { makeRig, RAM_BASE } from "../testing/rig.js";
 import type { SmmuDomain } from "./domain.js";
 import { createArmSmmuV3Driver } from "./ops.js";
 

@@ -4,6 +4,8 @@
  * stage 1 (or 2), reserved regions, and the event-queue interrupt that reports faults upward.
  */
 import {
+  DEFAULT_RATELIMIT_BURST,
+  DEFAULT_RATELIMIT_INTERVAL_MS,
   type Device,
   type DomainAllocContext,
   type DomainType,
@@ -15,6 +17,7 @@ import {
   type IommuOps,
   type PageAllocator,
   type PhysicalMemory,
+  Ratelimit,
   type ResvRegion,
 } from "@iommu/core";
 import { EVTF } from "../arch/structures.js";
@@ -69,22 +72,12 @@ export function createArmSmmuV3Driver(opts: ArmSmmuV3DriverOptions): ArmSmmuV3Op
   const streamIdOf = opts.streamIdOf ?? ((dev: Device) => dev.requesterId);
   const masters = new Map<number, SmmuMaster>();
   const log = opts.log ?? (() => {});
-  const burst = opts.logRatelimit?.burst ?? 10;
-  const interval = opts.logRatelimit?.intervalMs ?? 5000;
-  const now = opts.logRatelimit?.now;
-  let windowStart: number | null = null;
-  let printed = 0;
-  /** `__ratelimit`: true when this event may be printed. */
-  const ratelimitOk = (): boolean => {
-    const t = now?.() ?? 0;
-    if (windowStart === null || (now && t - windowStart >= interval)) {
-      windowStart = t;
-      printed = 0;
-    }
-    if (printed >= burst) return false;
-    printed++;
-    return true;
-  };
+  // arm_smmu_evtq_thread's `static DEFINE_RATELIMIT_STATE(rs, DEFAULT_RATELIMIT_INTERVAL, DEFAULT_RATELIMIT_BURST)`.
+  const rs = new Ratelimit(
+    opts.logRatelimit?.intervalMs ?? DEFAULT_RATELIMIT_INTERVAL_MS,
+    opts.logRatelimit?.burst ?? DEFAULT_RATELIMIT_BURST,
+    opts.logRatelimit?.now,
+  );
 
   const masterOf = (dev: Device): SmmuMaster => {
     const m = dev.iommuPriv as SmmuMaster | undefined;
@@ -100,7 +93,7 @@ export function createArmSmmuV3Driver(opts: ArmSmmuV3DriverOptions): ArmSmmuV3Op
     for (const r of records) {
       const [d0, d1, d2] = r as [bigint, bigint, bigint, bigint];
       const id = Number(d0 & 0xffn);
-      if (ratelimitOk()) {
+      if (rs.allow()) {
         log(`arm-smmu-v3 ${smmu.name}: event 0x${id.toString(16).padStart(2, "0")} received:`);
         for (const d of r) log(`arm-smmu-v3 ${smmu.name}: \t0x${d.toString(16).padStart(16, "0")}`);
       }

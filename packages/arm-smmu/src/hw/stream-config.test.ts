@@ -1,6 +1,6 @@
 import { IOMMU_READ, PciDevice, PlatformDevice } from "@iommu/core";
 import { describe, expect, it } from "vitest";
-import { makeRig, RAM_BASE } from "../test-support/rig.js";
+import { makeRig, RAM_BASE } from "../testing/rig.js";
 
 describe("configuration cache", () => {
   it("regression: an STE rewritten without CFGI_STE is not seen until the configuration is invalidated", () => {

@@ -5,6 +5,8 @@
  * It shares nothing with the real engine, so agreement between the two means something.
  */
 
+import { IOVA_MAG_SIZE, IOVA_RANGE_CACHE_MAX_SIZE, MAX_GLOBAL_MAGS } from "../constants.js";
+
 interface RefNode {
   lo: number;
   hi: number;
@@ -16,9 +18,10 @@ export interface RefRange {
   pfnHi: number;
 }
 
-const BINS = 6;
-const MAG = 128;
-const DEPOT = 32;
+// Sizing facts come from the engine's constants (one home per fact); range-cache.test.ts pins them to Linux's answers.
+const BINS = IOVA_RANGE_CACHE_MAX_SIZE;
+const MAG = IOVA_MAG_SIZE;
+const DEPOT = MAX_GLOBAL_MAGS;
 
 export class ReferenceIovaDomain {
   readonly granule: number;

@@ -19,13 +19,15 @@ export interface Q35Options {
   readonly edus?: number;
   readonly extra?: (memory: PhysicalMemory) => PciDevice[];
   readonly probe?: boolean;
+  /** Bytes of the kernel's page pool (default POOL.size); a small pool runs out sooner in tests. */
+  readonly poolSize?: bigint;
 }
 
 export function q35(o: Q35Options = {}) {
   const memory = new PhysicalMemory();
   memory.addRam(0n, 0x80000000n, "ram-below-4g");
   memory.addRam(0x100000000n, 0x40000000n, "ram-above-4g");
-  const pool = new PageAllocator(memory, POOL.base, POOL.size);
+  const pool = new PageAllocator(memory, POOL.base, o.poolSize ?? POOL.size);
   const interrupts: DeliveredInterrupt[] = [];
   const hw = createVtdHardware({
     memory,

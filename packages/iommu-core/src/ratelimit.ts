@@ -1,8 +1,14 @@
 /**
  * `struct ratelimit_state` / `___ratelimit` (lib/ratelimit.c): at most `burst` messages per `interval`.
- * dmar_fault keeps one static state (DEFAULT_RATELIMIT_INTERVAL 5 s, DEFAULT_RATELIMIT_BURST 10) shared
- * by every DMAR unit, and spends a token on the status line and on every fault-record check.
+ * Drivers keep one static state for a printer (`DEFINE_RATELIMIT_STATE(rs, DEFAULT_RATELIMIT_INTERVAL,
+ * DEFAULT_RATELIMIT_BURST)`: 5 s, 10): VT-d's `dmar_fault` (shared by every DMAR unit), arm-smmu-v3's
+ * event printer (`arm_smmu_evtq_thread`).
  */
+/** DEFAULT_RATELIMIT_INTERVAL (5 * HZ) in ms. */
+export const DEFAULT_RATELIMIT_INTERVAL_MS = 5000;
+/** DEFAULT_RATELIMIT_BURST. */
+export const DEFAULT_RATELIMIT_BURST = 10;
+
 export class Ratelimit {
   private begin: number | null = null;
   private printed = 0;
@@ -10,8 +16,8 @@ export class Ratelimit {
   missed = 0;
 
   constructor(
-    readonly intervalMs = 5000,
-    readonly burst = 10,
+    readonly intervalMs = DEFAULT_RATELIMIT_INTERVAL_MS,
+    readonly burst = DEFAULT_RATELIMIT_BURST,
     /** Model time in ms; the default never advances, so one window lasts forever (no wall clock). */
     private readonly now: () => number = () => 0,
   ) {}

@@ -5,7 +5,7 @@
  */
 import type { PhysicalMemory } from "@iommu/core";
 import { CTX, FAULT, PTE } from "../arch/regs.js";
-import type { CachedContext, IotlbEntry } from "./iotlb.js";
+import type { CachedContext, IotlbEntry } from "./tlb.js";
 
 export type ContextResult = CachedContext | { readonly fault: number };
 export type WalkResult = IotlbEntry | { readonly fault: number; readonly level: number };
