@@ -3,11 +3,10 @@
  * `source_user`): GUP, the mm's `locked_vm` and `pinned_vm`, RLIMIT_MEMLOCK and CAP_IPC_LOCK. A host
  * passes its process model; `@vfio/type1`'s `Process` has all of it but `pinnedVm`.
  */
-import { ErrnoError } from "@iommu/core";
+import { ErrnoError, PAGE_SHIFT } from "@iommu/core";
 
-export const PAGE_SHIFT = 12n;
-export const PAGE_SIZE = 1n << PAGE_SHIFT;
-export const U64_MAX = (1n << 64n) - 1n;
+/** The page and u64 constants are core's (one home); re-exported for this package's modules. */
+export { PAGE_SHIFT, PAGE_SIZE, U64_MAX } from "@iommu/core";
 
 /** One physically contiguous piece behind a virtual range, as GUP finds it. */
 export interface UserSegment {
