@@ -1,10 +1,10 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { ProbeSys, SysResult } from "@iommu-sim/host";
 import * as U from "@vfio/uapi";
 import { describe, expect, it } from "vitest";
 import { bitmapBytes, Probe } from "./probe.js";
 import { parseScenario } from "./scenario.js";
+import type { ProbeSys, SysResult } from "./sys.js";
 
 const FIX = fileURLToPath(new URL("../../conformance/linux-6.1/", import.meta.url));
 const fixtureLines = (p: string): string[] =>

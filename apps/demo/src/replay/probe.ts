@@ -5,9 +5,9 @@
  */
 
 import { U64_MAX } from "@iommu/core";
-import type { ProbeSys } from "@iommu-sim/host";
 import * as U from "@vfio/uapi";
 import { BASE_LEN, BASE_VA, type Command, parseCommand, type Scenario } from "./scenario.js";
+import type { ProbeSys } from "./sys.js";
 import { errname, errorLine, hex, hexBytes, jsonStr, Line, OUT_MAX } from "./transcript.js";
 
 function le(bytes: Uint8Array): DataView {

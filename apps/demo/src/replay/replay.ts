@@ -3,8 +3,9 @@
  * kernel's JSON Lines format. The board is the one the `platform` line names, with the scenario's
  * devices and vfio_iommu_type1 module parameters.
  */
-import { BOARD_NAMES, type BoardName, type BoardOptions, BoardSys, createBoard } from "@iommu-sim/host";
+import { BOARD_NAMES, type BoardName, type BoardOptions, createBoard } from "@iommu-sim/host";
 import { Probe } from "./probe.js";
+import { ProbeLibc } from "./probe-libc.js";
 import { parseNum, parseScenario } from "./scenario.js";
 import { errorLine, Line } from "./transcript.js";
 
@@ -72,5 +73,5 @@ export function replayScenario(text: string, opts: ReplayOptions = {}): string {
     eduCount: scn.header.devices || 1,
     vfioParams: vfioParamsOf(scn.header.params),
   });
-  return Probe.text(new Probe(new BoardSys(board), scn).run());
+  return Probe.text(new Probe(new ProbeLibc(board), scn).run());
 }
