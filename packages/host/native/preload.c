@@ -77,21 +77,46 @@ static int starts(const char *p, const char *pre)
 	return strncmp(p, pre, n) == 0 && (p[n] == 0 || p[n] == '/');
 }
 
-static int ours(const char *p)
+static const char *canon(const char *p);
+
+static int ours(const char *path)
 {
-	char self[64];
-	if (!p || p[0] != '/')
+	if (!path || path[0] != '/')
 		return 0;
-	snprintf(self, sizeof(self), "/proc/%d/status", (int)getpid());
+	const char *p = canon(path);
 	return starts(p, "/dev/vfio") || starts(p, "/sys/kernel/iommu_groups") || starts(p, "/sys/bus/pci/devices") ||
-	       strcmp(p, "/proc/self/status") == 0 || strcmp(p, self) == 0 || strcmp(p, "/dev/kmsg") == 0;
+	       strcmp(p, "/proc/self/status") == 0 || strcmp(p, "/dev/kmsg") == 0;
 }
 
+/* The path the server knows: `.` and `..` resolved, `//` collapsed, /proc/<our pid>/ as /proc/self/ */
 static const char *canon(const char *p)
 {
-	static char self[64];
+	static char out[4096];
+	char self[64];
+	size_t n = 0;
+	for (const char *s = p; *s;) {
+		while (*s == '/')
+			s++;
+		const char *e = strchr(s, '/');
+		size_t len = e ? (size_t)(e - s) : strlen(s);
+		if (len == 0)
+			break;
+		if (len == 1 && s[0] == '.') {
+		} else if (len == 2 && s[0] == '.' && s[1] == '.') {
+			while (n > 0 && out[--n] != '/')
+				;
+		} else if (n + 1 + len < sizeof(out)) {
+			out[n++] = '/';
+			memcpy(out + n, s, len);
+			n += len;
+		}
+		s += len;
+	}
+	if (n == 0)
+		out[n++] = '/';
+	out[n] = 0;
 	snprintf(self, sizeof(self), "/proc/%d/status", (int)getpid());
-	return strcmp(p, self) == 0 ? "/proc/self/status" : p;
+	return strcmp(out, self) == 0 ? "/proc/self/status" : out;
 }
 
 /* ------------------------------------------------------------ the wire */
@@ -688,6 +713,61 @@ int access(const char *path, int mode)
 	return r(path, mode);
 }
 
+int fstatat(int dirfd, const char *path, struct stat *st, int flags)
+{
+	if (ours(path))
+		return fwd_stat(path, st, !(flags & AT_SYMLINK_NOFOLLOW));
+	static int (*r)(int, const char *, struct stat *, int);
+	if (!r)
+		r = dlsym(RTLD_NEXT, "fstatat");
+	return r(dirfd, path, st, flags);
+}
+int fstatat64(int dirfd, const char *path, struct stat64 *st, int flags)
+{
+	return fstatat(dirfd, path, (struct stat *)st, flags);
+}
+
+/* statx (coreutils, Rust's std::fs::metadata): the type, mode and size of a served path */
+int statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *sx)
+{
+	if (ours(path)) {
+		struct stat st;
+		if (fwd_stat(path, &st, !(flags & AT_SYMLINK_NOFOLLOW)) < 0)
+			return -1;
+		memset(sx, 0, sizeof(*sx));
+		sx->stx_mask = STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_SIZE;
+		sx->stx_mode = (uint16_t)st.st_mode;
+		sx->stx_size = (uint64_t)st.st_size;
+		sx->stx_nlink = 1;
+		sx->stx_blksize = 4096;
+		return 0;
+	}
+	static int (*r)(int, const char *, int, unsigned int, struct statx *);
+	if (!r)
+		r = dlsym(RTLD_NEXT, "statx");
+	return r(dirfd, path, flags, mask, sx);
+}
+
+int faccessat(int dirfd, const char *path, int mode, int flags)
+{
+	if (ours(path))
+		return access(path, mode);
+	static int (*r)(int, const char *, int, int);
+	if (!r)
+		r = dlsym(RTLD_NEXT, "faccessat");
+	return r(dirfd, path, mode, flags);
+}
+
+ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t n)
+{
+	if (ours(path))
+		return readlink(path, buf, n);
+	static ssize_t (*r)(int, const char *, char *, size_t);
+	if (!r)
+		r = dlsym(RTLD_NEXT, "readlinkat");
+	return r(dirfd, path, buf, n);
+}
+
 /* ------------------------------------------------------------ stdio and directories */
 
 static ssize_t ck_read(void *c, char *buf, size_t n)
@@ -822,6 +902,19 @@ struct dirent64 *readdir64(DIR *dir)
 	static struct dirent64 *(*r)(DIR *);
 	if (!r)
 		r = dlsym(RTLD_NEXT, "readdir64");
+	return r(dir);
+}
+
+/* a listed directory has no descriptor: callers then use paths (ENOTSUP, as for some filesystems) */
+int dirfd(DIR *dir)
+{
+	if (fake(dir)) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	static int (*r)(DIR *);
+	if (!r)
+		r = dlsym(RTLD_NEXT, "dirfd");
 	return r(dir);
 }
 

@@ -61,11 +61,10 @@ export {
 } from "./kernel/vfio-pci.js";
 export type { EventfdLookup, IoctlUserAccess } from "./kernel/vfio-pci-ioctl.js";
 export { vfioPciIoctl } from "./kernel/vfio-pci-ioctl.js";
-export type { BoardSysOptions, DataResult } from "./sys/board-sys.js";
+export type { BoardSysOptions, DataResult, SysResult } from "./sys/board-sys.js";
 export { BoardSys } from "./sys/board-sys.js";
 export type { FdEntry } from "./sys/fd-table.js";
 export { FdTable } from "./sys/fd-table.js";
-export type { ProbeDevice, ProbeSys, SysResult } from "./sys/sys.js";
 export type { NodeKind, StatusText } from "./sys/sysfs.js";
 export { modelStatus, SysFs, spliceStatus } from "./sys/sysfs.js";
 export type { UserMemory } from "./sys/user-memory.js";

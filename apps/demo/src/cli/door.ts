@@ -58,8 +58,8 @@ export async function runCliAsync(argv: readonly string[], io: CliIo): Promise<n
   try {
     a = parseArgs(own);
     if ((a.command !== "serve" && a.command !== "exec") || a.flags.has("help")) return runCli(argv, io);
-    checkFlags(a.command, a);
     if (a.positionals.length) throw new UsageError(`unexpected '${a.positionals[0]}' (a program goes after --)`);
+    checkFlags(a.command, a);
     return a.command === "serve" ? await cmdServe(a, io) : await cmdExec(a, program, io);
   } catch (e) {
     if (e instanceof UsageError) {

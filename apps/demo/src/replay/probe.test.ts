@@ -1,8 +1,8 @@
 import { type Arch, parseScenario, readTranscript } from "@iommu-sim/conformance";
-import type { ProbeSys, SysResult } from "@iommu-sim/host";
 import * as U from "@vfio/uapi";
 import { describe, expect, it } from "vitest";
 import { bitmapBytes, Probe } from "./probe.js";
+import type { ProbeSys, SysResult } from "./sys.js";
 
 /** Lines of a linux-6.1 transcript (`x86/dirty.jsonl`), as the kernel's probe printed them. */
 const fixtureLines = (p: string): string[] => {

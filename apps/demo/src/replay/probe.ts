@@ -5,8 +5,8 @@
  */
 import { U64_MAX } from "@iommu/core";
 import { BASE_LEN, BASE_VA, type Command, parseCommand, type Scenario } from "@iommu-sim/conformance";
-import type { ProbeSys } from "@iommu-sim/host";
 import * as U from "@vfio/uapi";
+import type { ProbeSys } from "./sys.js";
 import { errname, errorLine, hex, hexBytes, jsonStr, Line, OUT_MAX } from "./transcript.js";
 
 function le(bytes: Uint8Array): DataView {

@@ -4,8 +4,9 @@
  * devices and vfio_iommu_type1 module parameters.
  */
 import { parseNum, parseScenario } from "@iommu-sim/conformance";
-import { BOARD_NAMES, type BoardName, type BoardOptions, BoardSys, createBoard } from "@iommu-sim/host";
+import { BOARD_NAMES, type BoardName, type BoardOptions, createBoard } from "@iommu-sim/host";
 import { Probe } from "./probe.js";
+import { ProbeLibc } from "./probe-libc.js";
 import { errorLine, Line } from "./transcript.js";
 
 export interface ReplayOptions {
@@ -72,5 +73,5 @@ export function replayScenario(text: string, opts: ReplayOptions = {}): string {
     eduCount: scn.header.devices || 1,
     vfioParams: vfioParamsOf(scn.header.params),
   });
-  return Probe.text(new Probe(new BoardSys(board), scn).run());
+  return Probe.text(new Probe(new ProbeLibc(board), scn).run());
 }

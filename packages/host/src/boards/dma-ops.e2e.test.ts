@@ -17,6 +17,7 @@ import { VFIO_GROUP_SET_CONTAINER, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU } from "@v
 import { describe, expect, it } from "vitest";
 import { EDU_BUF_START, EDU_DMA_TO_RAM, EDU_REG, type EduDevice } from "../devices/edu.js";
 import { BoardSys } from "../sys/board-sys.js";
+import type { ProcessMemory } from "../sys/user-memory.js";
 import { createBoard } from "./index.js";
 import type { Board, BoardName } from "./types.js";
 
@@ -135,8 +136,8 @@ describe.each(CASES)("$name default domains", ({ name, type, buffer, mask }) => 
     const sys = new BoardSys(b);
     const cfd = sys.open("/dev/vfio/vfio").ret;
     const gfd = sys.open(`/dev/vfio/${g.id}`).ret;
-    const arg = sys.calloc(4);
-    sys.poke(arg, new Uint8Array(new Int32Array([cfd]).buffer));
+    const arg = (sys.memory as ProcessMemory).calloc(4);
+    sys.memory.write(arg, new Uint8Array(new Int32Array([cfd]).buffer));
     expect(sys.ioctl(gfd, VFIO_GROUP_SET_CONTAINER, arg).ret).toBe(0);
     expect(sys.ioctl(cfd, VFIO_SET_IOMMU, BigInt(VFIO_TYPE1v2_IOMMU)).ret).toBe(0);
     const dom = g.domain!;

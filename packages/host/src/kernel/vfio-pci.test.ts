@@ -8,6 +8,7 @@ import * as U from "@vfio/type1";
 import { describe, expect, it } from "vitest";
 import { type Board, createBoard } from "../boards/index.js";
 import { BoardSys } from "../sys/board-sys.js";
+import type { ProcessMemory } from "../sys/user-memory.js";
 
 const EBUSY = ERRNO.EBUSY;
 const users = (b: Board, groupId: number) => b.vfio.group(groupId)!.containerUsers;
@@ -28,12 +29,12 @@ describe.each(["x86-q35-vtd", "arm64-virt-smmuv3"] as const)("device references 
     const g = b.groupIdOf(b.edus[0]!);
     const c = sys.open("/dev/vfio/vfio").ret;
     const gfd = sys.open(`/dev/vfio/${g}`).ret;
-    const arg = sys.calloc(4);
-    sys.poke(arg, new Uint8Array(new Int32Array([c]).buffer));
+    const arg = (sys.memory as ProcessMemory).calloc(4);
+    sys.memory.write(arg, new Uint8Array(new Int32Array([c]).buffer));
     expect(sys.ioctl(gfd, U.VFIO_GROUP_SET_CONTAINER, arg).ret).toBe(0);
     expect(sys.ioctl(c, U.VFIO_SET_IOMMU, BigInt(U.VFIO_TYPE1v2_IOMMU)).ret).toBe(0);
-    const name0 = sys.calloc(16);
-    sys.poke(name0, new TextEncoder().encode(`${b.edus[0]!.name}\0`));
+    const name0 = (sys.memory as ProcessMemory).calloc(16);
+    sys.memory.write(name0, new TextEncoder().encode(`${b.edus[0]!.name}\0`));
     const dfd = sys.ioctl(gfd, U.VFIO_GROUP_GET_DEVICE_FD, name0).ret;
     expect(dfd).toBeGreaterThan(0);
     expect(users(b, g)).toBe(2);

@@ -6,13 +6,15 @@ import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** native/preload.c beside src/ (tests, source) or beside dist/ (the built package). */
 export function preloadSource(): string {
+  // the CommonJS build has no import.meta: its __filename is the same place
+  const here = typeof import.meta?.url === "string" ? fileURLToPath(import.meta.url) : __filename;
   for (const rel of ["../../native/preload.c", "../native/preload.c"]) {
-    const p = fileURLToPath(new URL(rel, import.meta.url));
+    const p = join(dirname(here), rel);
     if (existsSync(p)) return p;
   }
   throw new Error("iommu-sim: native/preload.c not found beside the package");

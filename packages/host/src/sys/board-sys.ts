@@ -3,8 +3,8 @@
  * `pread`/`pwrite`/`mmap`/`munmap`/`readlink`/`stat`/`readdir` on `/dev/vfio/vfio`, `/dev/vfio/N`, vfio-pci
  * device fds, eventfds, `/dev/kmsg` and the sysfs/procfs files of `SysFs`. Containers and groups are
  * `@vfio/type1`'s byte ioctls, fed with the bytes the process left in its own memory (`UserMemory`);
- * device ioctls are decoded from bytes beside vfio-pci (`vfioPciIoctl`). The replay's probe runs on the
- * model process (`ProbeSys`, below); the native door runs a real process on the same surface.
+ * device ioctls are decoded from bytes beside vfio-pci (`vfioPciIoctl`). A model process (the replay's
+ * probe, a TypeScript caller) or a real one (the native door) runs on the same surface.
  *
  * Conventions are Linux's: calls return `ret` (>= 0 on success) and, when `ret < 0`, a positive `errno`.
  * Pointers are user virtual addresses (`bigint`).
@@ -33,17 +33,21 @@ import { kmsgEscape } from "../kernel/kernel-log.js";
 import type { BarMapping, VfioPciDevice } from "../kernel/vfio-pci.js";
 import { type EventfdLookup, vfioPciIoctl } from "../kernel/vfio-pci-ioctl.js";
 import { type FdEntry, FdTable } from "./fd-table.js";
-import type { ProbeDevice, ProbeSys, SysResult } from "./sys.js";
 import { type NodeKind, type StatusText, SysFs } from "./sysfs.js";
 import { ProcessMemory, type UserMemory } from "./user-memory.js";
 
 const { EBADF, EAGAIN, EINVAL, ENOTTY, ENOENT, EFAULT, ESPIPE, EISDIR, ENODEV } = ERRNO;
 
-/** Where BAR mmaps of the model process land (outside every vma, so only `read32`… reach them). */
-const MMIO_BASE = 0x7e00_0000_0000n;
 /** VFIO_PCI_INDEX_TO_OFFSET: a device fd's region index is offset >> 40. */
 const REGION_SHIFT = 40n;
 const REGION_MASK = (1n << REGION_SHIFT) - 1n;
+
+/** A system call's answer: `ret` >= 0 on success; else -1 and a positive `errno`. */
+export interface SysResult {
+  ret: number;
+  /** Positive errno number when ret < 0, else 0. */
+  errno: number;
+}
 
 const ok = (ret = 0): SysResult => ({ ret, errno: 0 });
 const fail = (errno: number): SysResult => ({ ret: -1, errno });
@@ -62,11 +66,9 @@ function errnoOf(e: unknown): number {
 export type DataResult = SysResult & { data: Uint8Array };
 
 export interface BoardSysOptions {
-  /** uname fields (they describe the host; not compared). */
-  uname?: { release: string; version: string; machine: string };
   /**
    * The process and its memory. Default: a new model process on the board (root: CAP_IPC_LOCK, RLIMIT_MEMLOCK
-   * 8 MiB) with a C heap (`ProcessMemory`).
+   * 8 MiB) and its memory (`ProcessMemory`).
    */
   process?: Process;
   memory?: UserMemory;
@@ -78,14 +80,11 @@ export interface BoardSysOptions {
   firstFd?: number;
 }
 
-export class BoardSys implements ProbeSys {
+export class BoardSys {
   readonly process: Process;
   readonly memory: UserMemory;
   readonly fds: FdTable;
   readonly sysfs: SysFs;
-  /** BAR mappings of the model process (address → mapping). */
-  private readonly bars = new Map<bigint, BarMapping>();
-  private nextBar = MMIO_BASE;
   /** /dev/kmsg records not read yet by any kmsg fd (a record's sequence number is its index). */
   private readonly kmsgRecords: string[] = [];
 
@@ -295,6 +294,13 @@ export class BoardSys implements ProbeSys {
     return ok(this.fds.alloc({ kind: "eventfd", e: new EventFd("probe msi") }));
   }
 
+  /** poll(2) for POLLIN on one model eventfd: 1 when readable (interrupts arrive synchronously here). */
+  pollIn(fd: number): SysResult {
+    const e = this.fds.get(fd);
+    if (e?.kind !== "eventfd") return fail(EBADF);
+    return ok(e.e.readable ? 1 : 0);
+  }
+
   /** readlink(2) of a sysfs link. EINVAL for a path that exists but is not a link. */
   readlink(path: string): SysResult & { target: string } {
     const t = this.sysfs.readlink(path);
@@ -406,150 +412,5 @@ export class BoardSys implements ProbeSys {
   deviceOf(fd: number): VfioPciDevice | null {
     const e = this.fds.get(fd);
     return e?.kind === "device" ? e.h : null;
-  }
-
-  // ---- ProbeSys: the C library the replay's probe sees, on top of the system calls above ----
-
-  uname() {
-    return (
-      this.opts.uname ?? {
-        release: "iommu-sim",
-        version: `model of Linux 6.1 (${this.board.name})`,
-        machine: this.board.arch,
-      }
-    );
-  }
-
-  devices(): readonly ProbeDevice[] {
-    return this.board.edus.map((d) => ({ bdf: d.name, group: this.board.groupIdOf(d) }));
-  }
-
-  pageSize(): number {
-    return 4096;
-  }
-
-  private get heap(): ProcessMemory {
-    if (!(this.memory instanceof ProcessMemory)) throw new TypeError("no C heap: the process is not the model's");
-    return this.memory;
-  }
-
-  mmapAnonymous(addr: bigint, len: bigint): SysResult {
-    try {
-      this.process.mmap({ start: addr, size: len, kind: "anon", writable: true, name: "probe buffer" });
-      return ok();
-    } catch (e) {
-      return fail(errnoOf(e));
-    }
-  }
-
-  calloc(len: number): bigint {
-    return this.heap.calloc(len);
-  }
-
-  free(addr: bigint): void {
-    this.heap.free(addr);
-  }
-
-  private bar(addr: bigint): { m: BarMapping; off: number } | null {
-    for (const [base, m] of this.bars) {
-      if (addr >= base && addr < base + BigInt(m.size)) return { m, off: Number(addr - base) };
-    }
-    return null;
-  }
-
-  peek(addr: bigint, len: number): Uint8Array {
-    return this.memory.read(addr, len);
-  }
-
-  poke(addr: bigint, bytes: Uint8Array): void {
-    this.memory.write(addr, bytes);
-  }
-
-  read32(addr: bigint): number {
-    const b = this.bar(addr);
-    if (b) return b.m.read32(b.off) >>> 0;
-    return new DataView(this.peek(addr, 4).buffer).getUint32(0, true);
-  }
-
-  write32(addr: bigint, v: number): void {
-    const b = this.bar(addr);
-    if (b) {
-      b.m.write32(b.off, v >>> 0);
-      return;
-    }
-    const x = new Uint8Array(4);
-    new DataView(x.buffer).setUint32(0, v >>> 0, true);
-    this.poke(addr, x);
-  }
-
-  read64(addr: bigint): bigint {
-    const b = this.bar(addr);
-    if (b) return b.m.read64(b.off);
-    return new DataView(this.peek(addr, 8).buffer).getBigUint64(0, true);
-  }
-
-  write64(addr: bigint, v: bigint): void {
-    const b = this.bar(addr);
-    if (b) {
-      b.m.write64(b.off, v);
-      return;
-    }
-    const x = new Uint8Array(8);
-    new DataView(x.buffer).setBigUint64(0, v, true);
-    this.poke(addr, x);
-  }
-
-  mmapDevice(fd: number, len: bigint, offset: bigint): SysResult & { addr: bigint } {
-    const r = this.mmap(fd, len, offset);
-    if (!r.bar) return { ...fail(r.errno), addr: 0n };
-    const addr = this.nextBar;
-    this.nextBar += (len + 0xfffffn) & ~0xfffffn;
-    this.bars.set(addr, r.bar);
-    return { ret: 0, errno: 0, addr };
-  }
-
-  munmap(addr: bigint): void {
-    this.bars.delete(addr);
-  }
-
-  readEventfd(fd: number): SysResult & { value: bigint } {
-    const r = this.read(fd, 8);
-    if (r.ret < 0) return { ...fail(r.errno), value: 0n };
-    return { ...ok(8), value: new DataView(r.data.buffer).getBigUint64(0, true) };
-  }
-
-  poll(fd: number, _timeoutMs: number): SysResult {
-    // The model delivers interrupts synchronously: what has not arrived by now never will.
-    const e = this.fds.get(fd);
-    if (e?.kind !== "eventfd") return fail(EBADF);
-    return ok(e.e.readable ? 1 : 0);
-  }
-
-  usleep(_us: number): void {
-    // device work completes before the next access in this model; nothing to wait for
-  }
-
-  readFile(path: string, max: number): DataResult {
-    const fd = this.open(path);
-    if (fd.ret < 0) return { ...fd, data: new Uint8Array(0) };
-    const r = this.read(fd.ret, max);
-    this.close(fd.ret);
-    return r.ret < 0 ? r : { ...ok(), data: r.data };
-  }
-
-  readDir(path: string): string[] | null {
-    const r = this.readdir(path);
-    return r.ret < 0 ? null : r.names;
-  }
-
-  dropIpcLockAndSetMemlock(bytes: bigint): string | null {
-    this.process.capIpcLock = false;
-    this.process.rlimitMemlock = bytes;
-    return null;
-  }
-
-  /** /dev/kmsg: the board kernel's log since the last read, each record's text escaped as the kernel does. */
-  kmsg(): string[] {
-    return this.board.kernelLog().map(kmsgEscape);
   }
 }

@@ -1,7 +1,7 @@
 /**
- * The system calls probe.c makes, as one interface: the probe (probe.ts) is user space and only sees
- * this; board-sys.ts serves it from the model (VFIO container/group/device ioctls on bytes in the
- * process's memory, sysfs files built from the IOMMU core's state, the edu BAR through mmap).
+ * The system calls and C-library calls probe.c makes, as one interface: the probe (probe.ts) is user
+ * space and only sees this; probe-libc.ts implements it on `@iommu-sim/host`'s system-call surface
+ * (`BoardSys`: VFIO ioctls on bytes in the process's memory, sysfs files, the edu BAR through mmap).
  *
  * Conventions are Linux's: calls return `ret` (>= 0 on success) and, when `ret < 0`, a positive
  * `errno`. Pointers are user virtual addresses (`bigint`); ioctl arguments are either an integer or a
