@@ -75,6 +75,8 @@ export function deviceUnbind(ctx: IommufdCtx, idev: IommufdDevice): void {
   if (idev.hwpt) deviceDetach(ctx, idev);
   idev.users--;
   ctx.destroyObject(idev.id);
+  // The device's reference on the file goes: a closed file is released with its last device.
+  ctx.maybeRelease();
 }
 
 /** `iommufd_device_destroy`: release DMA ownership with the group's last bound device. */
