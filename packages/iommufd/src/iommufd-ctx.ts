@@ -66,6 +66,8 @@ export class IommufdCtx {
   closed = false;
   /** `iommufd_fops_release` ran. */
   released = false;
+  /** Kernel users holding the file besides its fd (`iommufd_ctx_get`). */
+  private fileRefs = 0;
 
   constructor(opts: IommufdOptions) {
     this.iommu = opts.iommu;
@@ -92,8 +94,8 @@ export class IommufdCtx {
   }
 
   /**
-   * close(2) of the file. A bound device holds the file (`iommufd_ctx_get` at bind), so
-   * `iommufd_fops_release` runs only once the file is closed and the last device is unbound: then every
+   * close(2) of the file. Bound devices and VFIO groups hold the file (`get`/`put`), so
+   * `iommufd_fops_release` runs only once the file is closed and the last holder let go: then every
    * object goes, leaves first.
    */
   close(): void {
@@ -101,9 +103,20 @@ export class IommufdCtx {
     this.maybeRelease();
   }
 
+  /** `iommufd_ctx_get`: a kernel user (a bound device, a VFIO group using this file as its container) holds the file. */
+  get(): void {
+    this.fileRefs++;
+  }
+
+  /** `iommufd_ctx_put`: the last put of a closed file releases it. */
+  put(): void {
+    this.fileRefs--;
+    this.maybeRelease();
+  }
+
   /** `iommufd_fops_release` when nothing holds the file any more. */
   maybeRelease(): void {
-    if (!this.closed || this.released || this.objects.all().some((o) => o.type === "device")) return;
+    if (!this.closed || this.released || this.fileRefs > 0) return;
     this.released = true;
     for (;;) {
       const leaves = this.objects.all().filter((o) => o.users === 1);
