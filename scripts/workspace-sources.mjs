@@ -20,7 +20,9 @@ export function workspaceSources() {
         const file = typeof target === "string" ? target : (target?.import?.default ?? target?.default);
         const m = typeof file === "string" ? /^\.\/dist\/(.+)\.js$/.exec(file) : null;
         if (!m) continue;
-        out.push([pkg.name + sub.slice(1), join(root, dir, "src", `${m[1]}.ts`), dir]);
+        const flat = join(root, dir, "src", `${m[1]}.ts`);
+        const folder = join(root, dir, "src", m[1], "index.ts");
+        out.push([pkg.name + sub.slice(1), existsSync(flat) || !existsSync(folder) ? flat : folder, dir]);
       }
     }
   }
