@@ -8,13 +8,16 @@ import { fileURLToPath } from "node:url";
 /** Allowed workspace dependencies of each package (a DAG). */
 export const ALLOWED = {
   "@vfio/uapi": [],
+  "@iommu-sim/conformance": ["@vfio/uapi"],
   "@iova/allocator": [],
   "@iommu/core": [],
   "@iommu/arm-smmu": ["@iommu/core"],
   "@iommu/vt-d": ["@iommu/core"],
   "@dma-iommu/msi-cookie": ["@iommu/core", "@iova/allocator"],
   "@vfio/type1": ["@iommu/core", "@dma-iommu/msi-cookie", "@vfio/uapi"],
+  "@iommu/iommufd": ["@iommu/core", "@dma-iommu/msi-cookie", "@vfio/uapi"],
   "@iommu-sim/host": [
+    "@iommu/iommufd",
     "@vfio/uapi",
     "@iova/allocator",
     "@iommu/core",
@@ -24,7 +27,9 @@ export const ALLOWED = {
     "@vfio/type1",
   ],
   "@iommu-sim/demo": [
+    "@iommu/iommufd",
     "@vfio/uapi",
+    "@iommu-sim/conformance",
     "@iova/allocator",
     "@iommu/core",
     "@iommu/arm-smmu",
@@ -34,6 +39,17 @@ export const ALLOWED = {
     "@iommu-sim/host",
   ],
 };
+
+/**
+ * Packages a layer may use only in its tests (the real kernels' answers): listed as a devDependency and
+ * imported only from test files, so nothing a user installs depends on them.
+ */
+export const TEST_ONLY = {
+  "@iommu-sim/conformance": ["@iommu/core", "@iommu/vt-d", "@vfio/type1"],
+};
+
+/** A file only tests load: `*.test.ts`, `*.bench.ts`, or under `test-support/` / `testing/`. */
+const isTestFile = (file) => /\.(test|bench)\.ts$/.test(file) || /[\\/](test-support|testing)[\\/]/.test(file);
 
 function* walk(dir) {
   for (const e of readdirSync(dir)) {
@@ -76,9 +92,12 @@ export function checkLayering(root) {
       continue;
     }
     const deps = { ...json.dependencies, ...json.devDependencies, ...json.peerDependencies };
+    const testOnly = (d) => TEST_ONLY[d]?.includes(json.name) ?? false;
     for (const d of Object.keys(deps)) {
-      if (names.has(d) && !allowed.includes(d))
+      if (names.has(d) && !allowed.includes(d) && !testOnly(d))
         problems.push(`${json.name}: depends on ${d}, which the layering forbids`);
+      if (testOnly(d) && !(d in (json.devDependencies ?? {})))
+        problems.push(`${json.name}: ${d} is for tests only: list it in devDependencies`);
     }
     for (const file of walk(dir)) {
       const src = readFileSync(file, "utf8");
@@ -106,7 +125,11 @@ export function checkLayering(root) {
           continue;
         }
         const pkg = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0];
-        if (names.has(pkg) && pkg !== json.name && !allowed.includes(pkg)) {
+        if (testOnly(pkg) && !isTestFile(file)) {
+          problems.push(`${rel}: imports ${pkg}, which only tests of ${json.name} may use`);
+        } else if (testOnly(pkg)) {
+          if (!(pkg in deps)) problems.push(`${rel}: imports ${pkg} without declaring it in package.json`);
+        } else if (names.has(pkg) && pkg !== json.name && !allowed.includes(pkg)) {
           problems.push(`${rel}: imports ${pkg}, which the layering forbids for ${json.name}`);
         } else if (names.has(pkg) && pkg !== json.name && !(pkg in deps)) {
           problems.push(`${rel}: imports ${pkg} without declaring it in package.json`);
@@ -120,7 +143,8 @@ export function checkLayering(root) {
     if (state.get(n) === 1) problems.push(`cycle: ${[...path, n].join(" -> ")}`);
     if (state.get(n)) return;
     state.set(n, 1);
-    for (const d of ALLOWED[n] ?? []) visit(d, [...path, n]);
+    const testDeps = Object.keys(TEST_ONLY).filter((t) => TEST_ONLY[t].includes(n));
+    for (const d of [...(ALLOWED[n] ?? []), ...testDeps]) visit(d, [...path, n]);
     state.set(n, 2);
   };
   for (const n of Object.keys(ALLOWED)) visit(n, []);

@@ -5,7 +5,7 @@
  */
 import { emptyGather, IOMMU_READ, IOMMU_WRITE } from "@iommu/core";
 import { bench, describe } from "vitest";
-import { makeRig, RAM_BASE } from "./test-support/rig.js";
+import { makeRig, RAM_BASE } from "./testing/rig.js";
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 const rig = makeRig({}, {}, false);

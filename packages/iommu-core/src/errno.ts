@@ -31,9 +31,12 @@ export const ERRNO = {
   EROFS: 30,
   EDOM: 33,
   ERANGE: 34,
+  EDEADLK: 35,
   ENOSYS: 38,
   EOVERFLOW: 75,
+  EMSGSIZE: 90,
   EOPNOTSUPP: 95,
+  EADDRINUSE: 98,
   EHWPOISON: 133,
   /** Kernel-internal (include/linux/errno.h), but it reaches userspace from some ioctls. */
   ENOTSUPP: 524,

@@ -1,3 +1,5 @@
+export type { Iova, PhysAddr } from "./addr.js";
+export { iova, physAddr } from "./addr.js";
 export type { DeviceIommuState, DmaResult, PciDeviceInit } from "./device.js";
 export { Device, PciDevice, PlatformDevice, pciName } from "./device.js";
 export { createDeviceDirectMappings } from "./direct-mappings.js";
@@ -16,6 +18,8 @@ export type {
   DomainGeometry,
   DomainType,
   DriverDomain,
+  HwInfo,
+  IommuDriver,
   IommuHardware,
   IommuOps,
   IotlbGather,
@@ -25,6 +29,7 @@ export type {
 } from "./iommu-ops.js";
 export { DOMAIN_TYPE_BITS, emptyGather, isDmaApiDomain, isPagingDomain } from "./iommu-ops.js";
 export { gatherAddPage, gatherAddRange, gatherIsEmpty } from "./iotlb-gather.js";
+export { LogBuffer } from "./log-buffer.js";
 export { iommuIovaToPhys, iommuMap, iommuUnmap, iommuUnmapFast } from "./map.js";
 export type { MsiMsg } from "./msi-msg.js";
 export { msiMsgAddress } from "./msi-msg.js";
@@ -45,6 +50,7 @@ export {
   IOMMU_SYS_CACHE_NWA,
   IOMMU_WRITE,
 } from "./prot.js";
+export { DEFAULT_RATELIMIT_BURST, DEFAULT_RATELIMIT_INTERVAL_MS, Ratelimit } from "./ratelimit.js";
 export type { ResvRegion, ResvType } from "./resv-region.js";
 export { RESV_TYPES, resvEnd, resvRegion, resvTypeOrder } from "./resv-region.js";
 export {

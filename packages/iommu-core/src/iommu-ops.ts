@@ -1,8 +1,11 @@
 /**
  * The driver contract, in the spirit of `struct iommu_ops` / `struct iommu_domain_ops` (6.1), and
  * the one thing a device knows about IOMMU hardware (`IommuHardware`). Core never imports a driver;
- * the host wires drivers in. Each op's doc lists the errnos it may throw (as ErrnoError).
+ * the host wires drivers in. Each op's doc lists the errnos it may throw (as ErrnoError), with the
+ * driver that answers each where they differ. Nothing but ErrnoError leaves an op: running out of the
+ * kernel's page pool is `PageAllocator`'s ENOMEM at its source; any other exception is a bug.
  */
+import type { Iova, PhysAddr } from "./addr.js";
 import type { Device } from "./device.js";
 import type { ErrnoError } from "./errno.js";
 import type { IommuCap } from "./prot.js";
@@ -74,14 +77,29 @@ export interface DriverDomain {
   /** Page sizes this domain can map (bit n = 2^n bytes). */
   readonly pgsizeBitmap: bigint;
   readonly geometry: DomainGeometry;
-  /** attach_dev: point `dev`'s translation at this domain. Throws EINVAL (incompatible), ENODEV, ENOMEM, EBUSY. */
+  /**
+   * attach_dev: point `dev`'s translation at this domain. Throws ENODEV (not probed by this driver),
+   * EINVAL (another SMMU's domain), ENOMEM (no frame for a context/stream table, context bank tables),
+   * ENOSPC (no domain id / ASID / context bank left), EPERM (vt-d: an RMRR locks the device out of an
+   * unmanaged domain), EOPNOTSUPP (vt-d: the domain forces snooping and the unit has no snoop control),
+   * EFAULT (vt-d: the unit's width cannot reach what the domain already maps), EIO (an invalidation
+   * that did not complete), EBUSY (the mock: device already attached elsewhere).
+   */
   attachDev(dev: Device): void;
-  /** map_pages: map `pgcount` pages of `pgsize`. Errors in the result: EEXIST (already mapped), ENOMEM, EINVAL. */
-  mapPages?(iova: bigint, paddr: bigint, pgsize: bigint, pgcount: number, prot: number): MapPagesResult;
-  /** unmap_pages: returns bytes unmapped (0 = nothing there); may be more than asked if a block covers iova. */
-  unmapPages?(iova: bigint, pgsize: bigint, pgcount: number, gather: IotlbGather): bigint;
+  /**
+   * map_pages: map `pgcount` pages of `pgsize`. Errors in the result: EINVAL (page size, alignment or
+   * no access bits), ENOMEM (no frame for a table), EEXIST (arm-smmu, the mock: already mapped; vt-d
+   * warns and keeps the old entry), ERANGE (arm-smmu: beyond the input or output address size),
+   * EFAULT (vt-d: beyond the domain's address width).
+   */
+  mapPages?(iova: Iova, paddr: PhysAddr, pgsize: bigint, pgcount: number, prot: number): MapPagesResult;
+  /**
+   * unmap_pages: returns bytes unmapped (0 = nothing there); may be more than asked if a block covers
+   * iova. Throws only EIO (an invalidation that did not complete) or ENOMEM (splitting a block).
+   */
+  unmapPages?(iova: Iova, pgsize: bigint, pgcount: number, gather: IotlbGather): bigint;
   /** iova_to_phys: 0n means "not mapped". */
-  iovaToPhys?(iova: bigint): bigint;
+  iovaToPhys?(iova: Iova): PhysAddr;
   /** iotlb_sync_map: after a successful map (caching-mode hardware needs it). */
   iotlbSyncMap?(iova: bigint, size: bigint): void;
   /** iotlb_sync: invalidate what `gather` covers and wait. */
@@ -99,7 +117,11 @@ export interface IommuOps {
   readonly name: string;
   /** Page sizes the hardware supports (the default for new domains). */
   readonly pgsizeBitmap: bigint;
-  /** probe_device: claim `dev` or throw ENODEV (not behind this IOMMU). */
+  /**
+   * probe_device: claim `dev`. Throws ENODEV (not behind this IOMMU), EBUSY (arm-smmu: the stream id is
+   * taken), ERANGE (arm-smmu: the stream id is beyond the stream table), ENOSPC (arm-smmu v2: no free
+   * stream-match entry), ENOMEM (arm-smmu-v3: no frame for a level-2 stream table).
+   */
   probeDevice(dev: Device): void;
   /** release_device */
   releaseDevice?(dev: Device): void;
@@ -107,12 +129,39 @@ export interface IommuOps {
   deviceGroup(dev: Device): string;
   /** def_domain_type: the default domain type this device needs, or undefined for the core's choice. */
   defDomainType?(dev: Device): DomainType | undefined;
-  /** domain_alloc: null when the type is unsupported (the core answers ENOMEM/ENODEV as Linux does). */
+  /**
+   * domain_alloc: null when the type is unsupported or memory, an ASID or a VMID ran out (the core
+   * answers ENOMEM as Linux does); never throws for those.
+   */
   domainAlloc(type: DomainType, ctx: DomainAllocContext): DriverDomain | null;
   /** get_resv_regions: this device's reserved regions, in the driver's order. */
   getResvRegions(dev: Device): ResvRegion[];
   /** capable */
   capable(dev: Device, cap: IommuCap): boolean;
+  /**
+   * hw_info (6.6+): the IOMMU's description for IOMMU_GET_HW_INFO, `type` an `enum iommu_hw_info_type`
+   * (1 = Intel VT-d) and `data` its struct's bytes. Absent = the driver has none (type NONE, no data).
+   */
+  hwInfo?(dev: Device): HwInfo;
+}
+
+/** What `hw_info` returns: the uAPI type number and the little-endian bytes of its data struct. */
+export interface HwInfo {
+  readonly type: number;
+  readonly data: Uint8Array;
+}
+
+/**
+ * What every driver factory returns (`createIntelIommuDriver`, `createArmSmmuV3Driver`,
+ * `createArmSmmuV2Driver`): the `iommu_ops` the core calls, the kernel log the driver printed, and,
+ * beside them in each driver's own type, the handles the board wires to its hardware (interrupt
+ * handlers, interrupt remapping, what probe found). Factories take `memory`, `pageAllocator` and a
+ * model clock `now` (ms, for the log ratelimit) under those names.
+ */
+export interface IommuDriver {
+  readonly ops: IommuOps;
+  /** Kernel log lines printed since the last call, oldest first (drains them). */
+  drainLog(): string[];
 }
 
 /** The access kinds a device issues. */

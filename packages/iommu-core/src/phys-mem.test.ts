@@ -134,6 +134,20 @@ describe("PageAllocator", () => {
     expect(four % 0x4000n).toBe(0n);
     expect(pa.framesInUse).toBe(5);
   });
+
+  it("page_pool_exhaustion_is_enomem: an allocation that does not fit is ENOMEM and changes nothing", () => {
+    const m = new PhysicalMemory();
+    m.addRam(0x10_0000n, 0x4000n);
+    const pa = new PageAllocator(m, 0x10_0000n, 0x4000n);
+    const a = pa.alloc(2);
+    expect(() => pa.alloc(4)).toThrow(
+      expect.objectContaining({ name: "ErrnoError", errno: "ENOMEM", op: "alloc_pages" }),
+    );
+    expect(pa.framesInUse).toBe(2);
+    // The failed call kept nothing: the remaining two frames are still there.
+    expect(pa.alloc(2)).toBe(a + 0x2000n);
+    expect(() => pa.alloc()).toThrow(expect.objectContaining({ errno: "ENOMEM" }));
+  });
 });
 
 describe("PhysicalMemory register fast paths", () => {

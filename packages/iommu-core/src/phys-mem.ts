@@ -3,6 +3,8 @@
  * appear on first touch (zero-filled), and MMIO ranges served by handlers. Drivers keep their tables
  * here and devices' DMA lands here, so a driver and the hardware it drives meet only through memory.
  */
+
+import { ErrnoError } from "./errno.js";
 import { U64_MAX } from "./u64.js";
 
 export const FRAME_SHIFT = 12;
@@ -378,7 +380,10 @@ export class PageAllocator {
     this.next = base;
   }
 
-  /** Allocate `count` physically contiguous zeroed frames (aligned to their total size when a power of two). */
+  /**
+   * Allocate `count` physically contiguous zeroed frames (aligned to their total size when a power of
+   * two). Throws ENOMEM (`alloc_pages` returned NULL) when the pool has no room, changing nothing.
+   */
   alloc(count = 1): bigint {
     if (count === 1 && this.free.length > 0) {
       const a = this.free.pop() as bigint;
@@ -390,7 +395,10 @@ export class PageAllocator {
     const align = (count & (count - 1)) === 0 ? bytes : BigInt(FRAME_SIZE);
     const a = (this.next + align - 1n) & ~(align - 1n);
     if (a + bytes > this.base + this.size) {
-      throw new RangeError(`PageAllocator exhausted: ${count} frame(s) requested`);
+      throw new ErrnoError("ENOMEM", "alloc_pages", "the kernel's page pool is exhausted", {
+        frames: count,
+        inUse: this.inUse,
+      });
     }
     this.next = a + bytes;
     this.memory.zero(a, Number(bytes));

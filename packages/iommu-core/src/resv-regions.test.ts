@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { type Arch, firstRecord } from "@iommu-sim/conformance";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { PciDevice } from "./device.js";
@@ -124,25 +124,22 @@ describe("sysfs reserved_regions and type", () => {
     );
   });
 
-  // The fixtures the kernel produced (apps/demo/conformance, recorded on Linux 6.1).
-  const fixture = (platform: string) => {
-    const url = new URL(`../../../apps/demo/conformance/linux-6.1/${platform}/basic.jsonl`, import.meta.url);
-    const lines = readFileSync(url, "utf8")
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l));
-    return lines.find((l) => l.cmd === "resv") as { regions: [string, string, string][]; type: string };
-  };
+  // The fixtures the kernel produced (@iommu-sim/conformance, recorded on Linux 6.1).
+  const fixture = (platform: Arch) =>
+    firstRecord({ set: "linux-6.1", arch: platform, name: "basic" }, "resv") as {
+      regions: [string, string, string][];
+      type: string;
+    };
 
   const cases = [
     {
-      platform: "x86",
+      platform: "x86" as const,
       // intel_iommu_get_resv_regions: the IOAPIC/MSI window as IOMMU_RESV_MSI, prot 0; no RMRR on q35.
       region: resvRegion(0xfee00000n, 0x100000n, 0, "msi"),
       defaultDomainType: "DMA-FQ" as const,
     },
     {
-      platform: "arm64",
+      platform: "arm64" as const,
       // arm_smmu_get_resv_regions: the software MSI window.
       region: resvRegion(0x8000000n, 0x100000n, IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_MMIO, "sw-msi"),
       defaultDomainType: "DMA" as const,

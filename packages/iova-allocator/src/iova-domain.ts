@@ -1,8 +1,9 @@
 import { IOVA_RANGE_CACHE_MAX_SIZE, MAX_GRANULE, MIN_GRANULE } from "./constants.js";
 import type { IovaDomainOptions, IovaHints, IovaRange } from "./iova-range.js";
+import { ABSENT, PfnIndex } from "./pfn-index.js";
 import { alignDown, nextPowerOfTwo, orderBase2 } from "./pfn-math.js";
-import { createRangeCaches, type Magazine, type RangeCacheBin } from "./range-cache.js";
-import { NIL, RangeTree } from "./range-tree.js";
+import { NO_MAG, RangeCaches, type RcacheDepot } from "./range-cache.js";
+import { GAP_SAT, NIL, RangeTree } from "./range-tree.js";
 
 /** Linux's anchor node: the sentinel above every range (`IOVA_ANCHOR`, pfn ~0UL). */
 const ANCHOR = -2;
@@ -27,14 +28,22 @@ export class IovaDomain implements Iterable<IovaRange> {
   readonly dma32bitPfn: number;
   /** Highest pfn a u64 address can hold at this granule (`ULLONG_MAX >> shift`). */
   readonly maxPfn: number;
-  /** CPUs with their own magazines. */
+  /** CPUs with their own magazines (`num_online_cpus()` for the depot trim). */
   readonly cpus: number;
+  /** The depot's shape: `"array"` (Linux up to 6.6, the default) or `"list"` (6.7+, trimmed on model time). */
+  readonly rcacheDepot: RcacheDepot;
 
   private readonly tree = new RangeTree();
-  private readonly rcaches: RangeCacheBin[];
+  /** Start pfn -> node of the ranges that went through the fast calls: freeFast validates without a descent. */
+  private readonly fastIndex = new PfnIndex();
+  private readonly rcaches: RangeCaches;
+  /** Model time in ms: advanced only by `tick`, it schedules the list depot's trim work. */
+  private clock = 0;
   private cachedNode = ANCHOR;
   private cached32Node = ANCHOR;
   private max32AllocSize: number;
+  /** The node whose own gap the last successful walk placed its range in (NIL: above every node's gap test). */
+  private walkAbove = NIL;
 
   constructor(options: IovaDomainOptions) {
     const { granule, startPfn } = options;
@@ -56,7 +65,11 @@ export class IovaDomain implements Iterable<IovaRange> {
     this.cpus = cpus;
     this.dma32bitPfn = 2 ** (32 - shift);
     this.max32AllocSize = this.dma32bitPfn;
-    this.rcaches = createRangeCaches(cpus);
+    const depot = options.rcacheDepot ?? "array";
+    if (depot !== "array" && depot !== "list")
+      throw new RangeError(`iova_domain_init_rcaches: rcacheDepot must be "array" or "list" (got ${String(depot)})`);
+    this.rcacheDepot = depot;
+    this.rcaches = new RangeCaches(cpus, depot);
   }
 
   /** Allocated ranges, including those sitting in the range caches (they stay allocated in Linux's tree). */
@@ -66,12 +79,38 @@ export class IovaDomain implements Iterable<IovaRange> {
 
   /** Ranges currently held by the range caches (magazines and depots of every CPU). */
   get cachedCount(): number {
-    let n = 0;
-    for (const bin of this.rcaches) {
-      for (const c of bin.cpu) n += c.loaded.size + c.prev.size;
-      for (const m of bin.depot) n += m.size;
+    return this.rcaches.cachedCount;
+  }
+
+  /** Full magazines in the depot of the bin for `size` granules (`rcache->depot_size`); 0 above 32 granules. */
+  depotSize(size: number): number {
+    const bin = orderBase2(size);
+    return bin < IOVA_RANGE_CACHE_MAX_SIZE ? this.rcaches.depotCount(bin) : 0;
+  }
+
+  /** Model time in milliseconds (starts at 0; only `tick` moves it). */
+  get now(): number {
+    return this.clock;
+  }
+
+  /**
+   * Advances model time by `ms` and runs the delayed work that falls due meanwhile, in time order (ties: smaller
+   * bin first): with `rcacheDepot: "list"`, each bin's `iova_depot_work_func` frees its newest depot magazine to
+   * the tree while the depot holds more than `cpus` magazines, every IOVA_DEPOT_DELAY (100 ms). No-op otherwise.
+   */
+  tick(ms: number): void {
+    if (!(ms >= 0 && Number.isFinite(ms))) throw new RangeError(`tick: ms must be a finite number >= 0 (got ${ms})`);
+    const until = this.clock + ms;
+    const rc = this.rcaches;
+    for (let bin = rc.dueWork(until); bin >= 0; bin = rc.dueWork(until)) {
+      this.clock = rc.dueAt(bin);
+      const mag = rc.runWork(bin);
+      if (mag !== NO_MAG) {
+        this.freeMagazine(mag);
+        rc.release(mag);
+      }
     }
-    return n;
+    this.clock = until;
   }
 
   /** Bytes held by the range tree's node arrays (for the scale figures). */
@@ -98,9 +137,9 @@ export class IovaDomain implements Iterable<IovaRange> {
     if (x === NIL) return;
     if (this.tree.isCached(x))
       throw new RangeError(
-        `free_iova: range [${this.tree.lo[x]}, ${this.tree.hi[x]}] is held by a range cache; freeing it would let allocFast hand out an unallocated range`,
+        `free_iova: range [${this.tree.lo(x)}, ${this.tree.hi(x)}] is held by a range cache; freeing it would let allocFast hand out an unallocated range`,
       );
-    this.removeNode(x);
+    this.removeNode(x, true);
   }
 
   /** `find_iova`: the allocated range containing `pfn`, or null. */
@@ -121,10 +160,13 @@ export class IovaDomain implements Iterable<IovaRange> {
     const t = this.tree;
     let lo = pfnLo;
     for (let n = t.firstEndingAtOrAbove(lo); n !== NIL; n = t.next(n)) {
-      if (pfnHi < t.lo[n]!) break; // first node past the request: nothing further can overlap
-      if (lo < t.lo[n]!) t.extendDown(n, lo);
-      if (pfnHi <= t.hi[n]!) return this.range(n);
-      lo = t.hi[n]! + 1;
+      if (pfnHi < t.lo(n)) break; // first node past the request: nothing further can overlap
+      if (lo < t.lo(n)) {
+        this.unindex(n); // the index is keyed by the start pfn
+        t.extendDown(n, lo);
+      }
+      if (pfnHi <= t.hi(n)) return this.range(n);
+      lo = t.hi(n) + 1;
     }
     return this.range(t.insert(lo, pfnHi));
   }
@@ -142,23 +184,23 @@ export class IovaDomain implements Iterable<IovaRange> {
     if (size < FAST_ROUNDUP_BELOW) size = nextPowerOfTwo(size);
     const bin = orderBase2(size);
     if (bin < IOVA_RANGE_CACHE_MAX_SIZE) {
-      const mag = this.rcaches[bin]!.magazineForGet(cpu);
-      if (mag !== null) {
-        // Linux computes (limit + 1) - size in u64: a negative bound wraps and lets every cached pfn through.
-        let bound = limitPfn + 1 - size;
-        if (bound < 0) bound = Number.POSITIVE_INFINITY;
-        const i = mag.popIndex(bound);
-        if (i >= 0) {
-          const pfn = mag.pfns[i]!;
-          this.tree.setCached(mag.nodes[i]!, false);
-          mag.removeAt(i);
-          if (pfn !== 0) return pfn; // a cached pfn 0 reads as a miss in Linux too
-        }
+      // Linux computes (limit + 1) - size in u64: a negative bound wraps and lets every cached pfn through.
+      let bound = limitPfn + 1 - size;
+      if (bound < 0) bound = Number.POSITIVE_INFINITY;
+      const pfn = this.rcaches.pop(bin, cpu, bound);
+      if (pfn >= 0) {
+        this.tree.setCached(this.rcaches.popped, false);
+        if (pfn !== 0) return pfn; // a cached pfn 0 reads as a miss in Linux too
       }
     }
     for (;;) {
       const x = this.allocAndInsert(size, limitPfn + 1, true);
-      if (x !== NIL) return this.tree.lo[x]!;
+      if (x !== NIL) {
+        const pfn = this.tree.lo(x);
+        this.fastIndex.set(pfn, x);
+        this.tree.setIndexed(x, true);
+        return pfn;
+      }
       if (!flushRcache) return 0;
       flushRcache = false;
       this.flushRangeCaches();
@@ -175,31 +217,46 @@ export class IovaDomain implements Iterable<IovaRange> {
     this.checkSize(size, "free_iova_fast");
     this.checkCpu(cpu, "free_iova_fast");
     const t = this.tree;
-    const x = t.find(pfn);
-    if (x === NIL) throw new RangeError(`free_iova_fast: pfn ${pfn} is not in an allocated range`);
+    let x = this.fastIndex.get(pfn);
+    let located = false;
+    if (x === ABSENT) {
+      x = t.find(pfn);
+      if (x === NIL) throw new RangeError(`free_iova_fast: pfn ${pfn} is not in an allocated range`);
+      located = true;
+    }
     if (t.isCached(x)) throw new RangeError(`free_iova_fast: the range holding pfn ${pfn} is already in a range cache`);
     const bin = orderBase2(size);
     if (bin >= IOVA_RANGE_CACHE_MAX_SIZE) {
-      this.removeNode(x);
+      this.removeNode(x, located);
       return;
     }
+    if (located && !t.isIndexed(x) && t.lo(x) === pfn) {
+      this.fastIndex.set(pfn, x); // found by the tree: next time by the index
+      t.setIndexed(x, true);
+    }
     t.setCached(x, true);
-    const overflow = this.rcaches[bin]!.insert(pfn, x, cpu);
-    if (overflow !== null) this.freeMagazine(overflow);
+    const overflow = this.rcaches.insert(bin, cpu, pfn, x, this.clock);
+    if (overflow !== NO_MAG) {
+      this.freeMagazine(overflow);
+      this.rcaches.release(overflow);
+    }
   }
 
   /** `free_cpu_cached_iovas` for every CPU then `free_global_cached_iovas`: every cached range back to the tree. */
   flushRangeCaches(): void {
+    const rc = this.rcaches;
     for (let cpu = 0; cpu < this.cpus; cpu++) {
-      for (const bin of this.rcaches) {
-        const c = bin.cpu[cpu]!;
-        this.freeMagazine(c.loaded);
-        this.freeMagazine(c.prev);
+      for (let bin = 0; bin < IOVA_RANGE_CACHE_MAX_SIZE; bin++) {
+        const [loaded, prev] = rc.cpuMagazines(bin, cpu);
+        this.freeMagazine(loaded);
+        this.freeMagazine(prev);
       }
     }
-    for (const bin of this.rcaches) {
-      for (const mag of bin.depot) this.freeMagazine(mag);
-      bin.depot.length = 0;
+    for (let bin = 0; bin < IOVA_RANGE_CACHE_MAX_SIZE; bin++) {
+      for (const mag of rc.takeDepot(bin)) {
+        this.freeMagazine(mag);
+        rc.release(mag);
+      }
     }
   }
 
@@ -242,7 +299,7 @@ export class IovaDomain implements Iterable<IovaRange> {
       this.max32AllocSize = size;
       return NIL;
     }
-    const x = this.tree.insert(pfn, pfn + size - 1);
+    const x = this.tree.insert(pfn, pfn + size - 1, this.walkAbove);
     if (pfn + size - 1 < this.dma32bitPfn) this.cached32Node = x;
     else this.cachedNode = x;
     return x;
@@ -261,53 +318,91 @@ export class IovaDomain implements Iterable<IovaRange> {
       // Every node at or above the limit offers the same candidate; only the lowest of them can take it.
       const candidate = alignDown(high - size, align);
       const below = t.floorBelow(high);
-      if (below === NIL || t.hi[below]! < candidate) return candidate >= low ? candidate : -1;
+      if (below === NIL || t.hi(below) < candidate) {
+        this.walkAbove = NIL;
+        return candidate >= low ? candidate : -1;
+      }
       upper = below;
     } else upper = from;
-    const x = t.lastFit(t.lo[upper]!, size, aligned);
-    const top = t.lo[x]!;
+    // Linux's first step: the gap just below the start node (most walks end there).
+    let x: number;
+    if (size >= GAP_SAT) x = this.lastFitExact(upper, size, align);
+    else x = t.ownFits(upper, size, aligned) ? upper : t.lastFit(t.lo(upper), size, aligned);
+    this.walkAbove = x;
+    const top = t.lo(x);
     if (top < size) return -1;
     const candidate = alignDown(top - size, align);
     return candidate >= low ? candidate : -1;
   }
 
-  /** `remove_iova`: hint updates (`__cached_rbnode_delete_update`) then `rb_erase`. */
-  private removeNode(x: number): void {
+  /**
+   * `lastFit` for sizes of GAP_SAT granules or more, where the tree's saturated gap words cannot decide: Linux's
+   * walk node by node from `upper`, each own gap measured exactly. Linear, as in Linux; never on a hot path.
+   */
+  private lastFitExact(upper: number, size: number, align: number): number {
     const t = this.tree;
-    const lo = t.lo[x]!;
-    const hi = t.hi[x]!;
-    if (x === this.cached32Node || (hi < this.dma32bitPfn && lo >= this.loOf(this.cached32Node)))
-      this.cached32Node = this.nextOf(x);
+    for (let x = upper; ; ) {
+      const p = t.prev(x);
+      if (p === NIL) return x;
+      const lo = t.lo(x);
+      if (lo >= size && alignDown(lo - size, align) > t.hi(p)) return x;
+      x = p;
+    }
+  }
+
+  /**
+   * `remove_iova`: hint updates (`__cached_rbnode_delete_update`) then `rb_erase`. `located`: the tree's last
+   * descent reached x (free, freeFast), so the path and the successor come without another one.
+   */
+  private removeNode(x: number, located = false): void {
+    const t = this.tree;
+    if (!located) t.locate(x);
+    const lo = t.lo(x);
+    const hi = t.hi(x);
+    let next = -3; // rb_next(x), found from the path on first use
+    if (x === this.cached32Node || (hi < this.dma32bitPfn && lo >= this.loOf(this.cached32Node))) {
+      next = this.successorOnPath();
+      this.cached32Node = next;
+    }
     if (lo < this.dma32bitPfn) this.max32AllocSize = this.dma32bitPfn;
-    if (lo >= this.loOf(this.cachedNode)) this.cachedNode = this.nextOf(x);
-    t.remove(x);
+    if (lo >= this.loOf(this.cachedNode)) this.cachedNode = next === -3 ? this.successorOnPath() : next;
+    this.unindex(x);
+    t.removeOnPath();
+  }
+
+  /** Drops x from the fast index (before its start pfn changes or it leaves the tree). */
+  private unindex(x: number): void {
+    if (!this.tree.isIndexed(x)) return;
+    this.fastIndex.delete(this.tree.lo(x));
+    this.tree.setIndexed(x, false);
   }
 
   /** `iova_magazine_free_pfns`: every range of the magazine back to the tree, in slot order. */
-  private freeMagazine(mag: Magazine): void {
-    for (let i = 0; i < mag.size; i++) {
-      const x = mag.nodes[i]!;
+  private freeMagazine(mag: number): void {
+    const rc = this.rcaches;
+    for (let i = 0, n = rc.magSize(mag); i < n; i++) {
+      const x = rc.magNode(mag, i);
       this.tree.setCached(x, false);
       this.removeNode(x);
     }
-    mag.size = 0;
+    rc.clear(mag);
   }
 
-  private nextOf(x: number): number {
-    const n = this.tree.next(x);
+  private successorOnPath(): number {
+    const n = this.tree.successorOnPath();
     return n === NIL ? ANCHOR : n;
   }
 
   private loOf(x: number): number {
-    return x === ANCHOR ? Number.POSITIVE_INFINITY : this.tree.lo[x]!;
+    return x === ANCHOR ? Number.POSITIVE_INFINITY : this.tree.lo(x);
   }
 
   private hiOf(x: number): number {
-    return x === ANCHOR ? Number.POSITIVE_INFINITY : this.tree.hi[x]!;
+    return x === ANCHOR ? Number.POSITIVE_INFINITY : this.tree.hi(x);
   }
 
   private range(x: number): IovaRange {
-    return { pfnLo: this.tree.lo[x]!, pfnHi: this.tree.hi[x]! };
+    return { pfnLo: this.tree.lo(x), pfnHi: this.tree.hi(x) };
   }
 
   private checkSize(size: number, op: string): void {

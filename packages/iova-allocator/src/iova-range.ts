@@ -1,3 +1,5 @@
+import type { RcacheDepot } from "./range-cache.js";
+
 /** An allocated IOVA range (`struct iova`): inclusive pfns in units of the domain granule. */
 export interface IovaRange {
   readonly pfnLo: number;
@@ -10,8 +12,14 @@ export interface IovaDomainOptions {
   granule: number;
   /** Lowest pfn `alloc` may hand out (dma-iommu uses max(1, aperture_start >> shift)). */
   startPfn: number;
-  /** CPUs with their own range-cache magazines (default 1). */
+  /** CPUs with their own range-cache magazines (default 1); also `num_online_cpus()` for the list depot's trim. */
   cpus?: number;
+  /**
+   * The range caches' depot (`struct iova_rcache`): `"array"` = Linux up to 6.6, at most 32 full magazines per bin,
+   * the next one freed to the tree at once (default); `"list"` = Linux 6.7+, unbounded, trimmed back to `cpus`
+   * magazines by delayed work every 100 ms of model time (`IovaDomain.tick`).
+   */
+  rcacheDepot?: RcacheDepot;
 }
 
 /** The search hints, for inspection and tests: `null` is Linux's anchor node (above every range). */

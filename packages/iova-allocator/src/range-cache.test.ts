@@ -135,4 +135,153 @@ describe("allocFast / freeFast (range caches)", () => {
     expect(d.allocFast(1, 5, false)).toBe(0);
     expect(d.count).toBe(0);
   });
+
+  describe("IOVA_MAG_SIZE is 127 (Linux 6.0+: 'change IOVA_MAG_SIZE to 127 to save memory')", () => {
+    // Linux 6.1's value, written here rather than imported, so these tests pin the constant as well as the rule.
+    const MAG = 127;
+    it("regression (issue 13 rule 1): the 128th free rotates the magazines, so a limit below the one loaded pfn goes to the tree (Linux: 0xfff7f)", () => {
+      expect(IOVA_MAG_SIZE).toBe(MAG);
+      const d = new IovaDomain({ granule: G4K, startPfn: 1 });
+      const pfns = Array.from({ length: 128 }, () => d.allocFast(1, TOP, false));
+      expect(pfns[127]).toBe(TOP - 127);
+      // Lowest first: 127 frees fill `loaded`; the 128th swaps in the empty `prev`, which then holds only 0xfffff.
+      for (let i = 127; i >= 0; i--) d.freeFast(pfns[i]!, 1);
+      // 0xfffff is above limit 0xffffe, so the pop misses and the tree answers below its hint (the lowest range).
+      expect(d.allocFast(1, TOP - 1, true)).toBe(0xfff7f);
+      expect(d.cachedCount).toBe(128);
+    });
+
+    it("rotation at exactly 127 and a depot spill: 127 x 34 + 1 frees, then Linux's answers pop by pop", () => {
+      const n = MAG * (2 + MAX_GLOBAL_MAGS) + 1;
+      const d = new IovaDomain({ granule: G4K, startPfn: 1 });
+      const lo = TOP - (n - 1);
+      for (let i = 0; i < n; i++) expect(d.allocFast(1, TOP, false)).toBe(TOP - i);
+      // Free in ascending pfn order; free #k (from 0) frees lo + k.
+      for (let k = 0; k < n; k++) {
+        d.freeFast(lo + k, 1);
+        // The first rotation: entry 127 does not fit `loaded`, so `prev` (empty) is swapped in; nothing leaves.
+        if (k === MAG - 1 || k === MAG) expect(d.cachedCount).toBe(k + 1);
+      }
+      // The last free found loaded, prev and the 32-deep depot full: loaded (frees 4191..4317) went to the tree.
+      expect(d.cachedCount).toBe(n - MAG);
+      expect(d.count).toBe(n - MAG);
+      expect(d.find(TOP - 1)).toBeNull();
+      expect(d.find(lo + MAG * (2 + MAX_GLOBAL_MAGS - 1) - 1)).not.toBeNull(); // 0xfff7f: top of the depot
+      // The loaded magazine holds only 0xfffff (above the limit); the tree's hint followed the freed run up to it.
+      expect(d.allocFast(1, TOP - 1, false)).toBe(0xffffe);
+      // Draining: loaded (0xfffff), then prev = the first magazine (frees 126..0), then the depot, last in first out.
+      const want = [TOP];
+      for (let k = MAG - 1; k >= 0; k--) want.push(lo + k);
+      for (let j = MAX_GLOBAL_MAGS - 1; j >= 0; j--)
+        for (let k = MAG * (j + 2) - 1; k >= MAG * (j + 1); k--) want.push(lo + k);
+      const got = want.map(() => d.allocFast(1, TOP, false));
+      expect(got).toEqual(want);
+      expect(d.cachedCount).toBe(0);
+      // Every cache empty: the tree answers below its hint (0xffffe).
+      expect(d.allocFast(1, TOP, false)).toBe(0xffffd);
+      expect(d.validateTree()).toBeNull();
+    });
+  });
+
+  describe("rcacheDepot 'list' (Linux 6.7+, 'iommu/iova: Make the rcache depot scale better')", () => {
+    const MAG = 127;
+
+    /** Allocates n single granules top-down from 0xfffff and frees them lowest first; returns the lowest pfn. */
+    function fillAndFree(d: IovaDomain, n: number, between?: (k: number) => void): number {
+      for (let i = 0; i < n; i++) expect(d.allocFast(1, TOP, false)).toBe(TOP - i);
+      const lo = TOP - (n - 1);
+      for (let k = 0; k < n; k++) {
+        d.freeFast(lo + k, 1);
+        between?.(k);
+      }
+      return lo;
+    }
+
+    it("a full loaded and prev never send ranges to the tree: the depot grows past MAX_GLOBAL_MAGS", () => {
+      const n = MAG * (2 + MAX_GLOBAL_MAGS + 8);
+      const list = new IovaDomain({ granule: G4K, startPfn: 1, rcacheDepot: "list" });
+      fillAndFree(list, n);
+      expect(list.depotSize(1)).toBe(MAX_GLOBAL_MAGS + 8);
+      expect(list.cachedCount).toBe(n);
+      expect(list.count).toBe(n);
+      // 6.1 (the default) freed the 8 magazines that found its array full.
+      const array = new IovaDomain({ granule: G4K, startPfn: 1 });
+      expect(array.rcacheDepot).toBe("array");
+      fillAndFree(array, n);
+      expect(array.depotSize(1)).toBe(MAX_GLOBAL_MAGS);
+      expect(array.count).toBe(n - 8 * MAG);
+    });
+
+    it("iova_depot_work_func: due 100 ms after the push that armed it, frees the newest depot magazine, re-arms until cpus magazines remain", () => {
+      const d = new IovaDomain({ granule: G4K, startPfn: 1, cpus: 2, rcacheDepot: "list" });
+      const n = MAG * 6;
+      // Free #254 pushes the 2nd magazine at t = 0 (armed for t = 100); the next pushes happen at t = 50.
+      const lo = fillAndFree(d, n, (k) => {
+        if (k === 2 * MAG) d.tick(50);
+      });
+      expect(d.now).toBe(50);
+      expect(d.depotSize(1)).toBe(4); // frees 127..253, 254..380, 381..507, 508..634; loaded and prev full
+      d.tick(49);
+      expect(d.count).toBe(n); // a push while armed did not re-arm it for t = 150
+      d.tick(1);
+      // t = 100: 4 > num_online_cpus() = 2: the newest magazine (frees 508..634) goes back to the tree.
+      expect(d.depotSize(1)).toBe(3);
+      expect(d.count).toBe(n - MAG);
+      expect(d.find(lo + 4 * MAG)).toBeNull();
+      expect(d.find(lo + 5 * MAG - 1)).toBeNull();
+      expect(d.find(lo + 4 * MAG - 1)).not.toBeNull();
+      d.tick(99);
+      expect(d.depotSize(1)).toBe(3);
+      d.tick(1); // t = 200, re-armed by the last run
+      expect(d.depotSize(1)).toBe(2);
+      expect(d.find(lo + 3 * MAG)).toBeNull();
+      d.tick(10_000); // t = 300 finds 2 <= 2: nothing freed, nothing re-armed
+      expect(d.depotSize(1)).toBe(2);
+      expect(d.count).toBe(n - 2 * MAG);
+      expect(d.cachedCount).toBe(n - 2 * MAG);
+      // A push arms it again, 100 ms from now.
+      const r = d.alloc(1, TOP, true)!;
+      d.freeFast(r.pfnLo, 1);
+      expect(d.depotSize(1)).toBe(3);
+      d.tick(99);
+      expect(d.depotSize(1)).toBe(3);
+      d.tick(1);
+      expect(d.depotSize(1)).toBe(2);
+      expect(d.validateTree()).toBeNull();
+    });
+
+    it("get trades an empty loaded magazine for the depot's newest, as 6.1 did", () => {
+      const d = new IovaDomain({ granule: G4K, startPfn: 1, rcacheDepot: "list" });
+      const n = MAG * 4;
+      const lo = fillAndFree(d, n);
+      // loaded: frees 381..507 (LIFO), prev: 0..126, then the depot's newest: 254..380, then 127..253.
+      const want: number[] = [];
+      for (const [hi, low] of [
+        [4, 3],
+        [1, 0],
+        [3, 2],
+        [2, 1],
+      ] as const)
+        for (let k = hi * MAG - 1; k >= low * MAG; k--) want.push(lo + k);
+      expect(want.map(() => d.allocFast(1, TOP, false))).toEqual(want);
+      expect(d.cachedCount).toBe(0);
+    });
+
+    it("'array' runs no delayed work: tick only moves model time", () => {
+      const d = new IovaDomain({ granule: G4K, startPfn: 1 });
+      fillAndFree(d, MAG * 5);
+      d.tick(1000);
+      expect(d.now).toBe(1000);
+      expect(d.depotSize(1)).toBe(3);
+      expect(d.count).toBe(MAG * 5);
+    });
+
+    it("rejects an unknown depot shape and a negative or infinite tick, changing nothing", () => {
+      expect(() => new IovaDomain({ granule: G4K, startPfn: 1, rcacheDepot: "tree" as "list" })).toThrow(/rcacheDepot/);
+      const d = new IovaDomain({ granule: G4K, startPfn: 1, rcacheDepot: "list" });
+      expect(() => d.tick(-1)).toThrow(RangeError);
+      expect(() => d.tick(Number.POSITIVE_INFINITY)).toThrow(RangeError);
+      expect(d.now).toBe(0);
+    });
+  });
 });

@@ -1,5 +1,5 @@
 /** VFIO_IOMMU_GET_INFO on bytes: the x86 transcript's buffer, argsz edges, and lying argsz. */
-
+import { firstRecord } from "@iommu-sim/conformance";
 import {
   infoBuffer,
   toHex,
@@ -11,8 +11,8 @@ import {
 import { describe, expect, it } from "vitest";
 import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
 
-const X86_INFO_4096 =
-  "00100000030000000010204000000000180000000000000002000100380000000000000000000000001000000000000000000010000000000300010044000000ffff0000010001000000000002000000000000000000000000000000ffffdffe000000000000f0fe00000000ffffffff7f000000";
+/** What Linux 6.1 wrote for `info` (argsz 4096) on x86: the probe's `raw` is the bytes up to the chain's end. */
+const X86_INFO_4096 = firstRecord({ set: "linux-6.1", arch: "x86", name: "basic" }, "info").raw as string;
 
 describe("GET_INFO bytes", () => {
   it("x86: MIGRATION@24, DMA_AVAIL@56 (12 bytes), IOVA_RANGE@68, as Linux 6.1 wrote them", () => {
@@ -20,6 +20,7 @@ describe("GET_INFO bytes", () => {
     const { container } = openContainer(h);
     const b = infoBuffer(4096);
     expect(container.ioctl(VFIO_IOMMU_GET_INFO, b)).toBe(0);
+    expect(X86_INFO_4096).toHaveLength(2 * 116);
     expect(toHex(b.subarray(0, 116))).toBe(X86_INFO_4096);
     container.mapDma({
       vaddr: BASE,

@@ -1,18 +1,15 @@
 /**
- * What Linux 6.1 answered on QEMU q35 + intel-iommu (apps/demo/conformance/linux-6.1/x86): reserved
+ * What Linux 6.1 answered on QEMU q35 + intel-iommu (@iommu-sim/conformance, linux-6.1/x86): reserved
  * regions, group type, page sizes, aperture, MSI address, DMAR fault log lines.
  */
-import { readFileSync } from "node:fs";
+
 import { IOMMU_READ, IOMMU_WRITE } from "@iommu/core";
+import { readRecords } from "@iommu-sim/conformance";
 import { describe, expect, it } from "vitest";
 import { q35 } from "./testing/q35.js";
 
 function transcript(name: string): Record<string, unknown>[] {
-  const url = new URL(`../../../apps/demo/conformance/linux-6.1/x86/${name}.jsonl`, import.meta.url);
-  return readFileSync(url, "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readRecords({ set: "linux-6.1", arch: "x86", name });
 }
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;

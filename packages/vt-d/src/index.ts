@@ -22,20 +22,14 @@ export {
   QI,
   REG,
 } from "./arch/regs.js";
-export type { DeviceScope, DmarTable, Drhd, Rmrr } from "./driver/dmar-table.js";
+export type { DeviceScope, DmarTable, Drhd, IoapicScope, Rmrr } from "./driver/dmar-table.js";
 export { findDrhd, rmrrScopes, scopeCovers } from "./driver/dmar-table.js";
 export type { DmarFault, DmarUnitOptions } from "./driver/dmar-unit.js";
 export { DmarUnit, formatFault } from "./driver/dmar-unit.js";
-export type { DeviceDomainInfo, PgsizeBitmapMode } from "./driver/domain.js";
+export type { DeviceDomainInfo, PgsizeBitmapMode, SecondLevelPteFormat } from "./driver/domain.js";
 export { ALL_SIZES_PGSIZE_BITMAP, pgsizeBitmapFor, VtdDomain } from "./driver/domain.js";
 export type { IrteTarget, MsiAllocation } from "./driver/irq-remapping.js";
-export {
-  allocQ35BootIoapicEntries,
-  composeRemappableMsi,
-  IrqRemapping,
-  MSI_ADDR_BASE,
-  Q35_IOAPIC_SOURCE_ID,
-} from "./driver/irq-remapping.js";
+export { composeRemappableMsi, IrqRemapping, MSI_ADDR_BASE } from "./driver/irq-remapping.js";
 export type { IntelIommuDriver, IntelIommuDriverOptions, IrqRemapper } from "./driver/ops.js";
 export { createIntelIommuDriver } from "./driver/ops.js";
 export type { PteRef, SuperpageUnmap } from "./driver/pgtable.js";
@@ -45,7 +39,7 @@ export type { FaultRecord } from "./hw/fault-recording.js";
 export { FaultRecorder } from "./hw/fault-recording.js";
 export type { DeliveredInterrupt, InterruptDecode, IrState } from "./hw/interrupt-remapping.js";
 export { decodeInterrupt } from "./hw/interrupt-remapping.js";
-export type { CachedContext, IotlbEntry } from "./hw/iotlb.js";
-export { ContextCache, Iotlb } from "./hw/iotlb.js";
+export type { CachedContext, IotlbEntry } from "./hw/tlb.js";
+export { ContextCache, Iotlb } from "./hw/tlb.js";
 export type { VtdHardwareOptions, VtdStats } from "./hw/vtd-hardware.js";
 export { createVtdHardware, VtdHardware } from "./hw/vtd-hardware.js";

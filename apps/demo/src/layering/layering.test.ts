@@ -115,4 +115,26 @@ describe("package layering", () => {
     );
     expect(checkLayering(root)).toEqual([]);
   });
+
+  it("lets core's tests read the conformance data, and nothing else of core (nor as a dependency)", async () => {
+    const { checkLayering } = await load();
+    const files = await cleanRepo({
+      "packages/core/src/resv.test.ts": 'import { firstRecord } from "@iommu-sim/conformance";',
+    });
+    files["packages/core/package.json"] = JSON.stringify({
+      name: "@iommu/core",
+      devDependencies: { "@iommu-sim/conformance": "workspace:*" },
+    });
+    expect(checkLayering(fakeRepo(files))).toEqual([]);
+    files["packages/core/src/map.ts"] = 'import { firstRecord } from "@iommu-sim/conformance";';
+    expect(checkLayering(fakeRepo(files)).join("\n")).toMatch(
+      /map\.ts: imports @iommu-sim\/conformance, which only tests of @iommu\/core may use/,
+    );
+    delete files["packages/core/src/map.ts"];
+    files["packages/core/package.json"] = JSON.stringify({
+      name: "@iommu/core",
+      dependencies: { "@iommu-sim/conformance": "workspace:*" },
+    });
+    expect(checkLayering(fakeRepo(files)).join("\n")).toMatch(/is for tests only: list it in devDependencies/);
+  });
 });

@@ -1,16 +1,16 @@
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { type Arch, parseScenario, readTranscript } from "@iommu-sim/conformance";
 import * as U from "@vfio/uapi";
 import { describe, expect, it } from "vitest";
 import { bitmapBytes, Probe } from "./probe.js";
-import { parseScenario } from "./scenario.js";
 import type { ProbeSys, SysResult } from "./sys.js";
 
-const FIX = fileURLToPath(new URL("../../conformance/linux-6.1/", import.meta.url));
-const fixtureLines = (p: string): string[] =>
-  readFileSync(FIX + p, "utf8")
+/** Lines of a linux-6.1 transcript (`x86/dirty.jsonl`), as the kernel's probe printed them. */
+const fixtureLines = (p: string): string[] => {
+  const [arch, file] = p.split("/") as [Arch, string];
+  return readTranscript({ set: "linux-6.1", arch, name: file.replace(/\.jsonl$/, "") })
     .trim()
     .split("\n");
+};
 
 type Handler = (fd: number, req: number, arg: bigint, mem: FakeSys) => SysResult;
 

@@ -3,10 +3,9 @@
  * fill bytes, user pointers), the same order of system calls and the same output fields. Nothing here
  * knows the model: every answer comes from the system calls.
  */
-
 import { U64_MAX } from "@iommu/core";
+import { BASE_LEN, BASE_VA, type Command, parseCommand, type Scenario } from "@iommu-sim/conformance";
 import * as U from "@vfio/uapi";
-import { BASE_LEN, BASE_VA, type Command, parseCommand, type Scenario } from "./scenario.js";
 import type { ProbeSys } from "./sys.js";
 import { errname, errorLine, hex, hexBytes, jsonStr, Line, OUT_MAX } from "./transcript.js";
 

@@ -2,19 +2,11 @@
  * Cost of a replay: every committed fixture through the model, against parsing the same scenarios
  * (the reference run in the same process). Prints the ratio.
  */
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { ARCHES, listFixtures, parseCommand, parseScenario, readScenario } from "@iommu-sim/conformance";
 import { afterAll, bench, describe } from "vitest";
 import { replayScenario } from "./replay.js";
-import { parseCommand, parseScenario } from "./scenario.js";
 
-const ROOT = fileURLToPath(new URL("../../conformance/linux-6.1/", import.meta.url));
-const scenarios = ["x86", "arm64"].flatMap((arch) =>
-  readdirSync(join(ROOT, arch))
-    .filter((f) => f.endsWith(".scn"))
-    .map((f) => readFileSync(join(ROOT, arch, f), "utf8")),
-);
+const scenarios = ARCHES.flatMap((arch) => listFixtures("linux-6.1", arch)).map(readScenario);
 
 const times: Record<string, number> = {};
 function timed(name: string, fn: () => void): () => void {

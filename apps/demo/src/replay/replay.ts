@@ -3,10 +3,10 @@
  * kernel's JSON Lines format. The board is the one the `platform` line names, with the scenario's
  * devices and vfio_iommu_type1 module parameters.
  */
+import { parseNum, parseScenario } from "@iommu-sim/conformance";
 import { BOARD_NAMES, type BoardName, type BoardOptions, createBoard } from "@iommu-sim/host";
 import { Probe } from "./probe.js";
 import { ProbeLibc } from "./probe-libc.js";
-import { parseNum, parseScenario } from "./scenario.js";
 import { errorLine, Line } from "./transcript.js";
 
 export interface ReplayOptions {

@@ -5,7 +5,6 @@
  * device, let the guest drive edu's DMA engine through the IOMMU and the device's MSI reach an eventfd.
  * With `naive` it ignores the ranges and maps a flat layout, failing the way users hit it.
  */
-
 import { U64_MAX } from "@iommu/core";
 import type { BarMapping, Board, EduDevice, VfioPciDevice } from "@iommu-sim/host";
 import { EDU_BUF_START, EDU_DMA_IRQ, EDU_DMA_TO_RAM, EDU_REG, EventFd } from "@iommu-sim/host";

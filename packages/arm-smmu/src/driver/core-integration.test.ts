@@ -5,7 +5,7 @@
  */
 import { IOMMU_FAULT_WRITE, IOMMU_READ, IOMMU_WRITE, Iommu, PciDevice } from "@iommu/core";
 import { describe, expect, it } from "vitest";
-import { makeRig, RAM_BASE } from "../test-support/rig.js";
+import { makeRig, RAM_BASE } from "../testing/rig.js";
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 

@@ -12,6 +12,7 @@ import {
   ErrnoError,
   emptyGather,
   type IotlbGather,
+  isErrno,
   type MapPagesResult,
 } from "@iommu/core";
 import { levelShift, MAIR_VALUE, walkAttributes } from "../arch/lpae.js";
@@ -88,6 +89,7 @@ export class SmmuDomain implements DriverDomain {
       // Nothing of a domain that could not be finalised stays allocated.
       pgtable?.free();
       this.releaseTag();
+      if (!isErrno(e, "ENOMEM")) throw e;
       throw new ErrnoError("ENOMEM", "arm_smmu_domain_finalise", "no memory for tables", {}, { cause: e });
     }
     this.pgtable.tlbOps = {

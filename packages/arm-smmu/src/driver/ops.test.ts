@@ -15,7 +15,7 @@ import {
 import { describe, expect, it } from "vitest";
 import { DESC } from "../arch/lpae.js";
 import { createSmmuV3Hardware } from "../hw/smmu-v3.js";
-import { makeRig, RAM_BASE } from "../test-support/rig.js";
+import { makeRig, RAM_BASE } from "../testing/rig.js";
 import type { SmmuDomain } from "./domain.js";
 import { createArmSmmuV3Driver } from "./ops.js";
 
@@ -24,9 +24,9 @@ const hex16 = (v: bigint) => `0x${v.toString(16).padStart(16, "0")}`;
 
 describe("probe and ops (conformance: linux-6.1/arm64 basic, iova-range-48bit)", () => {
   it("reads the ID registers: 44-bit IAS/OAS, stage 1, 16-bit stream ids, two-level stream table", () => {
-    const { ops } = makeRig();
-    expect(ops.features).toMatchObject({ stage1: true, stage2: false, oas: 44, ias: 44, sidBits: 16 });
-    expect(ops.features.twoLevelStreamTable).toBe(true);
+    const { ops, driver } = makeRig();
+    expect(driver.features).toMatchObject({ stage1: true, stage2: false, oas: 44, ias: 44, sidBits: 16 });
+    expect(driver.features.twoLevelStreamTable).toBe(true);
     expect(ops.pgsizeBitmap).toBe(0x40201000n | 0x2004000n | 0x20010000n);
   });
 
@@ -86,7 +86,7 @@ describe("probe and ops (conformance: linux-6.1/arm64 basic, iova-range-48bit)",
     memory.addRam(RAM_BASE, 0x1000000n);
     const hw = createSmmuV3Hardware({ memory, mmioBase: 0x9050000n });
     const pages = new PageAllocator(memory, RAM_BASE, 0x20000n); // 32 frames for the driver
-    const ops = createArmSmmuV3Driver({ memory, mmioBase: 0x9050000n, pageAllocator: pages });
+    const { ops } = createArmSmmuV3Driver({ memory, mmioBase: 0x9050000n, pageAllocator: pages });
     const dev = new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 });
     dev.upstream = hw;
     ops.probeDevice(dev);
@@ -230,16 +230,19 @@ describe("faults (conformance: linux-6.1/arm64 edu-dma)", () => {
 
   it("records a single event per faulting access off the QEMU board, and prints again after the rate-limit interval", () => {
     let t = 0;
-    const rig = makeRig({ qemuQuirks: false }, { logRatelimit: { burst: 1, intervalMs: 5000, now: () => t } });
+    const rig = makeRig({ qemuQuirks: false }, { now: () => t });
     const dev = rig.pci(1);
     rig.domain([dev]);
+    // DEFAULT_RATELIMIT_BURST: ten events (five lines each) print in a window, the eleventh does not.
+    for (let i = 0; i < 11; i++) expect(dev.dmaWrite(0x400000n, new Uint8Array(0x100)).ok).toBe(false);
+    expect(rig.log).toHaveLength(50);
+    t = 4999;
     expect(dev.dmaWrite(0x400000n, new Uint8Array(0x100)).ok).toBe(false);
-    expect(dev.dmaWrite(0x400000n, new Uint8Array(0x100)).ok).toBe(false);
-    expect(rig.log).toHaveLength(5);
+    expect(rig.log).toHaveLength(50);
     t = 5000;
     expect(dev.dmaWrite(0x400000n, new Uint8Array(0x100)).ok).toBe(false);
-    expect(rig.log).toHaveLength(10);
-    expect(rig.faults).toHaveLength(3);
+    expect(rig.log).toHaveLength(55);
+    expect(rig.faults).toHaveLength(13);
   });
 
   it("reports a write to a read-only mapping as F_PERMISSION (0x13) and lets the read through", () => {

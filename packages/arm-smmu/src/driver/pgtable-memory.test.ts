@@ -6,7 +6,7 @@
 import { emptyGather, IOMMU_READ, IOMMU_WRITE } from "@iommu/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { makeRig } from "../test-support/rig.js";
+import { makeRig } from "../testing/rig.js";
 import type { SmmuDomain } from "./domain.js";
 
 const RW = IOMMU_READ | IOMMU_WRITE;

@@ -12,6 +12,7 @@ import {
   IOMMU_PRIV,
   IOMMU_READ,
   IOMMU_WRITE,
+  isErrno,
   type PageAllocator,
   type PhysicalMemory,
 } from "@iommu/core";
@@ -418,8 +419,9 @@ export class LpaePageTable {
   }
 }
 
+/** The walk's errno (EEXIST), or the page pool's ENOMEM under this op's name; anything else is a bug: rethrown. */
 function asErrno(e: unknown, op: string, iova: bigint): ErrnoError {
-  if (e instanceof ErrnoError) return e;
-  // PageAllocator exhaustion: no frame for a table.
+  if (!isErrno(e)) throw e;
+  if (e.errno !== "ENOMEM") return e;
   return new ErrnoError("ENOMEM", op, "no memory for a page table", { iova }, { cause: e });
 }

@@ -3,7 +3,7 @@
  * builds the stream table and queues in memory and enables the SMMU, and the command queue is how
  * every later change reaches the hardware. Only memory and MMIO registers are touched.
  */
-import { ErrnoError, type PageAllocator, type PhysicalMemory } from "@iommu/core";
+import { ErrnoError, isErrno, type PageAllocator, type PhysicalMemory } from "@iommu/core";
 import { type GranuleShift, granulePgsizeBitmap } from "../arch/lpae.js";
 import {
   BASE_RA,
@@ -186,6 +186,7 @@ export class SmmuDevice {
     try {
       l2 = this.allocBytes(2 ** STRTAB_SPLIT * STE_BYTES);
     } catch (e) {
+      if (!isErrno(e, "ENOMEM")) throw e;
       throw new ErrnoError(
         "ENOMEM",
         "arm_smmu_init_l2_strtab",

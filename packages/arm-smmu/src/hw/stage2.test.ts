@@ -1,7 +1,7 @@
 import { IOMMU_READ, IOMMU_WRITE } from "@iommu/core";
 import { describe, expect, it } from "vitest";
 import { STE } from "../arch/structures.js";
-import { makeRig, RAM_BASE } from "../test-support/rig.js";
+import { makeRig, RAM_BASE } from "../testing/rig.js";
 
 describe("stage-2 domains (real SMMUv3, not QEMU 7.2's stage-1-only model)", () => {
   it("writes an S2 STE with concatenated level-1 tables for a 40-bit IPA and translates through it", () => {

@@ -1,6 +1,6 @@
 import { IOMMU_READ, PciDevice, PlatformDevice } from "@iommu/core";
 import { describe, expect, it } from "vitest";
-import { makeRig, RAM_BASE } from "../test-support/rig.js";
+import { makeRig, RAM_BASE } from "../testing/rig.js";
 
 describe("configuration cache", () => {
   it("regression: an STE rewritten without CFGI_STE is not seen until the configuration is invalidated", () => {
@@ -24,7 +24,7 @@ describe("configuration cache", () => {
 describe("stream tables", () => {
   it("works with a linear stream table when the SMMU has no 2-level support", () => {
     const rig = makeRig({ twoLevelStreamTable: false, streamIdBits: 8 });
-    expect(rig.ops.features.twoLevelStreamTable).toBe(false);
+    expect(rig.driver.features.twoLevelStreamTable).toBe(false);
     const cfg = rig.memory.read32(0x9050000n + 0x88n);
     expect(cfg).toBe(8); // FMT linear, LOG2SIZE 8
     const dev = rig.pci(3);

@@ -4,9 +4,15 @@
  * unit only through its registers (Linux `init_dmars`, `iommu_set_root_entry`, `__iommu_flush_*`,
  * `qi_submit_sync`, `dmar_fault`).
  */
-import { ErrnoError, type PageAllocator, type PhysicalMemory } from "@iommu/core";
+import {
+  ErrnoError,
+  isErrno,
+  type LogBuffer,
+  type PageAllocator,
+  type PhysicalMemory,
+  type Ratelimit,
+} from "@iommu/core";
 import { CAP, CCMD, CTX, ECAP, FRCD, FSTS, faultReasonText, GCMD, IOTLB, IRTA, PTE, QI, REG } from "../arch/regs.js";
-import { Ratelimit } from "./ratelimit.js";
 
 /** A fault the driver read back from a fault recording register. */
 export interface DmarFault {
@@ -30,6 +36,12 @@ export interface DmarUnitOptions {
   readonly irtOrder: number;
   /** Extended interrupt mode (x2APIC, 32-bit destinations). */
   readonly eim: boolean;
+  /** The driver's printk buffer (shared by every unit). */
+  readonly log: LogBuffer;
+  /** `dmar_fault`'s static ratelimit state (shared by every unit). */
+  readonly faultRatelimit: Ratelimit;
+  /** The PCI segment `dmar_fault` prints before bus:dev.fn (7.3), or null to print none (6.1, 6.12). */
+  readonly faultLogSegment?: number | null;
 }
 
 const MAX_DOMAINS_SCAN = 1 << 16;
@@ -56,8 +68,6 @@ export class DmarUnit {
   irEnabled = false;
   /** x2APIC extended interrupt mode: IRTE destinations are 32-bit APIC ids. */
   readonly eim: boolean;
-  /** Kernel log lines (printk) from this unit: fault reports. */
-  readonly log: string[] = [];
   /** Faults read by `handleFault` (newest last). */
   readonly faults: DmarFault[] = [];
 
@@ -225,10 +235,14 @@ export class DmarUnit {
     try {
       this.contextAddr(sid, true);
     } catch (e) {
-      if (!(e instanceof RangeError)) throw e;
-      throw new ErrnoError("ENOMEM", "domain_context_mapping_one", `${this.name}: no memory for a context table`, {
-        sid,
-      });
+      if (!isErrno(e, "ENOMEM")) throw e;
+      throw new ErrnoError(
+        "ENOMEM",
+        "domain_context_mapping_one",
+        `${this.name}: no memory for a context table`,
+        { sid },
+        { cause: e },
+      );
     }
   }
 
@@ -375,10 +389,11 @@ export class DmarUnit {
    * FRI, logs each fault as Linux does (through the shared ratelimit), clears it (F is write-1-to-clear)
    * and finally clears PFO.
    */
-  handleFault(rs: Ratelimit = new Ratelimit()): DmarFault[] {
+  handleFault(): DmarFault[] {
+    const rs = this.o.faultRatelimit;
     const fsts = this.r32(REG.FSTS);
     const found: DmarFault[] = [];
-    if (fsts && rs.allow()) this.log.push(`DMAR: DRHD: handling fault status reg ${fsts.toString(16)}`);
+    if (fsts && rs.allow()) this.o.log.printk(`DMAR: DRHD: handling fault status reg ${fsts.toString(16)}`);
     if (fsts & FSTS.PPF) {
       let idx = (fsts >> FSTS.FRI_SHIFT) & 0xff;
       // Linux loops until it meets a clear record, asking the ratelimit before each read (so a lone
@@ -399,7 +414,7 @@ export class DmarUnit {
           interrupt: reason >= 0x20,
         };
         this.o.memory.write32(at + 12n, FRCD.F);
-        if (!quiet) this.log.push(formatFault(f));
+        if (!quiet) this.o.log.printk(formatFault(f, this.o.faultLogSegment ?? null));
         found.push(f);
         idx = (idx + 1) % this.nfr;
       }
@@ -410,15 +425,16 @@ export class DmarUnit {
   }
 }
 
-function bdf(sid: number): string {
+function bdf(sid: number, segment: number | null): string {
   const h = (v: number) => v.toString(16).padStart(2, "0");
-  return `${h(sid >> 8)}:${h((sid >> 3) & 0x1f)}.${sid & 7}`;
+  const seg = segment === null ? "" : `${segment.toString(16).padStart(4, "0")}:`;
+  return `${seg}${h(sid >> 8)}:${h((sid >> 3) & 0x1f)}.${sid & 7}`;
 }
 
-/** `dmar_fault_do_one`'s line. */
-export function formatFault(f: DmarFault): string {
+/** `dmar_fault_do_one`'s line; `segment` non-null prints the source as segment:bus:dev.fn (7.3). */
+export function formatFault(f: DmarFault, segment: number | null = null): string {
   const r = `[fault reason 0x${f.reason.toString(16).padStart(2, "0")}] ${faultReasonText(f.reason)}`;
   if (f.interrupt)
-    return `DMAR: [INTR-REMAP] Request device [${bdf(f.sourceId)}] fault index 0x${f.addr.toString(16)} ${r}`;
-  return `DMAR: [${f.isRead ? "DMA Read" : "DMA Write"} NO_PASID] Request device [${bdf(f.sourceId)}] fault addr 0x${f.addr.toString(16)} ${r}`;
+    return `DMAR: [INTR-REMAP] Request device [${bdf(f.sourceId, segment)}] fault index 0x${f.addr.toString(16)} ${r}`;
+  return `DMAR: [${f.isRead ? "DMA Read" : "DMA Write"} NO_PASID] Request device [${bdf(f.sourceId, segment)}] fault addr 0x${f.addr.toString(16)} ${r}`;
 }

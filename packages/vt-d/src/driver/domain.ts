@@ -23,9 +23,33 @@ import { PTE } from "../arch/regs.js";
 import type { DmarUnit } from "./dmar-unit.js";
 import { SecondLevelTable, type SuperpageUnmap } from "./pgtable.js";
 
-/** PTE attributes by IOMMU_READ|IOMMU_WRITE (and with SNP once snooping is forced). */
-const ATTR = [0n, PTE.R, PTE.W, PTE.R | PTE.W];
-const ATTR_SNP = ATTR.map((a) => a | PTE.SNP);
+/**
+ * The second-level leaf format the driver writes, as far as rights go (`__domain_mapping`'s `attr`).
+ * A device read through a write-only mapping succeeds with the first and faults (reason 0x06) with the
+ * second, on QEMU as on real hardware.
+ */
+export type SecondLevelPteFormat =
+  /**
+   * intel/iommu.c's `struct dma_pte` writer of 5.13 to 6.15 (so 6.1 and 6.12): `attr |= DMA_FL_PTE_PRESENT`
+   * on every leaf, first or second level, and DMA_FL_PTE_PRESENT is bit 0, DMA_PTE_READ ("iommu/vt-d:
+   * Remove WO permissions on second-level paging entries", eea53c581688): no write-only leaf exists.
+   */
+  | "dma_pte"
+  /**
+   * 6.16's "Restore WO permissions on second-level paging entries", kept by 7.x's generic page table
+   * (`vtdss`, VT-d second stage): R only when IOMMU_READ is asked for.
+   */
+  | "vtdss";
+
+/** Leaf rights by IOMMU_READ|IOMMU_WRITE for each format (SNP is added once snooping is forced). */
+const ATTR: Readonly<Record<SecondLevelPteFormat, readonly bigint[]>> = {
+  dma_pte: [PTE.R, PTE.R, PTE.R | PTE.W, PTE.R | PTE.W],
+  vtdss: [0n, PTE.R, PTE.W, PTE.R | PTE.W],
+};
+const ATTR_SNP: Readonly<Record<SecondLevelPteFormat, readonly bigint[]>> = {
+  dma_pte: ATTR.dma_pte.map((a) => a | PTE.SNP),
+  vtdss: ATTR.vtdss.map((a) => a | PTE.SNP),
+};
 const LEVEL_BYTES = [0n, SZ_4K, SZ_2M, SZ_1G, 1n << 39n, 1n << 48n];
 /**
  * The 4 KiB fast paths check and account in numbers for addresses below 2^52 (exact, and so are sums with a
@@ -53,6 +77,7 @@ export interface DomainEnv {
   readonly rmrrLocked: (dev: Device) => boolean;
   readonly superpageUnmap: SuperpageUnmap;
   readonly pgsizeMode: PgsizeBitmapMode;
+  readonly slPteFormat: SecondLevelPteFormat;
 }
 
 /** Per-device driver state (`struct device_domain_info`), kept in `dev.iommuPriv`. */
@@ -195,7 +220,7 @@ export class VtdDomain implements DriverDomain {
         end < FAST_N &&
         end <= this.limitN
       ) {
-        const attr = (this.setPteSnp ? ATTR_SNP : ATTR)[prot & 3] as bigint;
+        const attr = (this.setPteSnp ? ATTR_SNP : ATTR)[this.env.slPteFormat][prot & 3] as bigint;
         const r = t.map(ivPfn, paPfn, pgcount, attr, this.onSuperpageClear);
         if (r.nomem) {
           const mapped = BigInt(r.done) << 12n;
@@ -237,7 +262,7 @@ export class VtdDomain implements DriverDomain {
         }),
       };
     }
-    const attr = (this.setPteSnp ? ATTR_SNP : ATTR)[prot & 3] as bigint;
+    const attr = (this.setPteSnp ? ATTR_SNP : ATTR)[this.env.slPteFormat][prot & 3] as bigint;
     const pages = pgsize === SZ_4K ? pgcount : Number(size >> 12n);
     const r = t.map(Number(iova >> 12n), Number(paddr >> 12n), pages, attr, this.onSuperpageClear);
     if (r.nomem) {

@@ -4,25 +4,37 @@
  * driver is created (`intel_iommu_init` → `init_dmars`), so the hardware models must be mapped first.
  */
 import {
+  DEFAULT_RATELIMIT_BURST,
+  DEFAULT_RATELIMIT_INTERVAL_MS,
   type Device,
   type DomainType,
   type DriverDomain,
   ErrnoError,
+  type HwInfo,
   type IommuCap,
+  type IommuDriver,
   type IommuOps,
+  isErrno,
+  LogBuffer,
   type MsiMsg,
   msiMsgAddress,
   type PageAllocator,
   PciDevice,
   type PhysicalMemory,
+  Ratelimit,
   type ResvRegion,
 } from "@iommu/core";
 import { type DmarTable, findDrhd } from "./dmar-table.js";
 import { DmarUnit } from "./dmar-unit.js";
-import { type DeviceDomainInfo, type PgsizeBitmapMode, pgsizeBitmapFor, VtdDomain } from "./domain.js";
-import { allocQ35BootIoapicEntries, IrqRemapping, Q35_IOAPIC_SOURCE_ID } from "./irq-remapping.js";
+import {
+  type DeviceDomainInfo,
+  type PgsizeBitmapMode,
+  pgsizeBitmapFor,
+  type SecondLevelPteFormat,
+  VtdDomain,
+} from "./domain.js";
+import { IrqRemapping } from "./irq-remapping.js";
 import type { SuperpageUnmap } from "./pgtable.js";
-import { Ratelimit } from "./ratelimit.js";
 import { deviceHasRmrr, intelResvRegions, rmrrIsRelaxable } from "./resv-regions.js";
 
 export interface IntelIommuDriverOptions {
@@ -34,6 +46,13 @@ export interface IntelIommuDriverOptions {
   readonly mmioBase?: bigint;
   /** Page-size bitmap generation (default "linux-6.1": 4K | 2M | 1G on QEMU). */
   readonly pgsizeBitmap?: PgsizeBitmapMode;
+  /** The second-level leaf rights the driver writes (default "dma_pte", as Linux 6.1: no write-only leaf). */
+  readonly slPteFormat?: SecondLevelPteFormat;
+  /**
+   * `dmar_fault`'s source-id as `segment:bus:dev.fn` (`[0000:00:01.0]`, what 7.3 prints) rather than
+   * `bus:dev.fn` (`[00:01.0]`, 6.1 and 6.12). Default false.
+   */
+  readonly faultLogSegment?: boolean;
   /** Partial superpage unmap (default "whole", as Linux 6.1). */
   readonly superpageUnmap?: SuperpageUnmap;
   /** Enable interrupt remapping when the units have it (`intremap=on`; default true). */
@@ -48,11 +67,6 @@ export interface IntelIommuDriverOptions {
   readonly floppyWorkaround?: boolean;
   /** `dmar_platform_optin()` (IOMMU_CAP_PRE_BOOT_PROTECTION). Default false. */
   readonly platformOptIn?: boolean;
-  /**
-   * Take the IRTEs Linux takes at boot for the 15 ISA IOAPIC pins (indices 0-14 of the first unit with
-   * IR; see irq-remapping.ts). Default true, as on every PC with a standard MADT.
-   */
-  readonly isaIoapicEntries?: boolean;
   /** Model time in ms for the fault-log ratelimit (5 s / 10 lines, as dmar_fault); default: time never passes. */
   readonly now?: () => number;
 }
@@ -73,9 +87,8 @@ export interface IrqRemapper {
   disableIntx(dev: Device): void;
 }
 
-/** What `createIntelIommuDriver` gives the host. */
-export interface IntelIommuDriver {
-  readonly ops: IommuOps;
+/** What `createIntelIommuDriver` gives the host: core's driver shape plus the DMAR units' handles. */
+export interface IntelIommuDriver extends IommuDriver {
   readonly units: readonly DmarUnit[];
   /** Interrupt remapping per unit (null when off); the board's irq glue allocates MSIs here. */
   readonly irqRemapping: readonly (IrqRemapping | null)[];
@@ -83,10 +96,8 @@ export interface IntelIommuDriver {
   unitFor(dev: Device): DmarUnit | null;
   /** The IR instance for a device's unit (throws ENODEV when none). */
   irqRemappingFor(dev: Device): IrqRemapping;
-  /** `dmar_fault` for unit `i`: the board wires each unit's fault event here. */
-  handleFault(i: number): void;
-  /** Kernel log lines from every unit, in order (fault reports). */
-  drainLog(): string[];
+  /** `dmar_fault`, the fault event interrupt of unit `i`: the board wires each unit's fault event here. */
+  handleFaultIrq(i: number): void;
   /** The MSI/INTx remapping door for the board's irq glue. */
   readonly irq: IrqRemapper;
 }
@@ -99,6 +110,9 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
     opts.dmar.drhds || opts.mmioBase === undefined
       ? opts.dmar
       : { ...opts.dmar, drhds: [{ registerBase: opts.mmioBase, includeAll: true }] };
+  const log = new LogBuffer();
+  // dmar_fault's `static DEFINE_RATELIMIT_STATE`: one budget for every unit's fault lines.
+  const faultRatelimit = new Ratelimit(DEFAULT_RATELIMIT_INTERVAL_MS, DEFAULT_RATELIMIT_BURST, opts.now ?? (() => 0));
   const units = (dmar.drhds ?? []).map(
     (d, i) =>
       new DmarUnit({
@@ -110,18 +124,16 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
         interruptRemapping: irOn,
         irtOrder: opts.irtOrder ?? 16,
         eim: opts.eim ?? true,
+        log,
+        faultRatelimit,
+        faultLogSegment: (opts.faultLogSegment ?? false) ? (d.segment ?? 0) : null,
       }),
   );
   const irqRemapping = units.map((u) => (u.irEnabled ? new IrqRemapping(u) : null));
-  const bootIr = irqRemapping.find((r) => r !== null);
-  if (bootIr && (opts.isaIoapicEntries ?? true)) allocQ35BootIoapicEntries(bootIr, Q35_IOAPIC_SOURCE_ID);
   // irq_remapping_enabled: every unit must remap for the kernel to turn IR on.
   const irqRemappingEnabled = units.length > 0 && irqRemapping.every((r) => r !== null);
   const pgsizeMode = opts.pgsizeBitmap ?? "linux-6.1";
   const superpage = Math.min(...units.map((u) => u.superpage));
-  const logCursor = units.map(() => 0);
-  // dmar_fault's `static DEFINE_RATELIMIT_STATE`: one budget for every unit's fault lines.
-  const faultRatelimit = new Ratelimit(5000, 10, opts.now ?? (() => 0));
 
   const unitOf = (dev: Device): { unit: DmarUnit; sid: number } | null => {
     const i = findDrhd(dmar, dev);
@@ -137,6 +149,7 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
     rmrrLocked,
     superpageUnmap: opts.superpageUnmap ?? "whole",
     pgsizeMode,
+    slPteFormat: opts.slPteFormat ?? "dma_pte",
   } as const;
   const devicesBySid = new Map<string, Device>();
   const sidKey = (unit: DmarUnit, sid: number) => `${unit.name}:${sid}`;
@@ -184,7 +197,8 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
         try {
           d = new VtdDomain(env, type, units);
         } catch (e) {
-          if (e instanceof RangeError) return null;
+          // alloc_pgtable_page returned NULL: intel_iommu_domain_alloc answers NULL.
+          if (isErrno(e, "ENOMEM")) return null;
           throw e;
         }
         faultSinks.set(d, (dev, iova, flags) => ctx.reportFault(dev, iova, flags));
@@ -214,6 +228,21 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
       if (cap === "PRE_BOOT_PROTECTION") return opts.platformOptIn ?? false;
       return false;
     },
+
+    /**
+     * intel_iommu_hw_info (6.12): `struct iommu_hw_info_vtd` of the device's unit — flags
+     * IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17 (always set), CAP_REG, ECAP_REG — type 1 (INTEL_VTD).
+     */
+    hwInfo(dev: Device): HwInfo {
+      const u = unitOf(dev);
+      if (!u) throw new ErrnoError("ENODEV", "intel_iommu_hw_info", "no DMAR unit for this device", { dev: dev.name });
+      const data = new Uint8Array(24);
+      const v = new DataView(data.buffer);
+      v.setUint32(0, 1, true);
+      v.setBigUint64(8, u.unit.cap, true);
+      v.setBigUint64(16, u.unit.ecap, true);
+      return { type: 1, data };
+    },
   } satisfies IommuOps;
 
   const irqOf = (dev: Device): IrqRemapping => {
@@ -224,13 +253,23 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
       throw new ErrnoError("ENODEV", "map_dev_to_ir", "no interrupt remapping for this device", { dev: dev.name });
     return ir;
   };
+  // set_ioapic_sid: the requester id of the IOAPIC (under the device's unit) that delivers its INTx.
+  const ioapicSourceIdOf = (dev: Device): number => {
+    const i = findDrhd(dmar, dev);
+    const io = i >= 0 ? dmar.drhds?.[i]?.ioapics?.[0] : undefined;
+    if (!io)
+      throw new ErrnoError("ENODEV", "map_ioapic_to_ir", "no IOAPIC in the DMAR scope of this device's unit", {
+        dev: dev.name,
+      });
+    return (io.bus << 8) | io.devfn;
+  };
   const msiIrte = new Map<Device, number>();
   const intxIrte = new Map<Device, number>();
   const irq: IrqRemapper = {
     enableIntx(dev, vector = 0x30) {
       const have = intxIrte.get(dev);
       if (have !== undefined) return have;
-      const index = irqOf(dev).allocIoapicEntry(Q35_IOAPIC_SOURCE_ID, vector, 1);
+      const index = irqOf(dev).allocIoapicEntry(ioapicSourceIdOf(dev), vector, 1);
       intxIrte.set(dev, index);
       return index;
     },
@@ -265,10 +304,10 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
     irqRemapping,
     unitFor: (dev) => unitOf(dev)?.unit ?? null,
     irqRemappingFor: irqOf,
-    handleFault(i: number): void {
+    handleFaultIrq(i: number): void {
       const unit = units[i];
       if (!unit) return;
-      for (const f of unit.handleFault(faultRatelimit)) {
+      for (const f of unit.handleFault()) {
         if (f.interrupt) continue;
         // 6.1's dmar_fault only logs; we also report upward so a domain's fault handler can see it.
         const dev = devicesBySid.get(sidKey(unit, f.sourceId));
@@ -277,14 +316,7 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
         if (dev && sink) sink(dev, f.addr, f.isRead ? 0 : 1);
       }
     },
-    drainLog(): string[] {
-      const out: string[] = [];
-      units.forEach((u, i) => {
-        out.push(...u.log.slice(logCursor[i]));
-        logCursor[i] = u.log.length;
-      });
-      return out;
-    },
+    drainLog: () => log.drain(),
   };
 }
 

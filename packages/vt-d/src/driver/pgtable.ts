@@ -4,7 +4,7 @@
  * every present entry, PS on 2 MiB / 1 GiB leaves. Superpages are chosen by the table itself where iova,
  * phys and the remaining length allow (`hardware_largepage_caps`), whatever page size the core asked for.
  */
-import type { PageAllocator, PhysicalMemory } from "@iommu/core";
+import { isErrno, type PageAllocator, type PhysicalMemory } from "@iommu/core";
 import { PTE } from "../arch/regs.js";
 
 /** What to do when an unmap covers only part of a superpage. */
@@ -107,7 +107,7 @@ export class SecondLevelTable {
 
   /**
    * The entry for `pfn` at `target` level, allocating tables on the way (`pfn_to_dma_pte`), or null when
-   * a leaf above `target` is in the way. Throws RangeError when the frame allocator is exhausted.
+   * a leaf above `target` is in the way. Throws ENOMEM when the frame allocator is exhausted.
    */
   private entryAt(pfn: number, target: number): PteRef | null {
     let n = this.rootNode;
@@ -177,7 +177,7 @@ export class SecondLevelTable {
       try {
         ref = this.entryAt(iv, lvl);
       } catch (e) {
-        if (e instanceof RangeError) return { done, nomem: true };
+        if (isErrno(e, "ENOMEM")) return { done, nomem: true };
         throw e;
       }
       if (ref === null) {
@@ -225,7 +225,7 @@ export class SecondLevelTable {
     try {
       ref = this.entryAt(iovPfn, 1);
     } catch (e) {
-      if (e instanceof RangeError) return { done: 0, nomem: true };
+      if (isErrno(e, "ENOMEM")) return { done: 0, nomem: true };
       throw e;
     }
     if (ref === null) {

@@ -25,8 +25,8 @@ import {
 } from "../arch/regs.js";
 import { FaultRecorder } from "./fault-recording.js";
 import { type DeliveredInterrupt, decodeInterrupt, type IrState } from "./interrupt-remapping.js";
-import { type CachedContext, ContextCache, Iotlb } from "./iotlb.js";
-import { readContext, walkSecondLevel } from "./walk.js";
+import { type CachedContext, ContextCache, Iotlb } from "./tlb.js";
+import { readContext, walkSecondLevel } from "./walker.js";
 
 const LEVEL_SIZE = [0n, 1n << 12n, 1n << 21n, 1n << 30n];
 const LEVEL_MASK = LEVEL_SIZE.map((s) => (s === 0n ? 0n : s - 1n));
@@ -67,9 +67,11 @@ export interface VtdHardwareOptions {
   /** IOTLB capacity before it is dropped whole. QEMU: 1024. */
   readonly iotlbEntries?: number;
   /**
-   * QEMU 7.2's emulation quirks (on for the QEMU boards): a device read through a write-only mapping
-   * succeeds; a write that hits an IOTLB entry cached by an earlier read of a read-only page is silently
-   * dropped with no fault record (a write that misses the IOTLB still faults).
+   * QEMU 7.2's emulation quirk (on for the QEMU boards): an IOTLB hit is not checked against the access
+   * (`vtd_do_iommu_translate` returns the cached entry; the memory core then sends an access the entry
+   * does not allow to unassigned memory), so a write that hits an entry cached by an earlier read of a
+   * read-only page is dropped with no fault record. An access that misses the IOTLB is checked and faults.
+   * (That 6.1 lets a device read through a write-only map is the driver's PTE format, not QEMU's.)
    */
   readonly qemuQuirks?: boolean;
   /** Where a delivered interrupt goes (the board's interrupt controller). */
@@ -85,7 +87,8 @@ export interface VtdStats {
   walks: number;
   contextLoads: number;
   interrupts: number;
-  droppedWrites: number;
+  /** Accesses an IOTLB hit lacked the right for, dropped without a fault (QEMU quirk). */
+  droppedAccesses: number;
   qiDescriptors: number;
 }
 
@@ -107,7 +110,7 @@ export class VtdHardware implements IommuHardware {
     walks: 0,
     contextLoads: 0,
     interrupts: 0,
-    droppedWrites: 0,
+    droppedAccesses: 0,
     qiDescriptors: 0,
   };
   onInterrupt: ((irq: DeliveredInterrupt) => void) | null;
@@ -213,11 +216,11 @@ export class VtdHardware implements IommuHardware {
     const hit = this.iotlb.lookup(ctx.did, pfn);
     if (hit) {
       this.stats.iotlbHits++;
-      if ((hit.perm & need) !== 0 || (!isWrite && this.qemuQuirks)) return this.ok(hit.phys, hit.level, iova);
+      if ((hit.perm & need) !== 0) return this.ok(hit.phys, hit.level, iova);
       if (this.qemuQuirks) {
-        // QEMU returns the cached read-only entry; the memory core then drops the write unseen.
-        this.stats.droppedWrites++;
-        return { kind: "fault", reason: "write dropped (QEMU: cached read-only translation)" };
+        // QEMU returns the cached entry unchecked; the memory core then drops the access unseen.
+        this.stats.droppedAccesses++;
+        return { kind: "fault", reason: `${req.access} dropped (QEMU: the cached translation lacks the right)` };
       }
       // Real hardware re-checks rights on a hit and faults.
       return this.dmaFault(isWrite ? FAULT.WRITE : FAULT.READ, sid, iova, isWrite, ctx.fpd);
@@ -240,8 +243,7 @@ export class VtdHardware implements IommuHardware {
       const reason = w.fault !== 0 ? w.fault : isWrite ? FAULT.WRITE : FAULT.READ;
       return this.dmaFault(reason, sid, iova, isWrite, ctx.fpd);
     }
-    const readViaWrite = !isWrite && this.qemuQuirks && (w.perm & 2) !== 0;
-    if ((w.perm & need) === 0 && !readViaWrite) {
+    if ((w.perm & need) === 0) {
       return this.dmaFault(isWrite ? FAULT.WRITE : FAULT.READ, sid, iova, isWrite, ctx.fpd);
     }
     this.iotlb.insert(ctx.did, pfn, w);

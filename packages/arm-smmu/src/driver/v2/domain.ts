@@ -12,6 +12,7 @@ import {
   ErrnoError,
   emptyGather,
   type IotlbGather,
+  isErrno,
   type MapPagesResult,
 } from "@iommu/core";
 import { type GranuleShift, MAIR_VALUE, walkAttributes } from "../../arch/lpae.js";
@@ -78,6 +79,7 @@ export class SmmuV2Domain implements DriverDomain {
       pt = new LpaePageTable(s.memory, s.pages, { stage: 1, granule: g, ias: f.vaBits, oas: f.ipaBits });
     } catch (e) {
       s.freeCb(cb);
+      if (!isErrno(e, "ENOMEM")) throw e;
       throw new ErrnoError("ENOMEM", "arm_smmu_init_domain_context", "no memory for tables", {}, { cause: e });
     }
     pt.tlbOps = {

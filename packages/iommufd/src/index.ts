@@ -1,0 +1,15 @@
+export type { HwInfoAnswer } from "./device.js";
+export { IommufdDevice, IommufdGroup } from "./device.js";
+export { HwptPaging } from "./hw-pagetable.js";
+export type { IntervalNode, Span } from "./interval-tree.js";
+export type { IoptArea, PagesSlice } from "./io-pagetable.js";
+export { HPAGE_SIZE, IoPagetable } from "./io-pagetable.js";
+export type { MapFlags } from "./ioas.js";
+export { Ioas } from "./ioas.js";
+export type { IommufdOptions } from "./iommufd-ctx.js";
+export { IommufdCtx } from "./iommufd-ctx.js";
+export { IoptPages } from "./iopt-pages.js";
+export type { IommufdObject, ObjectType } from "./object-table.js";
+export { ObjectTable } from "./object-table.js";
+export type { AccountMode, UserMemory, UserSegment } from "./user-memory.js";
+export { PAGE_SIZE, U64_MAX, userOf } from "./user-memory.js";
