@@ -53,7 +53,7 @@ async function runThroughDoor(arch: string, name: string): Promise<string> {
   return r.stdout;
 }
 
-describe.skipIf(skip !== null)("the recorder's probe.c through the native door", () => {
+describe.skipIf(skip !== null).concurrent("the recorder's probe.c through the native door", () => {
   beforeAll(() => {
     probe = join(mkdtempSync(join(tmpdir(), "iommu-sim-probe-")), "probe");
     // compiled as the recorder builds it, minus -static (the preload library needs the dynamic loader)
