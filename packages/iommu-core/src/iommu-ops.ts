@@ -176,6 +176,8 @@ export interface TranslateRequest {
   readonly access: DmaAccess;
   /** For writes: the bytes written (interrupt requests are decoded from them). */
   readonly data?: Uint8Array;
+  /** For reads: the bytes the device reads from `iova` on (a write's length is `data.length`). */
+  readonly len?: number;
 }
 
 /**

@@ -35,8 +35,26 @@ export class IntervalTree<T extends IntervalNode> {
   }
 
   remove(node: T): void {
-    const i = this.nodes.indexOf(node);
-    if (i >= 0) this.nodes.splice(i, 1);
+    this.removeAll([node]);
+  }
+
+  /** Remove nodes (for a disjoint tree: found by binary search, and a run of neighbours in one splice). */
+  removeAll(nodes: readonly T[]): void {
+    if (nodes.length === 0) return;
+    if (!this.disjoint) {
+      const gone = new Set(nodes);
+      this.nodes = this.nodes.filter((n) => !gone.has(n));
+      return;
+    }
+    const first = this.lowerBound(nodes[0]!.start);
+    let k = 0;
+    while (k < nodes.length && this.nodes[first + k] === nodes[k]) k++;
+    if (k === nodes.length) {
+      this.nodes.splice(first, k);
+      return;
+    }
+    const gone = new Set(nodes);
+    this.nodes = this.nodes.filter((n) => !gone.has(n));
   }
 
   /** Drop every node. */
@@ -70,6 +88,16 @@ export class IntervalTree<T extends IntervalNode> {
       if (n.last >= start) out.push(n);
     }
     return out;
+  }
+
+  /** The nodes intersecting [start, last], by start, lazily. */
+  *iterate(start: bigint, last: bigint): Generator<T> {
+    const from = this.disjoint ? Math.max(0, this.lowerBound(start) - 1) : 0;
+    for (let i = from; i < this.nodes.length; i++) {
+      const n = this.nodes[i]!;
+      if (n.start > last) return;
+      if (n.last >= start) yield n;
+    }
   }
 
   private lowerBound(x: bigint): number {
@@ -115,4 +143,28 @@ export function spans(trees: readonly IntervalTree<IntervalNode>[], first: bigin
   }
   out.push({ isHole: true, start: cur, last });
   return out;
+}
+
+/**
+ * The holes of the union of `trees` over [first, last], lowest first, computed lazily (a k-way merge of
+ * the trees' nodes): what `interval_tree_double_span_iter` visits when only holes matter.
+ */
+export function* holes(trees: readonly IntervalTree<IntervalNode>[], first: bigint, last: bigint): Generator<Span> {
+  const its = trees.map((t) => t.iterate(first, last));
+  const heads = its.map((it) => it.next());
+  let cur = first;
+  for (;;) {
+    let k = -1;
+    for (let i = 0; i < heads.length; i++) {
+      const h = heads[i]!;
+      if (!h.done && (k < 0 || h.value.start < (heads[k]!.value as IntervalNode).start)) k = i;
+    }
+    if (k < 0) break;
+    const n = heads[k]!.value as IntervalNode;
+    heads[k] = its[k]!.next();
+    if (n.start > cur) yield { isHole: true, start: cur, last: n.start - 1n };
+    if (n.last >= last) return;
+    if (n.last + 1n > cur) cur = n.last + 1n;
+  }
+  yield { isHole: true, start: cur, last };
 }

@@ -7,6 +7,8 @@ import { GAP_SAT, NIL, RangeTree } from "./range-tree.js";
 
 /** Linux's anchor node: the sentinel above every range (`IOVA_ANCHOR`, pfn ~0UL). */
 const ANCHOR = -2;
+/** "Not looked up yet" for a lazily found node (distinct from NIL and ANCHOR). */
+const UNKNOWN = -3;
 /** alloc_iova_fast rounds cacheable sizes below 2^(6-1) up to a power of two. */
 const FAST_ROUNDUP_BELOW = 1 << (IOVA_RANGE_CACHE_MAX_SIZE - 1);
 const MAX_CPUS = 4096;
@@ -359,13 +361,13 @@ export class IovaDomain implements Iterable<IovaRange> {
     if (!located) t.locate(x);
     const lo = t.lo(x);
     const hi = t.hi(x);
-    let next = -3; // rb_next(x), found from the path on first use
+    let next = UNKNOWN; // rb_next(x), found from the path on first use
     if (x === this.cached32Node || (hi < this.dma32bitPfn && lo >= this.loOf(this.cached32Node))) {
       next = this.successorOnPath();
       this.cached32Node = next;
     }
     if (lo < this.dma32bitPfn) this.max32AllocSize = this.dma32bitPfn;
-    if (lo >= this.loOf(this.cachedNode)) this.cachedNode = next === -3 ? this.successorOnPath() : next;
+    if (lo >= this.loOf(this.cachedNode)) this.cachedNode = next === UNKNOWN ? this.successorOnPath() : next;
     this.unindex(x);
     t.removeOnPath();
   }

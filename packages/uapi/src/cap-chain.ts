@@ -7,7 +7,8 @@
  * capability structures") every cap is zero-padded to a multiple of 8. Reference §6.2.
  * `CapChain` is the kernel side's builder; `walkCaps` is the one user-side walker every reader goes through.
  */
-import { CAP_HEADER_SIZE, view } from "./vfio.js";
+import { readStruct, writeStruct } from "./struct.js";
+import { CAP_HEADER_LAYOUT, CAP_HEADER_SIZE, view } from "./vfio.js";
 
 export class CapChain {
   private buf = new Uint8Array(0);
@@ -36,9 +37,8 @@ export class CapChain {
     const grown = new Uint8Array(at + padded);
     grown.set(this.buf);
     this.buf = grown;
+    writeStruct(CAP_HEADER_LAYOUT, this.buf, { id, version }, at);
     const v = view(this.buf);
-    v.setUint16(at, id, true);
-    v.setUint16(at + 2, version, true);
     // Walk from the buffer start following buffer-relative offsets (the 4.10 fix; 4.9 stepped header-relative).
     let tmp = 0;
     while (v.getUint32(tmp + 4, true) !== 0) tmp = v.getUint32(tmp + 4, true);
@@ -71,8 +71,7 @@ export interface CapHeader {
 
 /** The `struct vfio_info_cap_header` at `at` (the caller checks that its 8 bytes are in the buffer). */
 export function readCapHeader(info: Uint8Array, at: number): CapHeader {
-  const v = view(info);
-  return { id: v.getUint16(at, true), version: v.getUint16(at + 2, true), offset: at, next: v.getUint32(at + 4, true) };
+  return { ...readStruct(CAP_HEADER_LAYOUT, info, at), offset: at };
 }
 
 /**

@@ -8,5 +8,7 @@ export {
   readMigrationCap,
   readResvIovaRangeCap,
 } from "./iommu-info.js";
+export type { FieldKind, Fields, Layout } from "./struct.js";
+export { readStruct, writeStruct } from "./struct.js";
 export type { DmaMapArgs, DmaUnmapArgs, VfioBitmap } from "./vfio.js";
 export * from "./vfio.js";

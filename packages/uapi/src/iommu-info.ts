@@ -4,22 +4,32 @@
  * `Container.getInfo` and the tests all use it); an absent capability reads as null, not as zeros.
  */
 import { type CapHeader, walkCaps } from "./cap-chain.js";
+import { readStruct } from "./struct.js";
 import {
+  CAP_DMA_AVAIL_LAYOUT,
   CAP_DMA_AVAIL_SIZE,
   CAP_IOVA_RANGE_BASE,
+  CAP_IOVA_RANGE_LAYOUT,
+  CAP_MIGRATION_LAYOUT,
   CAP_MIGRATION_SIZE,
+  CAP_RESV_IOVA_RANGE_LAYOUT,
   CAP_RESV_IOVA_RANGE_SIZE,
   INFO_CAPSZ,
+  INFO_LAYOUT,
   INFO_MINSZ,
   INFO_SIZE,
   IOMMU_SIM_INFO_CAP_RESV_IOVA_RANGE,
+  IOVA_RANGE_LAYOUT,
   IOVA_RANGE_SIZE,
   VFIO_IOMMU_INFO_CAPS,
   VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
   VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION,
   VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
-  view,
 } from "./vfio.js";
+
+/** The part of `struct vfio_iommu_type1_info` up to minsz, and `cap_offset` (present from INFO_CAPSZ on). */
+const { capOffset: INFO_CAP_OFFSET, ...INFO_MINSZ_LAYOUT } = INFO_LAYOUT;
+const INFO_CAP_OFFSET_LAYOUT = { capOffset: INFO_CAP_OFFSET } as const;
 
 /** `struct vfio_iova_range`: both ends inclusive. */
 export interface UapiIovaRange {
@@ -55,23 +65,17 @@ export interface IommuType1Info {
 
 /** The body of `VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION` at `at` (32 bytes from the header). */
 export function readMigrationCap(buf: Uint8Array, at: number): MigrationCap {
-  const v = view(buf);
-  return {
-    flags: v.getUint32(at + 8, true),
-    pgsizeBitmap: v.getBigUint64(at + 16, true),
-    maxDirtyBitmapSize: v.getBigUint64(at + 24, true),
-  };
+  return readStruct(CAP_MIGRATION_LAYOUT, buf, at);
 }
 
 /** `avail` of `VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL` at `at`. */
 export function readDmaAvailCap(buf: Uint8Array, at: number): number {
-  return view(buf).getUint32(at + 8, true);
+  return readStruct(CAP_DMA_AVAIL_LAYOUT, buf, at).avail;
 }
 
 /** Our RESV_IOVA_RANGE cap at `at`: one inclusive range. */
 export function readResvIovaRangeCap(buf: Uint8Array, at: number): UapiIovaRange {
-  const v = view(buf);
-  return { start: v.getBigUint64(at + 8, true), end: v.getBigUint64(at + 16, true) };
+  return readStruct(CAP_RESV_IOVA_RANGE_LAYOUT, buf, at);
 }
 
 /**
@@ -84,15 +88,14 @@ export function readIovaRangeCap(
   limit = buf.length,
   maxRanges = Number.POSITIVE_INFINITY,
 ): { nrIovas: number; reserved: number; ranges: UapiIovaRange[] } {
-  const v = view(buf);
-  const nrIovas = v.getUint32(at + 8, true);
+  const { nrIovas, reserved } = readStruct(CAP_IOVA_RANGE_LAYOUT, buf, at);
   const ranges: UapiIovaRange[] = [];
   for (let i = 0; i < nrIovas && i < maxRanges; i++) {
     const o = at + CAP_IOVA_RANGE_BASE + IOVA_RANGE_SIZE * i;
     if (o + IOVA_RANGE_SIZE > limit) break;
-    ranges.push({ start: v.getBigUint64(o, true), end: v.getBigUint64(o + 8, true) });
+    ranges.push(readStruct(IOVA_RANGE_LAYOUT, buf, o));
   }
-  return { nrIovas, reserved: v.getUint32(at + 12, true), ranges };
+  return { nrIovas, reserved, ranges };
 }
 
 /**
@@ -101,9 +104,8 @@ export function readIovaRangeCap(
  */
 export function decodeIommuInfo(buf: Uint8Array): IommuType1Info {
   if (buf.length < INFO_MINSZ) throw new RangeError(`GET_INFO answer of ${buf.length} bytes is below minsz`);
-  const v = view(buf);
-  const flags = v.getUint32(4, true);
-  const capOffset = buf.length >= INFO_CAPSZ ? v.getUint32(16, true) : 0;
+  const { argsz, flags, iovaPgsizes } = readStruct(INFO_MINSZ_LAYOUT, buf);
+  const capOffset = buf.length >= INFO_CAPSZ ? readStruct(INFO_CAP_OFFSET_LAYOUT, buf).capOffset : 0;
   const caps = flags & VFIO_IOMMU_INFO_CAPS ? walkCaps(buf, capOffset) : [];
   let migration: MigrationCap | null = null;
   let dmaAvail: number | null = null;
@@ -132,9 +134,9 @@ export function decodeIommuInfo(buf: Uint8Array): IommuType1Info {
     }
   }
   return {
-    argsz: v.getUint32(0, true),
+    argsz,
     flags,
-    iovaPgsizes: v.getBigUint64(8, true),
+    iovaPgsizes,
     capOffset,
     caps,
     migration,

@@ -7,26 +7,6 @@
 import { describe, expect, it } from "vitest";
 import * as U from "./index.js";
 
-/** gcc 6.12 header: `offsetof` per field and `sizeof`. */
-const HEADER = {
-  vfio_info_cap_header: { sizeof: 8, id: 0, version: 2, next: 4 },
-  vfio_group_status: { sizeof: 8, argsz: 0, flags: 4 },
-  vfio_device_info: { sizeof: 24, flags: 4, num_regions: 8, num_irqs: 12, cap_offset: 16 },
-  vfio_region_info: { sizeof: 32, flags: 4, index: 8, cap_offset: 12, size: 16, offset: 24 },
-  vfio_irq_info: { sizeof: 16, flags: 4, index: 8, count: 12 },
-  vfio_irq_set: { sizeof: 20, flags: 4, index: 8, start: 12, count: 16, data: 20 },
-  vfio_iommu_type1_info: { sizeof: 24, flags: 4, iova_pgsizes: 8, cap_offset: 16 },
-  vfio_iova_range: { sizeof: 16, start: 0, end: 8 },
-  vfio_iommu_type1_info_cap_iova_range: { sizeof: 16, nr_iovas: 8, iova_ranges: 16 },
-  vfio_iommu_type1_info_cap_migration: { sizeof: 32, flags: 8, pgsize_bitmap: 16, max_dirty_bitmap_size: 24 },
-  vfio_iommu_type1_info_dma_avail: { sizeof: 12, avail: 8 },
-  vfio_iommu_type1_dma_map: { sizeof: 32, flags: 4, vaddr: 8, iova: 16, size: 24 },
-  vfio_bitmap: { sizeof: 24, pgsize: 0, size: 8, data: 16 },
-  vfio_iommu_type1_dma_unmap: { sizeof: 24, flags: 4, iova: 8, size: 16, data: 24 },
-  vfio_iommu_type1_dirty_bitmap: { sizeof: 8, flags: 4, data: 8 },
-  vfio_iommu_type1_dirty_bitmap_get: { sizeof: 40, iova: 0, size: 8, bitmap: 16 },
-} as const;
-
 /** gcc 6.12 header: the request numbers (`_IO(VFIO_TYPE, VFIO_BASE + n)`). */
 const REQUESTS = {
   VFIO_GET_API_VERSION: 0x3b64,
@@ -46,6 +26,74 @@ const REQUESTS = {
   VFIO_IOMMU_UNMAP_DMA: 0x3b72,
   VFIO_IOMMU_DIRTY_PAGES: 0x3b75,
 } as const;
+
+/** gcc 6.12 header: `[offsetof, sizeof]` of every field a layout in vfio.ts names. */
+const FIELDS = {
+  vfio_info_cap_header: { id: [0, 2], version: [2, 2], next: [4, 4] },
+  vfio_group_status: { argsz: [0, 4], flags: [4, 4] },
+  vfio_device_info: { argsz: [0, 4], flags: [4, 4], num_regions: [8, 4], num_irqs: [12, 4], cap_offset: [16, 4] },
+  vfio_region_info: {
+    argsz: [0, 4],
+    flags: [4, 4],
+    index: [8, 4],
+    cap_offset: [12, 4],
+    size: [16, 8],
+    offset: [24, 8],
+  },
+  vfio_irq_info: { argsz: [0, 4], flags: [4, 4], index: [8, 4], count: [12, 4] },
+  vfio_irq_set: { argsz: [0, 4], flags: [4, 4], index: [8, 4], start: [12, 4], count: [16, 4] },
+  vfio_iommu_type1_info: { argsz: [0, 4], flags: [4, 4], iova_pgsizes: [8, 8], cap_offset: [16, 4] },
+  vfio_iova_range: { start: [0, 8], end: [8, 8] },
+  vfio_iommu_type1_info_cap_iova_range: { nr_iovas: [8, 4], reserved: [12, 4] },
+  vfio_iommu_type1_info_cap_migration: { flags: [8, 4], pgsize_bitmap: [16, 8], max_dirty_bitmap_size: [24, 8] },
+  vfio_iommu_type1_info_dma_avail: { avail: [8, 4] },
+  vfio_iommu_type1_dma_map: { argsz: [0, 4], flags: [4, 4], vaddr: [8, 8], iova: [16, 8], size: [24, 8] },
+  vfio_iommu_type1_dma_unmap: { argsz: [0, 4], flags: [4, 4], iova: [8, 8], size: [16, 8] },
+  vfio_bitmap: { pgsize: [0, 8], size: [8, 8], data: [16, 8] },
+  vfio_iommu_type1_dirty_bitmap: { argsz: [0, 4], flags: [4, 4] },
+  vfio_iommu_type1_dirty_bitmap_get: { iova: [0, 8], size: [8, 8], bitmap: [16, 24] },
+} as const;
+
+/** A layout's fields as the header names them (`numRegions` → `num_regions`) with `[offset, bytes]`. */
+function asHeader(layout: U.Layout): Record<string, [number, number]> {
+  const bytes = { u16: 2, u32: 4, u64: 8 } as const;
+  return Object.fromEntries(
+    Object.entries(layout).map(([name, [off, kind]]) => [
+      name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`),
+      [off, bytes[kind]],
+    ]),
+  );
+}
+
+/** Offsets only, from FIELDS. */
+function offsets<T extends Record<string, readonly [number, number]>>(t: T): { [K in keyof T]: number } {
+  return Object.fromEntries(Object.entries(t).map(([k, [o]]) => [k, o])) as { [K in keyof T]: number };
+}
+
+/** gcc 6.12 header: `sizeof` of each struct, its fields' offsets, and where a flexible `data[]` starts. */
+const F = FIELDS;
+const HEADER = {
+  vfio_info_cap_header: { sizeof: 8, ...offsets(F.vfio_info_cap_header) },
+  vfio_group_status: { sizeof: 8, ...offsets(F.vfio_group_status) },
+  vfio_device_info: { sizeof: 24, ...offsets(F.vfio_device_info) },
+  vfio_region_info: { sizeof: 32, ...offsets(F.vfio_region_info) },
+  vfio_irq_info: { sizeof: 16, ...offsets(F.vfio_irq_info) },
+  vfio_irq_set: { sizeof: 20, ...offsets(F.vfio_irq_set), data: 20 },
+  vfio_iommu_type1_info: { sizeof: 24, ...offsets(F.vfio_iommu_type1_info) },
+  vfio_iova_range: { sizeof: 16, ...offsets(F.vfio_iova_range) },
+  vfio_iommu_type1_info_cap_iova_range: {
+    sizeof: 16,
+    ...offsets(F.vfio_iommu_type1_info_cap_iova_range),
+    iova_ranges: 16,
+  },
+  vfio_iommu_type1_info_cap_migration: { sizeof: 32, ...offsets(F.vfio_iommu_type1_info_cap_migration) },
+  vfio_iommu_type1_info_dma_avail: { sizeof: 12, ...offsets(F.vfio_iommu_type1_info_dma_avail) },
+  vfio_iommu_type1_dma_map: { sizeof: 32, ...offsets(F.vfio_iommu_type1_dma_map) },
+  vfio_bitmap: { sizeof: 24, ...offsets(F.vfio_bitmap) },
+  vfio_iommu_type1_dma_unmap: { sizeof: 24, ...offsets(F.vfio_iommu_type1_dma_unmap), data: 24 },
+  vfio_iommu_type1_dirty_bitmap: { sizeof: 8, ...offsets(F.vfio_iommu_type1_dirty_bitmap), data: 8 },
+  vfio_iommu_type1_dirty_bitmap_get: { sizeof: 40, ...offsets(F.vfio_iommu_type1_dirty_bitmap_get) },
+};
 
 describe("linux/vfio.h layouts", () => {
   it("request numbers are the header's", () => {
@@ -69,26 +117,58 @@ describe("linux/vfio.h layouts", () => {
     }).toEqual(REQUESTS);
   });
 
+  it("every field of every layout sits at the header's offset with the header's width", () => {
+    const pick = (h: Record<string, readonly [number, number]>, ...names: string[]) =>
+      Object.fromEntries(names.map((n) => [n, [...h[n]!]]));
+    expect(asHeader(U.CAP_HEADER_LAYOUT)).toEqual(pick(FIELDS.vfio_info_cap_header, "id", "version", "next"));
+    const whole: [U.Layout, Record<string, readonly [number, number]>][] = [
+      [U.GROUP_STATUS_LAYOUT, FIELDS.vfio_group_status],
+      [U.DEVICE_INFO_LAYOUT, FIELDS.vfio_device_info],
+      [U.REGION_INFO_LAYOUT, FIELDS.vfio_region_info],
+      [U.IRQ_INFO_LAYOUT, FIELDS.vfio_irq_info],
+      [U.IRQ_SET_LAYOUT, FIELDS.vfio_irq_set],
+      [U.INFO_LAYOUT, FIELDS.vfio_iommu_type1_info],
+      [U.IOVA_RANGE_LAYOUT, FIELDS.vfio_iova_range],
+      [U.CAP_IOVA_RANGE_LAYOUT, FIELDS.vfio_iommu_type1_info_cap_iova_range],
+      [U.CAP_MIGRATION_LAYOUT, FIELDS.vfio_iommu_type1_info_cap_migration],
+      [U.CAP_DMA_AVAIL_LAYOUT, FIELDS.vfio_iommu_type1_info_dma_avail],
+      [U.DMA_MAP_LAYOUT, FIELDS.vfio_iommu_type1_dma_map],
+      [U.DMA_UNMAP_LAYOUT, FIELDS.vfio_iommu_type1_dma_unmap],
+      [U.BITMAP_LAYOUT, FIELDS.vfio_bitmap],
+      [U.DIRTY_BITMAP_LAYOUT, FIELDS.vfio_iommu_type1_dirty_bitmap],
+    ];
+    for (const [layout, header] of whole) expect(asHeader(layout)).toEqual(pick(header, ...Object.keys(header)));
+    const get = FIELDS.vfio_iommu_type1_dirty_bitmap_get;
+    expect(asHeader(U.DIRTY_BITMAP_GET_LAYOUT)).toEqual(pick(get, "iova", "size"));
+    expect([U.DIRTY_BITMAP_GET_BITMAP, U.BITMAP_SIZE]).toEqual([...get.bitmap]);
+  });
+
   it("sizes and offsetofend constants are the header's", () => {
-    expect(U.CAP_HEADER_SIZE).toBe(HEADER.vfio_info_cap_header.sizeof);
-    expect(U.GROUP_STATUS_SIZE).toBe(HEADER.vfio_group_status.sizeof);
-    expect(U.DEVICE_INFO_SIZE).toBe(HEADER.vfio_device_info.sizeof);
-    expect(U.REGION_INFO_SIZE).toBe(HEADER.vfio_region_info.sizeof);
-    expect(U.IRQ_INFO_SIZE).toBe(HEADER.vfio_irq_info.sizeof);
-    expect(U.IRQ_SET_SIZE).toBe(HEADER.vfio_irq_set.sizeof);
-    expect(U.INFO_SIZE).toBe(HEADER.vfio_iommu_type1_info.sizeof);
-    expect(U.INFO_MINSZ).toBe(HEADER.vfio_iommu_type1_info.iova_pgsizes + 8);
-    expect(U.INFO_CAPSZ).toBe(HEADER.vfio_iommu_type1_info.cap_offset + 4);
-    expect(U.IOVA_RANGE_SIZE).toBe(HEADER.vfio_iova_range.sizeof);
-    expect(U.CAP_IOVA_RANGE_BASE).toBe(HEADER.vfio_iommu_type1_info_cap_iova_range.iova_ranges);
-    expect(U.CAP_MIGRATION_SIZE).toBe(HEADER.vfio_iommu_type1_info_cap_migration.sizeof);
-    expect(U.CAP_DMA_AVAIL_SIZE).toBe(HEADER.vfio_iommu_type1_info_dma_avail.sizeof);
-    expect(U.DMA_MAP_SIZE).toBe(HEADER.vfio_iommu_type1_dma_map.sizeof);
-    expect(U.DMA_UNMAP_SIZE).toBe(HEADER.vfio_iommu_type1_dma_unmap.sizeof);
-    expect(U.DMA_UNMAP_SIZE).toBe(HEADER.vfio_iommu_type1_dma_unmap.data);
-    expect(U.BITMAP_SIZE).toBe(HEADER.vfio_bitmap.sizeof);
-    expect(U.DIRTY_BITMAP_MINSZ).toBe(HEADER.vfio_iommu_type1_dirty_bitmap.data);
-    expect(U.DIRTY_BITMAP_GET_SIZE).toBe(HEADER.vfio_iommu_type1_dirty_bitmap_get.sizeof);
+    const H = HEADER;
+    const header = {
+      CAP_HEADER_SIZE: H.vfio_info_cap_header.sizeof,
+      GROUP_STATUS_SIZE: H.vfio_group_status.sizeof,
+      DEVICE_INFO_SIZE: H.vfio_device_info.sizeof,
+      REGION_INFO_SIZE: H.vfio_region_info.sizeof,
+      IRQ_INFO_SIZE: H.vfio_irq_info.sizeof,
+      IRQ_SET_SIZE: H.vfio_irq_set.sizeof,
+      INFO_SIZE: H.vfio_iommu_type1_info.sizeof,
+      INFO_MINSZ: H.vfio_iommu_type1_info.iova_pgsizes + 8, // offsetofend(iova_pgsizes)
+      INFO_CAPSZ: H.vfio_iommu_type1_info.cap_offset + 4, // offsetofend(cap_offset)
+      IOVA_RANGE_SIZE: H.vfio_iova_range.sizeof,
+      CAP_IOVA_RANGE_BASE: H.vfio_iommu_type1_info_cap_iova_range.iova_ranges,
+      CAP_MIGRATION_SIZE: H.vfio_iommu_type1_info_cap_migration.sizeof,
+      CAP_DMA_AVAIL_SIZE: H.vfio_iommu_type1_info_dma_avail.sizeof,
+      DMA_MAP_SIZE: H.vfio_iommu_type1_dma_map.sizeof,
+      DMA_UNMAP_SIZE: H.vfio_iommu_type1_dma_unmap.data, // also its sizeof: data[] is a flexible array
+      BITMAP_SIZE: H.vfio_bitmap.sizeof,
+      DIRTY_BITMAP_MINSZ: H.vfio_iommu_type1_dirty_bitmap.data,
+      DIRTY_BITMAP_GET_SIZE: H.vfio_iommu_type1_dirty_bitmap_get.sizeof,
+    };
+    const exported: Record<string, unknown> = { ...U };
+    const ours = Object.fromEntries(Object.keys(header).map((k) => [k, exported[k]]));
+    expect(ours).toEqual(header);
+    expect(H.vfio_iommu_type1_dma_unmap.sizeof).toBe(H.vfio_iommu_type1_dma_unmap.data);
   });
 
   it("encodeDmaMap/decodeDmaMap put each field at its offset", () => {

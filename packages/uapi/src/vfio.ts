@@ -4,6 +4,9 @@
  * (`@vfio/type1`, the host's vfio-pci) decodes these bytes and the user side (the VMM, the probe) encodes them.
  * x86-64 and arm64 share every layout (LP64, u64 8-aligned); `layout.test.ts` pins them against the header.
  */
+import { readStruct, view, writeStruct } from "./struct.js";
+
+export { view };
 
 /** `VFIO_API_VERSION` */
 export const VFIO_API_VERSION = 0;
@@ -127,10 +130,76 @@ export function dirtyBitmapBytes(nbits: bigint): bigint {
   return ((nbits + 63n) / 64n) * 8n;
 }
 
-/** Little-endian field access over a caller's buffer (the uAPI is native-endian; both our targets are LE). */
-export function view(buf: Uint8Array): DataView {
-  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-}
+/** `struct vfio_info_cap_header` */
+export const CAP_HEADER_LAYOUT = { id: [0, "u16"], version: [2, "u16"], next: [4, "u32"] } as const;
+/** `struct vfio_group_status` */
+export const GROUP_STATUS_LAYOUT = { argsz: [0, "u32"], flags: [4, "u32"] } as const;
+/** `struct vfio_device_info` */
+export const DEVICE_INFO_LAYOUT = {
+  argsz: [0, "u32"],
+  flags: [4, "u32"],
+  numRegions: [8, "u32"],
+  numIrqs: [12, "u32"],
+  capOffset: [16, "u32"],
+} as const;
+/** `struct vfio_region_info` */
+export const REGION_INFO_LAYOUT = {
+  argsz: [0, "u32"],
+  flags: [4, "u32"],
+  index: [8, "u32"],
+  capOffset: [12, "u32"],
+  size: [16, "u64"],
+  offset: [24, "u64"],
+} as const;
+/** `struct vfio_irq_info` */
+export const IRQ_INFO_LAYOUT = { argsz: [0, "u32"], flags: [4, "u32"], index: [8, "u32"], count: [12, "u32"] } as const;
+/** `struct vfio_irq_set` (its `data[]` follows at IRQ_SET_SIZE) */
+export const IRQ_SET_LAYOUT = {
+  argsz: [0, "u32"],
+  flags: [4, "u32"],
+  index: [8, "u32"],
+  start: [12, "u32"],
+  count: [16, "u32"],
+} as const;
+/** `struct vfio_iommu_type1_info` (cap_offset only when argsz reaches INFO_CAPSZ) */
+export const INFO_LAYOUT = {
+  argsz: [0, "u32"],
+  flags: [4, "u32"],
+  iovaPgsizes: [8, "u64"],
+  capOffset: [16, "u32"],
+} as const;
+/** `struct vfio_iova_range`: both ends inclusive. */
+export const IOVA_RANGE_LAYOUT = { start: [0, "u64"], end: [8, "u64"] } as const;
+/** `struct vfio_iommu_type1_info_cap_iova_range` after its header (ranges follow at CAP_IOVA_RANGE_BASE). */
+export const CAP_IOVA_RANGE_LAYOUT = { nrIovas: [8, "u32"], reserved: [12, "u32"] } as const;
+/** `struct vfio_iommu_type1_info_cap_migration` after its header. */
+export const CAP_MIGRATION_LAYOUT = {
+  flags: [8, "u32"],
+  pgsizeBitmap: [16, "u64"],
+  maxDirtyBitmapSize: [24, "u64"],
+} as const;
+/** `struct vfio_iommu_type1_info_dma_avail` after its header. */
+export const CAP_DMA_AVAIL_LAYOUT = { avail: [8, "u32"] } as const;
+/** Our RESV_IOVA_RANGE cap after its header: one inclusive range. */
+export const CAP_RESV_IOVA_RANGE_LAYOUT = { start: [8, "u64"], end: [16, "u64"] } as const;
+/** `struct vfio_iommu_type1_dma_map` */
+export const DMA_MAP_LAYOUT = {
+  argsz: [0, "u32"],
+  flags: [4, "u32"],
+  vaddr: [8, "u64"],
+  iova: [16, "u64"],
+  size: [24, "u64"],
+} as const;
+/** `struct vfio_iommu_type1_dma_unmap` (its `data[]`, a `struct vfio_bitmap`, follows at DMA_UNMAP_SIZE) */
+export const DMA_UNMAP_LAYOUT = { argsz: [0, "u32"], flags: [4, "u32"], iova: [8, "u64"], size: [16, "u64"] } as const;
+/** `struct vfio_bitmap` */
+export const BITMAP_LAYOUT = { pgsize: [0, "u64"], size: [8, "u64"], data: [16, "u64"] } as const;
+/** `struct vfio_iommu_type1_dirty_bitmap` (its `data[]` follows at DIRTY_BITMAP_MINSZ) */
+export const DIRTY_BITMAP_LAYOUT = { argsz: [0, "u32"], flags: [4, "u32"] } as const;
+/** `struct vfio_iommu_type1_dirty_bitmap_get` (its `bitmap` is a `struct vfio_bitmap` at 16) */
+export const DIRTY_BITMAP_GET_LAYOUT = { iova: [0, "u64"], size: [8, "u64"] } as const;
+/** Offset of `bitmap` in `struct vfio_iommu_type1_dirty_bitmap_get`. */
+export const DIRTY_BITMAP_GET_BITMAP = 16;
 
 /** `struct vfio_iommu_type1_dma_map` decoded. */
 export interface DmaMapArgs {
@@ -142,24 +211,12 @@ export interface DmaMapArgs {
 }
 
 export function decodeDmaMap(b: Uint8Array): DmaMapArgs {
-  const v = view(b);
-  return {
-    argsz: v.getUint32(0, true),
-    flags: v.getUint32(4, true),
-    vaddr: v.getBigUint64(8, true),
-    iova: v.getBigUint64(16, true),
-    size: v.getBigUint64(24, true),
-  };
+  return readStruct(DMA_MAP_LAYOUT, b);
 }
 
 export function encodeDmaMap(a: DmaMapArgs): Uint8Array {
   const b = new Uint8Array(DMA_MAP_SIZE);
-  const v = view(b);
-  v.setUint32(0, a.argsz, true);
-  v.setUint32(4, a.flags, true);
-  v.setBigUint64(8, a.vaddr, true);
-  v.setBigUint64(16, a.iova, true);
-  v.setBigUint64(24, a.size, true);
+  writeStruct(DMA_MAP_LAYOUT, b, a);
   return b;
 }
 
@@ -172,13 +229,7 @@ export interface DmaUnmapArgs {
 }
 
 export function decodeDmaUnmap(b: Uint8Array): DmaUnmapArgs {
-  const v = view(b);
-  return {
-    argsz: v.getUint32(0, true),
-    flags: v.getUint32(4, true),
-    iova: v.getBigUint64(8, true),
-    size: v.getBigUint64(16, true),
-  };
+  return readStruct(DMA_UNMAP_LAYOUT, b);
 }
 
 /** `struct vfio_bitmap`: `data` is a user virtual address in the calling process. */
@@ -189,31 +240,17 @@ export interface VfioBitmap {
 }
 
 export function decodeBitmap(b: Uint8Array, at: number): VfioBitmap {
-  const v = view(b);
-  return {
-    pgsize: v.getBigUint64(at, true),
-    size: v.getBigUint64(at + 8, true),
-    data: v.getBigUint64(at + 16, true),
-  };
+  return readStruct(BITMAP_LAYOUT, b, at);
 }
 
 /** Encode an unmap request, with the bitmap appended when given (argsz defaults to the bytes produced). */
 export function encodeDmaUnmap(a: Partial<DmaUnmapArgs> & { bitmap?: VfioBitmap }): Uint8Array {
   const len = a.bitmap ? DMA_UNMAP_SIZE + BITMAP_SIZE : DMA_UNMAP_SIZE;
   const b = new Uint8Array(len);
-  const v = view(b);
-  v.setUint32(0, a.argsz ?? len, true);
-  v.setUint32(4, a.flags ?? 0, true);
-  v.setBigUint64(8, a.iova ?? 0n, true);
-  v.setBigUint64(16, a.size ?? 0n, true);
-  if (a.bitmap) encodeBitmapAt(v, DMA_UNMAP_SIZE, a.bitmap);
+  const { bitmap, ...fields } = a;
+  writeStruct(DMA_UNMAP_LAYOUT, b, { argsz: len, flags: 0, iova: 0n, size: 0n, ...fields });
+  if (bitmap) writeStruct(BITMAP_LAYOUT, b, bitmap, DMA_UNMAP_SIZE);
   return b;
-}
-
-function encodeBitmapAt(v: DataView, at: number, bm: VfioBitmap): void {
-  v.setBigUint64(at, bm.pgsize, true);
-  v.setBigUint64(at + 8, bm.size, true);
-  v.setBigUint64(at + 16, bm.data, true);
 }
 
 /** Encode a DIRTY_PAGES request; GET_BITMAP carries `{ iova, size, bitmap }`. */
@@ -224,13 +261,10 @@ export function encodeDirtyPages(
 ): Uint8Array {
   const len = get ? DIRTY_BITMAP_MINSZ + DIRTY_BITMAP_GET_SIZE : DIRTY_BITMAP_MINSZ;
   const b = new Uint8Array(len);
-  const v = view(b);
-  v.setUint32(0, argsz ?? len, true);
-  v.setUint32(4, flags, true);
+  writeStruct(DIRTY_BITMAP_LAYOUT, b, { argsz: argsz ?? len, flags });
   if (get) {
-    v.setBigUint64(8, get.iova, true);
-    v.setBigUint64(16, get.size, true);
-    encodeBitmapAt(v, 24, get.bitmap);
+    writeStruct(DIRTY_BITMAP_GET_LAYOUT, b, get, DIRTY_BITMAP_MINSZ);
+    writeStruct(BITMAP_LAYOUT, b, get.bitmap, DIRTY_BITMAP_MINSZ + DIRTY_BITMAP_GET_BITMAP);
   }
   return b;
 }

@@ -3,7 +3,8 @@
  * 6.1.192, 6.12.117 and 7.3.4 kernels (conformance linux-6.1/, linux-6.12/, linux-7.3/: info-argsz, basic,
  * map-errors-args, unmap-v2, map-unmap-happy).
  */
-import { PAGE_SIZE } from "@iommu/core";
+import { errnoName, PAGE_SIZE } from "@iommu/core";
+import { ARCHES, type Arch, readRecords } from "@iommu-sim/conformance";
 import {
   encodeDirtyPages,
   encodeDmaMap,
@@ -24,7 +25,7 @@ import {
   VFIO_TYPE1v2_IOMMU,
 } from "@vfio/uapi";
 import { describe, expect, it } from "vitest";
-import { TYPE1_KERNEL_DEFAULTS } from "./kernel-options.js";
+import { TYPE1_KERNEL_DEFAULTS, type Type1KernelOptions } from "./kernel-options.js";
 import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
 import { type1State } from "./testing.js";
 
@@ -41,6 +42,16 @@ function infoRaw(container: { ioctl(r: number, a: Uint8Array): number }, argsz: 
 }
 
 const a5 = (n: number): string => "a5".repeat(n);
+
+/** map-unmap-happy lines 5-10: [iova, size, flags, vaddr offset]; the fifth is `r` over never-touched memory. */
+const HAPPY_MAPS: readonly [bigint, bigint, number, bigint][] = [
+  [0x100000n, 0x1000n, RW, 0n],
+  [0x101000n, 0x1000n, RW, 0x1000n],
+  [0x0ff000n, 0x1000n, RW, 0x2000n],
+  [0x200000n, 0x200000n, RW, 0x200000n],
+  [0x1000000n, 0x10000n, R, 0x400000n],
+  [0x2000000n, 0x10000n, W, 0x500000n],
+];
 
 describe("alignCapabilities (vfio: align capability structures, a881b496941f, 6.6)", () => {
   // The whole 4096-byte answer on x86 as 6.12.117 and 7.3.4 wrote it: pad 20..23 zero, DMA_AVAIL's next 72,
@@ -120,12 +131,7 @@ describe("longtermPinUnshare (mm/gup: reliable R/O long-term pinning in COW mapp
   function happy(unshare: boolean): number {
     const h = makeHost({ shape: "x86", kernel: { longtermPinUnshare: unshare } });
     const { container } = openContainer(h);
-    container.mapDma({ vaddr: BASE, iova: 0x100000n, size: 0x1000n, flags: RW });
-    container.mapDma({ vaddr: BASE + 0x1000n, iova: 0x101000n, size: 0x1000n, flags: RW });
-    container.mapDma({ vaddr: BASE + 0x2000n, iova: 0x0ff000n, size: 0x1000n, flags: RW });
-    container.mapDma({ vaddr: BASE + 0x200000n, iova: 0x200000n, size: 0x200000n, flags: RW });
-    container.mapDma({ vaddr: BASE + 0x400000n, iova: 0x1000000n, size: 0x10000n, flags: R });
-    container.mapDma({ vaddr: BASE + 0x500000n, iova: 0x2000000n, size: 0x10000n, flags: W });
+    for (const [iova, size, flags, off] of HAPPY_MAPS) container.mapDma({ vaddr: BASE + off, iova, size, flags });
     return h.proc.vmLckKb;
   }
 
@@ -275,5 +281,77 @@ describe("defaults", () => {
     });
     expect(Object.isFrozen(TYPE1_KERNEL_DEFAULTS)).toBe(true);
     expect(makeHost().vfio.kernel).toEqual(TYPE1_KERNEL_DEFAULTS);
+  });
+});
+
+/**
+ * The same rules against the recorded transcripts themselves (@iommu-sim/conformance): each kernel's GET_INFO
+ * bytes at every argsz, its MAP_DMA argument errnos and its CHECK_EXTENSION answers, with that kernel's type1
+ * options (the test's own version → options table; the product's one table is built above this package).
+ */
+describe("the options against the 6.1, 6.12 and 7.3 transcripts", () => {
+  const OPTIONS: Record<string, Partial<Type1KernelOptions>> = {
+    "linux-6.1": {},
+    "linux-6.12": { alignCapabilities: true, longtermPinUnshare: true },
+    "linux-7.3": { alignCapabilities: true, longtermPinUnshare: true, nestingIommu: false, sanitizeOverflow: true },
+  };
+  const fixture = (set: string, arch: Arch, name: string) => readRecords({ set, arch, name });
+  const num = (x: unknown): bigint => BigInt(x as string);
+
+  describe.each(Object.keys(OPTIONS))("%s", (set) => {
+    it.each(ARCHES)("%s info-argsz: every GET_INFO's return, argsz and bytes", (arch) => {
+      const h = makeHost({ shape: arch, kernel: OPTIONS[set]! });
+      const { container } = openContainer(h);
+      const recs = fixture(set, arch, "info-argsz").filter((r) => r.cmd === "info");
+      expect(recs.length).toBeGreaterThan(10);
+      for (const r of recs) {
+        const argsz = Number(num(r.argsz_in));
+        const fill = r.fill === undefined ? 0 : Number(num(r.fill));
+        const b = infoBuffer(argsz, fill);
+        const ret = container.ioctl(VFIO_IOMMU_GET_INFO, b);
+        const raw = r.raw as string;
+        const got = toHex(b);
+        expect({ argsz, ret, head: got.slice(0, raw.length) }).toEqual({
+          argsz,
+          ret: r.ret === 0 ? 0 : -22,
+          head: raw,
+        });
+        expect(got.slice(raw.length)).toBe(
+          fill
+            .toString(16)
+            .padStart(2, "0")
+            .repeat((got.length - raw.length) / 2),
+        );
+      }
+    });
+
+    it.each(ARCHES)("%s map-errors-args: every MAP_DMA's errno; basic: CHECK_EXTENSION", (arch) => {
+      const h = makeHost({ shape: arch, kernel: OPTIONS[set]! });
+      const { container } = openContainer(h);
+      const maps = fixture(set, arch, "map-errors-args").filter((r) => r.cmd === "map");
+      expect(maps.length).toBeGreaterThan(10);
+      for (const r of maps) {
+        const flags = (r.prot as string).includes("r") ? R : 0;
+        const map = encodeDmaMap({
+          argsz: 32,
+          flags: flags | ((r.prot as string).includes("w") ? W : 0),
+          vaddr: num(r.vaddr),
+          iova: num(r.iova),
+          size: num(r.size),
+        });
+        const ret = container.ioctl(VFIO_IOMMU_MAP_DMA, map);
+        expect({ r, errno: ret < 0 ? errnoName(ret) : null }).toEqual({ r, errno: r.ret === 0 ? null : r.errno });
+      }
+      const ext = fixture(set, arch, "basic").find((r) => r.cmd === "ext")!;
+      expect(container.ioctl(VFIO_CHECK_EXTENSION, VFIO_TYPE1_NESTING_IOMMU)).toBe(ext.type1_nesting);
+    });
+
+    it.each(ARCHES)("%s map-unmap-happy: VmLck after its six maps (the `r` map of untouched memory)", (arch) => {
+      const h = makeHost({ shape: arch, kernel: OPTIONS[set]! });
+      const { container } = openContainer(h);
+      for (const [iova, size, flags, off] of HAPPY_MAPS) container.mapDma({ vaddr: BASE + off, iova, size, flags });
+      const locked = fixture(set, arch, "map-unmap-happy").find((r) => r.cmd === "locked")!;
+      expect(h.proc.vmLckKb).toBe(locked.vmlck_kb);
+    });
   });
 });

@@ -65,20 +65,22 @@ function refill(
   let a = present > at ? (present < end ? present : end) : at;
   let first: PhysSegment | null = null;
   while (a < end) {
-    const vma = proc.vmaAt(a);
-    if (vma?.kind === "pfnmap") {
-      if (a === at) a = vma.end < end ? vma.end : end;
-      break;
-    }
+    let seg: PhysSegment;
     try {
-      const seg = proc.faultIn(a, opts.write, Number((dmaEnd - a) >> PAGE_SHIFT), opts.unshare ?? false);
-      if (a === at) first = seg;
-      const step = BigInt(seg.pages) * PAGE_SIZE;
-      a = a + step < end ? a + step : end;
+      seg = proc.faultIn(a, opts.write, Number((dmaEnd - a) >> PAGE_SHIFT), opts.unshare ?? false);
     } catch (e) {
       if (a === at || !isErrno(e)) throw e;
       break;
     }
+    // GUP refuses VM_PFNMAP (only the first page is followed, by follow_fault_pfn); a reserved piece may be one.
+    const vma = seg.reserved ? proc.vmaAt(a) : undefined;
+    if (vma?.kind === "pfnmap") {
+      if (a === at) a = vma.end < end ? vma.end : end;
+      break;
+    }
+    if (a === at) first = seg;
+    const step = BigInt(seg.pages) * PAGE_SIZE;
+    a = a + step < end ? a + step : end;
   }
   batch.end = a;
   return first;

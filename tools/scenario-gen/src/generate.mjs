@@ -16,7 +16,7 @@ import { EDU_DMA_REACH, PLATFORMS } from "./platforms.mjs";
 import { Rng } from "./rng.mjs";
 
 /** The current version; older ones stay selectable so every committed scenario can be regenerated. */
-export const GENERATOR_VERSION = 2;
+export const GENERATOR_VERSION = 3;
 const PAGE = 0x1000n;
 const HUGE = 0x20_0000n;
 const U64_MAX = (1n << 64n) - 1n;
@@ -418,18 +418,142 @@ class Gen {
     this.emit(`touch +${hex(off)} ${hex(size)}`, m ? "a mapped range" : undefined);
   }
 
+  // ---------------------------------------------------------------- episodes (v3)
+  // Short runs of lines that only mean something together: what single random lines rarely line up.
+
+  /** A map line under the same pin budget as map(); returns the tracked mapping. */
+  mapLine(iova, size, prot, off, note) {
+    const sz = size > this.budget ? PAGE : size;
+    this.budget -= sz;
+    const m = { iova, size: sz, off };
+    this.maps.push(m);
+    if (this.maps.length > 24) this.maps.shift();
+    this.emit(`map ${hex(iova)} ${hex(sz)} ${prot} vaddr=+${hex(off)}`, note);
+    return m;
+  }
+
+  /** A fresh 2 MiB-aligned buffer offset with room for `size`. */
+  freshOff(size) {
+    let off = ((this.nextOff + HUGE - 1n) / HUGE) * HUGE;
+    if (off + size + MAP_SAFE_MAX > BASE_LEN) off = 0n;
+    this.nextOff = off + size + PAGE;
+    return off;
+  }
+
+  /** A low IOVA, far enough under edu's reach for a few MiB. */
+  lowIova() {
+    return BigInt(1 + this.rng.int(48)) * HUGE + this.rng.pick([0n, 0n, PAGE, HUGE / 2n]);
+  }
+
+  dmaLine(iova, len, dir, off, note) {
+    this.emit(`dma ${hex(iova)} ${hex(len)} ${dir} vaddr=+${hex(off)}${this.dev()}`, note);
+  }
+
+  episode() {
+    const r = this.rng;
+    const kind = r.weighted({
+      pinfail: this.memlock !== null ? 4 : 1,
+      order: this.ndev > 1 ? 4 : 0,
+      dirty: 3,
+      vaddr: 3,
+      limit: 2,
+      huge: 2,
+    });
+    const a = this.lowIova();
+    switch (kind) {
+      case "pinfail": {
+        // a rw pin over the limit fails after faulting its batch in; an r pin of part of it comes next
+        const big = r.pick([0x10000n, 0x20000n, HUGE]);
+        const off = this.freshOff(big);
+        const m = this.mapLine(a, big, "rw", off, "episode pinfail: rw over the memlock limit?");
+        const k = BigInt(r.int(Number(m.size / PAGE)));
+        const small = r.pick([PAGE, 2n * PAGE]);
+        this.mapLine(a + 2n * HUGE, small, "r", off + k * PAGE, "episode pinfail: r pin of pages the rw pin touched");
+        this.emit("locked");
+        return;
+      }
+      case "order": {
+        const ops = {
+          "device open": 3,
+          "device close": 3,
+          "group set": 2,
+          "group unset": 1,
+          "msi on": 3,
+          "msi off": 1,
+          raise: 1,
+        };
+        for (let i = 0, n = 3 + r.int(4); i < n; i++) {
+          const k = r.int(this.ndev);
+          const op = r.weighted(ops);
+          if (op.startsWith("device")) this.emit(`device ${k} ${op.slice(7)}`, "episode order");
+          else if (op.startsWith("group")) this.emit(`group ${k} ${op.slice(6)}`, "episode order");
+          else if (op === "raise") this.emit(`irq raise dev=${k}`, "episode order");
+          else this.emit(`irq ${op} dev=${k}`, "episode order");
+        }
+        return;
+      }
+      case "dirty": {
+        const size = r.pick([PAGE, 4n * PAGE, 0x10000n, HUGE]);
+        const off = this.freshOff(size);
+        this.emit("dirty start", "episode dirty");
+        const m = this.mapLine(a, size, r.pick(["rw", "rw", "w"]), off, "episode dirty");
+        this.dmaLine(m.iova, 0x40n, "from-dev", off, "episode dirty: the device writes the mapping");
+        this.emit(`dirty get ${hex(m.iova)} ${hex(m.size)} 0x1000`, "episode dirty");
+        if (r.chance(0.5)) this.emit(`unmap ${hex(m.iova)} ${hex(m.size)} dirty 0x1000`, "episode dirty");
+        if (r.chance(0.5)) this.emit("dirty stop");
+        return;
+      }
+      case "vaddr": {
+        const size = r.pick([PAGE, 2n * PAGE, 0x10000n]);
+        const off = this.freshOff(size);
+        const m = this.mapLine(a, size, "rw", off, "episode vaddr");
+        this.dmaLine(m.iova, 0x20n, "to-dev", off, "episode vaddr: pattern in through the first vaddr");
+        this.emit(`unmap ${hex(m.iova)} ${hex(m.size)} vaddr`, "episode vaddr: invalidate");
+        this.dmaLine(m.iova, 0x20n, "from-dev", off, "episode vaddr: DMA while the vaddr is invalid");
+        const off2 = this.freshOff(size);
+        this.emit(`mapv ${hex(m.iova)} ${hex(m.size)} vaddr=+${hex(off2)}`, "episode vaddr: a new vaddr");
+        this.dmaLine(m.iova, 0x20n, "from-dev", off2, "episode vaddr: which memory does the IOMMU reach?");
+        this.emit("locked");
+        return;
+      }
+      case "limit": {
+        const n = 3 + r.int(4);
+        const off = this.freshOff(BigInt(n) * PAGE);
+        for (let i = 0n; i < BigInt(n); i++) this.mapLine(a + i * PAGE, PAGE, "rw", off + i * PAGE, "episode limit");
+        const mid = a + BigInt(r.int(n)) * PAGE;
+        this.emit(`unmap ${hex(mid)} ${hex(PAGE)}`, "episode limit: one entry back");
+        this.mapLine(mid, PAGE, "r", off, "episode limit: reuse it");
+        this.emit("info");
+        return;
+      }
+      default: {
+        const size = r.pick([HUGE, 2n * HUGE]);
+        const off = this.freshOff(size);
+        const m = this.mapLine((a / HUGE) * HUGE, size, "rw", off, "episode huge: 2 MiB aligned iova and vaddr");
+        this.dmaLine(m.iova + HUGE - 0x10n, 0x20n, "to-dev", off + HUGE - 0x10n, "episode huge: across 2 MiB");
+        this.emit(`unmap ${hex(m.iova + HUGE / 2n)} ${hex(PAGE)}`, "episode huge: one 4 KiB page inside");
+        this.dmaLine(m.iova + HUGE / 2n, 0x10n, "from-dev", off + HUGE / 2n, "episode huge: through that page");
+        this.emit(`unmap ${hex(m.iova)} ${hex(m.size)}`, "episode huge: the rest");
+      }
+    }
+  }
+
   // ---------------------------------------------------------------- scenario
 
   header() {
     const r = this.rng;
     this.ndev = Number(r.weighted(this.v >= 2 ? { 1: 3, 2: 4, 3: 3 } : { 1: 4, 2: 4, 3: 2 }));
     this.emit(`# random scenario, seed ${this.seed}, ${this.arch} (tools/scenario-gen v${this.v})`);
-    const gen = this.v === GENERATOR_VERSION ? "" : ` --gen ${this.v}`;
-    this.emit(`# regenerate: node tools/scenario-gen/src/cli.mjs --platform ${this.arch} --seed ${this.seed}${gen}`);
+    this.emit(
+      `# regenerate: node tools/scenario-gen/src/cli.mjs --platform ${this.arch} --seed ${this.seed} --gen ${this.v}`,
+    );
     this.emit(`platform ${this.p.name}`);
     if (this.ndev > 1) this.emit(`devices ${this.ndev}`);
-    if (r.chance(0.3))
-      this.emit(`memlock ${hex(r.pick([0n, PAGE, 2n * PAGE, 0x4000n, 0x10000n, 0x20000n, HUGE, 2n * HUGE]))}`);
+    this.memlock = null;
+    if (r.chance(0.3)) {
+      this.memlock = r.pick([0n, PAGE, 2n * PAGE, 0x4000n, 0x10000n, 0x20000n, HUGE, 2n * HUGE]);
+      this.emit(`memlock ${hex(this.memlock)}`);
+    }
     if (r.chance(0.3)) this.emit(`param dma_entry_limit=${r.pick([0, 1, 2, 3, 4, 6, 10])}`);
     if (r.chance(0.08)) this.emit("iommu type1");
     this.emit("---");
@@ -455,6 +579,7 @@ class Gen {
       ext: 1,
       "set-iommu": 1,
     };
+    if (this.v >= 3) weights.episode = 14;
     if (multi && r.chance(0.6)) this.emit(`group ${1 + r.int(this.ndev - 1)} set`);
     for (let i = 0; i < count; i++) {
       const c = r.weighted(weights);
@@ -470,12 +595,13 @@ class Gen {
 
 /**
  * The scenario for `seed` (a 32-bit unsigned integer) on `arch` (`x86` or `arm64`) by generator `version`
- * (1: seeds 1-32 of the first fixtures; 2: DMA through the mapping's own host memory, dirty reads of whole
- * mappings, more devices, maps packed closer), as the text of a `.scn` file. The same seed, arch and
+ * (1: seeds 1-32 of the first fixtures; 2: seeds 33-48, DMA through the mapping's own host memory, dirty reads of whole
+ * mappings, more devices, maps packed closer; 3: episodes, short runs of lines that only mean something
+ * together), as the text of a `.scn` file. The same seed, arch and
  * version always give the same text.
  */
 export function generateScenario(seed, arch, version = GENERATOR_VERSION) {
-  if (version !== 1 && version !== 2) throw new RangeError(`unknown generator version ${version} (1, 2)`);
+  if (![1, 2, 3].includes(version)) throw new RangeError(`unknown generator version ${version} (1, 2, 3)`);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) throw new RangeError(`seed must be a u32: ${seed}`);
   if (!(arch in PLATFORMS)) throw new RangeError(`unknown platform ${arch} (x86, arm64)`);
   const g = new Gen(seed, arch, version);

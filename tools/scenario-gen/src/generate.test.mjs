@@ -8,7 +8,7 @@ import { bitmapBytes, checkBody, checkScenario, EDU_DMA_MAX, parseNum } from "./
 import { EDU_DMA_REACH, PLATFORMS } from "./platforms.mjs";
 
 const ARCHES = ["x86", "arm64"];
-const VERSIONS = [1, GENERATOR_VERSION];
+const VERSIONS = [1, 2, GENERATOR_VERSION];
 const SEEDS = Array.from({ length: 150 }, (_, i) => i);
 const U64_MAX = (1n << 64n) - 1n;
 
@@ -78,7 +78,7 @@ describe("scenario-gen: every scenario is one the probe accepts and the recorder
     }
     expect(() => generateScenario(-1, "x86")).toThrow(RangeError);
     expect(() => generateScenario(1, "riscv")).toThrow(RangeError);
-    expect(() => generateScenario(1, "x86", 3)).toThrow(RangeError);
+    expect(() => generateScenario(1, "x86", 4)).toThrow(RangeError);
   });
 
   it("regenerates every committed random fixture byte for byte from the seed, platform and version in its header", () => {

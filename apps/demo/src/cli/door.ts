@@ -14,7 +14,7 @@ function doorBoard(a: ParsedArgs) {
   const n = devices === undefined ? 1 : Number(devices);
   if (!Number.isInteger(n) || n < 1 || n > 8) throw new UsageError("--devices is 1..8");
   const params = a.flags.get("params");
-  if (params === true) throw new UsageError("--params needs a value");
+  if (typeof params === "boolean") throw new UsageError("--params needs a value");
   return createBoard(boardOf(a), {
     eduCount: n,
     vfioParams: vfioParamsOf(params ?? ""),
@@ -25,7 +25,7 @@ function doorBoard(a: ParsedArgs) {
 async function cmdServe(a: ParsedArgs, io: CliIo): Promise<number> {
   const board = doorBoard(a);
   const socketFlag = a.flags.get("socket");
-  if (socketFlag === true) throw new UsageError("--socket needs a value");
+  if (typeof socketFlag === "boolean") throw new UsageError("--socket needs a value");
   const socket = socketFlag ?? `${process.env.XDG_RUNTIME_DIR || "/tmp"}/iommu-sim-${board.name}.sock`;
   const lib = buildPreload();
   const server = await serveBoard(board, socket, { report: (l) => io.err(`${l}\n`) });
@@ -58,8 +58,8 @@ export async function runCliAsync(argv: readonly string[], io: CliIo): Promise<n
   try {
     a = parseArgs(own);
     if ((a.command !== "serve" && a.command !== "exec") || a.flags.has("help")) return runCli(argv, io);
-    checkFlags(a.command, a);
     if (a.positionals.length) throw new UsageError(`unexpected '${a.positionals[0]}' (a program goes after --)`);
+    checkFlags(a.command, a);
     return a.command === "serve" ? await cmdServe(a, io) : await cmdExec(a, program, io);
   } catch (e) {
     if (e instanceof UsageError) {

@@ -228,6 +228,29 @@ describe("faults (conformance: linux-6.1/arm64 edu-dma)", () => {
     expect(rig.faults).toHaveLength(0x80 / 4 + 1);
   });
 
+  it("regression (QEMU 7.2 splits faulting reads too; 6.1 arm64 random-2 line 3): one event per 4-byte word of a read, to the page end", () => {
+    const rig = makeRig();
+    const dev = rig.pci(1);
+    rig.domain([dev]);
+    // `dma 0x183b000 0x800 to-dev` on nothing mapped: 0x200 events (RnW set), the first ten printed.
+    expect(dev.dmaRead(0x183b000n, 0x800)).toMatchObject({ ok: false, iova: 0x183b000n, access: "read" });
+    expect(rig.faults).toHaveLength(0x800 / 4);
+    expect(rig.faults.every((f) => f.flags === IOMMU_FAULT_READ)).toBe(true);
+    expect(rig.log).toHaveLength(50);
+    expect(rig.log.slice(1, 5)).toEqual(
+      [0x0000000800000010n, 0x0000000800000000n, 0x183b000n, 0n].map(
+        (v) => `arm-smmu-v3 9050000.smmuv3: \t${hex16(v)}`,
+      ),
+    );
+    expect(rig.log[48]).toBe(`arm-smmu-v3 9050000.smmuv3: \t${hex16(0x183b024n)}`);
+    // Past the page end the rest is the next access's business: a read of 0x80 bytes at 0x...ff80 stops there.
+    const rig2 = makeRig();
+    const dev2 = rig2.pci(1);
+    rig2.domain([dev2]);
+    expect(dev2.dmaRead(0x73fff80n, 0x100).ok).toBe(false);
+    expect(rig2.faults).toHaveLength(0x80 / 4);
+  });
+
   it("records a single event per faulting access off the QEMU board, and prints again after the rate-limit interval", () => {
     let t = 0;
     const rig = makeRig({ qemuQuirks: false }, { now: () => t });

@@ -1,8 +1,9 @@
 /**
  * The iommufd uAPI of Linux 6.12 (`include/uapi/linux/iommufd.h`): ioctl numbers, flags, and every
  * struct's size, minimum size (`offsetofend` of its last mandatory field, as main.c's IOCTL_OP table)
- * and field offsets. x86-64 and arm64 share these layouts (`__aligned_u64`). One home for the layouts.
+ * and field offsets. x86-64 and arm64 share these layouts (`__aligned_u64`). Entry point `@vfio/uapi/iommufd`.
  */
+import { view } from "./vfio.js";
 
 /** `IOMMUFD_TYPE` = ';' */
 export const IOMMUFD_TYPE = 0x3b;
@@ -214,18 +215,18 @@ export const IOCTL_SIZES: ReadonlyMap<number, StructSize> = new Map<number, Stru
 ]);
 
 /** Little-endian field access on a struct buffer. */
-export function rd32(b: Uint8Array, off: number): number {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(off, true);
-}
 export function rd16(b: Uint8Array, off: number): number {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength).getUint16(off, true);
+  return view(b).getUint16(off, true);
+}
+export function rd32(b: Uint8Array, off: number): number {
+  return view(b).getUint32(off, true);
 }
 export function rd64(b: Uint8Array, off: number): bigint {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(off, true);
+  return view(b).getBigUint64(off, true);
 }
 export function wr32(b: Uint8Array, off: number, v: number): void {
-  new DataView(b.buffer, b.byteOffset, b.byteLength).setUint32(off, v >>> 0, true);
+  view(b).setUint32(off, v >>> 0, true);
 }
 export function wr64(b: Uint8Array, off: number, v: bigint): void {
-  new DataView(b.buffer, b.byteOffset, b.byteLength).setBigUint64(off, BigInt.asUintN(64, v), true);
+  view(b).setBigUint64(off, BigInt.asUintN(64, v), true);
 }
