@@ -62,7 +62,7 @@ describe.skipIf(skip !== null).concurrent("the recorder's probe.c through the na
   });
 
   for (const { arch, name } of fixtures) {
-    it(`${arch}/${name}`, async () => {
+    it(`${arch}/${name}`, async ({ expect }) => {
       const expected = readFileSync(join(ROOT, arch, `${name}.jsonl`), "utf8");
       const actual = await runThroughDoor(arch, name);
       const d = diffTranscripts(expected, actual);
