@@ -28,8 +28,6 @@ export function project(name: string) {
       // A test's budget is in work (fast-check numRuns), not time: this bound only catches hangs, and is wide
       // because a loaded 2-core machine runs a test several times slower than an idle one.
       testTimeout: 60_000,
-      // A test that asserts nothing cannot fail: every test must make at least one assertion.
-      expect: { requireAssertions: true },
       tags: [
         {
           name: "slow",
@@ -38,6 +36,8 @@ export function project(name: string) {
           timeout: 180_000,
         },
       ],
+      // A test that asserts nothing cannot fail: every test must make at least one assertion.
+      expect: { requireAssertions: true },
     },
   });
 }

@@ -25,6 +25,7 @@ export const ALLOWED = {
     "@iommu/vt-d",
     "@dma-iommu/msi-cookie",
     "@vfio/type1",
+    "@iommu/iommufd",
   ],
   "@iommu-sim/demo": [
     "@iommu/iommufd",
@@ -36,6 +37,7 @@ export const ALLOWED = {
     "@iommu/vt-d",
     "@dma-iommu/msi-cookie",
     "@vfio/type1",
+    "@iommu/iommufd",
     "@iommu-sim/host",
   ],
 };
@@ -45,7 +47,7 @@ export const ALLOWED = {
  * imported only from test files, so nothing a user installs depends on them.
  */
 export const TEST_ONLY = {
-  "@iommu-sim/conformance": ["@iommu/core", "@iommu/vt-d", "@vfio/type1"],
+  "@iommu-sim/conformance": ["@iommu/core", "@iommu/vt-d", "@vfio/type1", "@iommu/iommufd"],
 };
 
 /** A file only tests load: `*.test.ts`, `*.bench.ts`, or under `test-support/` / `testing/`. */

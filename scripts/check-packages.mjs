@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Checks what a published package promises: no development-only export condition (src/ is not in the
 // tarball), the metadata npm shows (license, repository with directory, homepage, bugs, keywords), a
-// prepack that builds, and a tsconfig `paths` entry per export so the workspace type-checks against src/.
-import { readFileSync } from "node:fs";
+// prepack that builds, a shipped CHANGELOG.md, and a tsconfig `paths` entry per export so the workspace type-checks against src/.
+import { existsSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { workspaceSources } from "./workspace-sources.mjs";
 
@@ -13,7 +13,10 @@ const dirs = new Set();
 for (const [spec, file, dir] of workspaceSources()) {
   dirs.add(dir);
   const want = `./${relative(root, file)}`;
-  if (paths[spec]?.[0] !== want) problems.push(`tsconfig.build-base.json: paths["${spec}"] must be ["${want}"]`);
+  if (paths[spec]?.[0] !== want)
+    problems.push(
+      `tsconfig.build-base.json: paths["${spec}"] must be ["${want}"] (run scripts/sync-tsconfig-paths.mjs)`,
+    );
 }
 for (const dir of dirs) {
   const pkg = JSON.parse(readFileSync(join(root, dir, "package.json"), "utf8"));
@@ -28,6 +31,8 @@ for (const dir of dirs) {
   if (!pkg.bugs?.url) problems.push(`${where}: bugs.url is missing`);
   if (!Array.isArray(pkg.keywords) || pkg.keywords.length === 0) problems.push(`${where}: keywords are missing`);
   if (pkg.scripts?.prepack !== "node ../../scripts/prepack.mjs") problems.push(`${where}: prepack must build`);
+  if (!existsSync(join(root, dir, "CHANGELOG.md"))) problems.push(`${dir}: CHANGELOG.md is missing`);
+  if (!pkg.files?.includes("CHANGELOG.md")) problems.push(`${where}: files must include CHANGELOG.md`);
 }
 for (const p of problems) console.error(p);
 process.exit(problems.length ? 1 : 0);

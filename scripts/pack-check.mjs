@@ -5,7 +5,7 @@
 // and checks that CommonJS sees one ErrnoError across `@iommu/core` and `@iommu/core/testing`.
 // PNPM names the pnpm command (default `npx -y pnpm@10.34.9`); KEEP=1 keeps the scratch folder.
 import { execSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -48,7 +48,12 @@ try {
   for (const dir of readdirSync(join(root, "packages")).sort()) {
     const pkg = JSON.parse(readFileSync(join(root, "packages", dir, "package.json"), "utf8"));
     if (pkg.private) continue;
-    const examples = readmeExamples(readFileSync(join(root, "packages", dir, "README.md"), "utf8"), pkg.name);
+    const readme = join(root, "packages", dir, "README.md");
+    if (!existsSync(readme)) {
+      console.log(`skip  ${pkg.name}: no README.md, so no example to run`);
+      continue;
+    }
+    const examples = readmeExamples(readFileSync(readme, "utf8"), pkg.name);
     if (examples.length === 0) failures.push(`${pkg.name}: README has no \`\`\`js example importing the package`);
     examples.forEach((src, i) => {
       for (const [ext, text] of [

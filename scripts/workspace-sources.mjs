@@ -17,10 +17,12 @@ export function workspaceSources() {
       if (!existsSync(pj)) continue;
       const pkg = JSON.parse(readFileSync(pj, "utf8"));
       for (const [sub, target] of Object.entries(pkg.exports ?? {})) {
-        const file = typeof target === "string" ? target : target?.import?.default;
+        const file = typeof target === "string" ? target : (target?.import?.default ?? target?.default);
         const m = typeof file === "string" ? /^\.\/dist\/(.+)\.js$/.exec(file) : null;
         if (!m) continue;
-        out.push([pkg.name + sub.slice(1), join(root, dir, "src", `${m[1]}.ts`), dir]);
+        const flat = join(root, dir, "src", `${m[1]}.ts`);
+        const folder = join(root, dir, "src", m[1], "index.ts");
+        out.push([pkg.name + sub.slice(1), existsSync(flat) || !existsSync(folder) ? flat : folder, dir]);
       }
     }
   }

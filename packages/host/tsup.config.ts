@@ -1,3 +1,3 @@
 import { library } from "../../tsup.shared.ts";
 
-export default library();
+export default library({ index: "src/index.ts", native: "src/native/index.ts" });

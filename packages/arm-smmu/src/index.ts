@@ -9,7 +9,7 @@ export { CMD, EVT } from "./arch/structures.js";
 export type { SmmuMaster } from "./driver/domain.js";
 export { SmmuDomain } from "./driver/domain.js";
 // Driver (what Linux does): probe, stream table, CDs, io-pgtable, command queue, events.
-export type { ArmSmmuV3DriverOptions, ArmSmmuV3Ops } from "./driver/ops.js";
+export type { ArmSmmuV3Driver, ArmSmmuV3DriverOptions } from "./driver/ops.js";
 export { createArmSmmuV3Driver } from "./driver/ops.js";
 export type { LpaeConfig, LpaeTlbOps } from "./driver/pgtable.js";
 export { LpaePageTable } from "./driver/pgtable.js";
@@ -18,7 +18,7 @@ export { MSI_IOVA_BASE, MSI_IOVA_LENGTH, smmuResvRegions } from "./driver/resv-r
 export type { SmmuFeatures } from "./driver/smmu-device.js";
 export type { SmmuV2Master } from "./driver/v2/domain.js";
 export { SmmuV2Domain } from "./driver/v2/domain.js";
-export type { ArmSmmuV2DriverOptions, ArmSmmuV2Ops } from "./driver/v2/ops.js";
+export type { ArmSmmuV2Driver, ArmSmmuV2DriverOptions } from "./driver/v2/ops.js";
 export { createArmSmmuV2Driver } from "./driver/v2/ops.js";
 export type { SmmuV2Features } from "./driver/v2/smmu-device.js";
 export type { SmmuV2HardwareOptions } from "./hw/smmu-v2.js";

@@ -8,14 +8,13 @@ it("README example", () => {
   const memory = new PhysicalMemory();
   memory.addRam(0x40000000n, 0x40000000n, "ram"); // QEMU virt: RAM at 1 GiB
   const hw = createSmmuV3Hardware({ memory, mmioBase: 0x09050000n, oas: 44, streamIdBits: 16, qemuQuirks: true });
-  const log: string[] = [];
-  const ops = createArmSmmuV3Driver({
+  const smmu = createArmSmmuV3Driver({
     memory,
     mmioBase: 0x09050000n, // probe reads IDR0/1/3/5 there, then builds the stream table and queues
     pageAllocator: new PageAllocator(memory, 0x40000000n, 0x4000000n), // the kernel's frames
-    log: (line) => log.push(line),
   });
-  hw.onEventIrq = () => ops.handleEventIrq(); // the board wires the event-queue interrupt
+  const ops = smmu.ops; // the iommu_ops the core calls
+  hw.onEventIrq = () => smmu.handleEventIrq(); // the board wires the event-queue interrupt
 
   const iommu = new Iommu({ defaultDomainType: "DMA", msiRemap: true }); // arm64 Debian: strict DMA
   const edu = new PciDevice(memory, { bus: 0, slot: 1, classCode: 0x00ff00 });
@@ -30,6 +29,7 @@ it("README example", () => {
   edu.dmaWrite(0x100010n, new Uint8Array([1, 2, 3])); // SMMU walks the driver's tables → 0x48000010
   iommu.unmap(domain, 0x101000n, 0x1000n); // splits the block, TLBI_NH_VA + CMD_SYNC
   const r = edu.dmaRead(0x101000n, 4); // F_TRANSLATION event → log lines, fault handler
+  const log = smmu.drainLog(); // ["arm-smmu-v3 9050000.smmuv3: event 0x10 received:", …]
   // --- README example end ---
   expect(group.resvRegionsText()).toBe("0x0000000008000000 0x00000000080fffff msi\n");
   expect([...memory.read(0x48000010n, 3)]).toEqual([1, 2, 3]);

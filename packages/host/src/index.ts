@@ -49,18 +49,7 @@ export {
   VFIO_IRQ_INFO_EVENTFD,
   VFIO_IRQ_INFO_MASKABLE,
   VFIO_IRQ_INFO_NORESIZE,
-  VFIO_IRQ_SET_ACTION_MASK,
-  VFIO_IRQ_SET_ACTION_TRIGGER,
-  VFIO_IRQ_SET_ACTION_UNMASK,
-  VFIO_IRQ_SET_DATA_BOOL,
-  VFIO_IRQ_SET_DATA_EVENTFD,
-  VFIO_IRQ_SET_DATA_NONE,
-  VFIO_PCI_BAR0_REGION_INDEX,
-  VFIO_PCI_CONFIG_REGION_INDEX,
   VFIO_PCI_ERR_IRQ_INDEX,
-  VFIO_PCI_INTX_IRQ_INDEX,
-  VFIO_PCI_MSI_IRQ_INDEX,
-  VFIO_PCI_MSIX_IRQ_INDEX,
   VFIO_PCI_NUM_IRQS,
   VFIO_PCI_NUM_REGIONS,
   VFIO_PCI_REQ_IRQ_INDEX,
@@ -70,6 +59,14 @@ export {
   VfioPciDevice,
   VfioPciHost,
 } from "./kernel/vfio-pci.js";
-export type { BoardSysOptions } from "./sys/board-sys.js";
+export type { EventfdLookup, IoctlUserAccess } from "./kernel/vfio-pci-ioctl.js";
+export { vfioPciIoctl } from "./kernel/vfio-pci-ioctl.js";
+export type { BoardSysOptions, DataResult } from "./sys/board-sys.js";
 export { BoardSys } from "./sys/board-sys.js";
+export type { FdEntry } from "./sys/fd-table.js";
+export { FdTable } from "./sys/fd-table.js";
 export type { ProbeDevice, ProbeSys, SysResult } from "./sys/sys.js";
+export type { NodeKind, StatusText } from "./sys/sysfs.js";
+export { modelStatus, SysFs, spliceStatus } from "./sys/sysfs.js";
+export type { UserMemory } from "./sys/user-memory.js";
+export { ProcessMemory } from "./sys/user-memory.js";

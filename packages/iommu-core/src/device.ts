@@ -75,7 +75,7 @@ export abstract class Device {
       const a = iova + BigInt(at);
       const req = data
         ? { device: this, requesterId: this.requesterId, iova: a, access, data: data.subarray(at) }
-        : { device: this, requesterId: this.requesterId, iova: a, access };
+        : { device: this, requesterId: this.requesterId, iova: a, access, len: len - at };
       const t: Translation = hw.translate(req);
       if (t.kind === "fault") return { ok: false, iova: a, access, reason: t.reason };
       if (t.kind === "interrupt") {

@@ -1,3 +1,5 @@
+export type { Iova, PhysAddr } from "./addr.js";
+export { iova, physAddr } from "./addr.js";
 export type { DeviceIommuState, DmaResult, PciDeviceInit } from "./device.js";
 export { Device, PciDevice, PlatformDevice, pciName } from "./device.js";
 export { createDeviceDirectMappings } from "./direct-mappings.js";

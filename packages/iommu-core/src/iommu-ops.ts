@@ -5,6 +5,7 @@
  * driver that answers each where they differ. Nothing but ErrnoError leaves an op: running out of the
  * kernel's page pool is `PageAllocator`'s ENOMEM at its source; any other exception is a bug.
  */
+import type { Iova, PhysAddr } from "./addr.js";
 import type { Device } from "./device.js";
 import type { ErrnoError } from "./errno.js";
 import type { IommuCap } from "./prot.js";
@@ -91,14 +92,14 @@ export interface DriverDomain {
    * warns and keeps the old entry), ERANGE (arm-smmu: beyond the input or output address size),
    * EFAULT (vt-d: beyond the domain's address width).
    */
-  mapPages?(iova: bigint, paddr: bigint, pgsize: bigint, pgcount: number, prot: number): MapPagesResult;
+  mapPages?(iova: Iova, paddr: PhysAddr, pgsize: bigint, pgcount: number, prot: number): MapPagesResult;
   /**
    * unmap_pages: returns bytes unmapped (0 = nothing there); may be more than asked if a block covers
    * iova. Throws only EIO (an invalidation that did not complete) or ENOMEM (splitting a block).
    */
-  unmapPages?(iova: bigint, pgsize: bigint, pgcount: number, gather: IotlbGather): bigint;
+  unmapPages?(iova: Iova, pgsize: bigint, pgcount: number, gather: IotlbGather): bigint;
   /** iova_to_phys: 0n means "not mapped". */
-  iovaToPhys?(iova: bigint): bigint;
+  iovaToPhys?(iova: Iova): PhysAddr;
   /** iotlb_sync_map: after a successful map (caching-mode hardware needs it). */
   iotlbSyncMap?(iova: bigint, size: bigint): void;
   /** iotlb_sync: invalidate what `gather` covers and wait. */
@@ -175,6 +176,8 @@ export interface TranslateRequest {
   readonly access: DmaAccess;
   /** For writes: the bytes written (interrupt requests are decoded from them). */
   readonly data?: Uint8Array;
+  /** For reads: the bytes the device reads from `iova` on (a write's length is `data.length`). */
+  readonly len?: number;
 }
 
 /**

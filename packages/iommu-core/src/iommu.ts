@@ -3,6 +3,7 @@
  * gives each group a default domain, attaches groups to domains, manages DMA ownership, and
  * forwards map/unmap/reserved-region/capability calls to the driver. Reference §2.
  */
+import type { Iova, PhysAddr } from "./addr.js";
 import type { Device } from "./device.js";
 import { createDeviceDirectMappings } from "./direct-mappings.js";
 import { IommuDomain } from "./domain.js";
@@ -307,17 +308,17 @@ export class Iommu {
   // ---- map / unmap --------------------------------------------------------------------------
 
   /** `iommu_map` (see map.ts): throws ErrnoError and unwinds a partial map. */
-  map(domain: IommuDomain, iova: bigint, paddr: bigint, size: bigint, prot: number): void {
+  map(domain: IommuDomain, iova: Iova, paddr: PhysAddr, size: bigint, prot: number): void {
     iommuMap(domain, iova, paddr, size, prot);
   }
 
   /** `iommu_unmap`: bytes unmapped. */
-  unmap(domain: IommuDomain, iova: bigint, size: bigint): bigint {
+  unmap(domain: IommuDomain, iova: Iova, size: bigint): bigint {
     return iommuUnmap(domain, iova, size);
   }
 
   /** `iommu_iova_to_phys`: 0n = not mapped. */
-  iovaToPhys(domain: IommuDomain, iova: bigint): bigint {
+  iovaToPhys(domain: IommuDomain, iova: Iova): PhysAddr {
     return iommuIovaToPhys(domain, iova);
   }
 

@@ -2,6 +2,7 @@
  * `iommu_map` / `iommu_unmap` / `iommu_iova_to_phys` (iommu.c 6.1 `__iommu_map`, `__iommu_unmap`).
  * Reference §2.3. A failed map unwinds what it mapped, so it leaves no trace.
  */
+import type { Iova, PhysAddr } from "./addr.js";
 import type { IommuDomain } from "./domain.js";
 import { ErrnoError, isErrno } from "./errno.js";
 import { emptyGather, type IotlbGather, isPagingDomain } from "./iommu-ops.js";
@@ -35,7 +36,7 @@ function hex(v: bigint): string {
  * empty page-size bitmap), EINVAL (not a paging domain, or iova/paddr/size not aligned to the
  * minimum page), or the driver's error (EEXIST, ENOMEM, ERANGE, ...) after unwinding.
  */
-export function iommuMap(domain: IommuDomain, iova: bigint, paddr: bigint, size: bigint, prot: number): void {
+export function iommuMap(domain: IommuDomain, iova: Iova, paddr: PhysAddr, size: bigint, prot: number): void {
   const op = "__iommu_map";
   const drv = domain.driver;
   const bitmap = domain.pgsizeBitmap;
@@ -101,7 +102,7 @@ export function iommuMap(domain: IommuDomain, iova: bigint, paddr: bigint, size:
  * unmapped: 0 when the domain cannot unmap or iova/size are misaligned; stops at the first hole;
  * may exceed `size` when a larger page covers the range.
  */
-export function iommuUnmapFast(domain: IommuDomain, iova: bigint, size: bigint, gather: IotlbGather): bigint {
+export function iommuUnmapFast(domain: IommuDomain, iova: Iova, size: bigint, gather: IotlbGather): bigint {
   const drv = domain.driver;
   const bitmap = domain.pgsizeBitmap;
   if (!drv.unmapPages || bitmap === 0n) return 0n;
@@ -135,7 +136,7 @@ function unmapChunk(
 }
 
 /** `iommu_unmap`: unmap, then `iotlb_sync` the gathered span. Returns bytes unmapped (never throws for holes). */
-export function iommuUnmap(domain: IommuDomain, iova: bigint, size: bigint): bigint {
+export function iommuUnmap(domain: IommuDomain, iova: Iova, size: bigint): bigint {
   const gather = emptyGather();
   const n = iommuUnmapFast(domain, iova, size, gather);
   if (!domain.freed) domain.driver.iotlbSync?.(gather);
@@ -143,8 +144,9 @@ export function iommuUnmap(domain: IommuDomain, iova: bigint, size: bigint): big
 }
 
 /** `iommu_iova_to_phys`: identity → iova, blocked → 0, else the driver's walk (0n = not mapped). */
-export function iommuIovaToPhys(domain: IommuDomain, iova: bigint): bigint {
-  if (domain.type === "identity") return iova;
+export function iommuIovaToPhys(domain: IommuDomain, iova: Iova): PhysAddr {
+  // An identity domain translates an IOVA to the same number as a physical address.
+  if (domain.type === "identity") return iova as bigint as PhysAddr;
   if (domain.type === "blocked") return 0n;
   return domain.driver.iovaToPhys?.(iova) ?? 0n;
 }

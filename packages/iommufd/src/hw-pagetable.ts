@@ -3,15 +3,15 @@
  * Auto-allocated on attach to an IOAS (and destroyed with its last device) or made by IOMMU_HWPT_ALLOC.
  */
 import { ErrnoError, type IommuDomain } from "@iommu/core";
-import type { IommufdDevice } from "./device.js";
-import { hwptAttach, hwptDetach } from "./device.js";
-import type { Ioas } from "./ioas.js";
-import type { IommufdCtx } from "./iommufd-ctx.js";
 import {
   IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
   IOMMU_HWPT_ALLOC_NEST_PARENT,
   IOMMU_HWPT_FAULT_ID_VALID,
-} from "./iommufd-uapi.js";
+} from "@vfio/uapi/iommufd";
+import type { IommufdDevice } from "./device.js";
+import { hwptAttach, hwptDetach } from "./device.js";
+import type { Ioas } from "./ioas.js";
+import type { IommufdCtx } from "./iommufd-ctx.js";
 import type { IommufdObject } from "./object-table.js";
 
 export class HwptPaging implements IommufdObject {

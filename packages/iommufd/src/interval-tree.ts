@@ -72,6 +72,16 @@ export class IntervalTree<T extends IntervalNode> {
     return out;
   }
 
+  /** The nodes intersecting [start, last], by start, lazily. */
+  *iterate(start: bigint, last: bigint): Generator<T> {
+    const from = this.disjoint ? Math.max(0, this.lowerBound(start) - 1) : 0;
+    for (let i = from; i < this.nodes.length; i++) {
+      const n = this.nodes[i]!;
+      if (n.start > last) return;
+      if (n.last >= start) yield n;
+    }
+  }
+
   private lowerBound(x: bigint): number {
     let lo = 0;
     let hi = this.nodes.length;
@@ -115,4 +125,28 @@ export function spans(trees: readonly IntervalTree<IntervalNode>[], first: bigin
   }
   out.push({ isHole: true, start: cur, last });
   return out;
+}
+
+/**
+ * The holes of the union of `trees` over [first, last], lowest first, computed lazily (a k-way merge of
+ * the trees' nodes): what `interval_tree_double_span_iter` visits when only holes matter.
+ */
+export function* holes(trees: readonly IntervalTree<IntervalNode>[], first: bigint, last: bigint): Generator<Span> {
+  const its = trees.map((t) => t.iterate(first, last));
+  const heads = its.map((it) => it.next());
+  let cur = first;
+  for (;;) {
+    let k = -1;
+    for (let i = 0; i < heads.length; i++) {
+      const h = heads[i]!;
+      if (!h.done && (k < 0 || h.value.start < (heads[k]!.value as IntervalNode).start)) k = i;
+    }
+    if (k < 0) break;
+    const n = heads[k]!.value as IntervalNode;
+    heads[k] = its[k]!.next();
+    if (n.start > cur) yield { isHole: true, start: cur, last: n.start - 1n };
+    if (n.last >= last) return;
+    if (n.last + 1n > cur) cur = n.last + 1n;
+  }
+  yield { isHole: true, start: cur, last };
 }

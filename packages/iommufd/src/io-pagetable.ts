@@ -12,11 +12,14 @@ import {
   type IommuDomain,
   iommuMap,
   iommuUnmap,
+  PAGE_SHIFT,
+  PAGE_SIZE,
   type ResvRegion,
+  U64_MAX,
 } from "@iommu/core";
-import { type IntervalNode, IntervalTree, type Span, spans } from "./interval-tree.js";
+import { holes, type IntervalNode, IntervalTree, type Span, spans } from "./interval-tree.js";
 import { IoptPages } from "./iopt-pages.js";
-import { PAGE_SHIFT, PAGE_SIZE, U64_MAX, type UserMemory } from "./user-memory.js";
+import type { UserMemory } from "./user-memory.js";
 
 /** HPAGE_SIZE with 4 KiB pages (x86-64 and arm64): the largest alignment iopt_alloc_iova aims for. */
 export const HPAGE_SIZE = 2n << 20n;
@@ -82,13 +85,15 @@ export class IoPagetable {
    * Pages are pinned only if a domain is loaded. Returns the IOVA.
    */
   mapUser(mm: UserMemory, uptr: bigint, length: bigint, iova: bigint | null, prot: number, mmAccount: boolean): bigint {
-    const op = "iopt_alloc_user_pages";
-    if (uptr + length > U64_MAX) throw new ErrnoError("EOVERFLOW", op, "user_va + length wraps", { uptr, length });
-    const down = uptr & ~(PAGE_SIZE - 1n);
-    const startByte = uptr - down;
+    // 6.12's iopt_alloc_pages checks the length before the user range's wrap.
     if (length === 0n || length > MAX_LENGTH) {
       throw new ErrnoError("EINVAL", "iopt_alloc_pages", "length is 0 or too large", { length });
     }
+    if (uptr + length > U64_MAX) {
+      throw new ErrnoError("EOVERFLOW", "iopt_alloc_pages", "user_va + length wraps", { uptr, length });
+    }
+    const down = uptr & ~(PAGE_SIZE - 1n);
+    const startByte = uptr - down;
     const npages = Number((length + startByte + PAGE_SIZE - 1n) >> PAGE_SHIFT);
     const pages = new IoptPages(mm, down, npages, (prot & IOMMU_WRITE) !== 0);
     if (mmAccount && pages.accountMode === "user") pages.accountMode = "mm";
@@ -221,7 +226,7 @@ export class IoPagetable {
     for (const a of allowedSpans) {
       const from = fits(a, false);
       if (from === null) continue;
-      for (const h of spans([this.reserved, this.areas], from, a.last)) {
+      for (const h of holes([this.reserved, this.areas], from, a.last)) {
         const at = fits(h, true);
         if (at !== null) return at;
       }
@@ -252,8 +257,8 @@ export class IoPagetable {
 
   /**
    * `iopt_unmap_iova_range`: unmap every area inside [start, last], lowest first. An area sticking out of
-   * the range stops it with ENOENT (areas before it stay unmapped, as Linux); nothing there is ENOENT too.
-   * Returns the bytes unmapped.
+   * the range stops it with ENOENT (areas before it stay unmapped, as Linux). Returns the bytes unmapped
+   * (0 when nothing is there: the IOAS ioctl turns that into ENOENT, VFIO's compat does not).
    */
   unmapRange(start: bigint, last: bigint): bigint {
     let unmapped = 0n;
@@ -273,9 +278,6 @@ export class IoPagetable {
       area.pages.refs--;
       unmapped += area.last - area.start + 1n;
     }
-    if (unmapped === 0n) {
-      throw new ErrnoError("ENOENT", "iopt_unmap_iova_range", "nothing mapped in the range", { start, last });
-    }
     return unmapped;
   }
 
@@ -289,8 +291,49 @@ export class IoPagetable {
 
   /** `iopt_unmap_all`: everything; an empty IOAS unmaps 0 bytes successfully. */
   unmapAll(): bigint {
-    if (this.areas.isEmpty()) return 0n;
     return this.unmapRange(0n, U64_MAX);
+  }
+
+  /**
+   * `iopt_cut_iova` (VFIO type1 v1 compat): split the areas containing each IOVA so that IOVA becomes an
+   * area's last byte. EINVAL when the cut is not aligned or a domain may hold huge pages; stops at the
+   * first error (earlier cuts stay, as Linux).
+   */
+  cutIova(iovas: readonly bigint[]): void {
+    for (const iova of iovas) {
+      const area = this.areas.iterFirst(iova, iova);
+      if (area) this.splitArea(area, iova);
+    }
+  }
+
+  /** `iopt_area_split`: [start, iova] and [iova + 1, last] over the same pages. */
+  private splitArea(area: IoptArea, iova: bigint): void {
+    const op = "iopt_area_split";
+    if (iova === area.start || iova === area.last) return;
+    const newStart = iova + 1n;
+    const mask = this.iovaAlignment - 1n;
+    if ((newStart & mask) !== 0n || (IoPagetable.startByte(area, newStart) & mask) !== 0n) {
+      throw new ErrnoError("EINVAL", op, "cut not aligned to the IOVA alignment", { iova });
+    }
+    if (this.domains.length > 0 && !this.disableLargePages) {
+      throw new ErrnoError("EINVAL", op, "a domain may map this area with huge pages", { iova });
+    }
+    const lhs = this.makeArea(
+      { pages: area.pages, startByte: IoPagetable.startByte(area, area.start), length: newStart - area.start },
+      area.start,
+      area.prot,
+    );
+    const rhs = this.makeArea(
+      { pages: area.pages, startByte: IoPagetable.startByte(area, newStart), length: area.last - iova },
+      newStart,
+      area.prot,
+    );
+    this.areas.remove(area);
+    this.areas.insert(lhs);
+    this.areas.insert(rhs);
+    area.pages.refs++;
+    // Holds need no change: with a domain loaded, huge pages are off and the alignment is PAGE_SIZE, so
+    // the halves never share a page.
   }
 
   // ---- allowed and reserved ranges ----------------------------------------------------------
@@ -486,19 +529,26 @@ export class IoPagetable {
     area.pages.release(area.firstIndex, area.lastIndex);
   }
 
-  /** Map an area's pinned pages into one domain in physically contiguous runs (PAGE_SIZE runs without huge pages). */
+  /** Map an area's pinned pages into one domain in physically contiguous runs (PAGE_SIZE pieces without huge pages). */
   private mapAreaInto(area: IoptArea, domain: IommuDomain): void {
     const runs: { iova: bigint; phys: bigint; len: bigint }[] = [];
-    let iova = area.start;
-    for (let idx = area.firstIndex; idx <= area.lastIndex; idx++) {
-      const from = idx === area.firstIndex ? area.pageOffset : 0n;
-      const to = idx === area.lastIndex ? (IoPagetable.startByte(area, area.last) % PAGE_SIZE) + 1n : PAGE_SIZE;
-      const phys = area.pages.physOf(idx) + from;
-      const len = to - from;
-      const prev = runs[runs.length - 1];
-      if (prev && !this.disableLargePages && prev.phys + prev.len === phys) prev.len += len;
-      else runs.push({ iova, phys, len });
-      iova += len;
+    const areaFirstByte = IoPagetable.startByte(area, area.start);
+    const areaEndByte = IoPagetable.startByte(area, area.last) + 1n;
+    for (const r of area.pages.pinnedRuns(area.firstIndex, area.lastIndex)) {
+      const runByte = BigInt(r.first) << PAGE_SHIFT;
+      let from = runByte > areaFirstByte ? runByte : areaFirstByte;
+      const runEnd = BigInt(r.first + r.count) << PAGE_SHIFT;
+      const to = runEnd < areaEndByte ? runEnd : areaEndByte;
+      while (from < to) {
+        const pieceEnd = this.disableLargePages ? ((from >> PAGE_SHIFT) + 1n) << PAGE_SHIFT : to;
+        const end = pieceEnd < to ? pieceEnd : to;
+        const iova = area.start + (from - areaFirstByte);
+        const phys = r.phys + (from - runByte);
+        const prev = runs[runs.length - 1];
+        if (prev && !this.disableLargePages && prev.phys + prev.len === phys) prev.len += end - from;
+        else runs.push({ iova, phys, len: end - from });
+        from = end;
+      }
     }
     let mapped = 0n;
     try {

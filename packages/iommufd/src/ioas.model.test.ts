@@ -1,10 +1,10 @@
-import { isErrno, resvRegion } from "@iommu/core";
+import { isErrno, PAGE_SIZE, resvRegion } from "@iommu/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { IommufdDevice } from "./device.js";
 import { IommufdCtx } from "./iommufd-ctx.js";
 import { BASE, testHost, X86 } from "./test-support/hosts.js";
-import { PAGE_SIZE, userOf } from "./user-memory.js";
+import { userOf } from "./user-memory.js";
 
 const PG = 0x1000n;
 
@@ -15,7 +15,8 @@ type Op =
   | { k: "allow"; ioas: number; ranges: [number, number][] }
   | { k: "attach"; dev: number; ioas: number }
   | { k: "detach"; dev: number }
-  | { k: "huge"; ioas: number; on: boolean };
+  | { k: "huge"; ioas: number; on: boolean }
+  | { k: "cut"; ioas: number; pick: number; off: number; sub: number };
 
 const ioasArb = fc.nat(1);
 const opArb: fc.Arbitrary<Op> = fc.oneof(
@@ -65,6 +66,16 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ k: fc.constant("attach" as const), dev: fc.nat(1), ioas: ioasArb }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant("detach" as const), dev: fc.nat(1) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant("huge" as const), ioas: ioasArb, on: fc.boolean() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      k: fc.constant("cut" as const),
+      ioas: ioasArb,
+      pick: fc.nat(),
+      off: fc.nat(7),
+      sub: fc.constantFrom(0xfff, 0xfff, 0x7ff),
+    }),
+  },
 );
 
 /** Everything a failed call must leave alone. */
@@ -92,7 +103,7 @@ function snapshot(ctx: IommufdCtx, host: ReturnType<typeof testHost>, ioases: nu
 
 describe("IOAS model: any sequence of map/unmap/copy/allow/attach keeps the io-pagetable's promises", () => {
   it("areas disjoint, allowed and outside reserved regions; pins and page tables exact; failures leave no trace", () => {
-    const stats = { ops: 0, failed: 0, maps: 0, pinFailures: 0 };
+    const stats = { ops: 0, failed: 0, maps: 0, pinFailures: 0, splits: 0 };
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.nat(0x1000), fc.integer({ min: 1, max: 0x40 })), { maxLength: 2 }),
@@ -113,8 +124,10 @@ describe("IOAS model: any sequence of map/unmap/copy/allow/attach keeps the io-p
             const beforeAreas = ops.length ? ioases.map((id) => [...ctx.ioas(id).iopt.areas.all()]) : [];
             const allowedBefore = op.k === "map" ? [...ctx.ioas(ioases[op.ioas]!).iopt.allowed.all()] : [];
             let result: bigint | number | undefined;
+            const nAreas = op.k === "cut" ? ctx.ioas(ioases[op.ioas]!).iopt.areas.size : 0;
             try {
               result = run(ctx, ioases, devs, op);
+              if (op.k === "cut" && ctx.ioas(ioases[op.ioas]!).iopt.areas.size > nAreas) stats.splits++;
             } catch (e) {
               if (!isErrno(e)) throw e;
               stats.failed++;
@@ -153,6 +166,7 @@ describe("IOAS model: any sequence of map/unmap/copy/allow/attach keeps the io-p
     expect(stats.failed).toBeGreaterThan(50);
     expect(stats.maps).toBeGreaterThan(20);
     expect(stats.pinFailures).toBeGreaterThan(10);
+    expect(stats.splits).toBeGreaterThan(10);
   });
 });
 
@@ -203,6 +217,15 @@ function run(ctx: IommufdCtx, ioases: number[], devs: IommufdDevice[], op: Op): 
     }
     case "huge":
       return ctx.optionHugePages(ioases[op.ioas]!, op.on ? 1n : 0n);
+    case "cut":
+      // iopt_cut_iova, as the type1 v1 compat unmap does before unmapping.
+      {
+        const io = ctx.ioas(ioases[op.ioas]!).iopt;
+        const areas = io.areas.all();
+        const a = areas.length ? areas[op.pick % areas.length]! : { start: 0n };
+        io.cutIova([a.start + BigInt(op.off) * PG + BigInt(op.sub)]);
+      }
+      return;
   }
 }
 

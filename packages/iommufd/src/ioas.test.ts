@@ -156,6 +156,13 @@ describe("IOVA ranges and alignment", () => {
     expect(host.iommu.groupOf(host.device(1))?.domain).toBe(host.iommu.groupOf(host.device(1))?.blockingDomain);
   });
 
+  it("pins long-term: a read-only mapping's GUP unshares (FAULT_FLAG_UNSHARE, no zero page under DMA)", () => {
+    const { ctx, ioas, host } = mapSetup(X86);
+    ctx.ioasMap(ioas, BASE + 0x10000n, 0x2000n, 0x200000n, { fixed: true, read: true, write: false });
+    expect(host.proc.unshares.length).toBeGreaterThan(0);
+    expect(host.proc.unshares.every((u) => u)).toBe(true);
+  });
+
   it("pins at attach what a bare IOAS mapped, and unpins at detach", () => {
     const host = testHost(X86);
     const ctx = new IommufdCtx({ iommu: host.iommu, mm: host.proc });

@@ -2,13 +2,12 @@
  * `struct iommufd_ioas` and its ioctls (ioas.c, 6.12): IOAS_ALLOC, IOVA_RANGES, ALLOW_IOVAS, MAP, COPY,
  * UNMAP and the per-IOAS HUGE_PAGES option, in the kernel's order of checks.
  */
-import { ErrnoError, IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from "@iommu/core";
+import { ErrnoError, IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, U64_MAX } from "@iommu/core";
 import type { HwptPaging } from "./hw-pagetable.js";
 import type { IntervalNode, Span } from "./interval-tree.js";
 import { IoPagetable } from "./io-pagetable.js";
 import type { IommufdCtx } from "./iommufd-ctx.js";
 import type { IommufdObject } from "./object-table.js";
-import { U64_MAX } from "./user-memory.js";
 
 export class Ioas implements IommufdObject {
   readonly type = "ioas" as const;
@@ -124,14 +123,16 @@ export function ioasCopy(
   return dst.iopt.mapPages(list, length, flags.fixed ? dstIova : null, convIommuProt(flags));
 }
 
-/** `iommufd_ioas_unmap`: 0..U64_MAX unmaps everything (0 bytes when empty); else whole mappings only. */
+/** `iommufd_ioas_unmap`: 0..U64_MAX unmaps everything (0 bytes when empty); else whole mappings only, ENOENT for none. */
 export function ioasUnmap(ctx: IommufdCtx, ioasId: number, iova: bigint, length: bigint): bigint {
   const ioas = ctx.objects.get<Ioas>(ioasId, "ioas");
   if (iova === 0n && length === U64_MAX) return ioas.iopt.unmapAll();
   if (iova >= U64_MAX || length >= U64_MAX) {
     throw new ErrnoError("EOVERFLOW", "iommufd_ioas_unmap", "iova or length too large", { iova, length });
   }
-  return ioas.iopt.unmapIova(iova, length);
+  const n = ioas.iopt.unmapIova(iova, length);
+  if (n === 0n) throw new ErrnoError("ENOENT", "iommufd_ioas_unmap", "nothing mapped in the range", { iova, length });
+  return n;
 }
 
 /** `iommufd_ioas_option_huge_pages`: get (1 = huge pages allowed) or set 0/1 (else EINVAL). */

@@ -5,6 +5,7 @@
  * interface (`iommufd-ioctl.ts`) decodes into it.
  */
 import { type Device, ErrnoError, type Iommu, type IommuGroup } from "@iommu/core";
+import { IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_FAULT_ID_VALID } from "@vfio/uapi/iommufd";
 import {
   deviceAttach,
   deviceBind,
@@ -31,7 +32,6 @@ import {
   ioasUnmap,
   type MapFlags,
 } from "./ioas.js";
-import { IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_FAULT_ID_VALID } from "./iommufd-uapi.js";
 import { ObjectTable } from "./object-table.js";
 import type { UserMemory } from "./user-memory.js";
 

@@ -1,9 +1,18 @@
 import { ERRNO } from "@iommu/core";
+import {
+  VFIO_CHECK_EXTENSION,
+  VFIO_GET_API_VERSION,
+  VFIO_IOMMU_DIRTY_PAGES,
+  VFIO_IOMMU_GET_INFO,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_UNMAP_DMA,
+  VFIO_SET_IOMMU,
+} from "@vfio/uapi";
+import * as U from "@vfio/uapi/iommufd";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { IommufdCtx } from "./iommufd-ctx.js";
 import { iommufdIoctl } from "./iommufd-ioctl.js";
-import * as U from "./iommufd-uapi.js";
 import { BASE, testHost, X86 } from "./test-support/hosts.js";
 import { userOf } from "./user-memory.js";
 
@@ -115,11 +124,15 @@ describe("fuzz of the /dev/iommu byte interface", () => {
           seen.set(rc, (seen.get(rc) ?? 0) + 1);
           expect(rc === 0 || KNOWN.has(rc)).toBe(true);
           if (rc === 0) continue;
+          // IOVA_RANGES answers before EMSGSIZE, HWPT_INVALIDATE writes entry_num, the compat UNMAP_DMA its size.
           const answers =
-            (c.cmd === U.IOMMU_IOAS_IOVA_RANGES && rc === -ERRNO.EMSGSIZE) || c.cmd === U.IOMMU_HWPT_INVALIDATE;
+            (c.cmd === U.IOMMU_IOAS_IOVA_RANGES && rc === -ERRNO.EMSGSIZE) ||
+            c.cmd === U.IOMMU_HWPT_INVALIDATE ||
+            c.cmd === VFIO_IOMMU_UNMAP_DMA;
           if (!answers) expect(Buffer.from(buf).equals(Buffer.from(bytes))).toBe(true);
           // UNMAP's partial ENOENT (whole areas removed lowest-first) is the one failure that may change state.
-          if (!(c.cmd === U.IOMMU_IOAS_UNMAP && rc === -ERRNO.ENOENT)) expect(state(s)).toBe(before);
+          const partialUnmap = (c.cmd === U.IOMMU_IOAS_UNMAP || c.cmd === VFIO_IOMMU_UNMAP_DMA) && rc === -ERRNO.ENOENT;
+          if (!partialUnmap) expect(state(s)).toBe(before);
         }
       }),
       { seed: 0xf22, numRuns: 120 },
@@ -128,5 +141,58 @@ describe("fuzz of the /dev/iommu byte interface", () => {
     for (const rc of [0, -ERRNO.EINVAL, -ERRNO.ENOENT, -ERRNO.E2BIG, -ERRNO.EOPNOTSUPP, -ERRNO.ENOTTY]) {
       expect(seen.get(rc) ?? 0).toBeGreaterThan(0);
     }
+  });
+});
+
+describe("fuzz of the VFIO container compat (an iommufd file as /dev/vfio/vfio)", () => {
+  const compatCmds = [
+    VFIO_GET_API_VERSION,
+    VFIO_CHECK_EXTENSION,
+    VFIO_SET_IOMMU,
+    VFIO_IOMMU_GET_INFO,
+    VFIO_IOMMU_MAP_DMA,
+    VFIO_IOMMU_UNMAP_DMA,
+    VFIO_IOMMU_DIRTY_PAGES,
+  ];
+  const compatCall = fc.record({
+    cmd: fc.constantFrom(...compatCmds),
+    int: fc.oneof(fc.constantFrom(0, 1, 3, 4, 6, 8, 9, 10), fc.nat()),
+    argsz: fc.constantFrom(0, 15, 16, 20, 24, 31, 32, 50, 72, 88, 4096),
+    words: fc.array(wordArb, { minLength: 4, maxLength: 4 }),
+    len: fc.constantFrom(8, 24, 32, 64, 4096),
+    device: fc.boolean(),
+  });
+
+  it("answers only values or known -errnos; a failure changes no state (but UNMAP's partial ENOENT)", () => {
+    fc.assert(
+      fc.property(fc.array(compatCall, { minLength: 1, maxLength: 25 }), (calls) => {
+        const host = testHost(X86);
+        const ctx = new IommufdCtx({ iommu: host.iommu, mm: host.proc, vfioCompat: true });
+        ctx.vfioCompatIoasCreate();
+        const s = { host, ctx };
+        for (const c of calls) {
+          if (c.device && !ctx.groups.size) {
+            try {
+              ctx.attachDevice(ctx.bindDevice(host.device(1)), ctx.vfioIoasGet());
+            } catch {}
+          }
+          const buf = new Uint8Array(c.len);
+          c.words.forEach((w, i) => {
+            if (i * 8 + 8 <= buf.length) {
+              U.wr32(buf, i * 8, w.lo);
+              U.wr32(buf, i * 8 + 4, w.hi);
+            }
+          });
+          U.wr32(buf, 0, c.argsz);
+          const arg = c.cmd === VFIO_SET_IOMMU || c.cmd === VFIO_CHECK_EXTENSION ? c.int : buf;
+          const before = state(s);
+          const rc = iommufdIoctl(ctx, c.cmd, arg);
+          expect(rc >= 0 || KNOWN.has(rc)).toBe(true);
+          if (rc >= 0) continue;
+          if (!(c.cmd === VFIO_IOMMU_UNMAP_DMA && rc === -ERRNO.ENOENT)) expect(state(s)).toBe(before);
+        }
+      }),
+      { seed: 0xc0a7, numRuns: 100 },
+    );
   });
 });

@@ -1,8 +1,8 @@
 import { ERRNO } from "@iommu/core";
+import * as U from "@vfio/uapi/iommufd";
 import { describe, expect, it } from "vitest";
 import { IommufdCtx } from "./iommufd-ctx.js";
 import { iommufdIoctl } from "./iommufd-ioctl.js";
-import * as U from "./iommufd-uapi.js";
 import { ARM64, BASE, testHost, X86 } from "./test-support/hosts.js";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");

@@ -4,10 +4,7 @@
  * struct, or a size above PAGE_SIZE, E2BIG), decodes into the typed API and writes the answer back as
  * `iommufd_ucmd_respond` (min(size, struct) bytes). Returns 0 or -errno; nothing else escapes.
  */
-import { ErrnoError, isErrno } from "@iommu/core";
-import type { IntervalNode } from "./interval-tree.js";
-import { checkAllowedRanges, type MapFlags } from "./ioas.js";
-import type { IommufdCtx } from "./iommufd-ctx.js";
+import { ErrnoError, isErrno, PAGE_SIZE, U64_MAX } from "@iommu/core";
 import {
   DESTROY,
   FAULT_ALLOC,
@@ -61,8 +58,11 @@ import {
   VFIO_IOAS,
   wr32,
   wr64,
-} from "./iommufd-uapi.js";
-import { PAGE_SIZE, U64_MAX } from "./user-memory.js";
+} from "@vfio/uapi/iommufd";
+import type { IntervalNode } from "./interval-tree.js";
+import { checkAllowedRanges, type MapFlags } from "./ioas.js";
+import type { IommufdCtx } from "./iommufd-ctx.js";
+import { type CompatArg, vfioCompatIoctl } from "./vfio-compat.js";
 
 /** What a command handler gets: the kernel's copy of the struct and a way to answer. */
 interface Ucmd {
@@ -331,15 +331,14 @@ function hwptInvalidate(u: Ucmd): void {
 
 /**
  * One ioctl on an open `/dev/iommu`: `arg` is the user's buffer (the struct, possibly followed by more
- * bytes). Returns 0 or -errno. Numbers outside iommufd's range go to the VFIO compat handler (ENOTTY here).
+ * bytes). Returns 0 or -errno. Numbers outside iommufd's range go to the VFIO container compat (`vfio-compat.ts`).
  */
-export function iommufdIoctl(ctx: IommufdCtx, cmd: number, arg: Uint8Array): number {
+export function iommufdIoctl(ctx: IommufdCtx, cmd: number, arg: CompatArg): number {
+  const nr = cmd & 0xff;
+  if (nr < IOMMUFD_CMD_BASE || nr > IOMMUFD_CMD_LAST) return vfioCompatIoctl(ctx, cmd, arg);
   try {
-    const nr = cmd & 0xff;
-    if (nr < IOMMUFD_CMD_BASE || nr > IOMMUFD_CMD_LAST) {
-      throw new ErrnoError("ENOTTY", "iommufd_vfio_ioctl", "not an iommufd command", { cmd });
-    }
-    if (arg.length < 4) throw new ErrnoError("EFAULT", "iommufd_fops_ioctl", "cannot read size", {});
+    if (!(arg instanceof Uint8Array) || arg.length < 4)
+      throw new ErrnoError("EFAULT", "iommufd_fops_ioctl", "cannot read size", {});
     const size = rd32(arg, 0);
     const op = IOCTL_SIZES.get(cmd);
     if (!op) throw new ErrnoError("ENOTTY", "iommufd_fops_ioctl", "ioctl number mismatch", { cmd });

@@ -2,13 +2,17 @@
  * `struct iopt_pages` (pages.c, 6.12): the user memory behind one IOMMU_IOAS_MAP, shared by every area
  * that maps a slice of it (COPY makes more areas over the same pages). A page is pinned once, when the
  * first area holding it is filled into a domain, and charged once (`npinned`); it is unpinned and
- * uncharged when the last holder lets go. So a COPY never pins again.
+ * uncharged when the last holder lets go. So a COPY never pins again. Pinned pages are kept as runs of
+ * physically contiguous pages with one holder count, so GiBs of huge pages cost a few runs, not 4 KiB entries.
  */
-import { ErrnoError } from "@iommu/core";
-import { type AccountMode, PAGE_SHIFT, PAGE_SIZE, type UserMemory, updatePinned } from "./user-memory.js";
+import { ErrnoError, PAGE_SHIFT, PAGE_SIZE } from "@iommu/core";
+import { type AccountMode, type UserMemory, updatePinned } from "./user-memory.js";
 
-interface PinnedPage {
-  readonly phys: bigint;
+/** Pages [first, first + count) pinned at phys, phys + 4 KiB, ..., each held by `holders` areas. */
+export interface PinnedRun {
+  first: number;
+  count: number;
+  phys: bigint;
   holders: number;
 }
 
@@ -22,7 +26,9 @@ export class IoptPages {
   accountMode: AccountMode;
   /** Areas referencing these pages (`kref`). */
   refs = 0;
-  private readonly pinned = new Map<number, PinnedPage>();
+  /** Pinned runs, sorted and disjoint. */
+  private runs: PinnedRun[] = [];
+  private pinnedCount = 0;
 
   constructor(
     readonly mm: UserMemory,
@@ -38,7 +44,7 @@ export class IoptPages {
 
   /** `pages->npinned`. */
   get npinned(): number {
-    return this.pinned.size;
+    return this.pinnedCount;
   }
 
   /**
@@ -46,46 +52,107 @@ export class IoptPages {
    * EFAULT/ENOMEM from GUP or ENOMEM from the charge; on failure nothing is held, pinned or charged.
    */
   hold(first: number, last: number): void {
-    const fresh: [number, bigint][] = [];
-    for (let i = first; i <= last; ) {
-      if (this.pinned.has(i)) {
-        i++;
-        continue;
-      }
-      let run = 1;
-      while (i + run <= last && !this.pinned.has(i + run)) run++;
-      let done = 0;
-      while (done < run) {
-        const seg = this.mm.faultIn(this.uptr + (BigInt(i + done) << PAGE_SHIFT), this.writable, run - done);
-        const n = Math.max(1, Math.min(seg.pages, run - done));
-        for (let k = 0; k < n; k++) fresh.push([i + done + k, seg.phys + BigInt(k) * PAGE_SIZE]);
-        done += n;
-      }
-      i += run;
+    const fresh: PinnedRun[] = [];
+    let i = first;
+    for (const r of this.overlapping(first, last)) {
+      if (r.first > i) this.gup(i, r.first - 1, fresh);
+      i = r.first + r.count;
     }
-    updatePinned(this.mm, this.accountMode, fresh.length);
-    for (const [idx, phys] of fresh) this.pinned.set(idx, { phys, holders: 0 });
-    for (let i = first; i <= last; i++) this.pinned.get(i)!.holders++;
+    if (i <= last) this.gup(i, last, fresh);
+    const n = fresh.reduce((a, r) => a + r.count, 0);
+    updatePinned(this.mm, this.accountMode, n);
+    this.pinnedCount += n;
+    for (const r of fresh) this.insert(r);
+    this.split(first);
+    this.split(last + 1);
+    for (const r of this.overlapping(first, last)) r.holders++;
   }
 
   /** Let go of pages [first, last]; unpin and uncharge the ones no holder is left on. */
   release(first: number, last: number): void {
+    this.split(first);
+    this.split(last + 1);
     let freed = 0;
-    for (let i = first; i <= last; i++) {
-      const p = this.pinned.get(i);
-      if (!p) continue;
-      if (--p.holders === 0) {
-        this.pinned.delete(i);
-        freed++;
-      }
+    for (const r of this.overlapping(first, last)) {
+      if (--r.holders === 0) freed += r.count;
     }
+    if (freed) this.runs = this.runs.filter((r) => r.holders > 0);
+    this.pinnedCount -= freed;
     updatePinned(this.mm, this.accountMode, -freed);
   }
 
   /** Physical address of a held page. */
   physOf(index: number): bigint {
-    const p = this.pinned.get(index);
-    if (!p) throw new ErrnoError("EINVAL", "iopt_pages_phys", "page is not pinned", { index });
-    return p.phys;
+    const r = this.runAt(index);
+    if (!r) throw new ErrnoError("EINVAL", "iopt_pages_phys", "page is not pinned", { index });
+    return r.phys + BigInt(index - r.first) * PAGE_SIZE;
+  }
+
+  /** The pinned runs covering [first, last] (clipped), in order: what a domain fill maps. */
+  pinnedRuns(first: number, last: number): { first: number; count: number; phys: bigint }[] {
+    return this.overlapping(first, last).map((r) => {
+      const s = Math.max(first, r.first);
+      const e = Math.min(last, r.first + r.count - 1);
+      return { first: s, count: e - s + 1, phys: r.phys + BigInt(s - r.first) * PAGE_SIZE };
+    });
+  }
+
+  /** GUP pages [first, last] into new runs (holders 0), split where physical contiguity breaks. */
+  private gup(first: number, last: number, out: PinnedRun[]): void {
+    let i = first;
+    while (i <= last) {
+      // FOLL_LONGTERM: a read pin unshares (no zero page under a DMA mapping).
+      const seg = this.mm.faultIn(this.uptr + (BigInt(i) << PAGE_SHIFT), this.writable, last - i + 1, true);
+      const n = Math.max(1, Math.min(seg.pages, last - i + 1));
+      const prev = out[out.length - 1];
+      if (prev && prev.first + prev.count === i && prev.phys + BigInt(prev.count) * PAGE_SIZE === seg.phys) {
+        prev.count += n;
+      } else out.push({ first: i, count: n, phys: seg.phys, holders: 0 });
+      i += n;
+    }
+  }
+
+  private lowerBound(index: number): number {
+    let lo = 0;
+    let hi = this.runs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const r = this.runs[mid]!;
+      if (r.first + r.count <= index) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private runAt(index: number): PinnedRun | undefined {
+    const r = this.runs[this.lowerBound(index)];
+    return r && r.first <= index ? r : undefined;
+  }
+
+  private overlapping(first: number, last: number): PinnedRun[] {
+    const out: PinnedRun[] = [];
+    for (let k = this.lowerBound(first); k < this.runs.length && this.runs[k]!.first <= last; k++) {
+      out.push(this.runs[k]!);
+    }
+    return out;
+  }
+
+  private insert(r: PinnedRun): void {
+    this.runs.splice(this.lowerBound(r.first), 0, r);
+  }
+
+  /** Make `index` the first page of a run if a run straddles it. */
+  private split(index: number): void {
+    const k = this.lowerBound(index);
+    const r = this.runs[k];
+    if (!r || r.first >= index) return;
+    const head = index - r.first;
+    this.runs.splice(k + 1, 0, {
+      first: index,
+      count: r.count - head,
+      phys: r.phys + BigInt(head) * PAGE_SIZE,
+      holders: r.holders,
+    });
+    r.count = head;
   }
 }

@@ -5,9 +5,6 @@
  */
 import { ErrnoError, PAGE_SHIFT } from "@iommu/core";
 
-/** The page and u64 constants are core's (one home); re-exported for this package's modules. */
-export { PAGE_SHIFT, PAGE_SIZE, U64_MAX } from "@iommu/core";
-
 /** One physically contiguous piece behind a virtual range, as GUP finds it. */
 export interface UserSegment {
   readonly phys: bigint;
@@ -19,10 +16,12 @@ export interface UserSegment {
 export interface UserMemory {
   /**
    * `pin_user_pages(FOLL_LONGTERM | (write ? FOLL_WRITE : 0))` of the page at `vaddr`: faults it in and
-   * returns the contiguous piece starting there (at most `maxPages`). Throws EFAULT (no vma, write to a
-   * read-only vma) or ENOMEM. The model has no page refcounts, so an unpin is nothing to the process.
+   * returns the contiguous piece starting there (at most `maxPages`). `unshare` (FAULT_FLAG_UNSHARE, which a
+   * long-term read pin always asks for since 6.2) gives an untouched anonymous page its own frame instead of
+   * the shared zero page. Throws EFAULT (no vma, write to a read-only vma) or ENOMEM. The model has no page
+   * refcounts, so an unpin is nothing to the process.
    */
-  faultIn(vaddr: bigint, write: boolean, maxPages: number): UserSegment;
+  faultIn(vaddr: bigint, write: boolean, maxPages: number, unshare: boolean): UserSegment;
   /** RLIMIT_MEMLOCK in bytes. */
   readonly rlimitMemlock: bigint;
   /** CAP_IPC_LOCK: pages are then not accounted (IOPT_PAGES_ACCOUNT_NONE). */

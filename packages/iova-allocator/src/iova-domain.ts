@@ -7,6 +7,8 @@ import { GAP_SAT, NIL, RangeTree } from "./range-tree.js";
 
 /** Linux's anchor node: the sentinel above every range (`IOVA_ANCHOR`, pfn ~0UL). */
 const ANCHOR = -2;
+/** "Not looked up yet" for a lazily found node (distinct from NIL and ANCHOR). */
+const UNKNOWN = -3;
 /** alloc_iova_fast rounds cacheable sizes below 2^(6-1) up to a power of two. */
 const FAST_ROUNDUP_BELOW = 1 << (IOVA_RANGE_CACHE_MAX_SIZE - 1);
 const MAX_CPUS = 4096;
@@ -42,6 +44,8 @@ export class IovaDomain implements Iterable<IovaRange> {
   private cachedNode = ANCHOR;
   private cached32Node = ANCHOR;
   private max32AllocSize: number;
+  /** The node whose own gap the last successful walk placed its range in (NIL: above every node's gap test). */
+  private walkAbove = NIL;
 
   constructor(options: IovaDomainOptions) {
     const { granule, startPfn } = options;
@@ -228,8 +232,8 @@ export class IovaDomain implements Iterable<IovaRange> {
       this.removeNode(x, located);
       return;
     }
-    if (!t.isIndexed(x) && t.lo(x) === pfn) {
-      this.fastIndex.set(pfn, x);
+    if (located && !t.isIndexed(x) && t.lo(x) === pfn) {
+      this.fastIndex.set(pfn, x); // found by the tree: next time by the index
       t.setIndexed(x, true);
     }
     t.setCached(x, true);
@@ -297,7 +301,7 @@ export class IovaDomain implements Iterable<IovaRange> {
       this.max32AllocSize = size;
       return NIL;
     }
-    const x = this.tree.insert(pfn, pfn + size - 1);
+    const x = this.tree.insert(pfn, pfn + size - 1, this.walkAbove);
     if (pfn + size - 1 < this.dma32bitPfn) this.cached32Node = x;
     else this.cachedNode = x;
     return x;
@@ -316,13 +320,17 @@ export class IovaDomain implements Iterable<IovaRange> {
       // Every node at or above the limit offers the same candidate; only the lowest of them can take it.
       const candidate = alignDown(high - size, align);
       const below = t.floorBelow(high);
-      if (below === NIL || t.hi(below) < candidate) return candidate >= low ? candidate : -1;
+      if (below === NIL || t.hi(below) < candidate) {
+        this.walkAbove = NIL;
+        return candidate >= low ? candidate : -1;
+      }
       upper = below;
     } else upper = from;
     // Linux's first step: the gap just below the start node (most walks end there).
     let x: number;
     if (size >= GAP_SAT) x = this.lastFitExact(upper, size, align);
     else x = t.ownFits(upper, size, aligned) ? upper : t.lastFit(t.lo(upper), size, aligned);
+    this.walkAbove = x;
     const top = t.lo(x);
     if (top < size) return -1;
     const candidate = alignDown(top - size, align);
@@ -353,13 +361,13 @@ export class IovaDomain implements Iterable<IovaRange> {
     if (!located) t.locate(x);
     const lo = t.lo(x);
     const hi = t.hi(x);
-    let next = -3; // rb_next(x), found from the path on first use
+    let next = UNKNOWN; // rb_next(x), found from the path on first use
     if (x === this.cached32Node || (hi < this.dma32bitPfn && lo >= this.loOf(this.cached32Node))) {
       next = this.successorOnPath();
       this.cached32Node = next;
     }
     if (lo < this.dma32bitPfn) this.max32AllocSize = this.dma32bitPfn;
-    if (lo >= this.loOf(this.cachedNode)) this.cachedNode = next === -3 ? this.successorOnPath() : next;
+    if (lo >= this.loOf(this.cachedNode)) this.cachedNode = next === UNKNOWN ? this.successorOnPath() : next;
     this.unindex(x);
     t.removeOnPath();
   }

@@ -1,5 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { IovaDomain } from "./iova-domain.js";
+import { ReferenceIovaDomain } from "./testing/linux-iova-reference.js";
 import { compareRun, type ModelConfig, type ModelOp } from "./testing/op-runner.js";
 
 // The engine against the linear reference walk (src/testing/linux-iova-reference.ts) over long random call
@@ -265,6 +267,83 @@ describe("IovaDomain agrees with Linux's linear walk for sizes of 2^32 granules 
         },
       ),
       { seed: 0xb16, numRuns: 150 },
+    );
+  });
+});
+
+describe("IovaDomain agrees with the reference on both depot shapes, model time included", () => {
+  it("bursts that fill loaded, prev and the depot, frees in random orders, ticks of 0-250 ms, flushes", () => {
+    const burstArb = fc.record({
+      size: fc.constantFrom(1, 2, 3, 4, 32),
+      count: fc.integer({ min: 1, max: 700 }),
+      order: fc.constantFrom("lifo", "fifo", "shuffled"),
+      cpu: fc.nat(2),
+      limitCut: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 3000 })),
+      tickMs: fc.oneof(fc.constantFrom(0, 1, 99, 100, 101, 200), fc.integer({ min: 1, max: 250 })),
+      flush: fc.boolean(),
+      freeAll: fc.boolean(),
+      flushNow: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(
+        fc.constantFrom("array" as const, "list" as const),
+        fc.integer({ min: 1, max: 3 }),
+        fc.array(burstArb, { minLength: 2, maxLength: 10 }),
+        fc.integer(),
+        (rcacheDepot, cpus, bursts, seed) => {
+          const opts = { granule: 4096, startPfn: 1, cpus, rcacheDepot };
+          let x = seed >>> 0;
+          const rnd = (n: number) => {
+            x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+            return (x >>> 8) % n;
+          };
+          const live: number[] = [];
+          const real = new IovaDomain(opts);
+          const ref = new ReferenceIovaDomain(opts);
+          const same = (a: unknown, b: unknown, what: string) => {
+            if (JSON.stringify(a) !== JSON.stringify(b))
+              throw new Error(`${what}: engine ${JSON.stringify(a)} vs reference ${JSON.stringify(b)}`);
+          };
+          for (const b of bursts) {
+            const cpu = b.cpu % cpus;
+            const limit = 0xfffff - b.limitCut;
+            for (let i = 0; i < b.count; i++) {
+              const p = real.allocFast(b.size, limit, b.flush, cpu);
+              same(p, ref.allocFast(b.size, limit, b.flush, cpu), "allocFast");
+              if (p !== 0) live.push(p);
+            }
+            const n = b.freeAll ? live.length : rnd(live.length + 1);
+            if (b.order === "fifo") live.reverse();
+            for (let i = 0; i < n; i++) {
+              const j = b.order === "shuffled" ? rnd(live.length) : live.length - 1;
+              const [p] = live.splice(j, 1);
+              real.freeFast(p!, b.size, cpu);
+              ref.freeFast(p!, b.size, cpu);
+            }
+            if (b.flushNow) {
+              // A flush with full depots (the order depot magazines go back in does not show in the hints).
+              real.flushRangeCaches();
+              ref.flushRangeCaches();
+              same(real.hints(), ref.hints(), "hints after a flush");
+            }
+            real.tick(b.tickMs);
+            ref.tick(b.tickMs);
+            same([real.count, real.cachedCount], [ref.count, ref.cachedCount], "counts");
+            real.tick(b.tickMs);
+            ref.tick(b.tickMs);
+            same([real.count, real.cachedCount], [ref.count, ref.cachedCount], "counts after a second tick");
+
+            same(real.hints(), ref.hints(), "hints");
+            same([...real.ranges()], ref.ranges(), "ranges");
+          }
+          // Long enough for every trim to finish.
+          real.tick(100 * 1000);
+          ref.tick(100 * 1000);
+          same([real.count, real.cachedCount], [ref.count, ref.cachedCount], "counts after the trims");
+          same([...real.ranges()], ref.ranges(), "ranges after the trims");
+        },
+      ),
+      { seed: 0xde907, numRuns: 30 },
     );
   });
 });

@@ -182,4 +182,106 @@ describe("allocFast / freeFast (range caches)", () => {
       expect(d.validateTree()).toBeNull();
     });
   });
+
+  describe("rcacheDepot 'list' (Linux 6.7+, 'iommu/iova: Make the rcache depot scale better')", () => {
+    const MAG = 127;
+
+    /** Allocates n single granules top-down from 0xfffff and frees them lowest first; returns the lowest pfn. */
+    function fillAndFree(d: IovaDomain, n: number, between?: (k: number) => void): number {
+      for (let i = 0; i < n; i++) expect(d.allocFast(1, TOP, false)).toBe(TOP - i);
+      const lo = TOP - (n - 1);
+      for (let k = 0; k < n; k++) {
+        d.freeFast(lo + k, 1);
+        between?.(k);
+      }
+      return lo;
+    }
+
+    it("a full loaded and prev never send ranges to the tree: the depot grows past MAX_GLOBAL_MAGS", () => {
+      const n = MAG * (2 + MAX_GLOBAL_MAGS + 8);
+      const list = new IovaDomain({ granule: G4K, startPfn: 1, rcacheDepot: "list" });
+      fillAndFree(list, n);
+      expect(list.depotSize(1)).toBe(MAX_GLOBAL_MAGS + 8);
+      expect(list.cachedCount).toBe(n);
+      expect(list.count).toBe(n);
+      // 6.1 (the default) freed the 8 magazines that found its array full.
+      const array = new IovaDomain({ granule: G4K, startPfn: 1 });
+      expect(array.rcacheDepot).toBe("array");
+      fillAndFree(array, n);
+      expect(array.depotSize(1)).toBe(MAX_GLOBAL_MAGS);
+      expect(array.count).toBe(n - 8 * MAG);
+    });
+
+    it("iova_depot_work_func: due 100 ms after the push that armed it, frees the newest depot magazine, re-arms until cpus magazines remain", () => {
+      const d = new IovaDomain({ granule: G4K, startPfn: 1, cpus: 2, rcacheDepot: "list" });
+      const n = MAG * 6;
+      // Free #254 pushes the 2nd magazine at t = 0 (armed for t = 100); the next pushes happen at t = 50.
+      const lo = fillAndFree(d, n, (k) => {
+        if (k === 2 * MAG) d.tick(50);
+      });
+      expect(d.now).toBe(50);
+      expect(d.depotSize(1)).toBe(4); // frees 127..253, 254..380, 381..507, 508..634; loaded and prev full
+      d.tick(49);
+      expect(d.count).toBe(n); // a push while armed did not re-arm it for t = 150
+      d.tick(1);
+      // t = 100: 4 > num_online_cpus() = 2: the newest magazine (frees 508..634) goes back to the tree.
+      expect(d.depotSize(1)).toBe(3);
+      expect(d.count).toBe(n - MAG);
+      expect(d.find(lo + 4 * MAG)).toBeNull();
+      expect(d.find(lo + 5 * MAG - 1)).toBeNull();
+      expect(d.find(lo + 4 * MAG - 1)).not.toBeNull();
+      d.tick(99);
+      expect(d.depotSize(1)).toBe(3);
+      d.tick(1); // t = 200, re-armed by the last run
+      expect(d.depotSize(1)).toBe(2);
+      expect(d.find(lo + 3 * MAG)).toBeNull();
+      d.tick(10_000); // t = 300 finds 2 <= 2: nothing freed, nothing re-armed
+      expect(d.depotSize(1)).toBe(2);
+      expect(d.count).toBe(n - 2 * MAG);
+      expect(d.cachedCount).toBe(n - 2 * MAG);
+      // A push arms it again, 100 ms from now.
+      const r = d.alloc(1, TOP, true)!;
+      d.freeFast(r.pfnLo, 1);
+      expect(d.depotSize(1)).toBe(3);
+      d.tick(99);
+      expect(d.depotSize(1)).toBe(3);
+      d.tick(1);
+      expect(d.depotSize(1)).toBe(2);
+      expect(d.validateTree()).toBeNull();
+    });
+
+    it("get trades an empty loaded magazine for the depot's newest, as 6.1 did", () => {
+      const d = new IovaDomain({ granule: G4K, startPfn: 1, rcacheDepot: "list" });
+      const n = MAG * 4;
+      const lo = fillAndFree(d, n);
+      // loaded: frees 381..507 (LIFO), prev: 0..126, then the depot's newest: 254..380, then 127..253.
+      const want: number[] = [];
+      for (const [hi, low] of [
+        [4, 3],
+        [1, 0],
+        [3, 2],
+        [2, 1],
+      ] as const)
+        for (let k = hi * MAG - 1; k >= low * MAG; k--) want.push(lo + k);
+      expect(want.map(() => d.allocFast(1, TOP, false))).toEqual(want);
+      expect(d.cachedCount).toBe(0);
+    });
+
+    it("'array' runs no delayed work: tick only moves model time", () => {
+      const d = new IovaDomain({ granule: G4K, startPfn: 1 });
+      fillAndFree(d, MAG * 5);
+      d.tick(1000);
+      expect(d.now).toBe(1000);
+      expect(d.depotSize(1)).toBe(3);
+      expect(d.count).toBe(MAG * 5);
+    });
+
+    it("rejects an unknown depot shape and a negative or infinite tick, changing nothing", () => {
+      expect(() => new IovaDomain({ granule: G4K, startPfn: 1, rcacheDepot: "tree" as "list" })).toThrow(/rcacheDepot/);
+      const d = new IovaDomain({ granule: G4K, startPfn: 1, rcacheDepot: "list" });
+      expect(() => d.tick(-1)).toThrow(RangeError);
+      expect(() => d.tick(Number.POSITIVE_INFINITY)).toThrow(RangeError);
+      expect(d.now).toBe(0);
+    });
+  });
 });

@@ -56,10 +56,17 @@ export class RangeTree {
   private freeHead = NIL;
   private used = 0;
   private live = 0;
-  /** The last descent's path: path[0] is the root, path[depth - 1] the node found; dirs[k] = 1 went right. */
+  /**
+   * The root-to-node path of `onPath` (path[0] the root, path[depth - 1] = onPath; dirs[k] = 1 went right), kept
+   * valid across updates that rotate nothing above it: the next find of the same range, or an insert into its
+   * gap (Linux starts the insert at the hint), needs no descent from the root. NIL: no valid path.
+   */
   private readonly path = new Int32Array(MAX_DEPTH);
   private readonly dirs = new Uint8Array(MAX_DEPTH);
   private depth = 0;
+  private onPath = NIL;
+  /** Set when the last fixup rotated: every recorded path may be stale. */
+  private rotated = false;
 
   constructor(capacity = INITIAL_CAPACITY) {
     this.cap = capacity;
@@ -115,6 +122,8 @@ export class RangeTree {
   /** `private_find_iova`: the node whose [lo, hi] contains `pfn`; records the path to it. */
   find(pfn: number): number {
     const { f, i, path, dirs } = this;
+    const last = this.onPath;
+    if (last !== NIL && pfn >= f[last * F]! && pfn <= f[last * F + 1]!) return last;
     let d = 0;
     let n = this.root;
     while (n !== NIL) {
@@ -127,16 +136,19 @@ export class RangeTree {
         n = i[n * W + RIGHT]!;
       } else {
         this.depth = d + 1;
+        this.onPath = n;
         return n;
       }
     }
     this.depth = 0;
+    this.onPath = NIL;
     return NIL;
   }
 
   /** Records the path to node x (which must be in the tree). */
   locate(x: number): void {
-    if (this.find(this.f[x * F]!) !== x) throw new Error(`RangeTree: node ${x} is not in the tree`);
+    if (this.onPath !== x && this.find(this.f[x * F]!) !== x)
+      throw new Error(`RangeTree: node ${x} is not in the tree`);
   }
 
   /** `rb_next` of the node the last find/locate reached, from its path (no descent). */
@@ -300,15 +312,29 @@ export class RangeTree {
   // ---- updates --------------------------------------------------------------------------------------------
 
   /**
-   * Inserts [lo, hi] (caller guarantees no overlap and a fresh `lo`) and returns its node number. One descent:
-   * the predecessor and successor are the last right and left turns on its path.
+   * Inserts [lo, hi] (caller guarantees no overlap and a fresh `lo`) and returns its node number. `above`: a node
+   * whose own gap holds the range (NIL: unknown); when its path is still recorded the descent starts there, else
+   * at the root. The predecessor and successor are the last right and left turns on the path.
    */
-  insert(lo: number, hi: number): number {
+  insert(lo: number, hi: number, above = NIL): number {
     const { f, i, path, dirs } = this;
     let d = 0;
     let n = this.root;
     let pred = NIL;
     let succDepth = -1;
+    if (above !== NIL && above === this.onPath) {
+      // The new range is above's predecessor: left of above, then right as far as it goes.
+      d = this.depth;
+      succDepth = d - 1;
+      dirs[d - 1] = 0;
+      n = i[above * W + LEFT]!;
+      if (n === NIL)
+        for (let k = d - 2; k >= 0; k--)
+          if (dirs[k] === 1) {
+            pred = path[k]!;
+            break;
+          }
+    }
     while (n !== NIL) {
       path[d] = n;
       if (lo < f[n * F]!) {
@@ -329,6 +355,7 @@ export class RangeTree {
     this.fixup(d - 1, succDepth >= 0 ? succDepth : d - 1);
     path[d] = x;
     this.depth = d + 1;
+    this.onPath = this.rotated ? NIL : x;
     return x;
   }
 
@@ -352,6 +379,7 @@ export class RangeTree {
         }
     }
     const gapLo = pred === NIL ? Number.NEGATIVE_INFINITY : f[pred * F + 1]! + 1;
+    this.onPath = NIL;
     let top: number; // deepest path level to rebalance from
     let must: number; // every level down to here must be re-aggregated
     if (l === NIL || r === NIL) {
@@ -397,7 +425,11 @@ export class RangeTree {
     }
     this.freeNode(x);
     this.fixup(top, must);
-    this.depth = 0;
+    // Without a rotation, path[0 .. top] still leads to path[top] (x's parent, or the successor's old one).
+    if (!this.rotated && top >= 0) {
+      this.depth = top + 1;
+      this.onPath = path[top]!;
+    } else this.depth = 0;
   }
 
   /** Lowers node `x`'s `lo` (reserve_iova growing a node downward; order is unchanged). */
@@ -407,7 +439,10 @@ export class RangeTree {
     this.f[x * F] = newLo;
     this.setGap(x, pred === NIL ? Number.NEGATIVE_INFINITY : this.f[pred * F + 1]! + 1);
     this.fixup(this.depth - 1, this.depth - 1);
-    this.depth = 0;
+    if (this.rotated) {
+      this.onPath = NIL;
+      this.depth = 0;
+    }
   }
 
   // ---- internals ------------------------------------------------------------------------------------------
@@ -424,13 +459,17 @@ export class RangeTree {
    */
   private fixup(from: number, must: number): void {
     const { u, meta, path } = this;
+    this.rotated = false;
     for (let k = from; k >= 0; k--) {
       const n = path[k]!;
       const h = meta[n]! & HEIGHT;
       const ml = u[n * W + MAX_LEN]!;
       const ma = u[n * W + MAX_AL]!;
       const sub = this.rebalance(n);
-      if (sub !== n) this.link(k, sub);
+      if (sub !== n) {
+        this.link(k, sub);
+        this.rotated = true;
+      }
       if (k <= must && (meta[sub]! & HEIGHT) === h && u[sub * W + MAX_LEN] === ml && u[sub * W + MAX_AL] === ma) return;
     }
   }

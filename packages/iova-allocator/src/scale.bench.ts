@@ -39,7 +39,7 @@ const after = memory(gc);
 const small = buildLive(1000);
 console.log(
   `[scale] ${SCALE} live ranges: ${((after - before) / SCALE).toFixed(1)} bytes per live range ` +
-    `(heap + array buffers after gc; node arrays ${(big.treeBytes / SCALE).toFixed(1)} B/range at capacity ${big.treeBytes / 58})`,
+    `(heap + array buffers after gc; node arrays ${(big.treeBytes / SCALE).toFixed(1)} B/range, capacity included)`,
 );
 
 function allocFree(d: IovaDomain) {

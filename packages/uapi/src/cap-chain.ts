@@ -3,7 +3,8 @@
  * `vfio_info_cap_shift`): a byte buffer of `{id u16, version u16, next u32}` headers, each followed by its
  * body. While built, `next` is an offset from the buffer start (0 ends the chain; the first cap sits at 0);
  * `shift(sizeof(info))` turns them into offsets from the start of the info struct. 6.1 does not pad caps to
- * 8 bytes (6.6 does), so a 12-byte DMA_AVAIL leaves the next cap 4-byte aligned. Reference §6.2.
+ * 8 bytes, so a 12-byte DMA_AVAIL leaves the next cap 4-byte aligned; with `align8` (6.6's "vfio: align
+ * capability structures") every cap is zero-padded to a multiple of 8. Reference §6.2.
  * `CapChain` is the kernel side's builder; `walkCaps` is the one user-side walker every reader goes through.
  */
 import { readStruct, writeStruct } from "./struct.js";
@@ -11,6 +12,9 @@ import { CAP_HEADER_LAYOUT, CAP_HEADER_SIZE, view } from "./vfio.js";
 
 export class CapChain {
   private buf = new Uint8Array(0);
+
+  /** `align8`: pad each cap to 8 bytes (Linux 6.6+). */
+  constructor(private readonly opts: { readonly align8?: boolean } = {}) {}
 
   /** Bytes of the chain so far (`caps->size`). */
   get size(): number {
@@ -29,7 +33,8 @@ export class CapChain {
   add(size: number, id: number, version: number): DataView {
     if (size < CAP_HEADER_SIZE) throw new RangeError(`capability of ${size} bytes is smaller than its header`);
     const at = this.buf.length;
-    const grown = new Uint8Array(at + size);
+    const padded = this.opts.align8 ? (size + 7) & ~7 : size;
+    const grown = new Uint8Array(at + padded);
     grown.set(this.buf);
     this.buf = grown;
     writeStruct(CAP_HEADER_LAYOUT, this.buf, { id, version }, at);

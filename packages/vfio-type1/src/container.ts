@@ -18,16 +18,13 @@ import {
   view,
 } from "@vfio/uapi";
 import type { VfioGroup } from "./group.js";
+import type { Type1KernelOptions } from "./kernel-options.js";
+import type { MapDmaRequest } from "./map.js";
 import type { Process } from "./process.js";
-import {
-  type MapDmaRequest,
-  type Type1Env,
-  type Type1Snapshot,
-  type1CheckExtension,
-  type UnmapDmaRequest,
-  VfioIommuType1,
-} from "./type1.js";
+import type { Type1Env } from "./state.js";
+import { type1CheckExtension, VfioIommuType1 } from "./type1.js";
 import { errnoOf, type IoctlArg, type1Ioctl } from "./type1-ioctl.js";
+import type { UnmapDmaRequest } from "./unmap.js";
 
 /** GET_INFO decoded for the typed API (`@vfio/uapi`'s one decoder of these bytes). */
 export type ContainerInfo = IommuType1Info;
@@ -36,12 +33,14 @@ export type ContainerInfo = IommuType1Info;
 export interface ContainerHost {
   /** Environment for a new type1 backend (module params are read now: dma_entry_limit at open). */
   backendEnv(process: Process): Type1Env;
+  /** The kernel's type1 rules (CHECK_EXTENSION answers them before any backend exists). */
+  readonly kernel: Type1KernelOptions;
   closeFile(fd: number): void;
 }
 
 export class Container {
   readonly groups: VfioGroup[] = [];
-  backend: VfioIommuType1 | null = null;
+  private iommuBackend: VfioIommuType1 | null = null;
   /** The fd is closed; the container lives on while groups hold it. */
   closed = false;
 
@@ -51,6 +50,11 @@ export class Container {
     /** The process that opened /dev/vfio/vfio and issues its ioctls. */
     readonly process: Process,
   ) {}
+
+  /** The IOMMU backend VFIO_SET_IOMMU chose; null before it and after the last group left. */
+  get backend(): VfioIommuType1 | null {
+    return this.iommuBackend;
+  }
 
   /** `vfio_fops_unl_ioctl`: returns ≥ 0 or a negative errno; writes back into `arg` what Linux copies back. */
   ioctl(request: number, arg: IoctlArg = 0): number {
@@ -80,7 +84,7 @@ export class Container {
 
   /** `vfio_container_ioctl_check_extension`: the backend's answer, or type1's with no instance. */
   checkExtension(ext: number): number {
-    return type1CheckExtension(this.backend, ext);
+    return type1CheckExtension(this.backend, ext, this.host.kernel);
   }
 
   /**
@@ -93,7 +97,7 @@ export class Container {
     if (this.groups.length === 0 || this.backend) {
       throw new ErrnoError("EINVAL", op, this.backend ? "IOMMU already set" : "no group in the container", { type });
     }
-    if (type1CheckExtension(null, type) <= 0) {
+    if (type1CheckExtension(null, type, this.host.kernel) <= 0) {
       throw new ErrnoError("ENODEV", op, "no IOMMU driver supports this type", { type });
     }
     const backend = new VfioIommuType1(this.host.backendEnv(this.process), type);
@@ -108,7 +112,7 @@ export class Container {
       backend.release();
       throw e;
     }
-    this.backend = backend;
+    this.iommuBackend = backend;
   }
 
   /** VFIO_IOMMU_GET_INFO, decoded. */
@@ -146,11 +150,6 @@ export class Container {
     this.needV2().dirtyGetBitmap(iova, size, bitmap);
   }
 
-  /** State a failed call must not change (tests). */
-  snapshot(): Type1Snapshot | null {
-    return this.backend?.snapshot() ?? null;
-  }
-
   /** close(2) of the container fd. */
   close(): void {
     if (this.closed) return;
@@ -164,7 +163,7 @@ export class Container {
     if (i >= 0) this.groups.splice(i, 1);
     if (this.backend && this.groups.length === 0) {
       this.backend.release();
-      this.backend = null;
+      this.iommuBackend = null;
     }
   }
 

@@ -73,25 +73,22 @@ export type { ContainerHost, ContainerInfo } from "./container.js";
 export { Container, decodeInfo } from "./container.js";
 export type { VfioDma } from "./dma-tree.js";
 export { DmaTree } from "./dma-tree.js";
+export type { Type1Info } from "./get-info.js";
 export type { GroupHost } from "./group.js";
 export { VfioGroup } from "./group.js";
 export type { IovaRange } from "./iova-list.js";
 export { aperExpand, aperResize, findSwMsi, iovaDmaValid, resvExclude } from "./iova-list.js";
-export type { PinnedRun, PinOptions } from "./pin.js";
-export { pinRun, unpinRun } from "./pin.js";
+export type { Type1KernelOptions } from "./kernel-options.js";
+export { TYPE1_KERNEL_DEFAULTS } from "./kernel-options.js";
+export type { MapDmaRequest } from "./map.js";
+export type { PinBatch, PinnedRun, PinOptions } from "./pin.js";
+export { pinRun, unpinRun, VFIO_BATCH_MAX_CAPACITY } from "./pin.js";
 export type { PageSource, PhysSegment, ProcessInit, VmaInit, VmaKind } from "./process.js";
 export { lazyPageSource, Process, pageAllocatorSource, Vma } from "./process.js";
-export type {
-  MapDmaRequest,
-  Type1Env,
-  Type1Info,
-  Type1Params,
-  Type1Snapshot,
-  UnmapDmaRequest,
-  VfioDomain,
-} from "./type1.js";
+export type { Type1Env, Type1Params, VfioDomain } from "./state.js";
 export { minPageSize, type1CheckExtension, VfioIommuType1 } from "./type1.js";
 export type { IoctlArg } from "./type1-ioctl.js";
 export { accessOk, type1Ioctl, verifyBitmapSize } from "./type1-ioctl.js";
+export type { UnmapDmaRequest } from "./unmap.js";
 export type { VfioOptions } from "./vfio.js";
 export { Vfio } from "./vfio.js";

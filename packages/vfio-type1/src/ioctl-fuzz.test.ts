@@ -26,6 +26,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Container } from "./container.js";
 import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
+import { snapshot, type1State } from "./testing.js";
 
 const SCRATCH = 0x2000_0000_0000n;
 
@@ -190,7 +191,7 @@ function picture(c: Container, drv: { domains: Set<{ recs: unknown[] }> }): stri
   const recs = [...drv.domains].map((d) =>
     JSON.stringify(d.recs, (_k, v) => (typeof v === "bigint" ? v.toString(16) : v)),
   );
-  return JSON.stringify({ s: c.snapshot(), recs });
+  return JSON.stringify({ s: snapshot(c), recs });
 }
 
 describe("ioctl fuzzing (fast-check)", () => {
@@ -209,7 +210,7 @@ describe("ioctl fuzzing (fast-check)", () => {
             expect(Number.isInteger(ret)).toBe(true);
             if (ret < 0) expect(picture(container, h.fake!)).toBe(before);
             // Invariants that hold after every call.
-            const t = container.backend!;
+            const t = type1State(container.backend!);
             expect(t.dmaAvail + t.dmas.count).toBe(4);
             const charged = t.dmas.all().reduce((n, d) => n + d.runs.reduce((m, r) => m + r.charged, 0), 0);
             expect(h.proc.lockedVm).toBe(charged);

@@ -4,7 +4,7 @@
  * shared zero page that a read fault of untouched anonymous memory maps, `RLIMIT_MEMLOCK`, `CAP_IPC_LOCK`
  * and `mm->locked_vm` (what /proc/PID/status prints as VmLck). Reference §6.4.
  */
-import { ErrnoError, PAGE_SHIFT, PAGE_SIZE, type PhysicalMemory, SZ_1G, SZ_2M } from "@iommu/core";
+import { ErrnoError, isErrno, PAGE_SHIFT, PAGE_SIZE, type PhysicalMemory, SZ_1G, SZ_2M } from "@iommu/core";
 
 /**
  * Where a process's pages come from: the host kernel's page allocator. Frames read as zero when handed
@@ -207,9 +207,10 @@ export class Process {
    * The page walk GUP does (`pin_user_pages_remote`, or `follow_fault_pfn` for VM_PFNMAP): fault in the page
    * at `vaddr` (`write` = FOLL_WRITE) and return the physically contiguous piece starting there, at most
    * `maxPages` long and never past its backing page. A read fault of an untouched anonymous page gives the
-   * zero page (reserved, one page); EFAULT for no vma or a write to a read-only vma.
+   * zero page (reserved, one page) unless `unshare` (FAULT_FLAG_UNSHARE: a long-term read pin from 6.2 on
+   * gets a private page of its own); EFAULT for no vma or a write to a read-only vma.
    */
-  faultIn(vaddr: bigint, write: boolean, maxPages: number): PhysSegment {
+  faultIn(vaddr: bigint, write: boolean, maxPages: number, unshare = false): PhysSegment {
     const vma = this.vmaAt(vaddr);
     if (!vma) throw new ErrnoError("EFAULT", "pin_user_pages_remote", "no mapping at this address", { vaddr });
     if (write && !vma.writable) {
@@ -223,7 +224,7 @@ export class Process {
     const idx = Number(off / vma.pageSize);
     let base = vma.pages.get(idx);
     if (base === undefined) {
-      if (vma.kind === "anon" && !write) return { phys: this.zeroPage, pages: 1, reserved: true };
+      if (vma.kind === "anon" && !write && !unshare) return { phys: this.zeroPage, pages: 1, reserved: true };
       base = this.allocBacking(vma);
       vma.pages.set(idx, base);
     }
@@ -234,13 +235,16 @@ export class Process {
 
   private allocBacking(vma: Vma): bigint {
     const count = Number(vma.pageSize >> PAGE_SHIFT);
+    // VM_FAULT_OOM (no free page, or no free huge page in the pool): GUP fails the pin with -ENOMEM.
+    const oom = (cause?: unknown): ErrnoError =>
+      new ErrnoError("ENOMEM", "handle_mm_fault", "no memory to back the page", { vma: vma.name }, { cause });
+    if (count > 1 && !this.pageSource.allocPages) throw oom(); // a source without huge pages: an empty pool
     try {
-      if (count === 1) return this.pageSource.allocPage();
-      if (!this.pageSource.allocPages) throw new RangeError("page source has no contiguous allocations");
-      return this.pageSource.allocPages(count);
+      return count === 1 ? this.pageSource.allocPage() : this.pageSource.allocPages!(count);
     } catch (e) {
-      // VM_FAULT_OOM (no free page, or no free huge page in the pool): GUP fails the pin with -ENOMEM.
-      throw new ErrnoError("ENOMEM", "handle_mm_fault", "no memory to back the page", { vma: vma.name }, { cause: e });
+      // Only the page source's ENOMEM is an out-of-memory fault; anything else is a bug and goes on up.
+      if (!isErrno(e)) throw e;
+      throw oom(e);
     }
   }
 

@@ -15,6 +15,7 @@ import {
   Vfio,
   walkCaps,
 } from "./index.js";
+import { type1State } from "./testing.js";
 
 it("README example", () => {
   const memory = new PhysicalMemory();
@@ -49,7 +50,7 @@ it("README example", () => {
   expect(info.iovaRanges).toEqual([{ start: 0x100_0000n, end: 0x7fff_ffffn }]);
   expect(info.dmaAvail).toBe(65534);
   expect(proc.lockedVm).toBe(2048);
-  expect(container.backend!.dmas.all()[0]!.runs).toHaveLength(1);
+  expect(type1State(container.backend!).dmas.all()[0]!.runs).toHaveLength(1);
 
   const buf = infoBuffer(4096);
   expect(container.ioctl(VFIO_IOMMU_GET_INFO, buf)).toBe(0);

@@ -5,7 +5,7 @@
  * fault (EFAULT), as is writing past it. Copies are all-or-nothing (a real copy_to_user may write a prefix
  * before faulting). Errors come back as negative errnos; only a bug throws.
  */
-import { ERRNO, isErrno, u64 } from "@iommu/core";
+import { ERRNO, isErrno, U64_MAX, u64 } from "@iommu/core";
 import {
   BITMAP_SIZE,
   DIRTY_BITMAP_GET_SIZE,
@@ -16,9 +16,6 @@ import {
   decodeBitmap,
   decodeDmaMap,
   decodeDmaUnmap,
-  INFO_CAPSZ,
-  INFO_MINSZ,
-  INFO_SIZE,
   VFIO_DMA_MAP_FLAG_READ,
   VFIO_DMA_MAP_FLAG_VADDR,
   VFIO_DMA_MAP_FLAG_WRITE,
@@ -75,7 +72,7 @@ function ffs64(x: bigint): bigint {
 export function type1Ioctl(t: VfioIommuType1, cmd: number, arg: IoctlArg): number {
   switch (cmd) {
     case VFIO_IOMMU_GET_INFO:
-      return getInfoIoctl(t, arg);
+      return errnoOf(() => t.getInfoIoctl(arg));
     case VFIO_IOMMU_MAP_DMA:
       return mapDmaIoctl(t, arg);
     case VFIO_IOMMU_UNMAP_DMA:
@@ -85,35 +82,6 @@ export function type1Ioctl(t: VfioIommuType1, cmd: number, arg: IoctlArg): numbe
     default:
       return -ERRNO.ENOTTY;
   }
-}
-
-/** VFIO_IOMMU_GET_INFO (`vfio_iommu_type1_get_info`). */
-export function getInfoIoctl(t: VfioIommuType1, arg: IoctlArg): number {
-  if (!(arg instanceof Uint8Array) || arg.length < INFO_MINSZ) return EFAULT;
-  const v = view(arg);
-  const argsz = v.getUint32(0, true);
-  if (argsz < INFO_MINSZ) return EINVAL;
-  const minsz = argsz >= INFO_CAPSZ ? INFO_CAPSZ : INFO_MINSZ;
-  const info = t.getInfo();
-  let argszOut = argsz;
-  let capOffset = 0;
-  let chain: Uint8Array | null = null;
-  if (info.caps.size > 0) {
-    if (argsz < INFO_SIZE + info.caps.size) {
-      argszOut = INFO_SIZE + info.caps.size; // the size needed; success, no caps copied
-    } else {
-      info.caps.shift(INFO_SIZE);
-      chain = info.caps.bytes;
-      capOffset = INFO_SIZE;
-    }
-  }
-  if ((chain && arg.length < INFO_SIZE + chain.length) || arg.length < minsz) return EFAULT;
-  if (chain) arg.set(chain, INFO_SIZE);
-  v.setUint32(0, argszOut, true);
-  v.setUint32(4, info.flags, true);
-  v.setBigUint64(8, info.iovaPgsizes, true);
-  if (minsz === INFO_CAPSZ) v.setUint32(16, capOffset, true);
-  return 0;
 }
 
 /** VFIO_IOMMU_MAP_DMA (`vfio_iommu_type1_map_dma`): nothing is copied back. */
@@ -177,7 +145,11 @@ export function dirtyPagesIoctl(t: VfioIommuType1, arg: IoctlArg): number {
   const iova = v.getBigUint64(8, true);
   const size = v.getBigUint64(16, true);
   const bitmap = decodeBitmap(arg, 24);
-  if (u64(iova + size) < iova) return EINVAL;
+  if (t.kernel.sanitizeOverflow) {
+    // 6.18+: the last byte must not wrap (a range ending exactly at 2^64 is fine), EOVERFLOW if it does.
+    if (size === 0n) return EINVAL;
+    if (iova + size - 1n > U64_MAX) return -ERRNO.EOVERFLOW;
+  } else if (u64(iova + size) < iova) return EINVAL;
   if (!accessOk(t.process, bitmap.data, bitmap.size)) return EINVAL;
   if (!verifyBitmapSize(size >> ffs64(bitmap.pgsize), bitmap.size)) return EINVAL;
   return errnoOf(() => {

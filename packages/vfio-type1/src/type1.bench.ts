@@ -14,6 +14,7 @@ import { encodeDmaMap, encodeDmaUnmap, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA 
 import { afterAll, bench, describe } from "vitest";
 import type { Container } from "./container.js";
 import { makeHost, openContainer } from "./test-support/hosts.js";
+import { type1State } from "./testing.js";
 
 const TIB = 1n << 40n;
 const VA = 0x4000_0000_0000n;
@@ -34,7 +35,9 @@ function rig(kind: "hugetlb-1G" | "hugetlb-2M" | "anon", size: bigint, disableHu
   return {
     container,
     shape() {
-      const runs = container.backend!.dmas.all().reduce((n, d) => n + d.runs.length, 0);
+      const runs = type1State(container.backend!)
+        .dmas.all()
+        .reduce((n, d) => n + d.runs.length, 0);
       const recs = [...h.fake!.domains].reduce((n, d) => n + d.recs.length, 0);
       return `${runs} pinned run(s), ${recs} map_pages record(s)`;
     },

@@ -9,6 +9,7 @@ import { VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_TYPE1_IOMMU, VFIO
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
+import { type1State } from "./testing.js";
 
 const IOVA0 = 1n << 24n; // MOCK_APERTURE_START
 const LIMIT = 6;
@@ -71,7 +72,7 @@ describe.each([
       fc.property(fc.array(op, { minLength: 5, maxLength: 40 }), (ops) => {
         const h = makeHost({ shape: "mock", params: { dmaEntryLimit: LIMIT } });
         const { container } = openContainer(h, type);
-        const t = container.backend!;
+        const t = type1State(container.backend!);
         const domain = t.domains[0]!.domain;
         let model: M[] = [];
         const v2 = type === VFIO_TYPE1v2_IOMMU;

@@ -18,6 +18,7 @@ import { describe, expect, it } from "vitest";
 import { lazyPageSource, type PageSource, Process } from "./process.js";
 import { ARM64_SHAPE, createFakeDriver, X86_SHAPE } from "./test-support/fake-driver.js";
 import { BASE, makeHost, openContainer } from "./test-support/hosts.js";
+import { snapshot, type1State } from "./testing.js";
 import { Vfio } from "./vfio.js";
 
 const RW = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
@@ -58,12 +59,12 @@ describe("attach (vfio_iommu_type1_attach_group)", () => {
   it("refuses a group whose aperture excludes existing mappings, and leaves no trace", () => {
     const h = twoDriverHost();
     h.container.mapDma({ vaddr: BASE, iova: 1n << 40n, size: PAGE_SIZE, flags: RW }); // above 39 bits
-    const before = JSON.stringify(h.container.snapshot());
+    const before = JSON.stringify(snapshot(h.container));
     expect(errOf(() => h.groupB.setContainer(h.container))).toEqual({
       errno: "EINVAL",
       op: "vfio_iommu_aper_conflict",
     });
-    expect(JSON.stringify(h.container.snapshot())).toBe(before);
+    expect(JSON.stringify(snapshot(h.container))).toBe(before);
     expect(h.groupB.container).toBeNull();
     expect(h.gb.owner).toBeNull(); // DMA ownership released again
     expect([...h.x86.domains].filter((d) => d.type === "unmanaged")).toHaveLength(0);
@@ -76,9 +77,9 @@ describe("attach (vfio_iommu_type1_attach_group)", () => {
     const mock = createMockIommu({ name: "mock-high-aperture" });
     const gm = h.iommu.probeDevice(new PciDevice(new PhysicalMemory(), { bus: 2, slot: 1, classCode: 0 }), mock.ops);
     const groupM = h.vfio.openGroup(gm.id);
-    const before = JSON.stringify(h.container.snapshot());
+    const before = JSON.stringify(snapshot(h.container));
     expect(errOf(() => groupM.setContainer(h.container))).toEqual({ errno: "EINVAL", op: "vfio_iommu_aper_conflict" });
-    expect(JSON.stringify(h.container.snapshot())).toBe(before);
+    expect(JSON.stringify(snapshot(h.container))).toBe(before);
     expect(groupM.container).toBeNull();
     expect([...mock.domains].filter((d) => d.type === "unmanaged")).toHaveLength(0);
   });
@@ -123,7 +124,7 @@ describe("attach (vfio_iommu_type1_attach_group)", () => {
     const h = twoDriverHost();
     h.container.mapDma({ vaddr: BASE, iova: 0x10_0000n, size: 0x4000n, flags: RW });
     h.groupB.setContainer(h.container);
-    const [da, db] = h.container.backend!.domains.map((d) => d.domain);
+    const [da, db] = type1State(h.container.backend!).domains.map((d) => d.domain);
     expect(h.iommu.iovaToPhys(db!, 0x10_2000n)).toBe(h.iommu.iovaToPhys(da!, 0x10_2000n));
     expect(h.iommu.iovaToPhys(db!, 0x10_2000n)).not.toBe(0n);
     h.container.mapDma({ vaddr: BASE + 0x10000n, iova: 0x20_0000n, size: PAGE_SIZE, flags: RW });
@@ -138,8 +139,8 @@ describe("attach (vfio_iommu_type1_attach_group)", () => {
     const unmanaged = () => [...h.fake!.domains].filter((d) => d.type === "unmanaged").length;
     expect(unmanaged()).toBe(1);
     h.vfio.openGroup(h.groupIds[1]!).setContainer(container);
-    expect(container.backend!.domains).toHaveLength(1);
-    expect(container.backend!.domains[0]!.groups.map((g) => g.id)).toEqual(h.groupIds);
+    expect(type1State(container.backend!).domains).toHaveLength(1);
+    expect(type1State(container.backend!).domains[0]!.groups.map((g) => g.id)).toEqual(h.groupIds);
     expect(unmanaged()).toBe(1); // the new group's own domain was freed again
   });
 
@@ -164,16 +165,16 @@ describe("attach (vfio_iommu_type1_attach_group)", () => {
     const armDomain = [...arm.fake!.domains].find((d) => d.type === "unmanaged");
     expect(armDomain).toBeDefined();
     const c1 = arm.vfio.group(arm.groupIds[0]!)!.container!;
-    expect(c1.backend!.domains[0]!.domain.iovaCookie?.kind).toBe("msi");
+    expect(type1State(c1.backend!).domains[0]!.domain.iovaCookie?.kind).toBe("msi");
 
     const x86 = makeHost({ shape: "x86" });
     const { container } = openContainer(x86);
-    expect(container.backend!.domains[0]!.domain.iovaCookie).toBeNull();
+    expect(type1State(container.backend!).domains[0]!.domain.iovaCookie).toBeNull();
 
     const both = makeHost({ shape: "arm64" });
     both.fake!.extraResv.push({ start: 0xfee0_0000n, length: 0x10_0000n, prot: 0, type: "msi" });
     const o = openContainer(both);
-    expect(o.container.backend!.domains[0]!.domain.iovaCookie).toBeNull();
+    expect(type1State(o.container.backend!).domains[0]!.domain.iovaCookie).toBeNull();
   });
 
   it("an MSI cookie failure with ENODEV is ignored; any other errno fails the attach without a trace", () => {
@@ -196,7 +197,7 @@ describe("attach (vfio_iommu_type1_attach_group)", () => {
       expect(bases).toEqual([0x8000_0000n]);
       if (errno === "ENODEV") {
         expect(err).toBeNull();
-        expect(c.backend!.domains).toHaveLength(1);
+        expect(type1State(c.backend!).domains).toHaveLength(1);
       } else {
         expect(err?.errno).toBe("ENOMEM");
         expect([...mock.domains].filter((d) => d.type === "unmanaged")).toHaveLength(0);
@@ -230,9 +231,9 @@ describe("detach (vfio_iommu_type1_detach_group)", () => {
     const h = makeHost({ shape: "x86" });
     const { container, group } = openContainer(h);
     container.mapDma({ vaddr: BASE, iova: 0x10_0000n, size: 0x8000n, flags: RW });
-    const backend = container.backend!;
+    const backend = type1State(container.backend!);
     const avail = backend.dmaAvail;
-    backend.detachGroup(group.iommuGroup);
+    container.backend!.detachGroup(group.iommuGroup);
     expect(backend.dmas.count).toBe(0);
     expect(backend.dmaAvail).toBe(avail + 1);
     expect(h.proc.lockedVm).toBe(0);
@@ -247,7 +248,7 @@ describe("pinning (vfio_pin_pages_remote)", () => {
     h.proc.mmap({ start: 0x4000_0000_0000n, size: 8n * SZ_2M, kind: "hugetlb-2M" });
     const { container } = openContainer(h);
     container.mapDma({ vaddr: 0x4000_0000_0000n, iova: 0x4000_0000n, size: 8n * SZ_2M, flags: RW });
-    const dma = container.backend!.dmas.all()[0]!;
+    const dma = type1State(container.backend!).dmas.all()[0]!;
     expect(dma.runs).toHaveLength(1);
     expect(dma.runs[0]!.pages).toBe(4096);
     expect(h.proc.lockedVm).toBe(4096);
@@ -260,14 +261,14 @@ describe("pinning (vfio_pin_pages_remote)", () => {
     h.proc.mmap({ start: 0x4000_0000_0000n, size: SZ_2M, kind: "hugetlb-2M" });
     const { container } = openContainer(h);
     container.mapDma({ vaddr: 0x4000_0000_0000n, iova: 0x4000_0000n, size: SZ_2M, flags: RW });
-    expect(container.backend!.dmas.all()[0]!.runs).toHaveLength(512);
+    expect(type1State(container.backend!).dmas.all()[0]!.runs).toHaveLength(512);
   });
 
   it("RLIMIT_MEMLOCK: ENOMEM with the kernel's warning, nothing left pinned or mapped", () => {
     const h = makeHost({ shape: "x86", capIpcLock: false, memlockBytes: 0x4000n });
     const { container } = openContainer(h);
     container.mapDma({ vaddr: BASE, iova: 0x10_0000n, size: 0x2000n, flags: RW });
-    const before = JSON.stringify(container.snapshot());
+    const before = JSON.stringify(snapshot(container));
     expect(
       errOf(() => container.mapDma({ vaddr: BASE + 0x10000n, iova: 0x20_0000n, size: 0x3000n, flags: RW })),
     ).toEqual({
@@ -275,7 +276,7 @@ describe("pinning (vfio_pin_pages_remote)", () => {
       op: "vfio_pin_pages_remote",
     });
     expect(h.proc.klog.at(-1)).toBe("vfio_pin_pages_remote: RLIMIT_MEMLOCK (16384) exceeded");
-    expect(JSON.stringify(container.snapshot())).toBe(before);
+    expect(JSON.stringify(snapshot(container))).toBe(before);
     // With CAP_IPC_LOCK the limit does not apply (lock_cap is sampled at MAP time).
     h.proc.capIpcLock = true;
     container.mapDma({ vaddr: BASE + 0x10000n, iova: 0x20_0000n, size: 0x3000n, flags: RW });
@@ -286,7 +287,7 @@ describe("pinning (vfio_pin_pages_remote)", () => {
     const h = makeHost({ shape: "x86" });
     const { container } = openContainer(h);
     container.mapDma({ vaddr: BASE, iova: 0x10_0000n, size: 0x4000n, flags: VFIO_DMA_MAP_FLAG_READ });
-    const dma = container.backend!.dmas.all()[0]!;
+    const dma = type1State(container.backend!).dmas.all()[0]!;
     expect(dma.runs.map((r) => [r.phys, r.pages, r.reserved])).toEqual(
       Array.from({ length: 4 }, () => [h.proc.zeroPage, 1, true]),
     );
@@ -312,7 +313,7 @@ describe("pinning (vfio_pin_pages_remote)", () => {
       op: "handle_mm_fault",
     });
     expect(proc.lockedVm).toBe(0);
-    expect(c.backend!.dmas.count).toBe(0);
+    expect(type1State(c.backend!).dmas.count).toBe(0);
     expect([...drv.domains].every((d) => d.recs.length === 0)).toBe(true);
   });
 
@@ -321,7 +322,7 @@ describe("pinning (vfio_pin_pages_remote)", () => {
     h.proc.mmap({ start: 0x5000_0000_0000n, size: 0x4000n, kind: "pfnmap", phys: 0xfe00_0000n });
     const { container } = openContainer(h);
     container.mapDma({ vaddr: 0x5000_0000_0000n, iova: 0x1000_0000n, size: 0x4000n, flags: RW });
-    const dma = container.backend!.dmas.all()[0]!;
+    const dma = type1State(container.backend!).dmas.all()[0]!;
     expect(dma.runs).toEqual([{ offset: 0n, phys: 0xfe00_0000n, pages: 4, reserved: true, charged: 0 }]);
     expect(h.proc.lockedVm).toBe(0);
   });
@@ -350,7 +351,7 @@ describe("VADDR: invalidate and re-supply (5.12+)", () => {
   it("keeps DMA working, reports the sizes, rolls back a partial invalidate, and checks the re-supply", () => {
     const h = makeHost({ shape: "x86", devices: 2 });
     const { container } = openContainer(h);
-    const t = container.backend!;
+    const t = type1State(container.backend!);
     container.mapDma({ vaddr: BASE, iova: 0x10_0000n, size: 0x2000n, flags: RW });
     container.mapDma({ vaddr: BASE + 0x4000n, iova: 0x20_0000n, size: 0x1000n, flags: RW });
     const phys = h.iommu.iovaToPhys(t.domains[0]!.domain, 0x10_0000n);
@@ -413,7 +414,7 @@ describe("dirty tracking", () => {
     container.mapDma({ vaddr: BASE, iova: 0x10_5000n, size: 0x1000n, flags: RW }); // page 5: shift 5
     container.mapDma({ vaddr: BASE, iova: 0x14_0000n, size: 0x2000n, flags: RW }); // pages 64, 65: word 1
     container.dirtyStart();
-    const t = container.backend!;
+    const t = type1State(container.backend!);
     const read = (n: number) => Buffer.from(h.proc.readUser(heap, n)).toString("hex");
     h.proc.writeUser(heap, new Uint8Array(16));
     container.dirtyGetBitmap(0x10_0000n, 0x42_000n, { pgsize: 0x1000n, size: 16n, data: heap });
@@ -451,7 +452,7 @@ describe("dirty tracking", () => {
     container.mapDma({ vaddr: BASE, iova: 0x10_0000n, size: 0x2000n, flags: RW });
     container.dirtyStart();
     g2.unsetContainer();
-    expect(container.backend!.dmas.all()[0]!.bits).toBe(0b11n);
+    expect(type1State(container.backend!).dmas.all()[0]!.bits).toBe(0b11n);
   });
 });
 
@@ -467,7 +468,7 @@ describe("groups of a driver's own making", () => {
     const c = vfio.openContainer(proc);
     vfio.openGroup(g.id).setContainer(c);
     c.setIommu(3);
-    expect(c.backend!.domains[0]!.groups).toEqual([g]);
+    expect(type1State(c.backend!).domains[0]!.groups).toEqual([g]);
   });
 });
 
@@ -493,10 +494,10 @@ describe("failures leave no trace", () => {
 
   it("a replay that fails in the new domain (ENOMEM) unwinds it and keeps the container as it was", () => {
     const h = twoMocks();
-    const before = JSON.stringify(h.container.snapshot());
+    const before = JSON.stringify(snapshot(h.container));
     h.mb.failMapsAfter(3); // 3 IOMMU pages (2 KiB each) of the 8 KiB-run replay, then ENOMEM
     expect(errOf(() => h.vfio.openGroup(h.gb.id).setContainer(h.container))?.errno).toBe("ENOMEM");
-    expect(JSON.stringify(h.container.snapshot())).toBe(before);
+    expect(JSON.stringify(snapshot(h.container))).toBe(before);
     expect([...h.mb.domains].filter((d) => d.type === "unmanaged")).toHaveLength(0);
     expect(h.gb.owner).toBeNull();
   });
@@ -504,14 +505,14 @@ describe("failures leave no trace", () => {
   it("a MAP_DMA that fails in the second domain unmaps it from the first, unpins and uncharges", () => {
     const h = twoMocks();
     h.vfio.openGroup(h.gb.id).setContainer(h.container);
-    expect(h.container.backend!.domains).toHaveLength(2);
-    const before = JSON.stringify(h.container.snapshot());
-    const da = h.container.backend!.domains[0]!.domain;
+    expect(type1State(h.container.backend!).domains).toHaveLength(2);
+    const before = JSON.stringify(snapshot(h.container));
+    const da = type1State(h.container.backend!).domains[0]!.domain;
     h.mb.failMapsAfter(5);
     expect(
       errOf(() => h.container.mapDma({ vaddr: BASE + 0x10_0000n, iova: 0x200_0000n, size: 0x4000n, flags: RW }))?.errno,
     ).toBe("ENOMEM");
-    expect(JSON.stringify(h.container.snapshot())).toBe(before);
+    expect(JSON.stringify(snapshot(h.container))).toBe(before);
     expect(h.iommu.iovaToPhys(da, 0x200_0000n)).toBe(0n);
     expect(h.proc.lockedVm).toBe(8);
   });
@@ -526,8 +527,8 @@ describe("failures leave no trace", () => {
       const c = vfio.openContainer(new Process({ pages: lazyPageSource(1n << 32n, 1n << 30n), memory }));
       vfio.openGroup(g.id).setContainer(c);
       c.setIommu(3);
-      expect(c.backend!.domains[0]!.fgsp).toBe(unmapWhole);
-      expect(c.backend!.domains[0]!.domain.driver.iovaToPhys!(0n)).toBe(0n); // the probe left nothing mapped
+      expect(type1State(c.backend!).domains[0]!.fgsp).toBe(unmapWhole);
+      expect(type1State(c.backend!).domains[0]!.domain.driver.iovaToPhys!(0n)).toBe(0n); // the probe left nothing mapped
     }
   });
 
@@ -561,7 +562,7 @@ describe("failures leave no trace", () => {
 
     const empty = lazyPageSource(1n << 30n, 0n); // alloc_pages fails: ENOMEM
     const c = attach(empty);
-    expect(c.backend!.domains).toHaveLength(1);
-    expect(c.backend!.domains[0]!.fgsp).toBe(false);
+    expect(type1State(c.backend!).domains).toHaveLength(1);
+    expect(type1State(c.backend!).domains[0]!.fgsp).toBe(false);
   });
 });

@@ -7,14 +7,17 @@ import { getMsiCookie } from "@dma-iommu/msi-cookie";
 import { ERRNO, ErrnoError, type Iommu, type IommuDomain } from "@iommu/core";
 import { Container } from "./container.js";
 import { VfioGroup } from "./group.js";
+import { TYPE1_KERNEL_DEFAULTS, type Type1KernelOptions } from "./kernel-options.js";
 import type { PageSource, Process } from "./process.js";
-import type { Type1Env, Type1Params } from "./type1.js";
+import type { Type1Env, Type1Params } from "./state.js";
 import type { IoctlArg } from "./type1-ioctl.js";
 
 export interface VfioOptions {
   readonly iommu: Iommu;
   /** vfio_iommu_type1 module parameters (defaults: false, false, 65535). */
   readonly params?: Partial<Type1Params>;
+  /** The type1 rules that changed after Linux 6.1 (default: 6.1's answers). */
+  readonly kernel?: Partial<Type1KernelOptions>;
   /** The seed's named option: GET_INFO adds one RESV_IOVA_RANGE cap (id 0x8001) per reserved range. */
   readonly seedResvCaps?: boolean;
   /** Kernel pages for type1's fine-grained-superpage probe (skipped without). */
@@ -30,6 +33,8 @@ export class Vfio {
   /** Live module parameters (`/sys/module/vfio_iommu_type1/parameters/*`). */
   readonly params: Type1Params;
   readonly seedResvCaps: boolean;
+  /** The kernel's type1 rules, fixed when the host is built. */
+  readonly kernel: Type1KernelOptions;
   private readonly files = new Map<number, File>();
   private readonly openGroups = new Map<number, VfioGroup>();
   private readonly kernelPages: PageSource | undefined;
@@ -43,6 +48,7 @@ export class Vfio {
       dmaEntryLimit: opts.params?.dmaEntryLimit ?? 65535,
     };
     this.seedResvCaps = opts.seedResvCaps ?? false;
+    this.kernel = Object.freeze({ ...TYPE1_KERNEL_DEFAULTS, ...opts.kernel });
     this.kernelPages = opts.kernelPages;
     this.msiCookie = opts.getMsiCookie ?? ((d, b) => getMsiCookie(d, b));
   }
@@ -53,6 +59,7 @@ export class Vfio {
     const c = new Container(
       {
         backendEnv: (p) => this.backendEnv(p),
+        kernel: this.kernel,
         closeFile: (n) => this.files.delete(n),
       },
       fd,
@@ -140,6 +147,7 @@ export class Vfio {
       params: liveParams(this.params),
       process,
       seedResvCaps: this.seedResvCaps,
+      kernel: this.kernel,
       getMsiCookie: this.msiCookie,
       ...(this.kernelPages ? { kernelPages: this.kernelPages } : {}),
     };

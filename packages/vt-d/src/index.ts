@@ -22,20 +22,14 @@ export {
   QI,
   REG,
 } from "./arch/regs.js";
-export type { DeviceScope, DmarTable, Drhd, Rmrr } from "./driver/dmar-table.js";
+export type { DeviceScope, DmarTable, Drhd, IoapicScope, Rmrr } from "./driver/dmar-table.js";
 export { findDrhd, rmrrScopes, scopeCovers } from "./driver/dmar-table.js";
 export type { DmarFault, DmarUnitOptions } from "./driver/dmar-unit.js";
 export { DmarUnit, formatFault } from "./driver/dmar-unit.js";
 export type { DeviceDomainInfo, PgsizeBitmapMode, SecondLevelPteFormat } from "./driver/domain.js";
 export { ALL_SIZES_PGSIZE_BITMAP, pgsizeBitmapFor, VtdDomain } from "./driver/domain.js";
 export type { IrteTarget, MsiAllocation } from "./driver/irq-remapping.js";
-export {
-  allocQ35BootIoapicEntries,
-  composeRemappableMsi,
-  IrqRemapping,
-  MSI_ADDR_BASE,
-  Q35_IOAPIC_SOURCE_ID,
-} from "./driver/irq-remapping.js";
+export { composeRemappableMsi, IrqRemapping, MSI_ADDR_BASE } from "./driver/irq-remapping.js";
 export type { IntelIommuDriver, IntelIommuDriverOptions, IrqRemapper } from "./driver/ops.js";
 export { createIntelIommuDriver } from "./driver/ops.js";
 export type { PteRef, SuperpageUnmap } from "./driver/pgtable.js";

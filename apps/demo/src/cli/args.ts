@@ -2,39 +2,51 @@
 
 export interface ParsedArgs {
   readonly command: string | null;
-  readonly flags: Map<string, string | true>;
+  /** Value flags map to their text; boolean flags to true or false (`--x`, `--x=true`, `--x=false`). */
+  readonly flags: Map<string, string | boolean>;
   readonly positionals: string[];
 }
 
 /** Flags that take a value (everything else is boolean). */
-const VALUE_FLAGS = new Set(["board", "guest-ram", "svg", "html", "layout", "devices"]);
+const VALUE_FLAGS = new Set(["board", "guest-ram", "svg", "html", "layout", "devices", "socket", "params"]);
 
 export class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
-  const flags = new Map<string, string | true>();
+  const flags = new Map<string, string | boolean>();
   const positionals: string[] = [];
   let command: string | null = null;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a === "-h") {
       flags.set("help", true);
+    } else if (a === "-V") {
+      flags.set("version", true);
     } else if (a.startsWith("--")) {
       const eq = a.indexOf("=");
       const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
-      if (eq >= 0) flags.set(name, a.slice(eq + 1));
-      else if (VALUE_FLAGS.has(name)) {
-        const v = argv[i + 1];
-        if (v === undefined || v.startsWith("--")) throw new UsageError(`--${name} needs a value`);
+      if (VALUE_FLAGS.has(name)) {
+        const v = eq >= 0 ? a.slice(eq + 1) : argv[i + 1];
+        if (v === undefined || v === "" || (eq < 0 && v.startsWith("--"))) {
+          throw new UsageError(`--${name} needs a value`);
+        }
         flags.set(name, v);
-        i++;
-      } else flags.set(name, true);
+        if (eq < 0) i++;
+      } else if (eq < 0) flags.set(name, true);
+      else flags.set(name, booleanOf(name, a.slice(eq + 1)));
     } else if (command === null) command = a;
     else positionals.push(a);
   }
   return { command, flags, positionals };
+}
+
+/** A boolean flag's `=value`: only `true` or `false`, so a typo never silently means "off". */
+function booleanOf(name: string, v: string): boolean {
+  if (v === "true") return true;
+  if (v === "false") return false;
+  throw new UsageError(`--${name} is a switch: give --${name}, --${name}=true or --${name}=false (not '${v}')`);
 }
 
 /** Sizes like 1G, 512M, 4096, 0x40000000. */

@@ -1,9 +1,10 @@
 /**
  * `iommu-demo`: run the passthrough story on a board, draw a container's IOVA space, list boards,
- * replay a recorded scenario. Every command takes --help and --json; exit codes are in EXIT.
+ * replay a recorded scenario. Every command takes --help and --json; exit codes are in EXIT. Every misuse
+ * is one line on stderr (`iommu-demo: …`) and a documented exit code, never a stack trace.
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { BOARD_NAMES, type BoardName, createBoard } from "@iommu-sim/host";
+import { BOARD_NAMES, type Board, type BoardName, createBoard } from "@iommu-sim/host";
 import { iovaMapOf } from "../map/iova-map.js";
 import { renderHtml, renderSvg, renderText } from "../map/render.js";
 import { replayScenario } from "../replay/index.js";
@@ -15,8 +16,10 @@ import { toJson } from "./json.js";
 
 /** Exit codes. */
 export const EXIT = {
+  /** Also when stdout is closed early (`| head`): the rest of the output is dropped quietly. */
   OK: 0,
-  /** The story ran and the device path failed (what --naive shows), or a replay had errors. */
+  /** The story ran and the device path failed (what --naive shows), guest RAM could not be pinned, a mapping
+   * was refused (map), or a replay had errors. */
   STORY_FAILED: 1,
   USAGE: 2,
   /** The model threw (a lower layer refused or is missing). */
@@ -32,9 +35,20 @@ export interface CliIo {
   readonly tty: boolean;
   readFile(path: string): string;
   writeFile(path: string, text: string): void;
+  /** What --version prints (the package's version). */
+  readonly version?: string;
 }
 
-const HELP: Record<string, string> = {
+/** The story's DMA writes 256 bytes at 2 MiB into the first RAM block (`Vmm.exercise`): RAM must reach past it. */
+export const MIN_GUEST_RAM = 0x200000n + 0x1000n;
+/** Guest RAM is mmapped and MAP_DMA'd in whole 4 KiB pages. */
+const PAGE = 0x1000n;
+
+const EXIT_TEXT = `Exit codes: 0 ok (also when the output pipe closes early, e.g. | head); 1 the device path failed
+(--naive), guest RAM could not be pinned, a mapping was refused, or replay errors; 2 usage error;
+3 model error; 4 I/O error.`;
+
+export const HELP: Record<string, string> = {
   main: `iommu-demo: PCIe passthrough with MSIs through an IOMMU, on models of QEMU's x86 q35 + VT-d and arm64 virt + SMMUv3
 
 usage: iommu-demo <command> [options]
@@ -44,10 +58,14 @@ commands:
   map      the IOVA space of a container: reserved regions, valid ranges, mappings, MSI doorbell pages
   boards   list the boards
   replay   replay a recorded scenario (.scn) against the model, print the JSONL transcript
+  serve    serve a board's system calls on a Unix socket (the native door, for programs run with its preload library)
+  exec     run an unmodified program (C, Rust, Go…) against a board: its /dev/vfio calls reach the model
+  help     this text, or a command's (iommu-demo help run)
 
 With no command: run the story briefly on both main boards.
-Options for every command: --json (machine-readable output), --help.
-Exit codes: 0 ok, 1 the device path failed (e.g. --naive) or replay errors, 2 usage, 3 model error, 4 I/O error.
+Options for every command: --json (machine-readable output), --help (-h); --version (-V) prints the version.
+Switches (--json, --naive, --qemu-quirks, --x86-rmrr) take no value, or exactly =true / =false.
+${EXIT_TEXT}
 `,
   run: `usage: iommu-demo run [--board NAME] [--guest-ram SIZE] [--naive] [--layout machine|flat] [--qemu-quirks] [--json]
 
@@ -55,7 +73,8 @@ Narrates: open container and group, read the valid IOVA ranges, lay out guest RA
 detect conflicts with reserved regions and react, MAP_DMA guest RAM, open the device, let the edu device
 DMA through the IOMMU into guest RAM and back, and its MSI reach the eventfd.
   --board      ${BOARD_NAMES.join(" | ")} (default arm64-virt-smmuv3)
-  --guest-ram  guest RAM size, e.g. 1G, 512M (default 4G)
+  --guest-ram  guest RAM size, e.g. 1G, 512M (default 4G): whole 4 KiB pages, at least 2052K (the story's
+               DMA buffers sit 2 MiB into guest RAM), less than the board's host RAM (32 GiB on both boards)
   --layout     machine: the board's default guest layout; flat: RAM from GPA 0 (default machine)
   --naive      ignore the valid ranges and map a flat layout: MAP_DMA fails with EINVAL, the DMA faults
   --qemu-quirks  QEMU 7.2's device/IOMMU quirks (edu's 28-bit DMA mask: on virt, edu cannot reach guest RAM
@@ -76,7 +95,28 @@ Replays a scenario in the conformance recorder's language against the model (the
 `,
 };
 
-function boardOf(a: ParsedArgs): BoardName {
+const DOOR_OPTIONS = `  --board    ${BOARD_NAMES.join(" | ")} (default arm64-virt-smmuv3)
+  --devices  edu devices (default 1), each in its own IOMMU group
+  --params   vfio_iommu_type1 parameters, e.g. "dma_entry_limit=3 allow_unsafe_interrupts=1"
+  --qemu-quirks-off  the boards without QEMU 7.2's quirks (default: on, as the recorded kernels saw them)
+The preload library is built from packages/host/native/preload.c with the system's cc on first use
+(cached under ~/.cache/iommu-sim/native). x86-64 programs; BAR loads/stores are trapped and emulated.
+`;
+HELP.serve = `usage: iommu-demo serve [--board NAME] [--socket PATH] [--devices N] [--params "K=V ..."]
+
+Serves the board's system-call surface (/dev/vfio/vfio, /dev/vfio/N, device fds, eventfds, the sysfs and
+procfs files a VFIO user reads) on a Unix socket, one simulated process per connection, until
+interrupted. A program joins with LD_PRELOAD=<library> IOMMU_SIM_SOCKET=PATH (printed at start).
+  --socket   socket path (default $XDG_RUNTIME_DIR or /tmp, iommu-sim-BOARD.sock)
+${DOOR_OPTIONS}`;
+HELP.exec = `usage: iommu-demo exec [--board NAME] [--devices N] [--params "K=V ..."] -- PROGRAM [ARGS...]
+
+Starts a server for the board, runs PROGRAM with the preload library and the socket in its environment,
+and exits with its exit status. Its memory stays its own: MAP_DMA pins its pages, edu's DMA reads and
+writes them, and its eventfds count the MSIs.
+${DOOR_OPTIONS}`;
+
+export function boardOf(a: ParsedArgs): BoardName {
   const b = a.flags.get("board");
   if (b === undefined) return "arm64-virt-smmuv3";
   if (b === true || !BOARD_NAMES.includes(b as BoardName)) {
@@ -95,20 +135,51 @@ function layoutOf(a: ParsedArgs): LayoutKind | undefined {
 function guestRamOf(a: ParsedArgs): bigint {
   const g = a.flags.get("guest-ram");
   if (g === undefined) return 4n << 30n;
-  if (g === true) throw new UsageError("--guest-ram needs a value");
-  return parseSize(g);
+  if (typeof g !== "string") throw new UsageError("--guest-ram needs a value");
+  const v = parseSize(g);
+  if (v % PAGE !== 0n) throw new UsageError(`--guest-ram ${g} is not a whole number of 4 KiB pages`);
+  if (v < MIN_GUEST_RAM) {
+    throw new UsageError(
+      `--guest-ram ${g} is too small: the story's DMA buffers sit 2 MiB into guest RAM (at least ${sizeText(MIN_GUEST_RAM)})`,
+    );
+  }
+  return v;
 }
+
+/**
+ * Host RAM a VMM's pages can come from: the board's largest RAM region (virt's only one; q35's above 4 GiB,
+ * where the board hands out user pages). Guest RAM is pinned from it, so it must be smaller.
+ */
+function hostRamOf(board: Board): bigint {
+  let largest = 0n;
+  for (const r of board.regions) if (r.kind === "ram" && r.size > largest) largest = r.size;
+  return largest;
+}
+
+/** A boolean switch: present (or =true) versus absent (or =false). */
+const on = (a: ParsedArgs, name: string): boolean => a.flags.get(name) === true;
 
 const KNOWN: Record<string, readonly string[]> = {
   run: ["board", "guest-ram", "naive", "layout", "qemu-quirks", "x86-rmrr", "json", "help"],
   map: ["board", "guest-ram", "layout", "qemu-quirks", "x86-rmrr", "svg", "html", "json", "help"],
   boards: ["json", "help"],
   replay: ["json", "help"],
+  serve: ["board", "socket", "devices", "params", "qemu-quirks-off", "help"],
+  exec: ["board", "devices", "params", "qemu-quirks-off", "help"],
+  help: ["help"],
 };
 
-function checkFlags(cmd: string, a: ParsedArgs): void {
+/** Positional arguments each command takes: [fewest, most]. */
+const POSITIONALS: Record<string, readonly [number, number]> = { replay: [1, 1], help: [0, 1] };
+
+export function checkFlags(cmd: string, a: ParsedArgs): void {
   const ok = KNOWN[cmd] ?? [];
   for (const f of a.flags.keys()) if (!ok.includes(f)) throw new UsageError(`unknown option --${f} for '${cmd}'`);
+  const [least, most] = POSITIONALS[cmd] ?? [0, 0];
+  if (a.positionals.length > most) {
+    throw new UsageError(`unexpected argument '${a.positionals[most]}' for '${cmd}'`);
+  }
+  if (a.positionals.length < least) throw new UsageError(`${cmd} needs a scenario file`);
 }
 
 function stepText(s: VmmStep, i: number): string {
@@ -116,14 +187,18 @@ function stepText(s: VmmStep, i: number): string {
 }
 
 function runStory(a: ParsedArgs, io: CliIo): { report: VmmReport; vmm: Vmm } {
-  const board = createBoard(boardOf(a), {
-    qemuQuirks: a.flags.get("qemu-quirks") === true,
-    x86Rmrr: a.flags.get("x86-rmrr") === true,
-  });
-  const naive = a.flags.get("naive") === true;
+  const guestRam = guestRamOf(a);
   const layout = layoutOf(a);
+  const board = createBoard(boardOf(a), { qemuQuirks: on(a, "qemu-quirks"), x86Rmrr: on(a, "x86-rmrr") });
+  const hostRam = hostRamOf(board);
+  if (guestRam >= hostRam) {
+    throw new UsageError(
+      `--guest-ram ${sizeText(guestRam)} does not fit: ${board.name} has ${sizeText(hostRam)} of host RAM to pin guest RAM from (part of it the kernel's); use less, e.g. 31G`,
+    );
+  }
+  const naive = on(a, "naive");
   const vmm = new Vmm(board, {
-    guestRam: guestRamOf(a),
+    guestRam,
     naive,
     ...(layout ? { layout } : {}),
     onStep: (s) => {
@@ -135,9 +210,22 @@ function runStory(a: ParsedArgs, io: CliIo): { report: VmmReport; vmm: Vmm } {
   return { report, vmm };
 }
 
+/** Why MAP_DMA refused guest RAM outside --naive's story, as one line (null when every block mapped). */
+function mappingFailure(report: VmmReport, vmm: Vmm): string | null {
+  const bad = report.naive ? undefined : report.mappings.find((m) => m.ret !== 0);
+  if (!bad) return null;
+  if (bad.errno === "ENOMEM") {
+    return `MAP_DMA of ${bad.name} failed with ENOMEM: ${vmm.board.name}'s host RAM cannot pin ${sizeText(vmm.guestRam)} of guest RAM next to the kernel's share; use a smaller --guest-ram`;
+  }
+  return `MAP_DMA of ${bad.name} at 0x${bad.iova.toString(16)} failed with ${bad.errno}`;
+}
+
 function cmdRun(a: ParsedArgs, io: CliIo): number {
-  const { report, vmm } = runStory(a, io);
-  if (a.flags.has("json")) io.out(`${toJson(report)}\n`);
+  const { report: told, vmm } = runStory(a, io);
+  const pinned = mappingFailure(told, vmm);
+  const report = pinned && told.failure === null ? { ...told, failure: pinned } : told;
+  if (pinned) io.err(`iommu-demo run: ${pinned}\n`);
+  if (on(a, "json")) io.out(`${toJson(report)}\n`);
   else {
     io.out(`${vmm.board.name}: ${vmm.board.description}\n`);
     io.out(
@@ -155,6 +243,12 @@ function cmdMap(a: ParsedArgs, io: CliIo): number {
     io.err(`iommu-demo map: ${report.failure}\n`);
     return EXIT.MODEL_ERROR;
   }
+  // A map of guest RAM that is not all there would mislead: say which block MAP_DMA refused.
+  const refused = mappingFailure(report, vmm);
+  if (refused) {
+    io.err(`iommu-demo map: ${refused}\n`);
+    return EXIT.STORY_FAILED;
+  }
   const m = iovaMapOf(vmm);
   for (const [flag, render] of [
     ["svg", renderSvg],
@@ -162,16 +256,16 @@ function cmdMap(a: ParsedArgs, io: CliIo): number {
   ] as const) {
     const f = a.flags.get(flag);
     if (f === undefined) continue;
-    if (f === true) throw new UsageError(`--${flag} needs a file name`);
+    if (typeof f !== "string") throw new UsageError(`--${flag} needs a file name`);
     try {
       io.writeFile(f, render(m));
     } catch (e) {
       io.err(`iommu-demo map: cannot write ${f}: ${e instanceof Error ? e.message : String(e)}\n`);
       return EXIT.IO_ERROR;
     }
-    if (!a.flags.has("json")) io.err(`wrote ${f}\n`);
+    if (!on(a, "json")) io.err(`wrote ${f}\n`);
   }
-  io.out(a.flags.has("json") ? `${toJson(m)}\n` : renderText(m));
+  io.out(on(a, "json") ? `${toJson(m)}\n` : renderText(m));
   return EXIT.OK;
 }
 
@@ -180,14 +274,13 @@ function cmdBoards(a: ParsedArgs, io: CliIo): number {
     const b = createBoard(name);
     return { name, arch: b.arch, description: b.description, msiDoorbell: b.msiDoorbell };
   });
-  if (a.flags.has("json")) io.out(`${toJson(rows)}\n`);
+  if (on(a, "json")) io.out(`${toJson(rows)}\n`);
   else for (const r of rows) io.out(`${r.name.padEnd(24)} ${r.arch.padEnd(8)} ${r.description}\n`);
   return EXIT.OK;
 }
 
 function cmdReplay(a: ParsedArgs, io: CliIo): number {
-  const file = a.positionals[0];
-  if (!file) throw new UsageError("replay needs a scenario file");
+  const file = a.positionals[0] as string;
   let text: string;
   try {
     text = io.readFile(file);
@@ -197,7 +290,7 @@ function cmdReplay(a: ParsedArgs, io: CliIo): number {
   }
   const out = replayScenario(text, { file });
   const errors = out.split("\n").filter((l) => l.startsWith('{"cmd":"error"')).length;
-  if (a.flags.has("json"))
+  if (on(a, "json"))
     io.out(
       `${toJson({
         file,
@@ -209,6 +302,11 @@ function cmdReplay(a: ParsedArgs, io: CliIo): number {
       })}\n`,
     );
   else io.out(out.endsWith("\n") ? out : `${out}\n`);
+  if (errors > 0) {
+    io.err(
+      `iommu-demo replay: ${file}: ${errors} line${errors === 1 ? "" : "s"} not replayed (the "error" records say why)\n`,
+    );
+  }
   return errors > 0 ? EXIT.STORY_FAILED : EXIT.OK;
 }
 
@@ -219,7 +317,7 @@ function cmdDefault(a: ParsedArgs, io: CliIo): number {
     const vmm = new Vmm(createBoard(board, { qemuQuirks: false }), { guestRam: 4n << 30n });
     results.push({ board, report: vmm.run() });
   }
-  if (a.flags.has("json")) {
+  if (on(a, "json")) {
     io.out(`${toJson(results)}\n`);
   } else {
     io.out("iommu-demo: a VMM passes QEMU's edu device through VFIO on two simulated hosts\n\n");
@@ -255,22 +353,35 @@ export function runCli(argv: readonly string[], io: CliIo): number {
     a = parseArgs(argv);
     const cmd = a.command;
     if (cmd !== null && !(cmd in KNOWN)) throw new UsageError(`unknown command '${cmd}'`);
-    if (a.flags.has("help")) {
+    if (on(a, "version")) {
+      io.out(`iommu-demo ${io.version ?? "(version unknown)"}\n`);
+      return EXIT.OK;
+    }
+    if (on(a, "help")) {
       io.out(HELP[cmd ?? "main"] ?? HELP.main ?? "");
       return EXIT.OK;
     }
     if (cmd === null) {
       for (const f of a.flags.keys()) if (f !== "json") throw new UsageError(`unknown option --${f}`);
+      if (a.positionals.length > 0) throw new UsageError(`unexpected argument '${a.positionals[0]}'`);
       return cmdDefault(a, io);
     }
     checkFlags(cmd, a);
+    if (cmd === "help") {
+      const topic = a.positionals[0];
+      if (topic !== undefined && !(topic in HELP)) throw new UsageError(`no help for '${topic}' (a command name)`);
+      io.out(HELP[topic ?? "main"] ?? "");
+      return EXIT.OK;
+    }
     if (cmd === "run") return cmdRun(a, io);
     if (cmd === "map") return cmdMap(a, io);
     if (cmd === "boards") return cmdBoards(a, io);
+    if (cmd === "serve" || cmd === "exec")
+      throw new UsageError(`'${cmd}' runs only from the command line (runCliAsync)`);
     return cmdReplay(a, io);
   } catch (e) {
     if (e instanceof UsageError) {
-      io.err(`iommu-demo: ${e.message}\n(see iommu-demo --help)\n`);
+      io.err(`iommu-demo: ${e.message} (see iommu-demo --help)\n`);
       return EXIT.USAGE;
     }
     io.err(`iommu-demo: model error: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -278,12 +389,30 @@ export function runCli(argv: readonly string[], io: CliIo): number {
   }
 }
 
-export function nodeIo(): CliIo {
+/**
+ * The real process's streams. A reader that closes the pipe early (`iommu-demo run | head`) is not an
+ * error: on EPIPE the rest of the output is dropped and the process exits 0 with nothing on stderr.
+ */
+export function nodeIo(
+  version?: string,
+  streams: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream; exit: (code: number) => void } = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    exit: (code) => process.exit(code),
+  },
+): CliIo {
+  for (const s of [streams.stdout, streams.stderr]) {
+    s.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "EPIPE") streams.exit(EXIT.OK);
+      else throw e;
+    });
+  }
   return {
-    out: (s) => process.stdout.write(s),
-    err: (s) => process.stderr.write(s),
-    tty: Boolean(process.stderr.isTTY),
+    out: (s) => void streams.stdout.write(s),
+    err: (s) => void streams.stderr.write(s),
+    tty: Boolean((process.stderr as { isTTY?: boolean }).isTTY),
     readFile: (p) => readFileSync(p, "utf8"),
     writeFile: (p, t) => writeFileSync(p, t),
+    ...(version === undefined ? {} : { version }),
   };
 }

@@ -14,7 +14,9 @@ import {
   IOMMU_FAULT_READ,
   IOMMU_FAULT_WRITE,
   type IommuCap,
+  type IommuDriver,
   type IommuOps,
+  LogBuffer,
   type PageAllocator,
   type PhysicalMemory,
   Ratelimit,
@@ -42,26 +44,23 @@ export interface ArmSmmuV3DriverOptions extends ResvRegionOptions {
    * (probe answers ENODEV). Default: the PCI requester id / platform stream id.
    */
   readonly streamIdOf?: (dev: Device) => number | null;
-  /** Kernel log sink (event records printed as `arm_smmu_evtq_thread` does). */
-  readonly log?: (line: string) => void;
   /**
-   * The event printer's `DEFINE_RATELIMIT_STATE(rs, DEFAULT_RATELIMIT_INTERVAL, DEFAULT_RATELIMIT_BURST)`:
-   * at most `burst` events (default 10) per `intervalMs` (default 5000) of `now()`. Without a clock
-   * the window never ends (a recorder run is shorter than 5 s): only the first `burst` events print.
-   * Faults are reported to the core whether printed or not.
+   * Model time in ms for the event printer's ratelimit (10 events per 5 s, as `arm_smmu_evtq_thread`).
+   * Default: time never passes, so only the first 10 events of a boot print (a recorder run is shorter
+   * than 5 s). Faults are reported to the core whether printed or not.
    */
-  readonly logRatelimit?: { readonly burst?: number; readonly intervalMs?: number; readonly now?: () => number };
+  readonly now?: () => number;
 }
 
-/** The ops, plus the driver's interrupt handler and what probe found. */
-export type ArmSmmuV3Ops = IommuOps & {
+/** What `createArmSmmuV3Driver` gives the host: core's driver shape plus the event interrupt and probe's findings. */
+export interface ArmSmmuV3Driver extends IommuDriver {
   /** The event queue interrupt handler: drains records, logs, reports faults. Returns records handled. */
-  readonly handleEventIrq: () => number;
+  handleEventIrq(): number;
   readonly features: SmmuFeatures;
-};
+}
 
-/** Probe the SMMU at `mmioBase`, reset it, and return its `iommu_ops`. Throws ENODEV / EIO on a bad SMMU. */
-export function createArmSmmuV3Driver(opts: ArmSmmuV3DriverOptions): ArmSmmuV3Ops {
+/** Probe the SMMU at `mmioBase`, reset it, and return its driver. Throws ENODEV / EIO on a bad SMMU. */
+export function createArmSmmuV3Driver(opts: ArmSmmuV3DriverOptions): ArmSmmuV3Driver {
   const smmu = new SmmuDevice(opts.memory, opts.mmioBase, opts.pageAllocator, opts.name);
   const f = smmu.features;
   const stage: 1 | 2 = opts.stage ?? (f.stage1 ? 1 : 2);
@@ -71,13 +70,9 @@ export function createArmSmmuV3Driver(opts: ArmSmmuV3DriverOptions): ArmSmmuV3Op
   const pageShift = opts.pageSize === 65536 ? 16 : opts.pageSize === 16384 ? 14 : 12;
   const streamIdOf = opts.streamIdOf ?? ((dev: Device) => dev.requesterId);
   const masters = new Map<number, SmmuMaster>();
-  const log = opts.log ?? (() => {});
+  const log = new LogBuffer();
   // arm_smmu_evtq_thread's `static DEFINE_RATELIMIT_STATE(rs, DEFAULT_RATELIMIT_INTERVAL, DEFAULT_RATELIMIT_BURST)`.
-  const rs = new Ratelimit(
-    opts.logRatelimit?.intervalMs ?? DEFAULT_RATELIMIT_INTERVAL_MS,
-    opts.logRatelimit?.burst ?? DEFAULT_RATELIMIT_BURST,
-    opts.logRatelimit?.now,
-  );
+  const rs = new Ratelimit(DEFAULT_RATELIMIT_INTERVAL_MS, DEFAULT_RATELIMIT_BURST, opts.now);
 
   const masterOf = (dev: Device): SmmuMaster => {
     const m = dev.iommuPriv as SmmuMaster | undefined;
@@ -89,13 +84,13 @@ export function createArmSmmuV3Driver(opts: ArmSmmuV3DriverOptions): ArmSmmuV3Op
 
   const handleEventIrq = (): number => {
     const { records, overflow } = smmu.drainEvents();
-    if (overflow) log(`arm-smmu-v3 ${smmu.name}: EVTQ overflow detected -- events lost`);
+    if (overflow) log.printk(`arm-smmu-v3 ${smmu.name}: EVTQ overflow detected -- events lost`);
     for (const r of records) {
       const [d0, d1, d2] = r as [bigint, bigint, bigint, bigint];
       const id = Number(d0 & 0xffn);
       if (rs.allow()) {
-        log(`arm-smmu-v3 ${smmu.name}: event 0x${id.toString(16).padStart(2, "0")} received:`);
-        for (const d of r) log(`arm-smmu-v3 ${smmu.name}: \t0x${d.toString(16).padStart(16, "0")}`);
+        log.printk(`arm-smmu-v3 ${smmu.name}: event 0x${id.toString(16).padStart(2, "0")} received:`);
+        for (const d of r) log.printk(`arm-smmu-v3 ${smmu.name}: \t0x${d.toString(16).padStart(16, "0")}`);
       }
       const m = masters.get(Number(d0 >> EVTF.SID_SHIFT));
       const dom = m?.domain;
@@ -106,11 +101,9 @@ export function createArmSmmuV3Driver(opts: ArmSmmuV3DriverOptions): ArmSmmuV3Op
     return records.length;
   };
 
-  return Object.freeze({
+  const ops = {
     name: "arm-smmu-v3",
     pgsizeBitmap: f.pgsizeBitmap,
-    features: f,
-    handleEventIrq,
 
     probeDevice(dev: Device): void {
       const sid = streamIdOf(dev);
@@ -166,5 +159,7 @@ export function createArmSmmuV3Driver(opts: ArmSmmuV3DriverOptions): ArmSmmuV3Op
       if (cap === "CACHE_COHERENCY") return f.coherent;
       return cap === "NOEXEC";
     },
-  } satisfies ArmSmmuV3Ops);
+  } satisfies IommuOps;
+
+  return { ops: Object.freeze(ops), drainLog: () => log.drain(), handleEventIrq, features: f };
 }

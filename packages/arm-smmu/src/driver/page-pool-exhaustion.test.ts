@@ -16,7 +16,7 @@ function machine() {
   memory.addRam(RAM_BASE, 0x1000000n);
   const hw = createSmmuV3Hardware({ memory, mmioBase: SMMU_BASE, ias: 44, oas: 44 });
   const pool = new PageAllocator(memory, RAM_BASE, 64n << 12n);
-  const ops = createArmSmmuV3Driver({ memory, mmioBase: SMMU_BASE, pageAllocator: pool });
+  const { ops } = createArmSmmuV3Driver({ memory, mmioBase: SMMU_BASE, pageAllocator: pool });
   const devs = [0, 1, 2, 3].map((bus) => {
     const d = new PciDevice(memory, { bus, slot: 1, classCode: 0x00ff00 });
     d.upstream = hw;

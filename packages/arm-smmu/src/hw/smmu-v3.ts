@@ -398,19 +398,20 @@ export class SmmuV3Hardware implements IommuHardware {
   // ---- event queue ----
 
   /**
-   * A translation-class fault. QEMU 7.2 splits the faulting rest of a DMA write into 4-byte
-   * accesses and records one event each (recorder/README.md): with the quirk on, a write with data
-   * records one event per word up to the end of the 4 KiB page.
+   * A translation-class fault. QEMU 7.2 splits the faulting rest of a DMA access, read or write, into
+   * 4-byte accesses and records one event each (recorder/README.md; the 6.1 arm64 random-* transcripts
+   * show it for device reads too): with the quirk on, one event per word up to the end of the 4 KiB page.
    */
   private recordFault(id: number, sid: number, req: TranslateRequest, stage2: boolean): void {
     const read = req.access === "read";
-    if (!this.quirks || read || !req.data || req.data.length <= 4) {
+    const len = req.data?.length ?? req.len ?? 0;
+    if (!this.quirks || len <= 4) {
       this.recordEvent(id, sid, req.iova, read, stage2);
       return;
     }
     const toPageEnd = 0x1000 - Number(req.iova & 0xfffn);
-    const words = Math.ceil(Math.min(req.data.length, toPageEnd) / 4);
-    for (let i = 0; i < words; i++) this.recordEvent(id, sid, req.iova + BigInt(i * 4), false, stage2);
+    const words = Math.ceil(Math.min(len, toPageEnd) / 4);
+    for (let i = 0; i < words; i++) this.recordEvent(id, sid, req.iova + BigInt(i * 4), read, stage2);
   }
 
   private recordEvent(id: number, sid: number, iova: bigint, read: boolean, stage2: boolean): void {

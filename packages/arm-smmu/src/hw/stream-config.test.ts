@@ -24,7 +24,7 @@ describe("configuration cache", () => {
 describe("stream tables", () => {
   it("works with a linear stream table when the SMMU has no 2-level support", () => {
     const rig = makeRig({ twoLevelStreamTable: false, streamIdBits: 8 });
-    expect(rig.ops.features.twoLevelStreamTable).toBe(false);
+    expect(rig.driver.features.twoLevelStreamTable).toBe(false);
     const cfg = rig.memory.read32(0x9050000n + 0x88n);
     expect(cfg).toBe(8); // FMT linear, LOG2SIZE 8
     const dev = rig.pci(3);

@@ -2,9 +2,16 @@
  * Test rig: a QEMU-virt-like board with RAM, an SMMUv3 at 0x09050000, its driver, and PCI devices
  * behind it. Shared by this package's tests and benches (not exported).
  */
-import { type Device, type DomainAllocContext, PageAllocator, PciDevice, PhysicalMemory } from "@iommu/core";
+import {
+  type Device,
+  type DomainAllocContext,
+  type IommuOps,
+  PageAllocator,
+  PciDevice,
+  PhysicalMemory,
+} from "@iommu/core";
 import type { SmmuDomain } from "../driver/domain.js";
-import { type ArmSmmuV3DriverOptions, type ArmSmmuV3Ops, createArmSmmuV3Driver } from "../driver/ops.js";
+import { type ArmSmmuV3Driver, type ArmSmmuV3DriverOptions, createArmSmmuV3Driver } from "../driver/ops.js";
 import { createSmmuV3Hardware, type SmmuV3Hardware, type SmmuV3HardwareOptions } from "../hw/smmu-v3.js";
 
 export const SMMU_BASE = 0x9050000n;
@@ -23,7 +30,8 @@ export interface Fault {
 export interface Rig {
   readonly memory: PhysicalMemory;
   readonly hw: SmmuV3Hardware;
-  readonly ops: ArmSmmuV3Ops;
+  readonly driver: ArmSmmuV3Driver;
+  readonly ops: IommuOps;
   readonly pages: PageAllocator;
   readonly log: string[];
   readonly faults: Fault[];
@@ -44,14 +52,15 @@ export function makeRig(
   const hw = createSmmuV3Hardware({ memory, mmioBase: SMMU_BASE, ias: 44, oas: 44, qemuQuirks: true, ...hwOpts });
   const pages = new PageAllocator(memory, TABLES_BASE, TABLES_SIZE);
   const log: string[] = [];
-  const ops = createArmSmmuV3Driver({
-    memory,
-    mmioBase: SMMU_BASE,
-    pageAllocator: pages,
-    ...(keepLog ? { log: (l: string) => void log.push(l) } : {}),
-    ...drvOpts,
-  });
-  hw.onEventIrq = () => ops.handleEventIrq();
+  const driver = createArmSmmuV3Driver({ memory, mmioBase: SMMU_BASE, pageAllocator: pages, ...drvOpts });
+  const ops = driver.ops;
+  // The event interrupt runs the driver's handler; its printk lines land in `log` at once.
+  hw.onEventIrq = () => {
+    const n = driver.handleEventIrq();
+    const lines = driver.drainLog();
+    if (keepLog) log.push(...lines);
+    return n;
+  };
   const faults: Fault[] = [];
   const ctx: DomainAllocContext = {
     reportFault(dev, iova, flags) {
@@ -62,6 +71,7 @@ export function makeRig(
   return {
     memory,
     hw,
+    driver,
     ops,
     pages,
     log,

@@ -61,17 +61,23 @@ export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boole
   ];
   const klog = new KernelLog();
   const hw = createSmmuV3Hardware({ memory, mmioBase: VIRT.SMMU, oas: 44, streamIdBits: 16, qemuQuirks: quirks });
-  const ops = createArmSmmuV3Driver({
+  let board: Board | null = null;
+  const smmu = createArmSmmuV3Driver({
     memory,
     mmioBase: VIRT.SMMU,
     pageAllocator: kernelPages,
-    // arm_smmu_evtq_thread's dev_info lines (rate-limited: 10 per 5 s, and the model has no clock,
-    // so only the first 10 events of a boot print, as in a recorder run, which is shorter than 5 s).
-    log: (line) => klog.printk(line),
+    // arm_smmu_evtq_thread's event lines are rate-limited (10 per 5 s) on the board's model clock (board.tick).
+    now: () => board?.nowMs ?? 0,
     ...(variant.seed ? { seedHostBridgeWindows: hostBridgeWindows } : {}),
   });
-  // The SMMU's event queue interrupt (a wired SPI on virt) runs the driver's event handler.
-  hw.onEventIrq = () => ops.handleEventIrq();
+  const ops = smmu.ops;
+  klog.addSource(() => smmu.drainLog());
+  // The SMMU's event queue interrupt (a wired SPI on virt) runs the driver's event handler: its lines go
+  // to the log at once.
+  hw.onEventIrq = () => {
+    smmu.handleEventIrq();
+    klog.sync();
+  };
   // The GICv3 ITS isolates MSIs by DeviceID: irq_domain_check_msi_remap() is true on this machine.
   const iommu = new Iommu({ defaultDomainType: "DMA", msiRemap: true, onDomainAlloc: dmaCookieAtAlloc });
 
@@ -94,7 +100,7 @@ export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boole
     { name: "RAM", base: VIRT.MEM, size: HOST_RAM_SIZE, kind: "ram" },
     { name: "PCIe high MMIO window", base: VIRT.HIGH_PCIE_MMIO, size: VIRT.HIGH_PCIE_MMIO_SIZE, kind: "window" },
   ];
-  return assembleHost({
+  board = assembleHost({
     name: variant.seed ? "arm64-virt-smmuv3-seed" : "arm64-virt-smmuv3",
     arch: "aarch64",
     memory,
@@ -115,6 +121,7 @@ export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boole
       ? "QEMU virt, SMMUv3 (44-bit IAS/OAS), GICv3 ITS; seed variant: host-bridge windows reserved, per-range caps"
       : "QEMU virt, SMMUv3 (44-bit IAS/OAS, stage 1), GICv3 ITS doorbell at 0x8090040, sw-msi window 0x8000000",
   });
+  return board;
 }
 
 /**

@@ -92,6 +92,9 @@ export function assembleHost(p: HostParts): Board {
         memlockBytes: opts.memlockBytes,
         capIpcLock: opts.capIpcLock ?? true,
       });
+      return this.adoptProcess(proc);
+    },
+    adoptProcess(proc) {
       // type1 logs on the process's behalf (RLIMIT_MEMLOCK, unsafe interrupts): that is the kernel log too.
       p.klog.addSource(() => proc.klog.splice(0));
       return proc;

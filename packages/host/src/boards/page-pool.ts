@@ -3,6 +3,12 @@
  * out lowest-first and reused lowest-first so runs are deterministic (the page allocator of the
  * host kernel, as far as pinned user memory is concerned).
  */
+import { ErrnoError } from "@iommu/core";
+
+/** A fault that finds no free page: `handle_mm_fault` answers VM_FAULT_OOM, which a pin reports as ENOMEM. */
+function exhausted(): ErrnoError {
+  return new ErrnoError("ENOMEM", "alloc_pages", "host RAM exhausted");
+}
 export class HostPagePool {
   private next: bigint;
   private readonly freed: bigint[] = [];
@@ -15,13 +21,13 @@ export class HostPagePool {
     this.next = base;
   }
 
-  /** One 4 KiB frame; throws RangeError when the host is out of memory. */
+  /** One 4 KiB frame; throws ENOMEM when the host is out of memory, changing nothing. */
   allocPage(): bigint {
     this.used++;
     if (this.freed.length > 0) return this.freed.pop() as bigint;
     if (this.next + 0x1000n > this.base + this.size) {
       this.used--;
-      throw new RangeError("host RAM exhausted");
+      throw exhausted();
     }
     const a = this.next;
     this.next += 0x1000n;
@@ -33,7 +39,7 @@ export class HostPagePool {
     const bytes = BigInt(count) * 0x1000n;
     const align = (count & (count - 1)) === 0 ? bytes : 0x1000n;
     const a = (this.next + align - 1n) & ~(align - 1n);
-    if (a + bytes > this.base + this.size) throw new RangeError("host RAM exhausted");
+    if (a + bytes > this.base + this.size) throw exhausted();
     this.next = a + bytes;
     this.used += count;
     return a;

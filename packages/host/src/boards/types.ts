@@ -52,6 +52,8 @@ export interface Board {
   /** @vfio/type1's process model, pages from the board's RAM. */
   createProcess(opts: { memlockBytes: bigint; capIpcLock?: boolean }): Process;
   // capIpcLock defaults to true (a root VMM / the recorder's probe before `memlock`).
+  /** A process built elsewhere (the native door's client) becomes one of the board's: its type1 warnings reach the kernel log. */
+  adoptProcess<P extends Process>(p: P): P;
   /** What reached the interrupt controller. */
   interrupts(): readonly BoardInterrupt[];
   /** Physical address of the MSI doorbell devices target (ARM: GITS_TRANSLATER; x86: the interrupt window base). */

@@ -7,7 +7,13 @@
  */
 import type { HostBridge } from "@dma-iommu/msi-cookie";
 import { Iommu, PageAllocator, PciDevice, PhysicalMemory } from "@iommu/core";
-import { createIntelIommuDriver, createVtdHardware, type IntelIommuDriver } from "@iommu/vt-d";
+import {
+  createIntelIommuDriver,
+  createVtdHardware,
+  type IntelIommuDriver,
+  type IoapicScope,
+  type IrqRemapping,
+} from "@iommu/vt-d";
 import { EDU_BAR0_SIZE, EduDevice } from "../devices/edu.js";
 import { PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MEMORY } from "../devices/pci-config.js";
 import { InterruptController } from "../irq/interrupt-controller.js";
@@ -58,6 +64,22 @@ export function q35HostBridge(): HostBridge {
   };
 }
 
+/** q35's IOAPIC in QEMU's DMAR table: APIC id 0 at pseudo bus 0xff, devfn 0 (Q35_PSEUDO_*): source id 0xff00. */
+export const Q35_IOAPIC: IoapicScope = { ioapicId: 0, bus: 0xff, devfn: 0 };
+
+/**
+ * The IRTEs Linux takes at boot on q35 before any device driver runs: one per IOAPIC pin with an ISA
+ * interrupt entry in the MADT (IRQ 0 → pin 2 by override, IRQs 1, 3-15 → their pins; IRQ2 has none), in
+ * pin order: indices 0-14 on a fresh table. That is why the first device's INTx gets 15 and its MSI 16
+ * (0xfee00218). Vectors are the kernel's business; ISA vectors start at 0x30 (ISA_IRQ_VECTOR).
+ */
+export function allocQ35BootIoapicEntries(ir: IrqRemapping): number[] {
+  const sid = (Q35_IOAPIC.bus << 8) | Q35_IOAPIC.devfn;
+  const pins = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+  // Pin 9 (the ACPI SCI) is level-triggered.
+  return pins.map((pin) => ir.allocIoapicEntry(sid, 0x30 + pin, pin === 9 ? 1 : 0));
+}
+
 /** The kernel's pool for IOMMU tables: 64 MiB at 16 MiB. */
 const KERNEL_POOL = { base: 0x1000000n, size: 0x4000000n };
 
@@ -103,7 +125,7 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     onInterrupt: (irq) => lapic.deliver(`ir:${deviceName(irq.requesterId)}`, irq.vector),
     // dmar_fault runs as the fault event's interrupt handler: its lines go to the log at once.
     onFaultEvent: () => {
-      driver?.handleFault(0);
+      driver?.handleFaultIrq(0);
       klog.sync();
     },
   });
@@ -114,7 +136,7 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     pageAllocator: kernelPages,
     dmar: {
       hostAddressWidth: 39,
-      drhds: [{ registerBase: Q35.DMAR, includeAll: true }],
+      drhds: [{ registerBase: Q35.DMAR, includeAll: true, ioapics: [Q35_IOAPIC] }],
       rmrrs: opts.x86Rmrr
         ? [{ base: Q35.USB_RMRR, end: Q35.USB_RMRR + Q35.USB_RMRR_SIZE - 1n, scopes: [rmrrScope] }]
         : [],
@@ -124,6 +146,9 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
   });
   const vtd = driver;
   klog.addSource(() => vtd.drainLog());
+  // Boot: the ISA IOAPIC pins take their IRTEs on the first unit before any device is enabled.
+  const bootIr = driver.irqRemapping[0];
+  if (bootIr) allocQ35BootIoapicEntries(bootIr);
   const all = [hostBridge, ...edus, ...extra];
   for (const d of all) d.upstream = hw;
   // Debian's x86 kernel defaults to lazy invalidation: default domains are DMA-FQ.

@@ -5,27 +5,25 @@
  * MSI with eventfd triggers. The host kernel (the board's MSI glue) programs the physical capability.
  */
 import { ERRNO, ErrnoError } from "@iommu/core";
+import {
+  VFIO_IRQ_SET_ACTION_TRIGGER,
+  VFIO_IRQ_SET_DATA_BOOL,
+  VFIO_IRQ_SET_DATA_EVENTFD,
+  VFIO_IRQ_SET_DATA_NONE,
+  VFIO_PCI_BAR0_REGION_INDEX,
+  VFIO_PCI_CONFIG_REGION_INDEX,
+  VFIO_PCI_INTX_IRQ_INDEX,
+  VFIO_PCI_MSI_IRQ_INDEX,
+  VFIO_PCI_MSIX_IRQ_INDEX,
+} from "@vfio/uapi";
 import type { EduDevice } from "../devices/edu.js";
 import { EDU_BAR0_SIZE } from "../devices/edu.js";
 import { MSI_FLAGS_64BIT, PCI_COMMAND, PCI_COMMAND_MEMORY } from "../devices/pci-config.js";
 import type { EventFd } from "./eventfd.js";
 import type { MsiGlue, MsiSetup } from "./msi-glue.js";
 
-/** vfio.h device ioctls (`_IO(VFIO_TYPE, VFIO_BASE + n)`) and the sizes of their argument structs. */
-export const VFIO_DEVICE_GET_REGION_INFO = 0x3b6c;
-export const VFIO_DEVICE_GET_IRQ_INFO = 0x3b6d;
-export const VFIO_DEVICE_SET_IRQS = 0x3b6e;
-export const SIZEOF_REGION_INFO = 32;
-export const SIZEOF_IRQ_INFO = 16;
-export const SIZEOF_IRQ_SET = 20;
-
-/** vfio.h region and irq indices for PCI devices. */
-export const VFIO_PCI_BAR0_REGION_INDEX = 0;
-export const VFIO_PCI_CONFIG_REGION_INDEX = 7;
+/** vfio.h values vfio-pci answers with that the uAPI package does not name (region/irq flags, counts). */
 export const VFIO_PCI_NUM_REGIONS = 9;
-export const VFIO_PCI_INTX_IRQ_INDEX = 0;
-export const VFIO_PCI_MSI_IRQ_INDEX = 1;
-export const VFIO_PCI_MSIX_IRQ_INDEX = 2;
 export const VFIO_PCI_ERR_IRQ_INDEX = 3;
 export const VFIO_PCI_REQ_IRQ_INDEX = 4;
 export const VFIO_PCI_NUM_IRQS = 5;
@@ -39,12 +37,6 @@ export const VFIO_IRQ_INFO_MASKABLE = 2;
 export const VFIO_IRQ_INFO_AUTOMASKED = 4;
 export const VFIO_IRQ_INFO_NORESIZE = 8;
 
-export const VFIO_IRQ_SET_DATA_NONE = 1;
-export const VFIO_IRQ_SET_DATA_BOOL = 2;
-export const VFIO_IRQ_SET_DATA_EVENTFD = 4;
-export const VFIO_IRQ_SET_ACTION_MASK = 8;
-export const VFIO_IRQ_SET_ACTION_UNMASK = 16;
-export const VFIO_IRQ_SET_ACTION_TRIGGER = 32;
 const DATA_TYPE_MASK = 7;
 const ACTION_TYPE_MASK = 0x38;
 

@@ -14,12 +14,13 @@ import {
   type IommuCap,
   type IommuOps,
   type IotlbGather,
+  PAGE_SIZE,
   PciDevice,
   PhysicalMemory,
   type ResvRegion,
   resvRegion,
 } from "@iommu/core";
-import { PAGE_SIZE, type UserMemory, type UserSegment } from "../user-memory.js";
+import type { UserMemory, UserSegment } from "../user-memory.js";
 
 export interface Shape {
   readonly name: string;
@@ -69,14 +70,14 @@ export interface FakeDriver {
   readonly extraResv: ResvRegion[];
 }
 
-export function createFakeDriver(shape: Shape): FakeDriver {
+export function createFakeDriver(shape: Shape, groupKey: (name: string) => string = (n) => n): FakeDriver {
   const domains = new Set<FakeDomain>();
   const extraResv: ResvRegion[] = [];
   const ops: IommuOps = {
     name: shape.name,
     pgsizeBitmap: shape.pgsizeBitmap,
     probeDevice() {},
-    deviceGroup: (dev) => dev.name,
+    deviceGroup: (dev) => groupKey(dev.name),
     domainAlloc(type) {
       const ptes = new Map<bigint, { phys: bigint; prot: number }>();
       const d: FakeDomain = {
@@ -140,8 +141,12 @@ export class TestProcess implements UserMemory {
     this.vmas.push({ start, end: start + size, writable });
   }
 
-  faultIn(vaddr: bigint, write: boolean, maxPages: number): UserSegment {
+  /** The `unshare` flag of every GUP call. */
+  readonly unshares: boolean[] = [];
+
+  faultIn(vaddr: bigint, write: boolean, maxPages: number, unshare = false): UserSegment {
     this.faults++;
+    this.unshares.push(unshare);
     const vma = this.vmas.find((v) => vaddr >= v.start && vaddr < v.end);
     if (!vma) throw new ErrnoError("EFAULT", "pin_user_pages", "no mapping", { vaddr });
     if (write && !vma.writable) throw new ErrnoError("EFAULT", "pin_user_pages", "read-only", { vaddr });
@@ -191,9 +196,10 @@ export interface TestHost {
   device(slot: number): Device;
 }
 
-export function testHost(shape: Shape): TestHost {
+/** A host of `shape`; `groupKey` puts devices with equal keys in one IOMMU group (default: one each). */
+export function testHost(shape: Shape, groupKey?: (name: string) => string): TestHost {
   const memory = new PhysicalMemory();
-  const driver = createFakeDriver(shape);
+  const driver = createFakeDriver(shape, groupKey);
   const iommu = new Iommu({ msiRemap: shape.msiRemap });
   const proc = new TestProcess();
   proc.mmap(BASE, 1n << 30n);

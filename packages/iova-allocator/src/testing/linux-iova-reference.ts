@@ -5,7 +5,7 @@
  * It shares nothing with the real engine, so agreement between the two means something.
  */
 
-import { IOVA_MAG_SIZE, IOVA_RANGE_CACHE_MAX_SIZE, MAX_GLOBAL_MAGS } from "../constants.js";
+import { IOVA_DEPOT_DELAY_MS, IOVA_MAG_SIZE, IOVA_RANGE_CACHE_MAX_SIZE, MAX_GLOBAL_MAGS } from "../constants.js";
 
 interface RefNode {
   lo: number;
@@ -37,10 +37,15 @@ export class ReferenceIovaDomain {
   private max32: number;
   private readonly loaded: number[][][]; // [bin][cpu] -> pfns
   private readonly prevMag: number[][][];
-  private readonly depot: number[][][]; // [bin] -> magazines
+  private readonly depot: number[][][]; // [bin] -> magazines, oldest first
+  /** "array": 6.1's bounded depot; "list": 6.7+, unbounded, trimmed by delayed work on model time. */
+  private readonly depotKind: "array" | "list";
+  private now = 0;
+  private readonly workDue: (number | null)[] = Array.from({ length: BINS }, () => null);
 
-  constructor(opts: { granule: number; startPfn: number; cpus?: number }) {
+  constructor(opts: { granule: number; startPfn: number; cpus?: number; rcacheDepot?: "array" | "list" }) {
     const cpus = opts.cpus ?? 1;
+    this.depotKind = opts.rcacheDepot ?? "array";
     const g = opts.granule;
     if (!Number.isInteger(g) || g < 2048 || g > 65536 || (g & (g - 1)) !== 0) throw new RangeError("granule");
     const shift = Math.log2(g);
@@ -291,7 +296,11 @@ export class ReferenceIovaDomain {
     if (L[cpu]!.length === MAG) {
       if (P[cpu]!.length < MAG) [L[cpu], P[cpu]] = [P[cpu]!, L[cpu]!];
       else {
-        if (this.depot[bin]!.length < DEPOT) this.depot[bin]!.push(L[cpu]!);
+        if (this.depotKind === "list") {
+          this.depot[bin]!.push(L[cpu]!);
+          // schedule_delayed_work does nothing while the work is pending.
+          if (this.workDue[bin] === null) this.workDue[bin] = this.now + IOVA_DEPOT_DELAY_MS;
+        } else if (this.depot[bin]!.length < DEPOT) this.depot[bin]!.push(L[cpu]!);
         else toFree = L[cpu]!;
         L[cpu] = [];
       }
@@ -317,8 +326,30 @@ export class ReferenceIovaDomain {
       }
     }
     for (let b = 0; b < BINS; b++) {
-      for (const m of this.depot[b]!) this.freePfns(m);
+      // 6.1 walks depot[0..size-1]; 6.7+ pops its list from the head, the newest magazine first.
+      const mags = this.depotKind === "list" ? [...this.depot[b]!].reverse() : this.depot[b]!;
+      for (const m of mags) this.freePfns(m);
       this.depot[b]!.length = 0;
     }
+  }
+
+  /** Model time moves by `ms`; each due depot work (earliest first, ties: lower bin) trims one magazine. */
+  tick(ms: number): void {
+    const until = this.now + ms;
+    for (;;) {
+      let bin = -1;
+      for (let b = 0; b < BINS; b++) {
+        const t = this.workDue[b]!;
+        if (t !== null && t <= until && (bin < 0 || t < this.workDue[bin]!)) bin = b;
+      }
+      if (bin < 0) break;
+      this.now = this.workDue[bin]!;
+      this.workDue[bin] = null;
+      if (this.depot[bin]!.length > this.cpus) {
+        this.freePfns(this.depot[bin]!.pop()!);
+        this.workDue[bin] = this.now + IOVA_DEPOT_DELAY_MS;
+      }
+    }
+    this.now = until;
   }
 }

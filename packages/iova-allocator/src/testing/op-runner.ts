@@ -9,6 +9,8 @@ export interface ModelConfig {
   startOffset: number;
   cpus: number;
   width: number;
+  /** The depot shape (default "array", Linux 6.1). */
+  rcacheDepot?: "array" | "list";
 }
 
 /** One call; `pick` selects an allocated range at run time (index modulo the current count). */
@@ -19,7 +21,8 @@ export type ModelOp =
   | { op: "freeFast"; pick: number; sizeDelta: number; cpu: number; random: number; useRandom: boolean }
   | { op: "reserve"; lo: number; len: number }
   | { op: "find"; at: number }
-  | { op: "flush" };
+  | { op: "flush" }
+  | { op: "tick"; ms: number };
 
 export function windowBase(granule: number, place: ModelConfig["place"], width: number): number {
   const shift = Math.log2(granule);
@@ -43,7 +46,12 @@ function outcome(f: () => unknown): unknown {
  */
 export function compareRun(cfg: ModelConfig, ops: readonly ModelOp[], fullCheckEvery = 1): string | null {
   const base = windowBase(cfg.granule, cfg.place, cfg.width);
-  const opts = { granule: cfg.granule, startPfn: base + cfg.startOffset, cpus: cfg.cpus };
+  const opts = {
+    granule: cfg.granule,
+    startPfn: base + cfg.startOffset,
+    cpus: cfg.cpus,
+    rcacheDepot: cfg.rcacheDepot ?? "array",
+  };
   const real = new IovaDomain(opts);
   const ref = new ReferenceIovaDomain(opts);
   const clampPfn = (p: number) => Math.min(Math.max(p, 0), real.maxPfn);
@@ -98,6 +106,10 @@ export function compareRun(cfg: ModelConfig, ops: readonly ModelOp[], fullCheckE
       case "flush":
         real.flushRangeCaches();
         ref.flushRangeCaches();
+        break;
+      case "tick":
+        real.tick(o.ms);
+        ref.tick(o.ms);
         break;
     }
     const sa = JSON.stringify(a);

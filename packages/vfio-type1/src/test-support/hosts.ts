@@ -4,8 +4,9 @@ import { createMockIommu, type MockIommu } from "@iommu/core/testing";
 import { VFIO_TYPE1v2_IOMMU } from "@vfio/uapi";
 import type { Container } from "../container.js";
 import type { VfioGroup } from "../group.js";
+import type { Type1KernelOptions } from "../kernel-options.js";
 import { lazyPageSource, Process } from "../process.js";
-import type { Type1Params } from "../type1.js";
+import type { Type1Params } from "../state.js";
 import { Vfio } from "../vfio.js";
 import { ARM64_SHAPE, createFakeDriver, type FakeDriver, X86_SHAPE } from "./fake-driver.js";
 
@@ -18,6 +19,8 @@ export interface HostOptions {
   devices?: number;
   params?: Partial<Type1Params>;
   seedResvCaps?: boolean;
+  /** The type1 rules that changed after 6.1 (default: 6.1's). */
+  kernel?: Partial<Type1KernelOptions>;
   memlockBytes?: bigint;
   capIpcLock?: boolean;
   msiRemap?: boolean;
@@ -62,6 +65,7 @@ export function makeHost(o: HostOptions = {}): Host {
     iommu,
     ...(o.params ? { params: o.params } : {}),
     ...(o.seedResvCaps ? { seedResvCaps: true } : {}),
+    ...(o.kernel ? { kernel: o.kernel } : {}),
   });
   const proc = new Process({
     pages: lazyPageSource(1n << 32n, (1n << 42n) - (1n << 32n)),

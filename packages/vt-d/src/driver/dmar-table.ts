@@ -21,6 +21,18 @@ export interface Drhd {
   /** INCLUDE_PCI_ALL: the unit serves every device of its segment not listed under another unit. */
   readonly includeAll?: boolean;
   readonly scopes?: readonly DeviceScope[];
+  /**
+   * IOAPIC device scope entries (ACPI_DMAR_SCOPE_TYPE_IOAPIC): the IOAPICs whose interrupts this unit
+   * remaps, with the requester id their interrupt messages carry (`ir_parse_ioapic_hpet_scope`).
+   */
+  readonly ioapics?: readonly IoapicScope[];
+}
+
+/** An IOAPIC under a DRHD: its APIC id and the bus/devfn its messages are tagged with (QEMU q35: 0xff:00.0). */
+export interface IoapicScope {
+  readonly ioapicId: number;
+  readonly bus: number;
+  readonly devfn: number;
 }
 
 export interface Rmrr {

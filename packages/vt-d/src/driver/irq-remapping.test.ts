@@ -35,7 +35,7 @@ describe("remappable-format MSI", () => {
   });
 
   it("without the boot entries the first MSI would get 0 (the table is first-fit)", () => {
-    const m = q35({ driver: { isaIoapicEntries: false } });
+    const m = q35({ isaIoapicEntries: false });
     expect(irOf(m).allocMsi(m.edu, 0x22).index).toBe(0);
   });
 
@@ -89,7 +89,7 @@ describe("remappable-format MSI", () => {
   it("property: allocations never overlap, are aligned to their size, and free returns them", () => {
     fc.assert(
       fc.property(fc.array(fc.oneof(fc.integer({ min: 1, max: 9 }), fc.constant(0)), { maxLength: 60 }), (ops) => {
-        const m = q35({ driver: { irtOrder: 8, isaIoapicEntries: false } });
+        const m = q35({ driver: { irtOrder: 8 }, isaIoapicEntries: false });
         const ir = irOf(m);
         const live: { index: number; size: number }[] = [];
         for (const n of ops) {

@@ -9,7 +9,7 @@
  * that have ISA interrupt entries — the 16 legacy IRQs minus IRQ2, whose pin 2 is taken by IRQ0's MADT
  * override — in pin order, one IRTE each: indices 0-14. Opening the device with vfio-pci enables it and
  * allocates its INTx (GSI 21 on the q35 root bus) through the IOAPIC: index 15. The MSI comes next: 16.
- * `allocQ35BootIoapicEntries` reproduces the boot part for a board.
+ * The boot part is the board's (the q35 board in @iommu-sim/host calls `allocIoapicEntry` per pin).
  */
 import { type Device, ErrnoError, type MsiMsg, PciDevice } from "@iommu/core";
 import type { DmarUnit } from "./dmar-unit.js";
@@ -114,18 +114,4 @@ export class IrqRemapping {
 export function composeRemappableMsi(index: number, subHandle: number): MsiMsg {
   const addressLo = (MSI_ADDR_BASE | ((index & 0x7fff) << 5) | 0x10 | 0x8 | (((index >> 15) & 1) << 2)) >>> 0;
   return { addressLo, addressHi: 0, data: subHandle & 0xffff };
-}
-
-/** QEMU q35's IOAPIC source id: the DMAR table scopes it at pseudo bus 0xff, devfn 0 (Q35_PSEUDO_*). */
-export const Q35_IOAPIC_SOURCE_ID = 0xff00;
-
-/**
- * The IRTEs Linux 6.1 takes at boot on QEMU q35 before any device driver runs: one per IOAPIC pin with an
- * ISA interrupt entry (IRQ 0 → pin 2 by override, IRQs 1, 3-15 → their pins; IRQ2 skipped). Returns the
- * indices (0-14 on a fresh table).
- */
-export function allocQ35BootIoapicEntries(ir: IrqRemapping, ioapicSourceId = Q35_IOAPIC_SOURCE_ID): number[] {
-  const pins = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
-  // Vectors are the kernel's business; ISA vectors start at 0x30 on x86 (ISA_IRQ_VECTOR).
-  return pins.map((pin) => ir.allocIoapicEntry(ioapicSourceId, 0x30 + pin, pin === 9 ? 1 : 0));
 }

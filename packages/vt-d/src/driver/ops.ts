@@ -33,7 +33,7 @@ import {
   type SecondLevelPteFormat,
   VtdDomain,
 } from "./domain.js";
-import { allocQ35BootIoapicEntries, IrqRemapping, Q35_IOAPIC_SOURCE_ID } from "./irq-remapping.js";
+import { IrqRemapping } from "./irq-remapping.js";
 import type { SuperpageUnmap } from "./pgtable.js";
 import { deviceHasRmrr, intelResvRegions, rmrrIsRelaxable } from "./resv-regions.js";
 
@@ -67,11 +67,6 @@ export interface IntelIommuDriverOptions {
   readonly floppyWorkaround?: boolean;
   /** `dmar_platform_optin()` (IOMMU_CAP_PRE_BOOT_PROTECTION). Default false. */
   readonly platformOptIn?: boolean;
-  /**
-   * Take the IRTEs Linux takes at boot for the 15 ISA IOAPIC pins (indices 0-14 of the first unit with
-   * IR; see irq-remapping.ts). Default true, as on every PC with a standard MADT.
-   */
-  readonly isaIoapicEntries?: boolean;
   /** Model time in ms for the fault-log ratelimit (5 s / 10 lines, as dmar_fault); default: time never passes. */
   readonly now?: () => number;
 }
@@ -101,8 +96,8 @@ export interface IntelIommuDriver extends IommuDriver {
   unitFor(dev: Device): DmarUnit | null;
   /** The IR instance for a device's unit (throws ENODEV when none). */
   irqRemappingFor(dev: Device): IrqRemapping;
-  /** `dmar_fault` for unit `i`: the board wires each unit's fault event here. */
-  handleFault(i: number): void;
+  /** `dmar_fault`, the fault event interrupt of unit `i`: the board wires each unit's fault event here. */
+  handleFaultIrq(i: number): void;
   /** The MSI/INTx remapping door for the board's irq glue. */
   readonly irq: IrqRemapper;
 }
@@ -135,8 +130,6 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
       }),
   );
   const irqRemapping = units.map((u) => (u.irEnabled ? new IrqRemapping(u) : null));
-  const bootIr = irqRemapping.find((r) => r !== null);
-  if (bootIr && (opts.isaIoapicEntries ?? true)) allocQ35BootIoapicEntries(bootIr, Q35_IOAPIC_SOURCE_ID);
   // irq_remapping_enabled: every unit must remap for the kernel to turn IR on.
   const irqRemappingEnabled = units.length > 0 && irqRemapping.every((r) => r !== null);
   const pgsizeMode = opts.pgsizeBitmap ?? "linux-6.1";
@@ -260,13 +253,23 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
       throw new ErrnoError("ENODEV", "map_dev_to_ir", "no interrupt remapping for this device", { dev: dev.name });
     return ir;
   };
+  // set_ioapic_sid: the requester id of the IOAPIC (under the device's unit) that delivers its INTx.
+  const ioapicSourceIdOf = (dev: Device): number => {
+    const i = findDrhd(dmar, dev);
+    const io = i >= 0 ? dmar.drhds?.[i]?.ioapics?.[0] : undefined;
+    if (!io)
+      throw new ErrnoError("ENODEV", "map_ioapic_to_ir", "no IOAPIC in the DMAR scope of this device's unit", {
+        dev: dev.name,
+      });
+    return (io.bus << 8) | io.devfn;
+  };
   const msiIrte = new Map<Device, number>();
   const intxIrte = new Map<Device, number>();
   const irq: IrqRemapper = {
     enableIntx(dev, vector = 0x30) {
       const have = intxIrte.get(dev);
       if (have !== undefined) return have;
-      const index = irqOf(dev).allocIoapicEntry(Q35_IOAPIC_SOURCE_ID, vector, 1);
+      const index = irqOf(dev).allocIoapicEntry(ioapicSourceIdOf(dev), vector, 1);
       intxIrte.set(dev, index);
       return index;
     },
@@ -301,7 +304,7 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
     irqRemapping,
     unitFor: (dev) => unitOf(dev)?.unit ?? null,
     irqRemappingFor: irqOf,
-    handleFault(i: number): void {
+    handleFaultIrq(i: number): void {
       const unit = units[i];
       if (!unit) return;
       for (const f of unit.handleFault()) {

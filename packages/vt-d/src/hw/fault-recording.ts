@@ -1,7 +1,9 @@
 /**
  * Primary fault logging (VT-d spec 7.2.1): NFR fault recording registers used as a ring from FSTS.FRI;
- * a fault arriving while the next register still holds an unread fault sets PFO and is lost. The first
- * pending fault raises the fault event (an interrupt the board wires to the driver) unless FECTL.IM.
+ * a fault from a requester that already has an unread fault recorded is collapsed into it (QEMU's
+ * `vtd_try_collapse_fault`: dropped, no overflow); any other fault arriving while the next register still
+ * holds an unread fault sets PFO and is lost. The first pending fault raises the fault event (an interrupt
+ * the board wires to the driver) unless FECTL.IM.
  */
 import { FECTL, FRCD, FSTS } from "../arch/regs.js";
 
@@ -22,6 +24,8 @@ export class FaultRecorder {
   fectl = FECTL.IM;
   /** Faults that arrived while recording was full (overflowed) — for tests and stats. */
   lost = 0;
+  /** Faults collapsed into a pending record of the same requester. */
+  collapsed = 0;
   recorded = 0;
 
   constructor(
@@ -35,6 +39,10 @@ export class FaultRecorder {
   record(reason: number, sid: number, info: bigint, isRead: boolean): void {
     if (this.pfo) {
       this.lost++;
+      return;
+    }
+    if (this.frcd.some((r) => r.hi >> 63n === 1n && Number(r.hi & 0xffffn) === (sid & 0xffff))) {
+      this.collapsed++;
       return;
     }
     const slot = this.frcd[this.next] as FaultRecord;

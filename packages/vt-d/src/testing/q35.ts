@@ -11,6 +11,8 @@ import { createVtdHardware, type VtdHardwareOptions } from "../hw/vtd-hardware.j
 
 export const DMAR_BASE = 0xfed90000n;
 export const POOL = { base: 0x1000000n, size: 0x4000000n };
+/** QEMU q35's IOAPIC in the DMAR table: APIC id 0 at pseudo bus 0xff, devfn 0 (source id 0xff00). */
+export const Q35_IOAPIC = { ioapicId: 0, bus: 0xff, devfn: 0 } as const;
 
 export interface Q35Options {
   readonly hw?: Partial<Omit<VtdHardwareOptions, "memory" | "mmioBase">>;
@@ -19,6 +21,11 @@ export interface Q35Options {
   readonly edus?: number;
   readonly extra?: (memory: PhysicalMemory) => PciDevice[];
   readonly probe?: boolean;
+  /**
+   * Take the IRTEs Linux takes at boot for q35's 15 ISA IOAPIC pins (0-14), as the q35 board in
+   * @iommu-sim/host does, so the first device's INTx gets 15 and its MSI 16. Default true.
+   */
+  readonly isaIoapicEntries?: boolean;
   /** Bytes of the kernel's page pool (default POOL.size); a small pool runs out sooner in tests. */
   readonly poolSize?: bigint;
 }
@@ -39,10 +46,16 @@ export function q35(o: Q35Options = {}) {
   const driver = createIntelIommuDriver({
     memory,
     pageAllocator: pool,
-    dmar: { drhds: [{ registerBase: DMAR_BASE, includeAll: true }], rmrrs: [], ...o.dmar },
+    dmar: { drhds: [{ registerBase: DMAR_BASE, includeAll: true, ioapics: [Q35_IOAPIC] }], rmrrs: [], ...o.dmar },
     ...o.driver,
   });
-  hw.onFaultEvent = () => driver.handleFault(0);
+  hw.onFaultEvent = () => driver.handleFaultIrq(0);
+  const bootIr = driver.irqRemapping[0];
+  if (bootIr && (o.isaIoapicEntries ?? true)) {
+    // IRQ 0 → pin 2 by MADT override, IRQs 1, 3-15 → their pins: pins 1-15 in order; vectors from 0x30.
+    for (let pin = 1; pin <= 15; pin++)
+      bootIr.allocIoapicEntry((Q35_IOAPIC.bus << 8) | Q35_IOAPIC.devfn, 0x30 + pin, pin === 9 ? 1 : 0);
+  }
   const hostBridge = new PciDevice(memory, {
     bus: 0,
     slot: 0,

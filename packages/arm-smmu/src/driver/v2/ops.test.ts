@@ -22,26 +22,29 @@ function v2(opts: { contextBanks?: number } = {}) {
   memory.addRam(RAM, 0x10000000n);
   const hw = createSmmuV2Hardware({ memory, mmioBase: BASE, ipaBits: 44, ...opts });
   const log: string[] = [];
-  const ops = createArmSmmuV2Driver({
+  const driver = createArmSmmuV2Driver({
     memory,
     mmioBase: BASE,
     pageAllocator: new PageAllocator(memory, RAM + 0x8000000n, 0x1000000n),
-    log: (l) => log.push(l),
   });
-  hw.onContextIrq = (cb) => ops.handleContextIrq(cb);
+  const ops = driver.ops;
+  hw.onContextIrq = (cb) => {
+    driver.handleContextIrq(cb);
+    log.push(...driver.drainLog());
+  };
   const iommu = new Iommu({ defaultDomainType: "DMA" });
   const dev = (slot: number) => {
     const d = new PciDevice(memory, { bus: 0, slot, classCode: 0 });
     d.upstream = hw;
     return d;
   };
-  return { memory, hw, ops, iommu, log, dev };
+  return { memory, hw, driver, ops, iommu, log, dev };
 }
 
 describe("SMMUv2 (stream matching, stage-1 context banks)", () => {
   it("probes ID0/ID1/ID2: 16 SMRs, 8 context banks, 15-bit stream ids, 4K|2M|1G and 16K/64K formats", () => {
-    const { ops } = v2();
-    expect(ops.features).toMatchObject({ numSmr: 16, numCb: 8, sidBits: 15, ipaBits: 44, vaBits: 48, numPage: 8 });
+    const { ops, driver } = v2();
+    expect(driver.features).toMatchObject({ numSmr: 16, numCb: 8, sidBits: 15, ipaBits: 44, vaBits: 48, numPage: 8 });
     expect(ops.pgsizeBitmap).toBe(0x40201000n | 0x2004000n | 0x20010000n);
   });
 
@@ -111,6 +114,17 @@ describe("SMMUv2 (stream matching, stage-1 context banks)", () => {
     expect(d.dmaWrite(0x5000n, new Uint8Array(4)).ok).toBe(false);
     expect(seen).toEqual([[0x5000n, IOMMU_FAULT_WRITE]]);
     expect(log).toHaveLength(1);
+  });
+
+  it("the unhandled-fault line is dev_err_ratelimited: ten per window, then silence (faults still read and cleared)", () => {
+    const { ops, iommu, dev, log } = v2();
+    const d = dev(1);
+    const group = iommu.probeDevice(d, ops);
+    const dom = iommu.domainAlloc(ops, "unmanaged");
+    iommu.attachGroup(dom, group);
+    for (let i = 0; i < 12; i++) expect(d.dmaWrite(BigInt(i + 1) << 12n, new Uint8Array(4)).ok).toBe(false);
+    expect(log).toHaveLength(10);
+    expect(log[9]).toContain("iova=0x0000a000");
   });
 
   it("runs out of context banks at attach (ENOSPC), and a freed domain gives its bank back", () => {

@@ -5,6 +5,8 @@
  * Same reserved regions as SMMUv3 (reference §4.1).
  */
 import {
+  DEFAULT_RATELIMIT_BURST,
+  DEFAULT_RATELIMIT_INTERVAL_MS,
   type Device,
   type DomainAllocContext,
   type DomainType,
@@ -13,9 +15,12 @@ import {
   IOMMU_FAULT_READ,
   IOMMU_FAULT_WRITE,
   type IommuCap,
+  type IommuDriver,
   type IommuOps,
+  LogBuffer,
   type PageAllocator,
   type PhysicalMemory,
+  Ratelimit,
   type ResvRegion,
 } from "@iommu/core";
 import { V2_CB, V2_FSR, V2_FSYNR0_WNR, V2_GR0, V2_GR1, V2_S2CR, V2_SMR } from "../../arch/smmu-v2-regs.js";
@@ -31,20 +36,24 @@ export interface ArmSmmuV2DriverOptions extends ResvRegionOptions {
   readonly name?: string;
   readonly pageSize?: 4096 | 16384 | 65536;
   readonly streamIdOf?: (dev: Device) => number | null;
-  readonly log?: (line: string) => void;
+  /** Model time in ms for the context-fault line's ratelimit (`dev_err_ratelimited`); default: never passes. */
+  readonly now?: () => number;
 }
 
-export type ArmSmmuV2Ops = IommuOps & {
+/** What `createArmSmmuV2Driver` gives the host: core's driver shape plus the context interrupt and probe's findings. */
+export interface ArmSmmuV2Driver extends IommuDriver {
   /** Context bank `cb`'s fault interrupt (`arm_smmu_context_fault`). */
-  readonly handleContextIrq: (cb: number) => void;
+  handleContextIrq(cb: number): void;
   readonly features: SmmuV2Features;
-};
+}
 
-/** Probe the SMMUv2 at `mmioBase`, reset it, and return its `iommu_ops`. Throws ENODEV. */
-export function createArmSmmuV2Driver(opts: ArmSmmuV2DriverOptions): ArmSmmuV2Ops {
+/** Probe the SMMUv2 at `mmioBase`, reset it, and return its driver. Throws ENODEV. */
+export function createArmSmmuV2Driver(opts: ArmSmmuV2DriverOptions): ArmSmmuV2Driver {
   const smmu = new SmmuV2Device(opts.memory, opts.mmioBase, opts.pageAllocator, opts.name);
   const f = smmu.features;
-  const log = opts.log ?? (() => {});
+  const log = new LogBuffer();
+  // dev_err_ratelimited's per-call-site state (DEFAULT_RATELIMIT_INTERVAL, DEFAULT_RATELIMIT_BURST).
+  const rs = new Ratelimit(DEFAULT_RATELIMIT_INTERVAL_MS, DEFAULT_RATELIMIT_BURST, opts.now);
   const pageShift = opts.pageSize === 65536 ? 16 : opts.pageSize === 16384 ? 14 : 12;
   const streamIdOf = opts.streamIdOf ?? ((dev: Device) => dev.requesterId);
   const masters = new Map<number, SmmuV2Master>();
@@ -68,20 +77,18 @@ export function createArmSmmuV2Driver(opts: ArmSmmuV2DriverOptions): ArmSmmuV2Op
     const m = masters.get(cbfrsynra);
     const flags = fsynr & V2_FSYNR0_WNR ? IOMMU_FAULT_WRITE : IOMMU_FAULT_READ;
     const ret = dom && m ? dom.ctx.reportFault(m.dev, iova, flags) : -38;
-    if (ret === -38) {
+    if (ret === -38 && rs.allow()) {
       const hexIova = iova.toString(16).padStart(8, "0");
-      log(
+      log.printk(
         `arm-smmu ${smmu.name}: Unhandled context fault: fsr=0x${fsr.toString(16)}, iova=0x${hexIova}, fsynr=0x${fsynr.toString(16)}, cbfrsynra=0x${cbfrsynra.toString(16)}, cb=${cb}`,
       );
     }
     smmu.wr(base + V2_CB.FSR, fsr);
   };
 
-  return Object.freeze({
+  const ops = {
     name: "arm-smmu",
     pgsizeBitmap: f.pgsizeBitmap,
-    features: f,
-    handleContextIrq,
 
     probeDevice(dev: Device): void {
       const sid = streamIdOf(dev);
@@ -133,5 +140,7 @@ export function createArmSmmuV2Driver(opts: ArmSmmuV2DriverOptions): ArmSmmuV2Op
       if (cap === "CACHE_COHERENCY") return f.coherentWalk;
       return cap === "NOEXEC";
     },
-  } satisfies ArmSmmuV2Ops);
+  } satisfies IommuOps;
+
+  return { ops: Object.freeze(ops), drainLog: () => log.drain(), handleContextIrq, features: f };
 }
