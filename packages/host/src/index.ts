@@ -20,7 +20,7 @@ export {
   EDU_VENDOR_ID,
   EduDevice,
 } from "./devices/edu.js";
-export type { MsiMessage, PciHeaderInit } from "./devices/pci-config.js";
+export type { PciHeaderInit } from "./devices/pci-config.js";
 export {
   PCI_COMMAND,
   PCI_COMMAND_IO,

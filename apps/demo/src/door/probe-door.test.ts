@@ -5,10 +5,10 @@
  * replay suite compares (hello's kernel/kernel_version/machine and the klog fields excepted).
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { diffTranscripts, FIXTURE_ROOT, formatDiff, parseScenario } from "@iommu-sim/conformance";
+import { ARCHES, diffTranscripts, FIXTURE_ROOT, formatDiff, listFixtures, parseScenario } from "@iommu-sim/conformance";
 import { type BoardName, createBoard } from "@iommu-sim/host";
 import { execThroughDoor, findCompiler } from "@iommu-sim/host/native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -26,12 +26,7 @@ const skip = !cc
     : null;
 if (skip) console.warn(`probe-door: skipped: ${skip}`);
 
-const fixtures = (["x86", "arm64"] as const).flatMap((arch) =>
-  readdirSync(join(ROOT, arch))
-    .filter((f) => f.endsWith(".scn"))
-    .sort()
-    .map((f) => ({ arch, name: f.slice(0, -4) })),
-);
+const fixtures = ARCHES.flatMap((arch) => listFixtures("linux-6.1", arch));
 
 let probe = "";
 const identical = { x86: 0, arm64: 0 };

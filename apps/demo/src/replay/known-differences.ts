@@ -1,6 +1,7 @@
 /**
- * Committed fixtures the model does not reproduce yet, with the rule it misses (`arch/name` → why). The
- * replay suite and the native door both read it: neither may pass such a fixture silently.
+ * The committed Linux 6.1 fixtures the model does not reproduce yet, one list for every suite that runs them
+ * (the replay suite, the probe through the native door): `arch/name` → why (package, rule) and the first
+ * difference seen. A suite still runs such a fixture and fails if it starts to agree, so the list cannot go stale.
  */
 export const KNOWN_DIFFERENCES: Readonly<Record<string, string>> = {
   // random scenarios (tools/scenario-gen, issue #13): rules the model does not follow yet

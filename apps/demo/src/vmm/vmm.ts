@@ -5,7 +5,7 @@
  * device, let the guest drive edu's DMA engine through the IOMMU and the device's MSI reach an eventfd.
  * With `naive` it ignores the ranges and maps a flat layout, failing the way users hit it.
  */
-import { U64_MAX } from "@iommu/core";
+import { msiMsgAddress, U64_MAX } from "@iommu/core";
 import type { BarMapping, Board, EduDevice, VfioPciDevice } from "@iommu-sim/host";
 import { EDU_BUF_START, EDU_DMA_IRQ, EDU_DMA_TO_RAM, EDU_REG, EventFd } from "@iommu-sim/host";
 import {
@@ -302,7 +302,8 @@ export class Vmm {
     lines.push(`guest writes 256 bytes at GPA ${hex(src)}; edu DMA ${hex(src)} -> buffer -> ${hex(dst)}`);
     lines.push(`IOMMU faults: ${r.faults}; data ${roundTrip ? "arrived intact" : "did NOT arrive"} at GPA ${hex(dst)}`);
     const count = Number(this.eventfd.read());
-    const setup = this.device.config.msiMessage();
+    const msg = this.device.config.msiMessage();
+    const setup = { address: msiMsgAddress(msg), data: msg.data };
     lines.push(`DMA-complete MSI: device wrote ${hex(setup.data)} to ${hex(setup.address)}; eventfd count ${count}`);
     for (const i of this.board.interrupts()) {
       const v = this.board.arch === "x86_64" ? `vector ${hex(i.vector)}` : `LPI ${i.vector}`;
