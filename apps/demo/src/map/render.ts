@@ -24,7 +24,8 @@ function size(r: MapRegion): bigint {
 }
 
 export function renderText(m: IovaMap): string {
-  const out = [`IOVA space of group ${m.group} (${m.device}) on ${m.board}: [0x0, ${hex(m.apertureEnd)}]`];
+  const on = m.kernel === undefined ? m.board : `${m.board}, Linux ${m.kernel}`;
+  const out = [`IOVA space of group ${m.group} (${m.device}) on ${on}: [0x0, ${hex(m.apertureEnd)}]`];
   const w = Math.max(...m.regions.map((r) => hex(r.end).length), 10);
   for (const r of m.regions) {
     out.push(
