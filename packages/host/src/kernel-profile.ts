@@ -35,6 +35,8 @@ export interface KernelProfile {
   readonly type1: Type1KernelOptions;
   /** @iommu/vt-d: the second-level leaf format and `dmar_fault`'s source-id text. */
   readonly vtd: { readonly slPteFormat: SecondLevelPteFormat; readonly faultLogSegment: boolean };
+  /** @iommu/arm-smmu: the decoded event lines after the raw dump (6.15's "Improve events logging"). */
+  readonly smmu: { readonly decodedEventLog: boolean };
   /** @iova/allocator (through msi-cookie's init_domain): the range caches' depot shape. */
   readonly iova: { readonly rcacheDepot: RcacheDepot };
   readonly host: HostKernelOptions;
@@ -46,6 +48,7 @@ export const KERNEL_PROFILES: Readonly<Record<KernelVersion, KernelProfile>> = O
     release: "6.1.0-56",
     type1: { alignCapabilities: false, longtermPinUnshare: false, nestingIommu: true, sanitizeOverflow: false },
     vtd: { slPteFormat: "dma_pte", faultLogSegment: false },
+    smmu: { decodedEventLog: false },
     iova: { rcacheDepot: "array" },
     host: { smmuProbesHostBridge: false },
   },
@@ -54,6 +57,7 @@ export const KERNEL_PROFILES: Readonly<Record<KernelVersion, KernelProfile>> = O
     release: "6.12.117+deb13",
     type1: { alignCapabilities: true, longtermPinUnshare: true, nestingIommu: true, sanitizeOverflow: false },
     vtd: { slPteFormat: "dma_pte", faultLogSegment: false },
+    smmu: { decodedEventLog: false },
     iova: { rcacheDepot: "list" },
     host: { smmuProbesHostBridge: false },
   },
@@ -62,6 +66,7 @@ export const KERNEL_PROFILES: Readonly<Record<KernelVersion, KernelProfile>> = O
     release: "7.3.4+deb13",
     type1: { alignCapabilities: true, longtermPinUnshare: true, nestingIommu: false, sanitizeOverflow: true },
     vtd: { slPteFormat: "vtdss", faultLogSegment: true },
+    smmu: { decodedEventLog: true },
     iova: { rcacheDepot: "list" },
     host: { smmuProbesHostBridge: true },
   },
