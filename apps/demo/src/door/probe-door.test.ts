@@ -14,7 +14,8 @@ import { diffTranscripts, FIXTURE_ROOT, formatDiff, parseScenario } from "@iommu
 import { type BoardName, createBoard, type KernelVersion } from "@iommu-sim/host";
 import { execThroughDoor, findCompiler } from "@iommu-sim/host/native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { vfioParamsOf } from "../replay/replay.js";
+import { KNOWN_DIFFERENCES } from "../replay/known-differences.js";
+import { replayScenario, vfioParamsOf } from "../replay/replay.js";
 import { recorderProbe } from "./shared.js";
 
 /** Which sets run through the door, each with its kernel's profile, on which platforms. */
@@ -25,6 +26,8 @@ const DOOR_SETS: readonly { set: string; kernel: KernelVersion; arches: readonly
 ];
 /** 6.12 and 7.3 run only the scenarios all three kernels share (6.12's re-recorded random ones are replayed elsewhere). */
 const SHARED = (arch: string) => new Set(readdirSync(join(FIXTURE_ROOT, "linux-7.3", arch)));
+/** The known differences are linux-6.1's (replay suite); the other sets have none. */
+const knownOf = (set: string, key: string) => (set === "linux-6.1" ? KNOWN_DIFFERENCES[key] : undefined);
 const cc = findCompiler();
 const probeSrc = recorderProbe();
 const skip = !cc
@@ -44,8 +47,11 @@ const fixtures = DOOR_SETS.flatMap(({ set, kernel, arches }) =>
 );
 
 let probe = "";
+/** Counts by `set arch`. */
 const identical = new Map<string, number>();
 const klogSame = new Map<string, number>();
+/** Fixtures whose door transcript equals the replay's byte for byte after hello (klog included). */
+const sameAsModel = new Map<string, number>();
 const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
 
 /** Runs the compiled probe on a scenario through the door, as the recorder VM's /init runs it. */
@@ -63,7 +69,7 @@ async function runThroughDoor(set: string, kernel: KernelVersion, arch: string, 
   return r.stdout;
 }
 
-describe.skipIf(skip !== null)("the recorder's probe.c through the native door", () => {
+describe.skipIf(skip !== null).concurrent("the recorder's probe.c through the native door", () => {
   beforeAll(() => {
     probe = join(mkdtempSync(join(tmpdir(), "iommu-sim-probe-")), "probe");
     // compiled as the recorder builds it, minus -static (the preload library needs the dynamic loader)
@@ -73,13 +79,28 @@ describe.skipIf(skip !== null)("the recorder's probe.c through the native door",
 
   for (const { set, kernel, arch, name } of fixtures) {
     const key = `${set} ${arch}`;
-    it(`${set}/${arch}/${name}`, async () => {
+    it(`${set}/${arch}/${name}`, async ({ expect }) => {
       const expected = readFileSync(join(FIXTURE_ROOT, set, arch, `${name}.jsonl`), "utf8");
       const actual = await runThroughDoor(set, kernel, arch, name);
       const d = diffTranscripts(expected, actual);
+      const replayed = replayScenario(readFileSync(join(FIXTURE_ROOT, set, arch, `${name}.scn`), "utf8"), { kernel });
+      const body = (t: string) => t.split("\n").slice(1).join("\n");
+      // the door adds nothing of its own: the real probe sees what the replay's port of it sees, klog included
+      expect(body(actual)).toBe(body(replayed));
+      bump(sameAsModel, key);
+      const known = knownOf(set, `${arch}/${name}`);
+      if (known !== undefined) {
+        // a rule the model misses (replay suite's list): through the door the program sees exactly the model
+        const vsModel = diffTranscripts(replayed, actual);
+        expect(vsModel, vsModel ? formatDiff(vsModel) : "").toBeNull();
+        expect(
+          d,
+          `${arch}/${name} is a known difference but now agrees with the kernel: update the list`,
+        ).not.toBeNull();
+        return;
+      }
       expect(d, d ? formatDiff(d) : "").toBeNull();
       bump(identical, key);
-      const body = (t: string) => t.split("\n").slice(1).join("\n");
       if (body(expected) === body(actual)) bump(klogSame, key);
     });
   }
@@ -90,7 +111,7 @@ describe.skipIf(skip !== null)("the recorder's probe.c through the native door",
         const key = `${set} ${arch}`;
         const n = fixtures.filter((f) => f.set === set && f.arch === arch).length;
         console.log(
-          `probe.c through the door: ${key}: ${identical.get(key) ?? 0}/${n} identical (${klogSame.get(key) ?? 0} byte for byte after hello, klog included)`,
+          `probe.c through the door: ${key}: ${identical.get(key) ?? 0}/${n} identical (${klogSame.get(key) ?? 0} byte for byte after hello, klog included); byte for byte the model's own replay: ${sameAsModel.get(key) ?? 0}; the rest are the model's known differences, reproduced exactly`,
         );
       }
   });

@@ -19,6 +19,7 @@ import {
 } from "@iommu-sim/conformance";
 import { KERNEL_VERSIONS, type KernelVersion } from "@iommu-sim/host";
 import { afterAll, describe, expect, it } from "vitest";
+import { KNOWN_DIFFERENCES } from "./known-differences.js";
 import { replayScenario } from "./replay.js";
 
 /** The type1 sets, one per kernel the model has a profile for: `linux-<version>/` answered as `<version>`. */
@@ -30,22 +31,7 @@ const TYPE1_SETS: readonly { set: string; kernel: KernelVersion }[] = KERNEL_VER
 const IOMMUFD_SETS = ["linux-6.12-iommufd", "linux-6.12-iommufd-compat"];
 const SET = "linux-6.1";
 
-/** `arch/name` → why the model still differs (package, rule) and the first differing field seen. */
-const KNOWN_DIFFERENCES: Readonly<Record<string, string>> = {
-  // random scenarios (tools/scenario-gen, issue #13): rules the model does not follow yet
-  "x86/random-9":
-    "issue #13 rule 2 (x86 INTx takes its IRTE at pci_enable_device): device 0 opened first, so device 1's MSI is entry 17 (0xfee00238), the model says 0xfee00218",
-  "x86/random-16":
-    "issue #13 rule 2: device 0 opened before device 1's MSI enable, so that MSI is entry 17 (0xfee00238), the model says 0xfee00218",
-  "x86/random-17":
-    "issue #13 rule 2: device 1 opened (by a failing `irq msi off`) before device 0's MSI enable: entry 17 (0xfee00238), the model says 0xfee00218",
-  "x86/random-32":
-    "issue #13 rule 2: both devices opened before device 0's MSI enable: entry 17 (0xfee00238), the model says 0xfee00218",
-  "x86/random-37":
-    "issue #13 rule 2: device 1 opened (`device 1 open`) before device 0's MSI enable: entry 17 (0xfee00238), the model says 0xfee00218",
-};
-
-/** Known differences of each set (the 6.1 list above is keyed `arch/name`, as are these). */
+/** Known differences of each set (`arch/name` → why; linux-6.1's list is shared with the door test). */
 const KNOWN_BY_SET: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   [SET]: KNOWN_DIFFERENCES,
   "linux-6.12": {},
