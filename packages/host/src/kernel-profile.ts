@@ -20,9 +20,10 @@ export const DEFAULT_KERNEL: KernelVersion = "6.1";
 /** Host-side rules (boards, vfio-pci glue) that changed with the kernel. */
 export interface HostKernelOptions {
   /**
-   * arm64: the SMMU driver probes the PCI host bridge 00:00.0 (it has no driver, and 6.1/6.12 only configured
-   * a device's IOMMU when a driver bound it; 7.x's `of_iommu_configure` runs at device add), so the bridge
-   * takes IOMMU group 0 and edu devices get groups 1, 2, ... (6.1/6.12: 0, 1, ...).
+   * arm64: the SMMU driver probes the PCI host bridge 00:00.0, so the bridge takes IOMMU group 0 and edu
+   * devices get groups 1, 2, ... (6.1/6.12: 0, 1, ...). Up to 6.14 a DT platform parsed a device's `iommu-map`
+   * only in `dma_configure`, when a driver bound it, and the bridge has none; "iommu: Get DT/ACPI parsing into
+   * the proper probe path" (bcb81ac6ae3c, Linux 6.15) does it in `iommu_probe_device` for every device.
    */
   readonly smmuProbesHostBridge: boolean;
 }
