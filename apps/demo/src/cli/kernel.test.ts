@@ -47,6 +47,23 @@ describe("--kernel 6.1|6.12|7.3", () => {
       /^IOVA space of group 0 \(0000:00:01\.0\) on arm64-virt-smmuv3, Linux 6\.12:/,
     );
     expect(cli(["map", "--guest-ram", "64M"]).out.split("\n")[0]).toContain("arm64-virt-smmuv3, Linux 6.1:");
+    const files: Record<string, string> = {};
+    const io = {
+      out: () => {},
+      err: () => {},
+      tty: false,
+      readFile: () => "",
+      writeFile: (p: string, t: string) => {
+        files[p] = t;
+      },
+    };
+    expect(runCli(["map", "--kernel", "7.3", "--guest-ram", "64M", "--svg", "m.svg", "--html", "m.html"], io)).toBe(
+      EXIT.OK,
+    );
+    expect(files["m.svg"]).toContain(
+      "<title>IOVA space of group 1 (0000:00:01.0) on arm64-virt-smmuv3, Linux 7.3</title>",
+    );
+    expect(files["m.html"]).toContain("<h1>IOVA space of group 1 (0000:00:01.0) on arm64-virt-smmuv3, Linux 7.3</h1>");
   });
 
   it("boards lists the kernels there are; --kernel picks the one described", () => {
