@@ -4,7 +4,7 @@
  * devices and vfio_iommu_type1 module parameters.
  */
 import { parseNum, parseScenario } from "@iommu-sim/conformance";
-import { BOARD_NAMES, type BoardName, type BoardOptions, createBoard } from "@iommu-sim/host";
+import { BOARD_NAMES, type BoardName, type BoardOptions, createBoard, type KernelVersion } from "@iommu-sim/host";
 import { Probe } from "./probe.js";
 import { ProbeLibc } from "./probe-libc.js";
 import { errorLine, Line } from "./transcript.js";
@@ -14,6 +14,8 @@ export interface ReplayOptions {
   file?: string;
   /** Board to use when the scenario's `platform` names none of ours. */
   board?: BoardName;
+  /** The kernel the model answers as (scenarios carry none: the conformance folder says which). Default 6.1. */
+  kernel?: KernelVersion;
 }
 
 type VfioParams = NonNullable<BoardOptions["vfioParams"]>;
@@ -72,6 +74,7 @@ export function replayScenario(text: string, opts: ReplayOptions = {}): string {
   const board = createBoard(boardName, {
     eduCount: scn.header.devices || 1,
     vfioParams: vfioParamsOf(scn.header.params),
+    ...(opts.kernel ? { kernel: opts.kernel } : {}),
   });
   return Probe.text(new Probe(new ProbeLibc(board), scn).run());
 }

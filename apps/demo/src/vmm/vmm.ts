@@ -62,6 +62,8 @@ export interface MappedBlock {
 
 export interface VmmReport {
   readonly board: string;
+  /** The Linux the host models (its kernel profile: "6.1", "6.12", "7.3"). */
+  readonly kernel: string;
   readonly vmm: string;
   readonly device: string;
   readonly group: number;
@@ -353,6 +355,7 @@ export class Vmm {
     const ok = failure === null && this.steps.every((s) => s.ok);
     return {
       board: this.board.name,
+      kernel: this.board.kernel.version,
       vmm: this.name,
       device: this.device.name,
       group: this.groupId,

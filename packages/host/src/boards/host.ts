@@ -10,12 +10,14 @@ import type { InterruptController } from "../irq/interrupt-controller.js";
 import type { KernelLog } from "../kernel/kernel-log.js";
 import type { MsiGlue } from "../kernel/msi-glue.js";
 import { VfioPciHost } from "../kernel/vfio-pci.js";
+import type { KernelProfile } from "../kernel-profile.js";
 import { FqClock, setupKernelDma } from "./dma-ops.js";
 import { HostPagePool } from "./page-pool.js";
 import type { Board, BoardName, BoardOptions, BoardRegion } from "./types.js";
 
 export interface HostParts {
   readonly name: BoardName;
+  readonly kernel: KernelProfile;
   readonly arch: "x86_64" | "aarch64";
   readonly memory: PhysicalMemory;
   readonly iommu: Iommu;
@@ -43,7 +45,7 @@ export interface HostParts {
 }
 
 export function assembleHost(p: HostParts): Board {
-  setupKernelDma(p.iommu, p.pciDevices, p.hostBridge, p.klog);
+  setupKernelDma(p.iommu, p.pciDevices, p.hostBridge, p.klog, p.kernel.iova.rcacheDepot);
   const clock = new FqClock(p.iommu);
   const pages = new HostPagePool(p.userRam.base, p.userRam.size);
   const vfio = new Vfio({
@@ -56,6 +58,7 @@ export function assembleHost(p: HostParts): Board {
       ...(p.vfioParams.disableHugepages !== undefined ? { disableHugepages: p.vfioParams.disableHugepages } : {}),
     },
     seedResvCaps: p.seedCaps,
+    kernel: p.kernel.type1,
     kernelPages: pageAllocatorSource(p.kernelPages),
   });
   const groupIdOf = (dev: EduDevice): number => {
@@ -75,6 +78,7 @@ export function assembleHost(p: HostParts): Board {
   );
   return {
     name: p.name,
+    kernel: p.kernel,
     arch: p.arch,
     memory: p.memory,
     iommu: p.iommu,

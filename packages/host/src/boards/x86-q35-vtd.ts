@@ -19,6 +19,7 @@ import { PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MEMORY } from "../devices/pci-
 import { InterruptController } from "../irq/interrupt-controller.js";
 import { createX86MsiGlue } from "../kernel/irq-glue.js";
 import { KernelLog } from "../kernel/kernel-log.js";
+import { kernelProfile } from "../kernel-profile.js";
 import { dmaCookieAtAlloc } from "./dma-ops.js";
 import { assembleHost } from "./host.js";
 import type { Board, BoardOptions, BoardRegion } from "./types.js";
@@ -84,6 +85,7 @@ export function allocQ35BootIoapicEntries(ir: IrqRemapping): number[] {
 const KERNEL_POOL = { base: 0x1000000n, size: 0x4000000n };
 
 export function createX86Q35Vtd(opts: BoardOptions): Board {
+  const kernel = kernelProfile(opts.kernel);
   const quirks = opts.qemuQuirks ?? true;
   const eduCount = opts.eduCount ?? 1;
   const memory = new PhysicalMemory();
@@ -141,6 +143,8 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
         ? [{ base: Q35.USB_RMRR, end: Q35.USB_RMRR + Q35.USB_RMRR_SIZE - 1n, scopes: [rmrrScope] }]
         : [],
     },
+    slPteFormat: kernel.vtd.slPteFormat,
+    faultLogSegment: kernel.vtd.faultLogSegment,
     // dmar_fault's log ratelimit runs on the board's model clock (board.tick).
     now: () => board?.nowMs ?? 0,
   });
@@ -167,6 +171,7 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
   ];
   board = assembleHost({
     name: "x86-q35-vtd",
+    kernel,
     arch: "x86_64",
     memory,
     iommu,
