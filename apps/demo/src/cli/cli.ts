@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { BOARD_NAMES, type Board, type BoardName, createBoard } from "@iommu-sim/host";
 import { iovaMapOf } from "../map/iova-map.js";
 import { renderHtml, renderSvg, renderText } from "../map/render.js";
-import { replayScenario } from "../replay/index.js";
+import { replayRecords, replayScenario } from "../replay/index.js";
 import type { LayoutKind } from "../vmm/layout.js";
 import { sizeText } from "../vmm/layout.js";
 import { Vmm, type VmmReport, type VmmStep } from "../vmm/vmm.js";
@@ -91,7 +91,9 @@ group of the host with its reserved regions (--x86-rmrr shows direct-relaxable R
   replay: `usage: iommu-demo replay FILE.scn [--json]
 
 Replays a scenario in the conformance recorder's language against the model (the board its
-'platform' line names) and prints the transcript (JSON Lines). --json wraps it in one object.
+'platform' line names) and prints the transcript (JSON Lines). --json prints one object
+{ file, errors, transcript: [records] }; a record longer than the probe's 1 MiB line, which the text
+cuts, is one record there with "line_cut": true.
 `,
 };
 
@@ -288,20 +290,15 @@ function cmdReplay(a: ParsedArgs, io: CliIo): number {
     io.err(`iommu-demo replay: cannot read ${file}: ${e instanceof Error ? e.message : String(e)}\n`);
     return EXIT.IO_ERROR;
   }
-  const out = replayScenario(text, { file });
-  const errors = out.split("\n").filter((l) => l.startsWith('{"cmd":"error"')).length;
-  if (on(a, "json"))
-    io.out(
-      `${toJson({
-        file,
-        errors,
-        transcript: out
-          .trim()
-          .split("\n")
-          .map((l) => JSON.parse(l)),
-      })}\n`,
-    );
-  else io.out(out.endsWith("\n") ? out : `${out}\n`);
+  const json = on(a, "json");
+  // --json is built from the records themselves: a record past probe.c's 1 MiB line is cut in the text
+  const records = json ? replayRecords(text, { file }) : null;
+  const out = records ? null : replayScenario(text, { file });
+  const errors = records
+    ? records.filter((r) => r.cmd === "error").length
+    : (out as string).split("\n").filter((l) => l.startsWith('{"cmd":"error"')).length;
+  if (records) io.out(`${toJson({ file, errors, transcript: records })}\n`);
+  else io.out((out as string).endsWith("\n") ? (out as string) : `${out}\n`);
   if (errors > 0) {
     io.err(
       `iommu-demo replay: ${file}: ${errors} line${errors === 1 ? "" : "s"} not replayed (the "error" records say why)\n`,
