@@ -140,16 +140,35 @@ describe("IOMMU_GET_HW_INFO", () => {
 });
 
 describe("close (iommufd_fops_release)", () => {
-  it("destroys IOAS and HWPTs, unpinning everything; bound devices stay with their driver", () => {
+  it("a bound device keeps the file alive: objects stay usable until the last device is unbound", () => {
+    const host = testHost(X86);
+    const ctx = new IommufdCtx({ iommu: host.iommu, mm: host.proc });
+    const ioas = ctx.ioasAlloc();
+    const spare = ctx.ioasAlloc();
+    const idev = ctx.bindDevice(host.device(1));
+    ctx.attachDevice(idev, ioas);
+    ctx.ioasMap(ioas, BASE, 0x2000n, 0x10000n, { fixed: true, read: true, write: true });
+    ctx.close();
+    expect(ctx.objects.all().map((o) => o.id)).toEqual([ioas, spare, idev.id, 4]);
+    expect(ctx.replaceDevice(idev, spare)).toBe(5);
+    ctx.unbindDevice(idev);
+    expect(ctx.objects.all()).toEqual([]);
+    expect(host.proc.pinnedVm).toBe(0);
+    expect(host.iommu.groupOf(host.device(1))?.owner).toBe(null);
+  });
+
+  it("without devices, close releases everything at once", () => {
     const host = testHost(X86);
     const ctx = new IommufdCtx({ iommu: host.iommu, mm: host.proc });
     const ioas = ctx.ioasAlloc();
     const idev = ctx.bindDevice(host.device(1));
     ctx.attachDevice(idev, ioas);
     ctx.ioasMap(ioas, BASE, 0x2000n, 0x10000n, { fixed: true, read: true, write: true });
-    ctx.detachDevice(idev);
-    ctx.close();
-    expect(ctx.objects.all().map((o) => o.type)).toEqual(["device"]);
+    ctx.unbindDevice(idev);
+    // The auto HWPT went with the device: nothing pinned, the mapping stays in the IOAS.
     expect(host.proc.pinnedVm).toBe(0);
+    expect(ctx.ioas(ioas).iopt.areas.size).toBe(1);
+    ctx.close();
+    expect(ctx.objects.all()).toEqual([]);
   });
 });

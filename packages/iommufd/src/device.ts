@@ -67,6 +67,7 @@ export function deviceBind(ctx: IommufdCtx, dev: Device): IommufdDevice {
   ctx.groups.set(group, igroup);
   const idev = new IommufdDevice(ctx.objects.allocId(), dev, igroup);
   ctx.objects.finalize(idev);
+  ctx.get();
   return idev;
 }
 
@@ -75,6 +76,8 @@ export function deviceUnbind(ctx: IommufdCtx, idev: IommufdDevice): void {
   if (idev.hwpt) deviceDetach(ctx, idev);
   idev.users--;
   ctx.destroyObject(idev.id);
+  // The device's reference on the file goes: a closed file is released with its last holder.
+  ctx.put();
 }
 
 /** `iommufd_device_destroy`: release DMA ownership with the group's last bound device. */

@@ -35,8 +35,26 @@ export class IntervalTree<T extends IntervalNode> {
   }
 
   remove(node: T): void {
-    const i = this.nodes.indexOf(node);
-    if (i >= 0) this.nodes.splice(i, 1);
+    this.removeAll([node]);
+  }
+
+  /** Remove nodes (for a disjoint tree: found by binary search, and a run of neighbours in one splice). */
+  removeAll(nodes: readonly T[]): void {
+    if (nodes.length === 0) return;
+    if (!this.disjoint) {
+      const gone = new Set(nodes);
+      this.nodes = this.nodes.filter((n) => !gone.has(n));
+      return;
+    }
+    const first = this.lowerBound(nodes[0]!.start);
+    let k = 0;
+    while (k < nodes.length && this.nodes[first + k] === nodes[k]) k++;
+    if (k === nodes.length) {
+      this.nodes.splice(first, k);
+      return;
+    }
+    const gone = new Set(nodes);
+    this.nodes = this.nodes.filter((n) => !gone.has(n));
   }
 
   /** Drop every node. */

@@ -26,6 +26,12 @@ describe("iommufd IOAS", () => {
     ctx.ioasUnmap(ioas, 0x4000_0000n, 16n << 20n);
   });
 
+  bench("16,384 x 4 KiB IOAS_MAP then unmap-all (one cut for every area)", () => {
+    const { ctx, ioas } = attached();
+    for (let i = 0n; i < 16384n; i++) ctx.ioasMap(ioas, BASE + i * 0x1000n, 0x1000n, 0x1000_0000n + i * 0x1000n, RW);
+    ctx.ioasUnmap(ioas, 0n, (1n << 64n) - 1n);
+  });
+
   bench("1,024 kernel-chosen IOVAs (iopt_alloc_iova)", () => {
     const { ctx, ioas } = attached();
     for (let i = 0n; i < 1024n; i++) {

@@ -62,7 +62,12 @@ export class IommufdCtx {
   capSysResource: boolean;
   /** Kernel log lines (dev_warn) produced on this file's behalf, oldest first. */
   readonly klog: string[] = [];
+  /** The file was closed (the ctx lives on while bound devices hold it). */
   closed = false;
+  /** `iommufd_fops_release` ran. */
+  released = false;
+  /** Kernel users holding the file besides its fd (`iommufd_ctx_get`). */
+  private fileRefs = 0;
 
   constructor(opts: IommufdOptions) {
     this.iommu = opts.iommu;
@@ -88,14 +93,36 @@ export class IommufdCtx {
     else if (obj instanceof IommufdDevice) deviceDestroy(this, obj);
   }
 
-  /** `iommufd_fops_release`: destroy leaf objects until none is left (bound devices stay with their driver). */
+  /**
+   * close(2) of the file. Bound devices and VFIO groups hold the file (`get`/`put`), so
+   * `iommufd_fops_release` runs only once the file is closed and the last holder let go: then every
+   * object goes, leaves first.
+   */
   close(): void {
+    this.closed = true;
+    this.maybeRelease();
+  }
+
+  /** `iommufd_ctx_get`: a kernel user (a bound device, a VFIO group using this file as its container) holds the file. */
+  get(): void {
+    this.fileRefs++;
+  }
+
+  /** `iommufd_ctx_put`: the last put of a closed file releases it. */
+  put(): void {
+    this.fileRefs--;
+    this.maybeRelease();
+  }
+
+  /** `iommufd_fops_release` when nothing holds the file any more. */
+  maybeRelease(): void {
+    if (!this.closed || this.released || this.fileRefs > 0) return;
+    this.released = true;
     for (;;) {
       const leaves = this.objects.all().filter((o) => o.users === 1);
       if (leaves.length === 0) break;
       for (const o of leaves) if (o.users === 1) this.destroyObject(o.id);
     }
-    this.closed = true;
   }
 
   // ---- IOAS ---------------------------------------------------------------------------------

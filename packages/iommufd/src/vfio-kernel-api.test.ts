@@ -22,7 +22,8 @@ describe("a VFIO group with an iommufd as its container (iommufd-group-compat)",
     let b = vfioIoas(IOMMU_VFIO_IOAS_GET);
     expect(ioctl(b)).toBe(-ERRNO.ENODEV);
     expect(hex(b)).toBe("0c0000000000000000000000");
-    // VFIO_GROUP_SET_CONTAINER(iommufd fd): iommufd_vfio_compat_ioas_create.
+    // VFIO_GROUP_SET_CONTAINER(iommufd fd): the group holds the file, iommufd_vfio_compat_ioas_create.
+    ctx.get();
     ctx.vfioCompatIoasCreate();
     b = vfioIoas(IOMMU_VFIO_IOAS_GET);
     expect(ioctl(b)).toBe(0);
@@ -50,5 +51,11 @@ describe("a VFIO group with an iommufd as its container (iommufd-group-compat)",
     b = vfioIoas(IOMMU_VFIO_IOAS_CLEAR);
     expect(ioctl(b)).toBe(0);
     expect(hex(b)).toBe("0c0000000000000002000000");
+    // close(iommufd) while the group still holds the file: nothing is released until it lets go.
+    ctx.unbindDevice(again);
+    ctx.close();
+    expect(ctx.objects.all().map((o) => o.id)).toEqual([1, 4]);
+    ctx.put();
+    expect(ctx.objects.all()).toEqual([]);
   });
 });

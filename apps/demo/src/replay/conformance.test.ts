@@ -16,14 +16,10 @@ import {
   type TranscriptDiff,
 } from "@iommu-sim/conformance";
 import { afterAll, describe, expect, it } from "vitest";
+import { KNOWN_DIFFERENCES } from "./known-differences.js";
 import { replayScenario } from "./replay.js";
 
 const SET = "linux-6.1";
-
-/** `arch/name` → why the model still differs (package, rule) and the first differing field seen. */
-const KNOWN_DIFFERENCES: Readonly<Record<string, string>> = {
-  // (none: issue #13 rule 2, x86 INTx IRTE at pci_enable_device, explained x86 random-9/16/17/32/37)
-};
 
 interface Outcome {
   diff: TranscriptDiff | null;

@@ -31,20 +31,6 @@ export class SysFs {
     private readonly status: StatusText = modelStatus,
   ) {}
 
-  /** Whether the path is one this filesystem serves (the native door forwards only those). */
-  static owns(path: string): boolean {
-    return (
-      path === "/dev/vfio" ||
-      path.startsWith("/dev/vfio/") ||
-      path === GROUPS ||
-      path.startsWith(`${GROUPS}/`) ||
-      path === PCI ||
-      path.startsWith(`${PCI}/`) ||
-      path === "/proc/self/status" ||
-      path === "/dev/kmsg"
-    );
-  }
-
   private group(id: string) {
     return /^\d+$/.test(id) ? this.board.iommu.groupById(Number(id)) : undefined;
   }
