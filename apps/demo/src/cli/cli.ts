@@ -16,7 +16,7 @@ import {
 } from "@iommu-sim/host";
 import { iovaMapOf } from "../map/iova-map.js";
 import { renderHtml, renderSvg, renderText } from "../map/render.js";
-import { replayScenario } from "../replay/index.js";
+import { replayRecords, replayScenario } from "../replay/index.js";
 import type { LayoutKind } from "../vmm/layout.js";
 import { sizeText } from "../vmm/layout.js";
 import { Vmm, type VmmReport, type VmmStep } from "../vmm/vmm.js";
@@ -107,7 +107,9 @@ picks the one described, default ${DEFAULT_KERNEL}).
   replay: `usage: iommu-demo replay FILE.scn [--kernel VERSION] [--json]
 
 Replays a scenario in the conformance recorder's language against the model (the board its
-'platform' line names) and prints the transcript (JSON Lines). --json wraps it in one object.
+'platform' line names) and prints the transcript (JSON Lines). --json prints one object
+{ file, errors, transcript: [records] }; a record longer than the probe's 1 MiB line, which the text
+cuts, is one record there with "line_cut": true.
 Scenarios name no kernel (the conformance folder says which answered): --kernel ${KERNEL_VERSIONS.join("|")}
 picks the one the model answers as (default ${DEFAULT_KERNEL}), e.g. --kernel 7.3 for linux-7.3/*.scn.
 `,
@@ -335,20 +337,15 @@ function cmdReplay(a: ParsedArgs, io: CliIo): number {
     io.err(`iommu-demo replay: cannot read ${file}: ${e instanceof Error ? e.message : String(e)}\n`);
     return EXIT.IO_ERROR;
   }
-  const out = replayScenario(text, { file, kernel });
-  const errors = out.split("\n").filter((l) => l.startsWith('{"cmd":"error"')).length;
-  if (on(a, "json"))
-    io.out(
-      `${toJson({
-        file,
-        errors,
-        transcript: out
-          .trim()
-          .split("\n")
-          .map((l) => JSON.parse(l)),
-      })}\n`,
-    );
-  else io.out(out.endsWith("\n") ? out : `${out}\n`);
+  const json = on(a, "json");
+  // --json is built from the records themselves: a record past probe.c's 1 MiB line is cut in the text
+  const records = json ? replayRecords(text, { file, kernel }) : null;
+  const out = records ? null : replayScenario(text, { file, kernel });
+  const errors = records
+    ? records.filter((r) => r.cmd === "error").length
+    : (out as string).split("\n").filter((l) => l.startsWith('{"cmd":"error"')).length;
+  if (records) io.out(`${toJson({ file, errors, transcript: records })}\n`);
+  else io.out((out as string).endsWith("\n") ? (out as string) : `${out}\n`);
   if (errors > 0) {
     io.err(
       `iommu-demo replay: ${file}: ${errors} line${errors === 1 ? "" : "s"} not replayed (the "error" records say why)\n`,

@@ -42,6 +42,8 @@ export interface HostParts {
   readonly pciDevices: readonly Device[];
   /** x86: `pcibios_enable_irq` (ACPI interrupt links); see `VfioPciKernel`. */
   readonly pcibiosEnableIrq?: (dev: EduDevice) => void;
+  /** x86: `pcibios_disable_irq`; see `VfioPciKernel`. */
+  readonly pcibiosDisableIrq?: (dev: EduDevice) => void;
 }
 
 export function assembleHost(p: HostParts): Board {
@@ -74,6 +76,7 @@ export function assembleHost(p: HostParts): Board {
     {
       printk: (line) => p.klog.printk(line),
       ...(p.pcibiosEnableIrq ? { pcibiosEnableIrq: p.pcibiosEnableIrq } : {}),
+      ...(p.pcibiosDisableIrq ? { pcibiosDisableIrq: p.pcibiosDisableIrq } : {}),
     },
   );
   return {
