@@ -1,34 +1,10 @@
+// The package's public contract: what a VFIO user (a host, a VMM, the demo) needs. Internals: `./internal`.
 /** Page constants live in core; re-exported for type1's users who read them here. */
-export { PAGE_MASK, PAGE_SIZE, SZ_1G, SZ_2M } from "@iommu/core";
-export type { CapHeader, DmaMapArgs, DmaUnmapArgs, VfioBitmap } from "@vfio/uapi";
+export { PAGE_SIZE, SZ_1G, SZ_2M } from "@iommu/core";
+export type { CapHeader } from "@vfio/uapi";
 export {
-  BITMAP_SIZE,
-  CAP_DMA_AVAIL_SIZE,
-  CAP_HEADER_SIZE,
-  CAP_IOVA_RANGE_BASE,
-  CAP_MIGRATION_SIZE,
-  CAP_RESV_IOVA_RANGE_SIZE,
-  CapChain,
-  DIRTY_BITMAP_GET_SIZE,
-  DIRTY_BITMAP_MINSZ,
-  DIRTY_BITMAP_SIZE_MAX,
-  DMA_MAP_SIZE,
-  DMA_UNMAP_SIZE,
-  decodeBitmap,
-  decodeDmaMap,
-  decodeDmaUnmap,
-  dirtyBitmapBytes,
-  encodeDirtyPages,
-  encodeDmaMap,
-  encodeDmaUnmap,
-  GROUP_STATUS_SIZE,
-  INFO_CAPSZ,
-  INFO_MINSZ,
-  INFO_SIZE,
   IOMMU_SIM_INFO_CAP_RESV_IOVA_RANGE,
-  IOVA_RANGE_SIZE,
   infoBuffer,
-  toHex,
   VFIO_API_VERSION,
   VFIO_CHECK_EXTENSION,
   VFIO_DMA_CC_IOMMU,
@@ -70,25 +46,20 @@ export {
   walkCaps,
 } from "@vfio/uapi";
 export type { ContainerHost, ContainerInfo } from "./container.js";
-export { Container, decodeInfo } from "./container.js";
-export type { VfioDma } from "./dma-tree.js";
-export { DmaTree } from "./dma-tree.js";
+export { type Container, decodeInfo } from "./container.js";
+export type { DmaTree, VfioDma } from "./dma-tree.js";
 export type { Type1Info } from "./get-info.js";
-export type { GroupHost } from "./group.js";
-export { VfioGroup } from "./group.js";
+export type { GroupHost, VfioGroup } from "./group.js";
 export type { IovaRange } from "./iova-list.js";
-export { aperExpand, aperResize, findSwMsi, iovaDmaValid, resvExclude } from "./iova-list.js";
 export type { Type1KernelOptions } from "./kernel-options.js";
 export { TYPE1_KERNEL_DEFAULTS } from "./kernel-options.js";
 export type { MapDmaRequest } from "./map.js";
 export type { PinBatch, PinnedRun, PinOptions } from "./pin.js";
-export { pinRun, unpinRun, VFIO_BATCH_MAX_CAPACITY } from "./pin.js";
 export type { PageSource, PhysSegment, ProcessInit, VmaInit, VmaKind } from "./process.js";
 export { lazyPageSource, Process, pageAllocatorSource, Vma } from "./process.js";
 export type { Type1Env, Type1Params, VfioDomain } from "./state.js";
-export { minPageSize, type1CheckExtension, VfioIommuType1 } from "./type1.js";
+export type { VfioIommuType1 } from "./type1.js";
 export type { IoctlArg } from "./type1-ioctl.js";
-export { accessOk, type1Ioctl, verifyBitmapSize } from "./type1-ioctl.js";
 export type { UnmapDmaRequest } from "./unmap.js";
 export type { VfioOptions } from "./vfio.js";
 export { Vfio } from "./vfio.js";

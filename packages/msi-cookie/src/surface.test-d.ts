@@ -1,0 +1,56 @@
+// The public surface of @dma-iommu/msi-cookie (its root entry) is a contract: this pins the exported names. A name
+// added or removed here is an API change and gets a changeset; internals go to another entry point.
+import { expectTypeOf } from "vitest";
+import type * as api from "./index.js";
+
+/** The runtime names (values: functions, classes, constants). */
+type Values =
+  | "DMA_MAPPING_ERROR"
+  | "DmaCookie"
+  | "FlushQueue"
+  | "IOVA_FQ_SIZE"
+  | "IOVA_FQ_TIMEOUT_MS"
+  | "MSI_DOORBELL_PROT"
+  | "MsiCookie"
+  | "allocIova"
+  | "composeMsiMsg"
+  | "cookieOf"
+  | "deviceDma"
+  | "dmaGetMask"
+  | "dmaInfoToProt"
+  | "dmaMap"
+  | "dmaMappingError"
+  | "dmaSetMask"
+  | "dmaUnmap"
+  | "flushQueueTimeout"
+  | "freeIova"
+  | "getDmaCookie"
+  | "getMsiCookie"
+  | "iommuDmaInitDomain"
+  | "msiMsgAddress"
+  | "msiPagesOf"
+  | "prepareMsi"
+  | "putDmaCookie"
+  | "reservePciWindows"
+  | "setBusDmaLimit"
+  | "setupDmaOps";
+expectTypeOf<keyof typeof api>().toEqualTypeOf<Values>();
+
+/** The type-only names: each must stay exported (a missing one fails to compile here). */
+export type TypeNames = [
+  api.BridgeWindow,
+  api.CookieWarning,
+  api.DeviceDmaState,
+  api.DmaDirection,
+  api.DmaDomainInit,
+  api.DmaIommuCookie,
+  api.DmaMapOptions,
+  api.DmaRange,
+  api.FlushQueueHooks,
+  api.FqEntry,
+  api.HostBridge,
+  api.MsiCookieOptions,
+  api.MsiMsg,
+  api.MsiPage,
+  api.SacPolicy,
+];
