@@ -4,7 +4,7 @@
  * devices and vfio_iommu_type1 module parameters.
  */
 import { parseNum, parseScenario } from "@iommu-sim/conformance";
-import { BOARD_NAMES, type BoardName, type BoardOptions, createBoard } from "@iommu-sim/host";
+import { BOARD_NAMES, type BoardName, type BoardOptions, createBoard, MODSETS, type Modset } from "@iommu-sim/host";
 import { Probe } from "./probe.js";
 import { ProbeLibc } from "./probe-libc.js";
 import { errorLine, Line } from "./transcript.js";
@@ -14,6 +14,14 @@ export interface ReplayOptions {
   file?: string;
   /** Board to use when the scenario's `platform` names none of ours. */
   board?: BoardName;
+  /** The VFIO module set (which doors exist); default the scenario's `modset` line, else `debian`. */
+  modset?: Modset;
+}
+
+/** The module set a replay runs with: the caller's, else the scenario's `modset NAME` line, else Debian's. */
+export function modsetOf(header: string, given?: Modset): Modset {
+  if (given) return given;
+  return (MODSETS as readonly string[]).includes(header) ? (header as Modset) : "debian";
 }
 
 type VfioParams = NonNullable<BoardOptions["vfioParams"]>;
@@ -72,6 +80,7 @@ export function replayScenario(text: string, opts: ReplayOptions = {}): string {
   const board = createBoard(boardName, {
     eduCount: scn.header.devices || 1,
     vfioParams: vfioParamsOf(scn.header.params),
+    modset: modsetOf(scn.header.modset, opts.modset),
   });
   return Probe.text(new Probe(new ProbeLibc(board), scn).run());
 }
