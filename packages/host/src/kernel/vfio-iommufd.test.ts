@@ -24,7 +24,7 @@ import { BoardSys } from "../sys/board-sys.js";
 import type { ProcessMemory } from "../sys/user-memory.js";
 
 function host(modset: BoardOptions["modset"], eduCount = 1) {
-  const b = createBoard("x86-q35-vtd", { modset, eduCount });
+  const b = createBoard("x86-q35-vtd", { ...(modset ? { modset } : {}), eduCount });
   const sys = new BoardSys(b);
   const mem = sys.memory as ProcessMemory;
   /** ioctl with a struct of u32 words; returns the result and the words after the call. */
