@@ -2,7 +2,7 @@
 /*
  * libiommu-sim-preload: the native door of @iommu-sim/host. Loaded with LD_PRELOAD into an unmodified
  * program, it forwards the system calls the program makes on the paths a VFIO user touches
- * (/dev/vfio, /sys/kernel/iommu_groups, /sys/bus/pci/devices, /proc/self/status, /dev/kmsg) and on the
+ * (/dev/vfio, /dev/iommu, /sys/kernel/iommu_groups, /sys/bus/pci/devices, /proc/self/status, /dev/kmsg) and on the
  * descriptors those give, to an `iommu-demo serve` server over the Unix socket named by
  * $IOMMU_SIM_SOCKET. Everything else goes to the real C library.
  *
@@ -84,7 +84,8 @@ static int ours(const char *path)
 	if (!path || path[0] != '/')
 		return 0;
 	const char *p = canon(path);
-	return starts(p, "/dev/vfio") || starts(p, "/sys/kernel/iommu_groups") || starts(p, "/sys/bus/pci/devices") ||
+	return starts(p, "/dev/vfio") || strcmp(p, "/dev/iommu") == 0 || starts(p, "/sys/kernel/iommu_groups") ||
+	       starts(p, "/sys/bus/pci/devices") ||
 	       strcmp(p, "/proc/self/status") == 0 || strcmp(p, "/dev/kmsg") == 0;
 }
 

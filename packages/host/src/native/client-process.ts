@@ -23,13 +23,14 @@ export class ClientProcess extends Process {
     super(init);
   }
 
-  override faultIn(vaddr: bigint, write: boolean, maxPages: number) {
+  override faultIn(vaddr: bigint, write: boolean, maxPages: number, unshare = false) {
     // GUP finds the page the client already touched; only an untouched one reads as the zero page
     const vma = this.vmaAt(vaddr);
     if (!write && vma?.writable && !vma.pages.has(Number((vaddr - vma.start) / vma.pageSize))) {
       if (this.client.resident(vaddr)) return super.faultIn(vaddr, true, maxPages);
     }
-    return super.faultIn(vaddr, write, maxPages);
+    // iommufd's long-term read pins unshare (FAULT_FLAG_UNSHARE): an untouched page gets its own frame too
+    return super.faultIn(vaddr, write, maxPages, unshare);
   }
 
   override readUser(vaddr: bigint, len: number): Uint8Array {

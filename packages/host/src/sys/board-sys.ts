@@ -558,6 +558,8 @@ export class BoardSys {
   /** The device an fd designates (for the native door's BAR accesses). */
   deviceOf(fd: number): VfioPciDevice | null {
     const e = this.fds.get(fd);
-    return e?.kind === "device" ? e.h : null;
+    if (!e) return null;
+    const h = this.handleOf(e);
+    return typeof h === "number" ? null : h;
   }
 }
