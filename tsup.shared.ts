@@ -12,6 +12,8 @@ export function library(entry: Options["entry"] = ["src/index.ts"]) {
     // No `paths`: workspace dependencies resolve as a user's would, to their built d.ts (builds run in
     // dependency order: turbo's ^build, `pnpm -r pack`), and stay imports instead of sources of this build.
     dts: { compilerOptions: { composite: false, incremental: false, paths: {} } },
+    // import.meta.url in the CJS build (a package locating its own files, e.g. host's native/preload.c).
+    shims: true,
     sourcemap: true,
     clean: true,
     target: "node20",

@@ -15,13 +15,14 @@
  * - Interrupts: every reply carries the eventfd signals the model raised (an MSI), which are written to
  *   the program's own eventfds before the call returns, so poll/read on them see the count.
  * - A lost server makes every forwarded call fail with EIO (a BAR read then returns all ones).
- * Single-threaded use of the forwarded descriptors is assumed (one request on the socket at a time).
+ * Threads share the one connection, one request at a time. A forked child shares its parent's session.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -84,15 +85,15 @@ static int ours(const char *path)
 	if (!path || path[0] != '/')
 		return 0;
 	const char *p = canon(path);
-	return starts(p, "/dev/vfio") || strcmp(p, "/dev/iommu") == 0 || starts(p, "/sys/kernel/iommu_groups") ||
-	       starts(p, "/sys/bus/pci/devices") ||
-	       strcmp(p, "/proc/self/status") == 0 || strcmp(p, "/dev/kmsg") == 0;
+	/* /dev/iommu too: on a board without iommufd the server answers ENOENT, as 6.1's kernel does */
+	return starts(p, "/dev/vfio") || starts(p, "/sys/kernel/iommu_groups") || starts(p, "/sys/bus/pci/devices") ||
+	       strcmp(p, "/dev/iommu") == 0 || strcmp(p, "/proc/self/status") == 0 || strcmp(p, "/dev/kmsg") == 0;
 }
 
 /* The path the server knows: `.` and `..` resolved, `//` collapsed, /proc/<our pid>/ as /proc/self/ */
 static const char *canon(const char *p)
 {
-	static char out[4096];
+	static __thread char out[4096]; /* per thread: callers use it at once */
 	char self[64];
 	size_t n = 0;
 	for (const char *s = p; *s;) {
@@ -163,8 +164,34 @@ struct reply {
  * One request: header {u32 len, u32 op}, then `a` (fixed part) and `b` (bytes). The reply is
  * {i64 ret, i32 errno, u32 nsig, u32 len}, nsig × {i32 fd, u32 pad, u64 count}, then len bytes.
  */
+/* One request on the socket at a time, from any thread (a spin lock: the BAR handler takes it too). */
+static volatile int wire_lock;
+static void lock_wire(void)
+{
+	while (__atomic_exchange_n(&wire_lock, 1, __ATOMIC_ACQUIRE))
+		sched_yield();
+}
+static void unlock_wire(void)
+{
+	__atomic_store_n(&wire_lock, 0, __ATOMIC_RELEASE);
+}
+
+static int64_t call_locked(uint32_t op, const void *a, uint32_t alen, const void *b, uint32_t blen, void *out,
+			   uint32_t cap, uint32_t *outlen);
+
 static int64_t call(uint32_t op, const void *a, uint32_t alen, const void *b, uint32_t blen, void *out, uint32_t cap,
 		    uint32_t *outlen)
+{
+	lock_wire();
+	int64_t r = call_locked(op, a, alen, b, blen, out, cap, outlen);
+	int e = errno;
+	unlock_wire();
+	errno = e;
+	return r;
+}
+
+static int64_t call_locked(uint32_t op, const void *a, uint32_t alen, const void *b, uint32_t blen, void *out,
+			   uint32_t cap, uint32_t *outlen)
 {
 	int saved = errno;
 	if (srv < 0 && !srv_dead)
@@ -827,15 +854,18 @@ DIR *opendir(const char *path)
 {
 	if (ours(path)) {
 		const char *p = canon(path);
-		static char buf[65536];
+		char *buf = malloc(65536);
 		uint32_t got = 0;
-		if (call(OP_READDIR, NULL, 0, p, (uint32_t)strlen(p), buf, sizeof(buf), &got) < 0)
+		if (!buf || call(OP_READDIR, NULL, 0, p, (uint32_t)strlen(p), buf, 65536, &got) < 0) {
+			free(buf);
 			return NULL;
+		}
 		int slot = -1;
 		for (int i = 0; i < 16 && slot < 0; i++)
 			if (!dirs[i])
 				slot = i;
 		if (slot < 0) {
+			free(buf);
 			errno = EMFILE;
 			return NULL;
 		}
@@ -848,6 +878,7 @@ DIR *opendir(const char *path)
 		for (uint32_t i = 0; i < got; i++)
 			if (!buf[i])
 				d->n++;
+		free(buf);
 		dirs[slot] = d;
 		return (DIR *)d;
 	}

@@ -20,7 +20,7 @@ export {
   EDU_VENDOR_ID,
   EduDevice,
 } from "./devices/edu.js";
-export type { MsiMessage, PciHeaderInit } from "./devices/pci-config.js";
+export type { PciHeaderInit } from "./devices/pci-config.js";
 export {
   PCI_COMMAND,
   PCI_COMMAND_IO,
@@ -63,6 +63,8 @@ export {
 } from "./kernel/vfio-pci.js";
 export type { EventfdLookup, IoctlUserAccess } from "./kernel/vfio-pci-ioctl.js";
 export { vfioPciIoctl } from "./kernel/vfio-pci-ioctl.js";
+export type { HostKernelOptions, KernelProfile, KernelVersion } from "./kernel-profile.js";
+export { DEFAULT_KERNEL, KERNEL_PROFILES, KERNEL_VERSIONS, kernelProfile } from "./kernel-profile.js";
 export type { BoardSysOptions, DataResult, SysResult } from "./sys/board-sys.js";
 export { BoardSys } from "./sys/board-sys.js";
 export type { FdEntry } from "./sys/fd-table.js";

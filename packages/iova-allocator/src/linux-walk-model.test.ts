@@ -301,8 +301,7 @@ describe("IovaDomain agrees with the reference on both depot shapes, model time 
           const real = new IovaDomain(opts);
           const ref = new ReferenceIovaDomain(opts);
           const same = (a: unknown, b: unknown, what: string) => {
-            if (JSON.stringify(a) !== JSON.stringify(b))
-              throw new Error(`${what}: engine ${JSON.stringify(a)} vs reference ${JSON.stringify(b)}`);
+            expect(JSON.stringify(a), `${what}: engine vs reference`).toBe(JSON.stringify(b));
           };
           for (const b of bursts) {
             const cpu = b.cpu % cpus;

@@ -87,7 +87,9 @@ export function dmaMap(
   if (iova === 0n) return DMA_MAPPING_ERROR;
   try {
     iommu.map(domain, iova, phys - off, len, dmaInfoToProt(dir, opts.coherent ?? false, opts.privileged ?? false));
-  } catch {
+  } catch (e) {
+    // iommu_map's errno is DMA_MAPPING_ERROR for the caller; anything else is a model bug.
+    if (!(e instanceof ErrnoError)) throw e;
     // The IOVA was never visible to hardware: straight back, never through the flush queue.
     freeIova(cookie, iova, len, false, cpu);
     return DMA_MAPPING_ERROR;

@@ -41,6 +41,14 @@ describe("iommuDmaInitDomain / setupDmaOps (iommu_dma_init_domain, iova_reserve_
     expect((dom.iovaCookie as DmaCookie).iovad?.startPfn).toBe(0x2000);
   });
 
+  it("rcacheDepot reaches the IOVA domain it creates (default array, as Linux up to 6.6; list from 6.7)", () => {
+    for (const depot of [undefined, "array", "list"] as const) {
+      const b = testBoard();
+      setupDmaOps(b.iommu, b.devices[0]!, depot ? { rcacheDepot: depot } : {});
+      expect(dmaCookie(b).iovad?.rcacheDepot).toBe(depot ?? "array");
+    }
+  });
+
   it("an aperture starting at IOVA 0 and base 0 still start the allocator at pfn 1 (max(1, base >> order))", () => {
     const memory = new PhysicalMemory();
     const iommu = new Iommu();

@@ -7,7 +7,7 @@
  */
 import type { Device, Iommu, IommuDomain } from "@iommu/core";
 import { ErrnoError, ffs64, isDmaApiDomain, U64_MAX } from "@iommu/core";
-import { IovaDomain } from "@iova/allocator";
+import { IovaDomain, type RcacheDepot } from "@iova/allocator";
 import { cookieOf, DmaCookie, getDmaCookie, type MsiPage, type SacPolicy } from "./cookie.js";
 import { deviceDma } from "./device-dma.js";
 import { FlushQueue } from "./flush-queue.js";
@@ -24,6 +24,8 @@ export interface DmaDomainInit {
   /** CPUs for the range caches and flush queues. */
   readonly cpus?: number;
   readonly sac?: SacPolicy;
+  /** The range caches' depot: "array" (Linux up to 6.6, the default) or "list" (6.7+, trimmed by `IovaDomain.tick`). */
+  readonly rcacheDepot?: RcacheDepot;
 }
 
 /**
@@ -73,7 +75,12 @@ export function iommuDmaInitDomain(iommu: Iommu, domain: IommuDomain, dev: Devic
   if (bridge) reservePciWindows(bridge, null, granule);
 
   const cpus = init.cpus ?? 1;
-  const iovad = new IovaDomain({ granule: Number(granule), startPfn: basePfn, cpus });
+  const iovad = new IovaDomain({
+    granule: Number(granule),
+    startPfn: basePfn,
+    cpus,
+    ...(init.rcacheDepot ? { rcacheDepot: init.rcacheDepot } : {}),
+  });
   if (bridge) reservePciWindows(bridge, iovad, granule);
   const hwMsi: MsiPage[] = [];
   for (const r of iommu.getResvRegions(dev)) {

@@ -65,6 +65,8 @@ function getMsiPage(iommu: Iommu, dev: Device, msiAddr: bigint, domain: IommuDom
   try {
     iommu.map(domain, iova, phys, size, MSI_DOORBELL_PROT);
   } catch (e) {
+    // iommu_map's errno becomes prepare_msi's -ENOMEM, as in Linux; anything else is a model bug.
+    if (!(e instanceof ErrnoError)) throw e;
     freeIova(cookie, iova, size, false);
     throw new ErrnoError(
       "ENOMEM",

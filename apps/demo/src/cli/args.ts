@@ -10,6 +10,7 @@ export interface ParsedArgs {
 /** Flags that take a value (everything else is boolean). */
 const VALUE_FLAGS = new Set([
   "board",
+  "kernel",
   "guest-ram",
   "svg",
   "html",

@@ -194,6 +194,15 @@ describe("misuse: one line on stderr and a documented exit code (issue 14)", () 
     expect(r.line).toBe('iommu-demo replay: s.scn: 1 line not replayed (the "error" records say why)');
     expect(r.out).toContain('"cmd":"error"');
   });
+  it("replay --json survives a record past probe.c's 1 MiB line (issue #13 rule 4): built from the records", () => {
+    const scn = "platform x86-q35-vtd\n---\ndirty start\ndirty get 0x100000 0x1000000000 0x1\n";
+    const r = cli(["replay", "big.scn", "--json"], { "big.scn": scn });
+    expect(r.code).toBe(EXIT.OK);
+    const j = JSON.parse(r.out) as { file: string; errors: number; transcript: Record<string, unknown>[] };
+    expect(j).toMatchObject({ file: "big.scn", errors: 0 });
+    expect(j.transcript.map((t) => t.cmd)).toEqual(["hello", "setup", "dirty", "dirty", "done"]);
+    expect(j.transcript[3]).toMatchObject({ op: "get", ret: -1, errno: "EINVAL", line_cut: true });
+  });
   it("a closed output pipe (| head) ends the process quietly with exit 0, other stream errors still throw", () => {
     const stdout = new EventEmitter() as EventEmitter & { write: (s: string) => boolean };
     stdout.write = () => true;

@@ -4,10 +4,19 @@
  * is one line on stderr (`iommu-demo: …`) and a documented exit code, never a stack trace.
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import { BOARD_NAMES, type Board, type BoardName, createBoard } from "@iommu-sim/host";
+import {
+  BOARD_NAMES,
+  type Board,
+  type BoardName,
+  createBoard,
+  DEFAULT_KERNEL,
+  KERNEL_PROFILES,
+  KERNEL_VERSIONS,
+  type KernelVersion,
+} from "@iommu-sim/host";
 import { iovaMapOf } from "../map/iova-map.js";
 import { renderHtml, renderSvg, renderText } from "../map/render.js";
-import { replayScenario } from "../replay/index.js";
+import { replayRecords, replayScenario } from "../replay/index.js";
 import type { LayoutKind } from "../vmm/layout.js";
 import { sizeText } from "../vmm/layout.js";
 import { Vmm, type VmmReport, type VmmStep } from "../vmm/vmm.js";
@@ -65,16 +74,18 @@ commands:
 
 With no command: run the story briefly on both main boards.
 Options for every command: --json (machine-readable output), --help (-h); --version (-V) prints the version;
+--kernel ${KERNEL_VERSIONS.join("|")}: the Linux the host answers as (default ${DEFAULT_KERNEL}; see iommu-demo boards).
   ${MODSET_HELP}
 Switches (--json, --naive, --qemu-quirks, --x86-rmrr) take no value, or exactly =true / =false.
 ${EXIT_TEXT}
 `,
-  run: `usage: iommu-demo run [--board NAME] [--guest-ram SIZE] [--naive] [--layout machine|flat] [--qemu-quirks] [--uapi type1|iommufd] [--modset NAME] [--json]
+  run: `usage: iommu-demo run [--board NAME] [--kernel VERSION] [--guest-ram SIZE] [--naive] [--layout machine|flat] [--qemu-quirks] [--uapi type1|iommufd] [--modset NAME] [--json]
 
 Narrates: open container and group, read the valid IOVA ranges, lay out guest RAM (q35 or virt default),
 detect conflicts with reserved regions and react, MAP_DMA guest RAM, open the device, let the edu device
 DMA through the IOMMU into guest RAM and back, and its MSI reach the eventfd.
   --board      ${BOARD_NAMES.join(" | ")} (default arm64-virt-smmuv3)
+  --kernel     ${KERNEL_VERSIONS.join(" | ")}: the host kernel modelled (default ${DEFAULT_KERNEL})
   --guest-ram  guest RAM size, e.g. 1G, 512M (default 4G): whole 4 KiB pages, at least 2052K (the story's
                DMA buffers sit 2 MiB into guest RAM), less than the board's host RAM (32 GiB on both boards)
   --layout     machine: the board's default guest layout; flat: RAM from GPA 0 (default machine)
@@ -87,21 +98,31 @@ DMA through the IOMMU into guest RAM and back, and its MSI reach the eventfd.
                (implies --modset iommufd)
   ${MODSET_HELP}
 `,
-  map: `usage: iommu-demo map [--board NAME] [--guest-ram SIZE] [--layout machine|flat] [--qemu-quirks] [--svg FILE] [--html FILE] [--modset NAME] [--json]
+  map: `usage: iommu-demo map [--board NAME] [--kernel VERSION] [--guest-ram SIZE] [--layout machine|flat] [--qemu-quirks] [--svg FILE] [--html FILE] [--modset NAME] [--json]
 
 The IOVA space of the story's container after guest RAM is mapped and MSI is armed, then every IOMMU
 group of the host with its reserved regions (--x86-rmrr shows direct-relaxable RMRRs). Text on stdout;
---svg / --html also write a self-contained drawing. Takes run's --board, --guest-ram, --layout, --qemu-quirks, --x86-rmrr.
+--svg / --html also write a self-contained drawing. Takes run's --board, --kernel, --guest-ram, --layout, --qemu-quirks,
+--x86-rmrr; the map's title names the kernel modelled.
 `,
-  boards: "usage: iommu-demo boards [--modset NAME] [--json]\n\nList the boards and what they model.\n",
-  replay: `usage: iommu-demo replay FILE.scn [--modset NAME] [--json]
+  boards: `usage: iommu-demo boards [--kernel VERSION] [--modset NAME] [--json]
+
+List the boards and what they model, and the kernels each can answer as (${KERNEL_VERSIONS.join(", ")}; --kernel
+picks the one described, default ${DEFAULT_KERNEL}).
+`,
+  replay: `usage: iommu-demo replay FILE.scn [--kernel VERSION] [--modset NAME] [--json]
 
 Replays a scenario in the conformance recorder's language against the model (the board its
-'platform' line names) and prints the transcript (JSON Lines). --json wraps it in one object.
+'platform' line names) and prints the transcript (JSON Lines). --json prints one object
+{ file, errors, transcript: [records] }; a record longer than the probe's 1 MiB line, which the text
+cuts, is one record there with "line_cut": true.
+Scenarios name no kernel (the conformance folder says which answered): --kernel ${KERNEL_VERSIONS.join("|")}
+picks the one the model answers as (default ${DEFAULT_KERNEL}), e.g. --kernel 7.3 for linux-7.3/*.scn.
 `,
 };
 
 const DOOR_OPTIONS = `  --board    ${BOARD_NAMES.join(" | ")} (default arm64-virt-smmuv3)
+  --kernel   ${KERNEL_VERSIONS.join(" | ")}: the host kernel modelled (default ${DEFAULT_KERNEL})
   --devices  edu devices (default 1), each in its own IOMMU group
   --params   vfio_iommu_type1 parameters, e.g. "dma_entry_limit=3 allow_unsafe_interrupts=1"
   --qemu-quirks-off  the boards without QEMU 7.2's quirks (default: on, as the recorded kernels saw them)
@@ -110,14 +131,14 @@ const DOOR_OPTIONS = `  --board    ${BOARD_NAMES.join(" | ")} (default arm64-vir
 The preload library is built from packages/host/native/preload.c with the system's cc on first use
 (cached under ~/.cache/iommu-sim/native). x86-64 programs; BAR loads/stores are trapped and emulated.
 `;
-HELP.serve = `usage: iommu-demo serve [--board NAME] [--socket PATH] [--devices N] [--params "K=V ..."]
+HELP.serve = `usage: iommu-demo serve [--board NAME] [--kernel VERSION] [--socket PATH] [--devices N] [--params "K=V ..."]
 
 Serves the board's system-call surface (/dev/vfio/vfio, /dev/vfio/N, device fds, eventfds, the sysfs and
 procfs files a VFIO user reads) on a Unix socket, one simulated process per connection, until
 interrupted. A program joins with LD_PRELOAD=<library> IOMMU_SIM_SOCKET=PATH (printed at start).
   --socket   socket path (default $XDG_RUNTIME_DIR or /tmp, iommu-sim-BOARD.sock)
 ${DOOR_OPTIONS}`;
-HELP.exec = `usage: iommu-demo exec [--board NAME] [--devices N] [--params "K=V ..."] -- PROGRAM [ARGS...]
+HELP.exec = `usage: iommu-demo exec [--board NAME] [--kernel VERSION] [--devices N] [--params "K=V ..."] -- PROGRAM [ARGS...]
 
 Starts a server for the board, runs PROGRAM with the preload library and the socket in its environment,
 and exits with its exit status. Its memory stays its own: MAP_DMA pins its pages, edu's DMA reads and
@@ -131,6 +152,16 @@ export function boardOf(a: ParsedArgs): BoardName {
     throw new UsageError(`unknown board '${String(b)}' (one of ${BOARD_NAMES.join(", ")})`);
   }
   return b as BoardName;
+}
+
+/** `--kernel`: one of the kernel profiles (default 6.1). */
+export function kernelOf(a: ParsedArgs): KernelVersion {
+  const k = a.flags.get("kernel");
+  if (k === undefined) return DEFAULT_KERNEL;
+  if (k === true || !(KERNEL_VERSIONS as readonly string[]).includes(k as string)) {
+    throw new UsageError(`unknown kernel '${String(k)}' (one of ${KERNEL_VERSIONS.join(", ")})`);
+  }
+  return k as KernelVersion;
 }
 
 function layoutOf(a: ParsedArgs): LayoutKind | undefined {
@@ -168,12 +199,12 @@ function hostRamOf(board: Board): bigint {
 const on = (a: ParsedArgs, name: string): boolean => a.flags.get(name) === true;
 
 const KNOWN: Record<string, readonly string[]> = {
-  run: ["board", "guest-ram", "naive", "layout", "qemu-quirks", "x86-rmrr", "uapi", "modset", "json", "help"],
-  map: ["board", "guest-ram", "layout", "qemu-quirks", "x86-rmrr", "svg", "html", "modset", "json", "help"],
-  boards: ["modset", "json", "help"],
-  replay: ["modset", "json", "help"],
-  serve: ["board", "socket", "devices", "params", "qemu-quirks-off", "modset", "help"],
-  exec: ["board", "devices", "params", "qemu-quirks-off", "modset", "help"],
+  run: ["board", "kernel", "guest-ram", "naive", "layout", "qemu-quirks", "x86-rmrr", "uapi", "modset", "json", "help"],
+  map: ["board", "kernel", "guest-ram", "layout", "qemu-quirks", "x86-rmrr", "svg", "html", "modset", "json", "help"],
+  boards: ["kernel", "modset", "json", "help"],
+  replay: ["kernel", "modset", "json", "help"],
+  serve: ["board", "kernel", "socket", "devices", "params", "qemu-quirks-off", "modset", "help"],
+  exec: ["board", "kernel", "devices", "params", "qemu-quirks-off", "modset", "help"],
   help: ["help"],
 };
 
@@ -198,7 +229,12 @@ function runStory(a: ParsedArgs, io: CliIo): { report: VmmReport; vmm: Vmm } {
   const guestRam = guestRamOf(a);
   const layout = layoutOf(a);
   const { uapi, modset } = uapiOf(a);
-  const board = createBoard(boardOf(a), { qemuQuirks: on(a, "qemu-quirks"), x86Rmrr: on(a, "x86-rmrr"), modset });
+  const board = createBoard(boardOf(a), {
+    kernel: kernelOf(a),
+    qemuQuirks: on(a, "qemu-quirks"),
+    x86Rmrr: on(a, "x86-rmrr"),
+    modset,
+  });
   const hostRam = hostRamOf(board);
   if (guestRam >= hostRam) {
     throw new UsageError(
@@ -238,6 +274,7 @@ function cmdRun(a: ParsedArgs, io: CliIo): number {
   if (on(a, "json")) io.out(`${toJson(report)}\n`);
   else {
     io.out(`${vmm.board.name}: ${vmm.board.description}\n`);
+    io.out(`kernel: Linux ${vmm.board.kernel.version} (modelled on Debian's ${vmm.board.kernel.release})\n`);
     io.out(
       `VMM '${report.vmm}': ${sizeText(vmm.guestRam)} guest RAM, device ${report.device} (IOMMU group ${report.group})${report.naive ? ", --naive" : ""}\n\n`,
     );
@@ -280,17 +317,30 @@ function cmdMap(a: ParsedArgs, io: CliIo): number {
 }
 
 function cmdBoards(a: ParsedArgs, io: CliIo): number {
+  const kernel = kernelOf(a);
   const rows = BOARD_NAMES.map((name) => {
-    const b = createBoard(name, { modset: modsetFlag(a) ?? "debian" });
-    return { name, arch: b.arch, description: b.description, msiDoorbell: b.msiDoorbell };
+    const b = createBoard(name, { kernel, modset: modsetFlag(a) ?? "debian" });
+    return {
+      name,
+      arch: b.arch,
+      description: b.description,
+      msiDoorbell: b.msiDoorbell,
+      kernel,
+      kernels: KERNEL_VERSIONS,
+    };
   });
   if (on(a, "json")) io.out(`${toJson(rows)}\n`);
-  else for (const r of rows) io.out(`${r.name.padEnd(24)} ${r.arch.padEnd(8)} ${r.description}\n`);
+  else {
+    for (const r of rows) io.out(`${r.name.padEnd(24)} ${r.arch.padEnd(8)} ${r.description}\n`);
+    const kernels = KERNEL_VERSIONS.map((v) => `${v} (${KERNEL_PROFILES[v].release})`).join(", ");
+    io.out(`\nkernels (--kernel): ${kernels}; default ${DEFAULT_KERNEL}, described: ${kernel}\n`);
+  }
   return EXIT.OK;
 }
 
 function cmdReplay(a: ParsedArgs, io: CliIo): number {
   const file = a.positionals[0] as string;
+  const kernel = kernelOf(a);
   let text: string;
   try {
     text = io.readFile(file);
@@ -299,20 +349,15 @@ function cmdReplay(a: ParsedArgs, io: CliIo): number {
     return EXIT.IO_ERROR;
   }
   const modset = modsetFlag(a);
-  const out = replayScenario(text, { file, ...(modset ? { modset } : {}) });
-  const errors = out.split("\n").filter((l) => l.startsWith('{"cmd":"error"')).length;
-  if (on(a, "json"))
-    io.out(
-      `${toJson({
-        file,
-        errors,
-        transcript: out
-          .trim()
-          .split("\n")
-          .map((l) => JSON.parse(l)),
-      })}\n`,
-    );
-  else io.out(out.endsWith("\n") ? out : `${out}\n`);
+  const json = on(a, "json");
+  // --json is built from the records themselves: a record past probe.c's 1 MiB line is cut in the text
+  const records = json ? replayRecords(text, { file, kernel, ...(modset ? { modset } : {}) }) : null;
+  const out = records ? null : replayScenario(text, { file, kernel, ...(modset ? { modset } : {}) });
+  const errors = records
+    ? records.filter((r) => r.cmd === "error").length
+    : (out as string).split("\n").filter((l) => l.startsWith('{"cmd":"error"')).length;
+  if (records) io.out(`${toJson({ file, errors, transcript: records })}\n`);
+  else io.out((out as string).endsWith("\n") ? (out as string) : `${out}\n`);
   if (errors > 0) {
     io.err(
       `iommu-demo replay: ${file}: ${errors} line${errors === 1 ? "" : "s"} not replayed (the "error" records say why)\n`,

@@ -7,7 +7,7 @@ import { createBoard } from "@iommu-sim/host";
 import { buildPreload, execThroughDoor, serveBoard } from "@iommu-sim/host/native";
 import { vfioParamsOf } from "../replay/replay.js";
 import { type ParsedArgs, parseArgs, UsageError } from "./args.js";
-import { boardOf, type CliIo, checkFlags, EXIT, runCli } from "./cli.js";
+import { boardOf, type CliIo, checkFlags, EXIT, kernelOf, runCli } from "./cli.js";
 import { modsetFlag } from "./modset.js";
 
 function doorBoard(a: ParsedArgs) {
@@ -17,6 +17,7 @@ function doorBoard(a: ParsedArgs) {
   const params = a.flags.get("params");
   if (typeof params === "boolean") throw new UsageError("--params needs a value");
   return createBoard(boardOf(a), {
+    kernel: kernelOf(a),
     eduCount: n,
     vfioParams: vfioParamsOf(params ?? ""),
     qemuQuirks: a.flags.get("qemu-quirks-off") !== true,
@@ -31,7 +32,9 @@ async function cmdServe(a: ParsedArgs, io: CliIo): Promise<number> {
   const socket = socketFlag ?? `${process.env.XDG_RUNTIME_DIR || "/tmp"}/iommu-sim-${board.name}.sock`;
   const lib = buildPreload();
   const server = await serveBoard(board, socket, { report: (l) => io.err(`${l}\n`) });
-  io.out(`serving ${board.name} on ${socket}\nLD_PRELOAD=${lib} IOMMU_SIM_SOCKET=${socket} PROGRAM ...\n`);
+  io.out(
+    `serving ${board.name} (Linux ${board.kernel.version}) on ${socket}\nLD_PRELOAD=${lib} IOMMU_SIM_SOCKET=${socket} PROGRAM ...\n`,
+  );
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);

@@ -51,6 +51,7 @@ describe.skipIf(skip !== null)("the recorder's probe.c through the native door, 
         eduCount: scn.header.devices || 1,
         vfioParams: vfioParamsOf(scn.header.params),
         modset,
+        kernel: "6.12",
       });
       const args = board.edus.flatMap((d) => [d.name, String(board.groupIdOf(d))]);
       const r = await execThroughDoor(board, [probe, file, ...args], { stdio: "pipe" });

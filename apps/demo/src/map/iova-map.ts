@@ -25,6 +25,8 @@ export interface MapRegion {
 
 export interface IovaMap {
   readonly board: string;
+  /** The Linux the host models (kernel profile), when known. */
+  readonly kernel?: string;
   readonly device: string;
   readonly group: number;
   readonly apertureEnd: bigint;
@@ -71,5 +73,13 @@ export function iovaMapOf(vmm: Vmm): IovaMap {
     type: g.typeText().trim(),
     reservedRegions: g.resvRegionsText().split("\n").filter(Boolean),
   }));
-  return { board: vmm.board.name, device: vmm.device.name, group: vmm.groupId, apertureEnd, regions, hostGroups };
+  return {
+    board: vmm.board.name,
+    kernel: vmm.board.kernel.version,
+    device: vmm.device.name,
+    group: vmm.groupId,
+    apertureEnd,
+    regions,
+    hostGroups,
+  };
 }

@@ -23,8 +23,13 @@ function size(r: MapRegion): bigint {
   return r.end - r.start + 1n;
 }
 
+/** The host a map was drawn on: the board, and the kernel modelled when known. */
+function hostOf(m: IovaMap): string {
+  return m.kernel === undefined ? m.board : `${m.board}, Linux ${m.kernel}`;
+}
+
 export function renderText(m: IovaMap): string {
-  const out = [`IOVA space of group ${m.group} (${m.device}) on ${m.board}: [0x0, ${hex(m.apertureEnd)}]`];
+  const out = [`IOVA space of group ${m.group} (${m.device}) on ${hostOf(m)}: [0x0, ${hex(m.apertureEnd)}]`];
   const w = Math.max(...m.regions.map((r) => hex(r.end).length), 10);
   for (const r of m.regions) {
     out.push(
@@ -71,9 +76,9 @@ export function renderSvg(m: IovaMap): string {
   parts.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="monospace" font-size="11" data-board="${esc(m.board)}" data-scale="log2">`,
   );
-  parts.push(`<title>IOVA space of group ${m.group} (${esc(m.device)}) on ${esc(m.board)}</title>`);
+  parts.push(`<title>IOVA space of group ${m.group} (${esc(m.device)}) on ${esc(hostOf(m))}</title>`);
   parts.push(
-    `<text x="10" y="18" font-size="13" font-weight="bold">IOVA space, group ${m.group} (${esc(m.device)}), ${esc(m.board)}</text>`,
+    `<text x="10" y="18" font-size="13" font-weight="bold">IOVA space, group ${m.group} (${esc(m.device)}), ${esc(hostOf(m))}</text>`,
   );
   parts.push(`<text x="${colX[0]}" y="34" class="column">host: ranges and reserved regions</text>`);
   parts.push(`<text x="${colX[1]}" y="34" class="column">container: mappings and doorbells</text>`);
@@ -127,7 +132,7 @@ export function renderHtml(m: IovaMap): string {
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>IOVA map: ${esc(m.board)}, group ${m.group}</title>
+<title>IOVA map: ${esc(hostOf(m))}, group ${m.group}</title>
 <style>
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }
 h1 { font-size: 20px; }
@@ -138,7 +143,7 @@ figure { margin: 0; }
 </style>
 </head>
 <body>
-<h1>IOVA space of group ${m.group} (${esc(m.device)}) on ${esc(m.board)}</h1>
+<h1>IOVA space of group ${m.group} (${esc(m.device)}) on ${esc(hostOf(m))}</h1>
 <p>Aperture [0x0, ${hex(m.apertureEnd)}]. Left: what the host reports (valid ranges from VFIO_IOMMU_GET_INFO, reserved regions from sysfs). Right: what the VMM mapped and the MSI doorbell pages the host mapped for the device. The axis is piecewise: each band's height grows with log2 of its size.</p>
 <figure id="map">
 ${renderSvg(m)}</figure>

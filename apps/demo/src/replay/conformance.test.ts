@@ -1,13 +1,15 @@
 /**
- * Replays every committed Linux 6.1 fixture (@iommu-sim/conformance, linux-6.1/{x86,arm64}) through the
- * model and diffs the transcript against the kernel's. A fixture that differs because a lower layer is
- * still wrong is listed, with the reason, in KNOWN_DIFFERENCES: it is still replayed, its first
- * difference printed, and the test fails if it starts to agree (so the list cannot go stale).
+ * Replays every committed type1 fixture set (@iommu-sim/conformance linux-6.1/, linux-6.12/, linux-7.3/,
+ * each {x86,arm64}) through the model, each with its kernel's profile (`--kernel`), and diffs the transcript
+ * against the kernel's, raw bytes included. A fixture that differs because a lower layer is still wrong is
+ * listed, with the reason, in KNOWN_DIFFERENCES: it is still replayed, its first difference printed, and the
+ * test fails if it starts to agree (so the list cannot go stale).
  */
 import {
   ARCHES,
   diffTranscripts,
   type Fixture,
+  fixtureSets,
   formatDiff,
   LOG_FIELDS,
   listFixtures,
@@ -15,24 +17,25 @@ import {
   readTranscript,
   type TranscriptDiff,
 } from "@iommu-sim/conformance";
+import { KERNEL_VERSIONS, type KernelVersion } from "@iommu-sim/host";
 import { afterAll, describe, expect, it } from "vitest";
+import { KNOWN_DIFFERENCES } from "./known-differences.js";
 import { replayScenario } from "./replay.js";
 
+/** The type1 sets, one per kernel the model has a profile for: `linux-<version>/` answered as `<version>`. */
+const TYPE1_SETS: readonly { set: string; kernel: KernelVersion }[] = KERNEL_VERSIONS.map((kernel) => ({
+  set: `linux-${kernel}`,
+  kernel,
+}));
+/** Sets recorded with the iommufd module sets: replayed by their own suite (the iommufd package's), not here. */
+const IOMMUFD_SETS = ["linux-6.12-iommufd", "linux-6.12-iommufd-compat"];
 const SET = "linux-6.1";
 
-/** `arch/name` → why the model still differs (package, rule) and the first differing field seen. */
-const KNOWN_DIFFERENCES: Readonly<Record<string, string>> = {
-  // random scenarios (tools/scenario-gen, issue #13): rules the model does not follow yet
-  "x86/random-9":
-    "issue #13 rule 2 (x86 INTx takes its IRTE at pci_enable_device): device 0 opened first, so device 1's MSI is entry 17 (0xfee00238), the model says 0xfee00218",
-  "x86/random-16":
-    "issue #13 rule 2: device 0 opened before device 1's MSI enable, so that MSI is entry 17 (0xfee00238), the model says 0xfee00218",
-  "x86/random-17":
-    "issue #13 rule 2: device 1 opened (by a failing `irq msi off`) before device 0's MSI enable: entry 17 (0xfee00238), the model says 0xfee00218",
-  "x86/random-32":
-    "issue #13 rule 2: both devices opened before device 0's MSI enable: entry 17 (0xfee00238), the model says 0xfee00218",
-  "x86/random-37":
-    "issue #13 rule 2: device 1 opened (`device 1 open`) before device 0's MSI enable: entry 17 (0xfee00238), the model says 0xfee00218",
+/** Known differences of each set (`arch/name` → why; linux-6.1's list is shared with the door test). */
+const KNOWN_BY_SET: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  [SET]: KNOWN_DIFFERENCES,
+  "linux-6.12": {},
+  "linux-7.3": {},
 };
 
 interface Outcome {
@@ -75,26 +78,32 @@ function compareKlog(key: string, expected: string, actual: string, into: KlogCo
 /** Each fixture is replayed once, by whichever test needs it first, so no test depends on another's order. */
 const outcomes = new Map<string, { outcome: Outcome; klog: KlogCount }>();
 
-function replayFixture(f: Fixture): { outcome: Outcome; klog: KlogCount } {
+function replayFixture(f: Fixture, kernel: KernelVersion): { outcome: Outcome; klog: KlogCount } {
   const key = `${f.arch}/${f.name}`;
-  const done = outcomes.get(key);
+  const done = outcomes.get(`${f.set}/${key}`);
   if (done) return done;
   const klog: KlogCount = { same: 0, total: 0, differing: [] };
   const expected = readTranscript(f);
   let outcome: Outcome;
   try {
-    const actual = replayScenario(readScenario(f), { file: `${key}.scn` });
+    const actual = replayScenario(readScenario(f), { file: `${f.set}/${key}.scn`, kernel });
     compareKlog(key, expected, actual, klog);
     outcome = { diff: diffTranscripts(expected, actual), error: null };
   } catch (e) {
     outcome = { diff: null, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
   }
   const r = { outcome, klog };
-  outcomes.set(key, r);
+  outcomes.set(`${f.set}/${key}`, r);
   return r;
 }
 
 const fixtures = ARCHES.flatMap((arch) => listFixtures(SET, arch));
+
+describe("conformance: the type1 sets are the kernels the model has profiles for", () => {
+  it("every recorded set is a type1 set replayed below or an iommufd set replayed elsewhere", () => {
+    expect([...fixtureSets()].sort()).toEqual([...TYPE1_SETS.map((s) => s.set), ...IOMMUFD_SETS].sort());
+  });
+});
 
 describe("conformance: Linux 6.1 transcripts replay identically", () => {
   it("has fixtures for both platforms", () => {
@@ -119,10 +128,21 @@ describe("conformance: Linux 6.1 transcripts replay identically", () => {
     expect(diffTranscripts(body(expected), body(replayScenario(scn)))).toMatchObject({ line: 2, field: "caps" });
   });
 
+  it("is not vacuous across kernels: a later kernel's transcript differs under the previous kernel's profile", () => {
+    const firstDiff = (set: string, arch: "x86" | "arm64", name: string, kernel: KernelVersion) => {
+      const f: Fixture = { set, arch, name };
+      return diffTranscripts(readTranscript(f), replayScenario(readScenario(f), { kernel }));
+    };
+    // 6.12's padded capability chain (IOVA_RANGE at 72), 7.3's EOVERFLOW, 7.3's arm64 group numbers
+    expect(firstDiff("linux-6.12", "x86", "info-argsz", "6.1")).not.toBeNull();
+    expect(firstDiff("linux-7.3", "x86", "map-errors-args", "6.12")).not.toBeNull();
+    expect(firstDiff("linux-7.3", "arm64", "basic", "6.12")).toMatchObject({ line: 1, field: "group" });
+  });
+
   for (const f of fixtures) {
     const key = `${f.arch}/${f.name}`;
     it(key, () => {
-      const o = replayFixture(f).outcome;
+      const o = replayFixture(f, "6.1").outcome;
       const what = o.error ?? (o.diff ? formatDiff(o.diff) : null);
       const known = KNOWN_DIFFERENCES[key];
       if (known !== undefined) {
@@ -136,7 +156,7 @@ describe("conformance: Linux 6.1 transcripts replay identically", () => {
 
   it("kernel log: the klog/klog_all fields the model reproduces do not regress", () => {
     // replays whatever the tests above have not (alone, with -t, that is every fixture)
-    const all = fixtures.map((f) => replayFixture(f).klog);
+    const all = fixtures.map((f) => replayFixture(f, "6.1").klog);
     const same = all.reduce((n, k) => n + k.same, 0);
     const total = all.reduce((n, k) => n + k.total, 0);
     const differing = all.flatMap((k) => k.differing);
@@ -145,13 +165,52 @@ describe("conformance: Linux 6.1 transcripts replay identically", () => {
     expect(total).toBeGreaterThanOrEqual(KLOG_FLOOR);
     expect(same).toBeGreaterThanOrEqual(KLOG_FLOOR);
   });
+});
 
-  afterAll(() => {
-    const count = (arch: string, ok: boolean) =>
-      [...outcomes].filter(([k, r]) => k.startsWith(`${arch}/`) && (!ok || (!r.outcome.error && !r.outcome.diff)))
-        .length;
-    console.log(
-      `x86: ${count("x86", true)}/${count("x86", false)} identical, arm64: ${count("arm64", true)}/${count("arm64", false)} identical`,
-    );
+for (const { set, kernel } of TYPE1_SETS.filter((s) => s.set !== SET)) {
+  const known = KNOWN_BY_SET[set] ?? {};
+  const setFixtures = ARCHES.flatMap((arch) => listFixtures(set, arch));
+  describe(`conformance: ${set} transcripts replay identically with the ${kernel} profile`, () => {
+    it("has the linux-6.1 scenarios, unchanged, on both platforms", () => {
+      for (const arch of ARCHES) {
+        const mine = listFixtures(set, arch);
+        expect(mine.length, `${set} ${arch}`).toBeGreaterThanOrEqual(arch === "x86" ? 12 : 13);
+        for (const f of mine) {
+          const base: Fixture = { set: SET, arch, name: f.name };
+          expect(readScenario(f), `${set}/${arch}/${f.name}.scn`).toBe(readScenario(base));
+        }
+      }
+      for (const k of Object.keys(known)) expect(setFixtures.some((f) => `${f.arch}/${f.name}` === k)).toBe(true);
+    });
+
+    for (const f of setFixtures) {
+      const key = `${f.arch}/${f.name}`;
+      it(key, () => {
+        const o = replayFixture(f, kernel).outcome;
+        const what = o.error ?? (o.diff ? formatDiff(o.diff) : null);
+        const why = known[key];
+        if (why !== undefined) {
+          console.log(`known difference ${set}/${key}: ${what ?? "(now identical)"}\n  reason: ${why}`);
+          expect(
+            what,
+            `${set}/${key} is listed as a known difference but now replays identically: remove it`,
+          ).not.toBeNull();
+          return;
+        }
+        expect(what, `${set}/${key}: ${what}`).toBeNull();
+      });
+    }
   });
+}
+
+/** One line per kernel and platform, as the issue asks (`linux-6.12 x86: N/M identical`), and its klog count. */
+afterAll(() => {
+  for (const { set } of TYPE1_SETS)
+    for (const arch of ARCHES) {
+      const mine = [...outcomes].filter(([k]) => k.startsWith(`${set}/${arch}/`)).map(([, r]) => r);
+      const ok = mine.filter((r) => !r.outcome.error && !r.outcome.diff).length;
+      const klogSame = mine.reduce((n, r) => n + r.klog.same, 0);
+      const klogTotal = mine.reduce((n, r) => n + r.klog.total, 0);
+      console.log(`${set} ${arch}: ${ok}/${mine.length} identical (klog ${klogSame}/${klogTotal})`);
+    }
 });

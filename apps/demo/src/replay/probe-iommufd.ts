@@ -8,7 +8,7 @@ import { BASE_VA, parseNum } from "@iommu-sim/conformance";
 import * as U from "@vfio/uapi";
 import * as F from "@vfio/uapi/iommufd";
 import type { ProbeSys } from "./sys.js";
-import { errorLine, Line } from "./transcript.js";
+import { errorRecord, hexValue, Line, type RecordValue } from "./transcript.js";
 
 /** probe.c MAXOBJ: IOAS and HWPT indices the probe remembers. */
 const MAXOBJ = 16;
@@ -68,7 +68,7 @@ export class ProbeIommufd {
     private readonly sys: ProbeSys,
     private readonly devs: IommufdPDev[],
     private readonly container: () => number,
-    private readonly emit: (line: string) => void,
+    private readonly emit: (line: Line) => void,
   ) {
     this.cdevFd = devs.map(() => -1);
     this.devIds = devs.map(() => 0);
@@ -91,7 +91,7 @@ export class ProbeIommufd {
   }
 
   private error(line: number, text: string, why: string): void {
-    this.emit(errorLine(line, text, why));
+    this.emit(errorRecord(line, text, why));
   }
 
   private parse(tok: string[], first: number, line: number, text: string): Iopts | null {
@@ -201,7 +201,7 @@ export class ProbeIommufd {
       this.iommufd = -1;
       l.ret(r.ret, r.errno);
     }
-    this.emit(l.end());
+    this.emit(l);
   }
 
   /** Writes `ranges` (16 bytes each) into fresh user memory of `slots` ranges filled with `fill`. */
@@ -211,15 +211,12 @@ export class ProbeIommufd {
     return p;
   }
 
-  private rangesJson(bytes: Uint8Array, n: number): string {
+  private rangesJson(bytes: Uint8Array, n: number): RecordValue {
     const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const parts: string[] = [];
-    for (let i = 0; i < n; i++) {
-      parts.push(
-        `["0x${v.getBigUint64(i * 16, true).toString(16)}","0x${v.getBigUint64(i * 16 + 8, true).toString(16)}"]`,
-      );
-    }
-    return `[${parts.join(",")}]`;
+    return Array.from({ length: n }, (_, i) => [
+      hexValue(v.getBigUint64(i * 16, true)),
+      hexValue(v.getBigUint64(i * 16 + 8, true)),
+    ]);
   }
 
   private cmdIoas(tokIn: string[], line: number, text: string): void {
@@ -252,7 +249,7 @@ export class ProbeIommufd {
         l.int("ioas", this.ioasIds.length).int("ioas_id", id);
         this.remember(this.ioasIds, id);
       }
-      this.emit(l.end());
+      this.emit(l);
       return;
     }
     if (op === "ranges") {
@@ -271,10 +268,10 @@ export class ProbeIommufd {
         .int("num_in", num)
         .int("num_iovas", got)
         .hex("out_iova_alignment", v.getBigUint64(F.IOAS_IOVA_RANGES.outIovaAlignment, true));
-      if (r.ret === 0) l.raw("ranges", this.rangesJson(this.sys.peek(rr, 64 * 16), Math.min(got, num)));
+      if (r.ret === 0) l.value("ranges", this.rangesJson(this.sys.peek(rr, 64 * 16), Math.min(got, num)));
       this.sys.free(rr);
       v.setBigUint64(F.IOAS_IOVA_RANGES.allowedIovas, 0n, true);
-      this.emit(this.common(l, o, r, F.IOAS_IOVA_RANGES.size).end());
+      this.emit(this.common(l, o, r, F.IOAS_IOVA_RANGES.size));
       return;
     }
     if (op === "allow") {
@@ -306,10 +303,10 @@ export class ProbeIommufd {
       const l = new Line("ioas")
         .str("op", "allow")
         .int("ioas_id", v.getUint32(F.IOAS_ALLOW_IOVAS.ioasId, true))
-        .raw("allowed", this.rangesJson(rb, ranges.length));
+        .value("allowed", this.rangesJson(rb, ranges.length));
       this.sys.free(rr);
       v.setBigUint64(F.IOAS_ALLOW_IOVAS.allowedIovas, 0n, true);
-      this.emit(this.common(l, o, r, F.IOAS_ALLOW_IOVAS.size).end());
+      this.emit(this.common(l, o, r, F.IOAS_ALLOW_IOVAS.size));
       return;
     }
     if (op === "map" || op === "copy") {
@@ -367,7 +364,7 @@ export class ProbeIommufd {
           .hex("vaddr", o.vaddr)
           .hex("flags", flags)
           .hex("out_iova", v.getBigUint64(M.iova, true));
-        this.emit(this.common(l, o, r, M.size).end());
+        this.emit(this.common(l, o, r, M.size));
       } else {
         const C = F.IOAS_COPY;
         const v = this.prep(o, C.size);
@@ -388,7 +385,7 @@ export class ProbeIommufd {
           .str("prot", prot)
           .hex("flags", flags)
           .hex("out_dst_iova", v.getBigUint64(C.dstIova, true));
-        this.emit(this.common(l, o, r, C.size).end());
+        this.emit(this.common(l, o, r, C.size));
       }
       return;
     }
@@ -409,7 +406,7 @@ export class ProbeIommufd {
         .hex("iova", o.num[0]!)
         .hex("length", o.num[1]!)
         .hex("unmapped", v.getBigUint64(M.length, true));
-      this.emit(this.common(l, o, r, M.size).end());
+      this.emit(this.common(l, o, r, M.size));
       return;
     }
     if (op === "destroy") {
@@ -417,7 +414,7 @@ export class ProbeIommufd {
       const id = this.ioasIdOf(o);
       v.setUint32(F.DESTROY.id, id, true);
       const r = this.call(o.fd, F.IOMMU_DESTROY);
-      this.emit(this.common(new Line("ioas").str("op", "destroy").int("id", id), o, r, F.DESTROY.size).end());
+      this.emit(this.common(new Line("ioas").str("op", "destroy").int("id", id), o, r, F.DESTROY.size));
       return;
     }
     this.error(line, text, "usage: ioas alloc|ranges|allow|map|unmap|copy|destroy ...");
@@ -436,7 +433,7 @@ export class ProbeIommufd {
     const v = this.prep(o, F.DESTROY.size);
     v.setUint32(F.DESTROY.id, id, true);
     const r = this.call(o.fd, F.IOMMU_DESTROY);
-    this.emit(this.common(new Line("destroy").int("id", id), o, r, F.DESTROY.size).end());
+    this.emit(this.common(new Line("destroy").int("id", id), o, r, F.DESTROY.size));
   }
 
   private cmdOption(tok: string[], line: number, text: string): void {
@@ -465,7 +462,7 @@ export class ProbeIommufd {
       .str("op", tok[2])
       .int("object_id", v.getUint32(P.objectId, true))
       .hex("val64", v.getBigUint64(P.val64, true));
-    this.emit(this.common(l, o, r, P.size).end());
+    this.emit(this.common(l, o, r, P.size));
   }
 
   private cmdVfioIoas(tok: string[], line: number, text: string): void {
@@ -491,7 +488,7 @@ export class ProbeIommufd {
       l.int("ioas", this.ioasIds.length);
       this.remember(this.ioasIds, id);
     }
-    this.emit(this.common(l, o, r, P.size).end());
+    this.emit(this.common(l, o, r, P.size));
   }
 
   private cmdHwInfo(tok: string[], line: number, text: string): void {
@@ -526,7 +523,7 @@ export class ProbeIommufd {
     }
     this.sys.free(data);
     v.setBigUint64(H.dataUptr, 0n, true);
-    this.emit(this.common(l, o, r, H.size).end());
+    this.emit(this.common(l, o, r, H.size));
   }
 
   private cmdHwpt(tok: string[], line: number, text: string): void {
@@ -554,7 +551,7 @@ export class ProbeIommufd {
       l.int("hwpt", this.hwptIds.length).int("hwpt_id", id);
       this.remember(this.hwptIds, id);
     }
-    this.emit(this.common(l, o, r, H.size).end());
+    this.emit(this.common(l, o, r, H.size));
   }
 
   /** probe.c cdev_path: /dev/vfio/devices/<the first vfio* entry of the device's vfio-dev directory>. */
@@ -577,7 +574,7 @@ export class ProbeIommufd {
     if (op === "open") {
       const path = this.cdevPath(d.bdf);
       if (path === null) {
-        this.emit(l.str("path", "").ret(-1, 2).end());
+        this.emit(l.str("path", "").ret(-1, 2));
         return;
       }
       const r = this.sys.open(path);
@@ -587,7 +584,7 @@ export class ProbeIommufd {
         if (d.deviceFd < 0) d.deviceFd = r.ret;
         else l.int("device_fd_from_group", 1);
       }
-      this.emit(l.ret(r.ret < 0 ? -1 : 0, r.errno).end());
+      this.emit(l.ret(r.ret < 0 ? -1 : 0, r.errno));
       return;
     }
     if (op === "close") {
@@ -603,7 +600,7 @@ export class ProbeIommufd {
       const r = fd >= 0 ? this.sys.close(fd) : { ret: -1, errno: 9 };
       if (d.deviceFd === fd) d.deviceFd = -1;
       this.cdevFd[o.dev] = -1;
-      this.emit(l.ret(r.ret, r.errno).end());
+      this.emit(l.ret(r.ret, r.errno));
       return;
     }
     const fd = this.cdevFd[o.dev]!;
@@ -615,7 +612,7 @@ export class ProbeIommufd {
       l.int("iommufd_fd_valid", v.getInt32(8, true) >= 0 ? 1 : 0).int("out_devid", devid);
       if (r.ret === 0) this.devIds[o.dev] = devid;
       v.setInt32(8, 0, true);
-      this.emit(this.common(l, o, r, U.DEVICE_BIND_IOMMUFD_SIZE).end());
+      this.emit(this.common(l, o, r, U.DEVICE_BIND_IOMMUFD_SIZE));
       return;
     }
     if (op === "attach") {
@@ -624,16 +621,16 @@ export class ProbeIommufd {
       v.setUint32(8, ptIn, true);
       const r = this.call(fd, U.VFIO_DEVICE_ATTACH_IOMMUFD_PT);
       l.int("pt_id_in", ptIn).int("pt_id", v.getUint32(8, true));
-      this.emit(this.common(l, o, r, U.DEVICE_ATTACH_IOMMUFD_PT_SIZE).end());
+      this.emit(this.common(l, o, r, U.DEVICE_ATTACH_IOMMUFD_PT_SIZE));
       return;
     }
     if (op === "detach") {
       this.prep(o, U.DEVICE_DETACH_IOMMUFD_PT_SIZE);
       const r = this.call(fd, U.VFIO_DEVICE_DETACH_IOMMUFD_PT);
-      this.emit(this.common(l, o, r, U.DEVICE_DETACH_IOMMUFD_PT_SIZE).end());
+      this.emit(this.common(l, o, r, U.DEVICE_DETACH_IOMMUFD_PT_SIZE));
       return;
     }
-    this.emit(l.str("why", "unknown cdev op").end());
+    this.emit(l.str("why", "unknown cdev op"));
   }
 
   private cmdDevinfo(tok: string[], line: number, text: string): void {
@@ -649,7 +646,7 @@ export class ProbeIommufd {
       .int("num_regions", v.getUint32(8, true))
       .int("num_irqs", v.getUint32(12, true))
       .int("cap_offset", v.getUint32(16, true));
-    this.emit(this.common(l, o, r, U.DEVICE_INFO_SIZE).end());
+    this.emit(this.common(l, o, r, U.DEVICE_INFO_SIZE));
   }
 
   /** `group K set-iommufd`: VFIO_GROUP_SET_CONTAINER with the /dev/iommu fd. */
@@ -661,6 +658,6 @@ export class ProbeIommufd {
     this.sys.poke(p, b);
     const r = this.sys.ioctl(d.gfd, U.VFIO_GROUP_SET_CONTAINER, p);
     this.sys.free(p);
-    this.emit(new Line("group").int("dev", k).int("group", d.grp).str("op", "set-iommufd").ret(r.ret, r.errno).end());
+    this.emit(new Line("group").int("dev", k).int("group", d.grp).str("op", "set-iommufd").ret(r.ret, r.errno));
   }
 }

@@ -38,7 +38,7 @@ export class ProbeLibc implements ProbeSys {
     return (
       this.opts.uname ?? {
         release: "iommu-sim",
-        version: `model of Linux 6.1 (${this.board.name})`,
+        version: `model of Linux ${this.board.kernel.version} (${this.board.name})`,
         machine: this.board.arch,
       }
     );

@@ -8,7 +8,7 @@ import { BASE_LEN, BASE_VA, type Command, type DevOp, parseCommand, type Scenari
 import * as U from "@vfio/uapi";
 import { ProbeIommufd } from "./probe-iommufd.js";
 import type { ProbeSys } from "./sys.js";
-import { errname, errorLine, hex, hexBytes, jsonStr, Line, OUT_MAX } from "./transcript.js";
+import { errname, errorRecord, hexBytes, hexValue, Line, OUT_MAX, type RecordValue } from "./transcript.js";
 
 function le(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -40,7 +40,7 @@ function protStr(flags: number): string {
 
 /** Runs a parsed scenario; returns the transcript lines (without trailing newlines). */
 export class Probe {
-  private readonly out: string[] = [];
+  private readonly out: Line[] = [];
   private container = -1;
   private readonly devs: PDev[];
   private lastPat = new Uint8Array(0);
@@ -68,9 +68,15 @@ export class Probe {
     );
   }
 
+  /** Runs the scenario once: the transcript's lines as text. */
   run(): string[] {
+    return this.lines().map((l) => l.end());
+  }
+
+  /** Runs the scenario once: the transcript's lines (text and record each). */
+  lines(): Line[] {
     const { header } = this.scn;
-    for (const e of this.scn.headerErrors) this.emit(errorLine(e.line, e.text, e.why));
+    for (const e of this.scn.headerErrors) this.emit(errorRecord(e.line, e.text, e.why));
     const u = this.sys.uname();
     const d0 = this.devs[0];
     const hello = new Line("hello")
@@ -86,34 +92,34 @@ export class Probe {
     if (header.modset) hello.str("modset", header.modset);
     if (header.devices) {
       hello.int("devices_requested", header.devices);
-      hello.raw(
+      hello.value(
         "devices",
-        `[${this.devs.map((d, k) => `{"dev":${k},"device":${jsonStr(d.bdf)},"group":${d.grp}}`).join(",")}]`,
+        this.devs.map((d, k) => ({ dev: k, device: d.bdf, group: d.grp })),
       );
     }
     if (header.memlock !== null) hello.hex("memlock", header.memlock);
     hello.hex("base", BASE_VA);
-    this.emit(hello.end());
+    this.emit(hello);
 
     const m = this.sys.mmapAnonymous(BASE_VA, BASE_LEN);
     if (m.ret < 0) {
-      this.emit(new Line("setup").str("step", "mmap base").str("errno", errname(m.errno)).end());
+      this.emit(new Line("setup").str("step", "mmap base").str("errno", errname(m.errno)));
       return this.done();
     }
     if (!d0 || d0.grp < 0) {
-      this.emit(new Line("setup").str("step", "find iommu group").end());
+      this.emit(new Line("setup").str("step", "find iommu group"));
       return this.done();
     }
     if (!this.setup()) return this.done();
     for (const b of this.scn.body) {
       const c = parseCommand(b, this.devs.length);
-      if (c.kind === "error") this.emit(errorLine(c.line, c.text, c.why));
+      if (c.kind === "error") this.emit(errorRecord(c.line, c.text, c.why));
       else this.command(c, b.line);
     }
     return this.done();
   }
 
-  private emit(line: string): void {
+  private emit(line: Line): void {
     this.out.push(line);
   }
 
@@ -127,8 +133,8 @@ export class Probe {
     return t;
   }
 
-  private done(): string[] {
-    this.emit(new Line("done").end());
+  private done(): Line[] {
+    this.emit(new Line("done"));
     return this.out;
   }
 
@@ -168,7 +174,7 @@ export class Probe {
     if (this.scn.header.mode !== "type1") return this.setupMemlockOnly();
     const c = sys.open("/dev/vfio/vfio");
     if (c.ret < 0) {
-      this.emit(new Line("setup").str("step", "open /dev/vfio/vfio").str("errno", errname(c.errno)).end());
+      this.emit(new Line("setup").str("step", "open /dev/vfio/vfio").str("errno", errname(c.errno)));
       return false;
     }
     this.container = c.ret;
@@ -177,55 +183,56 @@ export class Probe {
     const gpath = `/dev/vfio/${d0.grp}`;
     const g = sys.open(gpath);
     if (g.ret < 0) {
-      this.emit(new Line("setup").str("step", "open group").str("path", gpath).str("errno", errname(g.errno)).end());
+      this.emit(new Line("setup").str("step", "open group").str("path", gpath).str("errno", errname(g.errno)));
       return false;
     }
     d0.gfd = g.ret;
     const st = this.groupStatus(d0.gfd);
     const line = new Line("setup").int("api_version", api).int("group_status_ret", st.ret).hex("group_flags", st.flags);
     if (!(st.flags & U.VFIO_GROUP_FLAGS_VIABLE)) {
-      this.emit(line.str("step", "group not viable").end());
+      this.emit(line.str("step", "group not viable"));
       return false;
     }
     let r = this.setContainer(d0.gfd);
     if (r.ret) {
-      this.emit(line.str("step", "VFIO_GROUP_SET_CONTAINER").str("errno", errname(r.errno)).end());
+      this.emit(line.str("step", "VFIO_GROUP_SET_CONTAINER").str("errno", errname(r.errno)));
       return false;
     }
     const type = this.scn.header.iommu === "type1" ? U.VFIO_TYPE1_IOMMU : U.VFIO_TYPE1v2_IOMMU;
     r = this.ioctlInt(this.container, U.VFIO_SET_IOMMU, type);
     if (r.ret) {
-      this.emit(line.str("step", "VFIO_SET_IOMMU").str("errno", errname(r.errno)).end());
+      this.emit(line.str("step", "VFIO_SET_IOMMU").str("errno", errname(r.errno)));
       return false;
     }
     line.str("iommu", this.scn.header.iommu);
     if (this.devs.length > 1) {
-      const parts: string[] = [];
+      const parts: RecordValue[] = [];
       for (let k = 1; k < this.devs.length; k++) {
         const d = this.devs[k]!;
         const o = sys.open(`/dev/vfio/${d.grp}`);
         d.gfd = o.ret < 0 ? -1 : o.ret;
-        let s = `{"dev":${k},"device":${jsonStr(d.bdf)},"group":${d.grp}`;
-        if (d.gfd < 0) s += `,"open_errno":${jsonStr(errname(o.errno))}`;
+        const g: Record<string, RecordValue> = { dev: k, device: d.bdf, group: d.grp };
+        if (d.gfd < 0) g.open_errno = errname(o.errno);
         else {
           const gs = this.groupStatus(d.gfd);
-          s += `,"status_ret":${gs.ret},"flags":${hex(gs.flags)}`;
+          g.status_ret = gs.ret;
+          g.flags = hexValue(gs.flags);
         }
-        parts.push(`${s}}`);
+        parts.push(g);
       }
-      line.raw("other_groups", `[${parts.join(",")}]`);
+      line.value("other_groups", parts);
     }
     const memlock = this.scn.header.memlock;
     if (memlock !== null) {
       line.hex("memlock", memlock);
       const why = sys.dropIpcLockAndSetMemlock(memlock);
       if (why !== null) {
-        this.emit(line.str("step", "memlock").str("why", why).end());
+        this.emit(line.str("step", "memlock").str("why", why));
         return false;
       }
       line.int("cap_ipc_lock", 0);
     }
-    this.emit(line.int("ret", 0).end());
+    this.emit(line.int("ret", 0));
     return true;
   }
 
@@ -237,12 +244,12 @@ export class Probe {
       line.hex("memlock", memlock);
       const why = this.sys.dropIpcLockAndSetMemlock(memlock);
       if (why !== null) {
-        this.emit(line.str("step", "memlock").str("why", why).end());
+        this.emit(line.str("step", "memlock").str("why", why));
         return false;
       }
       line.int("cap_ipc_lock", 0);
     }
-    this.emit(line.int("ret", 0).end());
+    this.emit(line.int("ret", 0));
     return true;
   }
 
@@ -315,7 +322,7 @@ export class Probe {
       line.int(name, r.ret);
       if (r.ret < 0) line.str(`${name}_errno`, errname(r.errno));
     }
-    this.emit(line.end());
+    this.emit(line);
   }
 
   private readText(path: string, max: number): string | null {
@@ -329,15 +336,15 @@ export class Probe {
     const line = new Line("resv");
     if (given) line.int("dev", k).int("group", gno);
     const text = this.readText(`/sys/kernel/iommu_groups/${gno}/reserved_regions`, 1 << 20);
-    const regions: string[] = [];
+    const regions: string[][] = [];
     if (text !== null) {
       // fgets(lbuf, 256) + tokenize, one list per non-empty line
       for (const l of splitFgets(text, 256)) {
         const tok = tokenizeMax(l, 16);
-        if (tok.length) regions.push(`[${tok.map(jsonStr).join(",")}]`);
+        if (tok.length) regions.push(tok);
       }
     }
-    line.raw("regions", `[${regions.join(",")}]`);
+    line.value("regions", regions);
     let type = this.readText(`/sys/kernel/iommu_groups/${gno}/type`, 63) ?? "";
     type = type.split("\0")[0]!.replace(/[\n ]+$/, "");
     line.str("type", type);
@@ -346,7 +353,7 @@ export class Probe {
       .slice(0, 32)
       .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     line.strList("devices", names);
-    this.emit(line.end());
+    this.emit(line);
   }
 
   private cmdInfo(argsz: bigint, fill: number): void {
@@ -376,7 +383,7 @@ export class Probe {
       if (end && end >= U.INFO_SIZE && end < shown) shown = end;
     }
     line.int("raw_len", rawlen).bytes("raw", buf.subarray(0, shown));
-    this.emit(line.end());
+    this.emit(line);
   }
 
   private cmdMap(iova: bigint, size: bigint, flags: number, vaddr: bigint, vaddrOnly: boolean): void {
@@ -390,7 +397,7 @@ export class Probe {
     const r = this.ioctlStruct(this.container, U.VFIO_IOMMU_MAP_DMA, m);
     const line = new Line(vaddrOnly ? "mapv" : "map").hex("iova", iova).hex("size", size);
     if (!vaddrOnly) line.str("prot", protStr(flags));
-    this.emit(line.hex("vaddr", vaddr).ret(r.ret, r.errno).end());
+    this.emit(line.hex("vaddr", vaddr).ret(r.ret, r.errno));
   }
 
   private cmdUnmap(iova: bigint, size: bigint, flags: number, pgsize: bigint): void {
@@ -423,7 +430,7 @@ export class Probe {
       line.bytes("bitmap", this.sys.peek(bm, bmbytes));
       this.sys.free(bm);
     }
-    this.emit(line.end());
+    this.emit(line);
   }
 
   private cmdDirtyStartStop(start: boolean): void {
@@ -431,12 +438,7 @@ export class Probe {
     le(d).setUint32(0, U.DIRTY_BITMAP_MINSZ, true);
     le(d).setUint32(4, start ? U.VFIO_IOMMU_DIRTY_PAGES_FLAG_START : U.VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP, true);
     const r = this.ioctlStruct(this.container, U.VFIO_IOMMU_DIRTY_PAGES, d);
-    this.emit(
-      new Line("dirty")
-        .str("op", start ? "start" : "stop")
-        .ret(r.ret, r.errno)
-        .end(),
-    );
+    this.emit(new Line("dirty").str("op", start ? "start" : "stop").ret(r.ret, r.errno));
   }
 
   private cmdDirtyGet(iova: bigint, size: bigint, pgsize: bigint): void {
@@ -462,7 +464,7 @@ export class Probe {
       .ret(r.ret, r.errno)
       .bytes("bitmap", this.sys.peek(bm, bmbytes));
     this.sys.free(bm);
-    this.emit(line.end());
+    this.emit(line);
   }
 
   private cmdLocked(): void {
@@ -476,18 +478,13 @@ export class Probe {
         else if (pin) line.int("vmpin_kb", BigInt(pin[1]!));
       }
     }
-    this.emit(line.end());
+    this.emit(line);
   }
 
   private cmdTouch(off: bigint, size: bigint): void {
     const pg = BigInt(this.sys.pageSize());
     for (let a = off & ~(pg - 1n); a < off + size; a += pg) this.sys.poke(BASE_VA + a, new Uint8Array([1]));
-    this.emit(
-      new Line("touch")
-        .hex("vaddr", BASE_VA + off)
-        .hex("size", size)
-        .end(),
-    );
+    this.emit(new Line("touch").hex("vaddr", BASE_VA + off).hex("size", size));
   }
 
   // ------------------------------------------------------------------ devices
@@ -584,7 +581,7 @@ export class Probe {
     if (oerr) {
       const l = new Line("dma");
       if (c.devGiven) l.int("dev", c.dev);
-      this.emit(l.str("error", "device open/mmap failed").str("errno", errname(oerr)).end());
+      this.emit(l.str("error", "device open/mmap failed").str("errno", errname(oerr)));
       return;
     }
     this.klog(false);
@@ -630,11 +627,11 @@ export class Probe {
       const r = this.sys.readEventfd(d.efd);
       line.int("eventfd_count", r.ret === 8 ? r.value : 0n);
     }
-    this.emit(line.strList(c.klogAll ? "klog_all" : "klog", faults).end());
+    this.emit(line.strList(c.klogAll ? "klog_all" : "klog", faults));
   }
 
   /** MSI capability in a 256-byte config image; `limit` bounds the walk as each probe reader does. */
-  private msiFields(cfg: Uint8Array, got: number, phys: boolean): string {
+  private msiFields(cfg: Uint8Array, got: number, phys: boolean): RecordValue {
     let cap = 0;
     if (cfg[6]! & 0x10) {
       let p = cfg[0x34]! & 0xfc;
@@ -646,7 +643,7 @@ export class Probe {
         p = cfg[p + 1]! & 0xfc;
       }
     }
-    if (!cap || cap + 14 > got) return '{"cap":null}';
+    if (!cap || cap + 14 > got) return { cap: null };
     const v = le(cfg);
     const ctl = v.getUint16(cap + 2, true);
     const lo = v.getUint32(cap + 4, true);
@@ -657,26 +654,36 @@ export class Probe {
       data = v.getUint16(cap + 12, true);
     } else data = v.getUint16(cap + 8, true);
     const addr = (BigInt(hi) << 32n) | BigInt(lo);
+    const h = hexValue;
     if (phys) {
-      return `{"cap":${hex(cap)},"control":${hex(ctl)},"enabled":${ctl & 1},"addr64":${ctl & 0x80 ? 1 : 0},"address_lo":${hex(lo)},"address_hi":${hex(hi)},"address":${hex(addr)},"data":${hex(data)}}`;
+      return {
+        cap: h(cap),
+        control: h(ctl),
+        enabled: ctl & 1,
+        addr64: ctl & 0x80 ? 1 : 0,
+        address_lo: h(lo),
+        address_hi: h(hi),
+        address: h(addr),
+        data: h(data),
+      };
     }
-    return `{"cap":${hex(cap)},"control":${hex(ctl)},"address":${hex(addr)},"data":${hex(data)}}`;
+    return { cap: h(cap), control: h(ctl), address: h(addr), data: h(data) };
   }
 
-  private physMsi(bdf: string): string {
+  private physMsi(bdf: string): RecordValue {
     const r = this.sys.readFile(`/sys/bus/pci/devices/${bdf}/config`, 256);
     const got = r.ret < 0 ? -1 : r.data.length;
-    if (got < 64) return `{"error":${jsonStr(got < 0 ? errname(r.errno) : "short read")}}`;
+    if (got < 64) return { error: got < 0 ? errname(r.errno) : "short read" };
     const cfg = new Uint8Array(256);
     cfg.set(r.data.subarray(0, 256));
     return this.msiFields(cfg, got, true);
   }
 
-  private vfioMsi(d: PDev): string {
+  private vfioMsi(d: PDev): RecordValue {
     const ci = this.regionInfo(d.deviceFd, U.VFIO_PCI_CONFIG_REGION_INDEX);
-    if (ci.ret) return `{"error":${jsonStr(errname(ci.errno))}}`;
+    if (ci.ret) return { error: errname(ci.errno) };
     const rd = this.sys.pread(d.deviceFd, 256, ci.offset);
-    if (rd.ret !== 256) return `{"error":${jsonStr(errname(rd.errno))}}`;
+    if (rd.ret !== 256) return { error: errname(rd.errno) };
     return this.msiFields(rd.data, 256, false);
   }
 
@@ -686,7 +693,7 @@ export class Probe {
     const oerr = this.openDevice(d);
     const line = new Line("irq").str("op", op).int("dev", k);
     if (oerr) {
-      this.emit(line.str("step", "open device").int("ret", -1).str("errno", errname(oerr)).end());
+      this.emit(line.str("step", "open device").int("ret", -1).str("errno", errname(oerr)));
       return;
     }
     if (op !== "raise") {
@@ -714,7 +721,7 @@ export class Probe {
       const r = this.ioctlStruct(d.deviceFd, U.VFIO_DEVICE_SET_IRQS, s);
       line.ret(r.ret, r.errno);
       this.sys.usleep(20000);
-      line.raw("phys_msi", this.physMsi(d.bdf)).raw("vfio_msi", this.vfioMsi(d));
+      line.value("phys_msi", this.physMsi(d.bdf)).value("vfio_msi", this.vfioMsi(d));
     } else {
       let cnt = 0n;
       let stale = 0n;
@@ -745,7 +752,7 @@ export class Probe {
         .int("eventfd_count", cnt);
     }
     this.sys.usleep(20000);
-    this.emit(line.strList("klog_all", this.klog(true)).end());
+    this.emit(line.strList("klog_all", this.klog(true)));
   }
 
   // ------------------------------------------------------------------ groups, devices, container
@@ -771,7 +778,7 @@ export class Probe {
         d.gfd = -1;
       }
       this.emit(
-        new Line("group").int("dev", k).int("group", d.grp).str("op", op).str("path", gpath).ret(r.ret, r.errno).end(),
+        new Line("group").int("dev", k).int("group", d.grp).str("op", op).str("path", gpath).ret(r.ret, r.errno),
       );
       return;
     }
@@ -790,7 +797,7 @@ export class Probe {
       const r = this.sys.ioctl(d.gfd, U.VFIO_GROUP_UNSET_CONTAINER, 0n);
       line.ret(r.ret, r.errno);
     }
-    this.emit(line.end());
+    this.emit(line);
   }
 
   private cmdDevice(k: number, op: "open" | "close"): void {
@@ -816,53 +823,60 @@ export class Probe {
       }
       line.int("was_open", wasOpen).ret(r.ret, r.errno);
     }
-    this.emit(line.end());
+    this.emit(line);
   }
 
   private cmdSetIommu(iommu: "type1" | "type1v2"): void {
     const t = iommu === "type1" ? U.VFIO_TYPE1_IOMMU : U.VFIO_TYPE1v2_IOMMU;
     const r = this.ioctlInt(this.container, U.VFIO_SET_IOMMU, t);
-    this.emit(new Line("set-iommu").str("iommu", iommu).ret(r.ret, r.errno).end());
+    this.emit(new Line("set-iommu").str("iommu", iommu).ret(r.ret, r.errno));
   }
 }
 
 /** probe.c decode_caps: writes `caps` and returns the end of the last decoded cap (0 if any was unknown). */
 function decodeCaps(line: Line, buf: Uint8Array, len: number, off: number): number {
-  const parts: string[] = [];
+  const parts: RecordValue[] = [];
   let maxend = 0;
   let known = true;
   let count = 0;
   while (off && count < 32) {
     if (off + U.CAP_HEADER_SIZE > len) {
-      parts.push(`{"offset":${off},"truncated":true}`);
+      parts.push({ offset: off, truncated: true });
       known = false;
       break;
     }
     const { id, version, next } = U.readCapHeader(buf, off);
-    let s = `{"id":${id},"version":${version},"offset":${off},"next":${next}`;
+    const c: Record<string, RecordValue> = { id, version, offset: off, next };
     if (id === U.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE && off + U.CAP_IOVA_RANGE_BASE <= len) {
       const cap = U.readIovaRangeCap(buf, off, len, 1024);
-      const ranges = cap.ranges.map((r) => `[${hex(r.start)},${hex(r.end)}]`);
-      s += `,"name":"iova_range","nr_iovas":${cap.nrIovas},"reserved":${cap.reserved},"ranges":[${ranges.join(",")}]`;
+      c.name = "iova_range";
+      c.nr_iovas = cap.nrIovas;
+      c.reserved = cap.reserved;
+      c.ranges = cap.ranges.map((r) => [hexValue(r.start), hexValue(r.end)]);
       maxend = Math.max(maxend, off + U.CAP_IOVA_RANGE_BASE + cap.nrIovas * U.IOVA_RANGE_SIZE);
     } else if (id === U.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION && off + U.CAP_MIGRATION_SIZE <= len) {
       const m = U.readMigrationCap(buf, off);
-      s += `,"name":"migration","flags":${m.flags},"pgsize_bitmap":${hex(m.pgsizeBitmap)},"max_dirty_bitmap_size":${hex(m.maxDirtyBitmapSize)}`;
+      c.name = "migration";
+      c.flags = m.flags;
+      c.pgsize_bitmap = hexValue(m.pgsizeBitmap);
+      c.max_dirty_bitmap_size = hexValue(m.maxDirtyBitmapSize);
       maxend = Math.max(maxend, off + U.CAP_MIGRATION_SIZE);
     } else if (id === U.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL && off + U.CAP_DMA_AVAIL_SIZE <= len) {
-      s += `,"name":"dma_avail","avail":${U.readDmaAvailCap(buf, off)}`;
+      c.name = "dma_avail";
+      c.avail = U.readDmaAvailCap(buf, off);
       maxend = Math.max(maxend, off + U.CAP_DMA_AVAIL_SIZE);
     } else {
       known = false;
       const end = next > off && next <= len ? next : Math.min(off + 32, len);
-      s += `,"name":"unknown","raw":"${hexBytes(buf.subarray(off, Math.max(off, end)))}"`;
+      c.name = "unknown";
+      c.raw = hexBytes(buf.subarray(off, Math.max(off, end)));
     }
-    parts.push(`${s}}`);
+    parts.push(c);
     count++;
     if (next === 0 || next <= off) break;
     off = next;
   }
-  line.raw("caps", `[${parts.join(",")}]`);
+  line.value("caps", parts);
   return known ? maxend : 0;
 }
 

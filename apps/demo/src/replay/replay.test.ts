@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { replayScenario, vfioParamsOf } from "./replay.js";
+import { replayRecords, replayScenario, vfioParamsOf } from "./replay.js";
 import { OUT_MAX } from "./transcript.js";
 
 type Rec = Record<string, unknown>;
@@ -192,8 +192,46 @@ describe("replayScenario: any scenario", () => {
         expect(recs[1]).toMatchObject({ cmd: "setup", ret: 0 });
         expect(recs.at(-1)).toEqual({ cmd: "done" });
         expect(replayScenario(text)).toBe(t);
+        // --json's records are the same records: equal to the text wherever its line is whole
+        const records = replayRecords(text);
+        expect(records).toHaveLength(recs.length);
+        let i = 0;
+        for (const l of t.trimEnd().split("\n")) {
+          if (l.length > OUT_MAX) {
+            expect(records[i++]).toMatchObject({ line_cut: true });
+            if (l.slice(OUT_MAX)) expect(records[i++]).toEqual(JSON.parse(l.slice(OUT_MAX)));
+          } else expect(records[i++]).toEqual(JSON.parse(l));
+        }
       }),
       { numRuns: 20, seed: 14 },
     );
+  });
+});
+
+describe("replayRecords (issue #13 rule 4: --json from the records, not from the text)", () => {
+  it("a record past probe.c's 1 MiB line is one object marked line_cut, with the bitmap the line shows", () => {
+    const scn =
+      "platform x86-q35-vtd\n---\nmap 0x100000 0x1000 rw\ndirty start\ndirty get 0x100000 0x1000000000 0x1\next\n";
+    const text = replayScenario(scn);
+    // the text cuts the dirty record and runs the next one onto its line, as probe.c does
+    const cut = text.split("\n").find((l) => l.startsWith('{"cmd":"dirty","op":"get"'))!;
+    expect(cut.length).toBeGreaterThan(OUT_MAX);
+    expect(() => JSON.parse(cut)).toThrow();
+    const records = replayRecords(scn);
+    expect(records.map((r) => r.cmd)).toEqual(["hello", "setup", "map", "dirty", "dirty", "ext", "done"]);
+    const get = records[4]!;
+    expect(get).toMatchObject({
+      op: "get",
+      size: "0x1000000000",
+      pgsize: "0x1",
+      bitmap_size: "0x1000000",
+      line_cut: true,
+    });
+    // the line's bytes up to the cut: the record's text before the bitmap, then as many whole bytes as fit
+    const bitmap = get.bitmap as string;
+    expect(bitmap.length % 2).toBe(0);
+    expect(cut.slice(0, OUT_MAX)).toContain(`"bitmap":"${bitmap}`);
+    expect(OUT_MAX - cut.indexOf('"bitmap":"') - '"bitmap":"'.length - bitmap.length).toBeLessThan(2);
+    expect(records[5]).toEqual(JSON.parse(cut.slice(OUT_MAX)));
   });
 });

@@ -4,16 +4,26 @@
  * devices and vfio_iommu_type1 module parameters.
  */
 import { parseNum, parseScenario } from "@iommu-sim/conformance";
-import { BOARD_NAMES, type BoardName, type BoardOptions, createBoard, MODSETS, type Modset } from "@iommu-sim/host";
+import {
+  BOARD_NAMES,
+  type BoardName,
+  type BoardOptions,
+  createBoard,
+  type KernelVersion,
+  MODSETS,
+  type Modset,
+} from "@iommu-sim/host";
 import { Probe } from "./probe.js";
 import { ProbeLibc } from "./probe-libc.js";
-import { errorLine, Line } from "./transcript.js";
+import { errorRecord, Line, type TranscriptRecord } from "./transcript.js";
 
 export interface ReplayOptions {
   /** Scenario file name (for messages only). */
   file?: string;
   /** Board to use when the scenario's `platform` names none of ours. */
   board?: BoardName;
+  /** The kernel the model answers as (scenarios carry none: the conformance folder says which). Default 6.1. */
+  kernel?: KernelVersion;
   /** The VFIO module set (which doors exist); default the scenario's `modset` line, else `debian`. */
   modset?: Modset;
 }
@@ -60,27 +70,41 @@ export function vfioParamsOf(params: string): VfioParams {
 
 /** Runs a scenario through the model; returns the JSON Lines transcript (each line ends with "\n"). */
 export function replayScenario(text: string, opts: ReplayOptions = {}): string {
+  return Probe.text(replayLines(text, opts).map((l) => l.end()));
+}
+
+/**
+ * Runs a scenario through the model; returns its records as objects (what `--json` shows): the same
+ * records as the text, built field by field, so a record longer than probe.c's 1 MiB line (cut in the
+ * text) is still one object, marked `line_cut`.
+ */
+export function replayRecords(text: string, opts: ReplayOptions = {}): TranscriptRecord[] {
+  return replayLines(text, opts).map((l) => l.record());
+}
+
+function replayLines(text: string, opts: ReplayOptions): Line[] {
   const scn = parseScenario(text);
   const named = (BOARD_NAMES as readonly string[]).includes(scn.header.platform)
     ? (scn.header.platform as BoardName)
     : undefined;
   const boardName = named ?? opts.board;
   if (boardName === undefined) {
-    const lines = scn.headerErrors.map((e) => errorLine(e.line, e.text, e.why));
+    const lines = scn.headerErrors.map((e) => errorRecord(e.line, e.text, e.why));
     lines.push(
-      errorLine(
+      errorRecord(
         0,
         `platform ${scn.header.platform}`,
         `no board for this platform (one of ${BOARD_NAMES.join(", ")})${opts.file ? ` in ${opts.file}` : ""}`,
       ),
-      new Line("done").end(),
+      new Line("done"),
     );
-    return `${lines.join("\n")}\n`;
+    return lines;
   }
   const board = createBoard(boardName, {
     eduCount: scn.header.devices || 1,
     vfioParams: vfioParamsOf(scn.header.params),
+    ...(opts.kernel ? { kernel: opts.kernel } : {}),
     modset: modsetOf(scn.header.modset, opts.modset),
   });
-  return Probe.text(new Probe(new ProbeLibc(board), scn).run());
+  return new Probe(new ProbeLibc(board), scn).lines();
 }

@@ -5,7 +5,7 @@
  * device, let the guest drive edu's DMA engine through the IOMMU and the device's MSI reach an eventfd.
  * With `naive` it ignores the ranges and maps a flat layout, failing the way users hit it.
  */
-import { U64_MAX } from "@iommu/core";
+import { msiMsgAddress, U64_MAX } from "@iommu/core";
 import type { BarMapping, Board, EduDevice, VfioPciDevice } from "@iommu-sim/host";
 import { EDU_BUF_START, EDU_DMA_IRQ, EDU_DMA_TO_RAM, EDU_REG, EventFd } from "@iommu-sim/host";
 import {
@@ -68,6 +68,8 @@ export interface MappedBlock {
 
 export interface VmmReport {
   readonly board: string;
+  /** The Linux the host models (its kernel profile: "6.1", "6.12", "7.3"). */
+  readonly kernel: string;
   readonly vmm: string;
   readonly device: string;
   readonly group: number;
@@ -355,7 +357,8 @@ export class Vmm {
     lines.push(`guest writes 256 bytes at GPA ${hex(src)}; edu DMA ${hex(src)} -> buffer -> ${hex(dst)}`);
     lines.push(`IOMMU faults: ${r.faults}; data ${roundTrip ? "arrived intact" : "did NOT arrive"} at GPA ${hex(dst)}`);
     const count = Number(this.eventfd.read());
-    const setup = this.device.config.msiMessage();
+    const msg = this.device.config.msiMessage();
+    const setup = { address: msiMsgAddress(msg), data: msg.data };
     lines.push(`DMA-complete MSI: device wrote ${hex(setup.data)} to ${hex(setup.address)}; eventfd count ${count}`);
     for (const i of this.board.interrupts()) {
       const v = this.board.arch === "x86_64" ? `vector ${hex(i.vector)}` : `LPI ${i.vector}`;
@@ -405,6 +408,7 @@ export class Vmm {
     const ok = failure === null && this.steps.every((s) => s.ok);
     return {
       board: this.board.name,
+      kernel: this.board.kernel.version,
       vmm: this.name,
       device: this.device.name,
       group: this.groupId,

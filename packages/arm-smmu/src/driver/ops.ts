@@ -24,6 +24,7 @@ import {
 } from "@iommu/core";
 import { EVTF } from "../arch/structures.js";
 import { SmmuDomain, type SmmuMaster } from "./domain.js";
+import { decodedEventLines } from "./event-log.js";
 import { type ResvRegionOptions, smmuResvRegions } from "./resv-regions.js";
 import { SmmuDevice, type SmmuFeatures } from "./smmu-device.js";
 
@@ -50,6 +51,11 @@ export interface ArmSmmuV3DriverOptions extends ResvRegionOptions {
    * than 5 s). Faults are reported to the core whether printed or not.
    */
   readonly now?: () => number;
+  /**
+   * "iommu/arm-smmu-v3: Improve events logging" (Linux 6.15): after the raw dump, each printed event also gets
+   * its decoded lines (`event: F_TRANSLATION client: 0000:00:01.0 sid: 0x8 …`). Default false (Linux 6.1).
+   */
+  readonly decodedEventLog?: boolean;
 }
 
 /** What `createArmSmmuV3Driver` gives the host: core's driver shape plus the event interrupt and probe's findings. */
@@ -88,11 +94,15 @@ export function createArmSmmuV3Driver(opts: ArmSmmuV3DriverOptions): ArmSmmuV3Dr
     for (const r of records) {
       const [d0, d1, d2] = r as [bigint, bigint, bigint, bigint];
       const id = Number(d0 & 0xffn);
-      if (rs.allow()) {
+      const printed = rs.allow();
+      if (printed) {
         log.printk(`arm-smmu-v3 ${smmu.name}: event 0x${id.toString(16).padStart(2, "0")} received:`);
         for (const d of r) log.printk(`arm-smmu-v3 ${smmu.name}: \t0x${d.toString(16).padStart(16, "0")}`);
       }
       const m = masters.get(Number(d0 >> EVTF.SID_SHIFT));
+      if (printed && opts.decodedEventLog) {
+        for (const l of decodedEventLines(r, m ? m.dev.name : null)) log.printk(`arm-smmu-v3 ${smmu.name}: ${l}`);
+      }
       const dom = m?.domain;
       if (m && dom && dom.stage !== "bypass") {
         dom.ctx.reportFault(m.dev, d2, (d1 & EVTF.RNW) !== 0n ? IOMMU_FAULT_READ : IOMMU_FAULT_WRITE);

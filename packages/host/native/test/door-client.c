@@ -6,6 +6,7 @@
  *   bad GROUP    malformed and hostile calls; prints each result as "name ret errno"
  *   die GROUP    container + group, print "ready", then MAP_DMA 256 MiB (the test kills it meanwhile)
  *   lost         open the container, print "ready", wait for a line (the server goes away), then call it
+ *   threads      four threads at once, each opening, asking and closing 200 times; prints the failures
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -86,6 +88,23 @@ static long vmlck(void)
 	if (f)
 		fclose(f);
 	return kb;
+}
+
+static void *hammer(void *arg)
+{
+	long bad = 0;
+	for (int i = 0; i < 200; i++) {
+		int c = open("/dev/vfio/vfio", O_RDWR);
+		char t[16] = { 0 };
+		int f = open("/sys/kernel/iommu_groups/1/type", O_RDONLY);
+		if (c < 0 || ioctl(c, VFIO_GET_API_VERSION) != VFIO_API_VERSION || f < 0 || read(f, t, sizeof(t) - 1) != 7 ||
+		    strcmp(t, "DMA-FQ\n") != 0)
+			bad++;
+		close(f);
+		close(c);
+	}
+	(void)arg;
+	return (void *)bad;
 }
 
 int main(int argc, char **argv)
@@ -163,6 +182,19 @@ int main(int argc, char **argv)
 		SHOW("api-after-server-gone", ioctl(c, VFIO_GET_API_VERSION));
 		SHOW("open-after-server-gone", open("/dev/vfio/vfio", O_RDWR));
 		SHOW("close-after-server-gone", close(c));
+		return 0;
+	}
+	if (!strcmp(mode, "threads")) {
+		pthread_t t[4];
+		long bad = 0;
+		for (int i = 0; i < 4; i++)
+			pthread_create(&t[i], NULL, hammer, NULL);
+		for (int i = 0; i < 4; i++) {
+			void *r;
+			pthread_join(t[i], &r);
+			bad += (long)r;
+		}
+		printf("threads failures %ld\n", bad);
 		return 0;
 	}
 	return 2;

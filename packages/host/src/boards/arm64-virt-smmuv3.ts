@@ -8,12 +8,13 @@
  */
 import type { HostBridge } from "@dma-iommu/msi-cookie";
 import { createArmSmmuV3Driver, createSmmuV3Hardware } from "@iommu/arm-smmu";
-import { Iommu, PageAllocator, PhysicalMemory } from "@iommu/core";
+import { type Device, Iommu, PageAllocator, PciDevice, PhysicalMemory } from "@iommu/core";
 import { EDU_BAR0_SIZE, EduDevice } from "../devices/edu.js";
 import { Gicv3Its, ITS_FRAME_SIZE, VIRT_ITS_BASE } from "../irq/gicv3-its.js";
 import { InterruptController } from "../irq/interrupt-controller.js";
 import { createArmMsiGlue } from "../kernel/irq-glue.js";
 import { KernelLog } from "../kernel/kernel-log.js";
+import { kernelProfile } from "../kernel-profile.js";
 import { dmaCookieAtAlloc } from "./dma-ops.js";
 import { assembleHost } from "./host.js";
 import type { Board, BoardOptions, BoardRegion } from "./types.js";
@@ -42,6 +43,7 @@ const HOST_RAM_SIZE = 0x800000000n;
 const KERNEL_POOL_SIZE = 0x4000000n;
 
 export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boolean }): Board {
+  const kernel = kernelProfile(opts.kernel);
   const quirks = opts.qemuQuirks ?? true;
   const eduCount = opts.eduCount ?? 1;
   const memory = new PhysicalMemory();
@@ -68,6 +70,7 @@ export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boole
     pageAllocator: kernelPages,
     // arm_smmu_evtq_thread's event lines are rate-limited (10 per 5 s) on the board's model clock (board.tick).
     now: () => board?.nowMs ?? 0,
+    decodedEventLog: kernel.smmu.decodedEventLog,
     ...(variant.seed ? { seedHostBridgeWindows: hostBridgeWindows } : {}),
   });
   const ops = smmu.ops;
@@ -88,7 +91,14 @@ export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boole
     edu.upstream = hw;
     edus.push(edu);
   }
-  for (const edu of edus) iommu.probeDevice(edu, ops);
+  // QEMU's gpex host bridge 00:00.0 (1b36:0008): an IOMMU client only where the kernel's SMMU probes it,
+  // and then first in bus order, so it takes group 0.
+  const bridge = kernel.host.smmuProbesHostBridge
+    ? new PciDevice(memory, { bus: 0, slot: 0, classCode: 0x060000, vendorId: 0x1b36, deviceId: 0x0008 })
+    : null;
+  if (bridge) bridge.upstream = hw;
+  const probed: Device[] = [...(bridge ? [bridge] : []), ...edus];
+  for (const d of probed) iommu.probeDevice(d, ops);
 
   const glue = createArmMsiGlue({ iommu, its, gic });
   const regions: BoardRegion[] = [
@@ -102,6 +112,7 @@ export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boole
   ];
   board = assembleHost({
     name: variant.seed ? "arm64-virt-smmuv3-seed" : "arm64-virt-smmuv3",
+    kernel,
     arch: "aarch64",
     memory,
     iommu,
@@ -117,7 +128,7 @@ export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boole
     seedCaps: variant.seed,
     klog,
     hostBridge: virtHostBridge(),
-    pciDevices: edus,
+    pciDevices: probed,
     description: variant.seed
       ? "QEMU virt, SMMUv3 (44-bit IAS/OAS), GICv3 ITS; seed variant: host-bridge windows reserved, per-range caps"
       : "QEMU virt, SMMUv3 (44-bit IAS/OAS, stage 1), GICv3 ITS doorbell at 0x8090040, sw-msi window 0x8000000",

@@ -4,7 +4,7 @@
  * group, MSI cookie at the SW_MSI base on ARM), then lets edu DMA into "guest RAM" and raise its MSI.
  */
 import { getMsiCookie } from "@dma-iommu/msi-cookie";
-import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from "@iommu/core";
+import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, msiMsgAddress } from "@iommu/core";
 import { describe, expect, it } from "vitest";
 import { EDU_BUF_START, EDU_DMA_IRQ, EDU_DMA_TO_RAM, EDU_REG, type EduDevice } from "../devices/edu.js";
 import { createBoard } from "./index.js";
@@ -34,8 +34,10 @@ function eduDma(edu: EduDevice, src: bigint, dst: bigint, len: number, toRam: bo
   w(EDU_REG.DMA_CMD, BigInt(1 | (toRam ? EDU_DMA_TO_RAM : 0) | (irq ? EDU_DMA_IRQ : 0)));
 }
 
+// The MSI glue is driven directly here, with no pci_enable_device before it: on x86 no INTx pin took
+// IRTE 15, so the MSI gets it (0xfee001f8); opened through vfio-pci it is 0xfee00218 (acpi-pci-irq.test.ts).
 const CASES: { name: BoardName; group0: number; msiAddress: bigint; guestPhys: bigint }[] = [
-  { name: "x86-q35-vtd", group0: 1, msiAddress: 0xfee00218n, guestPhys: 0x100000000n },
+  { name: "x86-q35-vtd", group0: 1, msiAddress: 0xfee001f8n, guestPhys: 0x100000000n },
   { name: "arm64-virt-smmuv3", group0: 0, msiAddress: 0x8000040n, guestPhys: 0x50000000n },
 ];
 
@@ -78,7 +80,8 @@ describe.each(CASES)("$name device path", ({ name, group0, msiAddress, guestPhys
     const glue = b.vfioPci.glue;
     let fired = 0;
     const s0 = glue.enable(e0, () => fired++);
-    expect(e0.config.msiMessage()).toEqual({ address: msiAddress, data: 0 });
+    expect(msiMsgAddress(e0.config.msiMessage())).toBe(msiAddress);
+    expect(e0.config.msiMessage().data).toBe(0);
     e0.bar0.write(BigInt(EDU_REG.IRQ_RAISE), 4, 1n, {});
     expect(fired).toBe(1);
     expect(b.interrupts()).toEqual([
@@ -90,7 +93,7 @@ describe.each(CASES)("$name device path", ({ name, group0, msiAddress, guestPhys
     const s1 = glue.enable(e1, () => fired++);
     if (name === "arm64-virt-smmuv3") {
       expect(s1.doorbellIova).toBe(s0.doorbellIova);
-      expect(e1.config.msiMessage().address).toBe(0x8000040n);
+      expect(msiMsgAddress(e1.config.msiMessage())).toBe(0x8000040n);
     } else {
       expect(s1.address).not.toBe(s0.address);
       expect(s1.address >> 20n).toBe(0xfeen);
@@ -98,7 +101,7 @@ describe.each(CASES)("$name device path", ({ name, group0, msiAddress, guestPhys
     e1.bar0.write(BigInt(EDU_REG.IRQ_RAISE), 4, 1n, {});
     expect(fired).toBe(2);
     glue.disable(e0);
-    expect(e0.config.msiMessage()).toEqual({ address: 0n, data: 0 });
+    expect(e0.config.msiMessage()).toEqual({ addressLo: 0, addressHi: 0, data: 0 });
     expect(e0.config.msiEnabled).toBe(false);
   });
 });

@@ -7,7 +7,8 @@
  * dma-ranges and the device's reserved regions. UNMANAGED (VFIO) and blocking domains get no cookie here:
  * type1 adds the MSI-only cookie itself where a sw-msi window exists.
  *
- * The flush queue's 10 ms timer (`fq_flush_timeout`) runs on the board's model clock: `tick(ms)`.
+ * The flush queue's 10 ms timer (`fq_flush_timeout`) and the IOVA depot's trim work (6.7+'s list depot)
+ * run on the board's model clock: `tick(ms)`.
  */
 import {
   cookieOf,
@@ -19,6 +20,7 @@ import {
   setupDmaOps,
 } from "@dma-iommu/msi-cookie";
 import { type Device, type Iommu, type IommuDomain, isDmaApiDomain, isErrno, U64_MAX } from "@iommu/core";
+import type { RcacheDepot } from "@iova/allocator";
 import type { KernelLog } from "../kernel/kernel-log.js";
 
 /** `IommuOptions.onDomainAlloc`: the DMA cookie of a DMA-API domain, at allocation. */
@@ -35,10 +37,11 @@ export function setupKernelDma(
   devices: readonly Device[],
   hostBridge: HostBridge,
   klog: KernelLog,
+  rcacheDepot: RcacheDepot = "array",
 ): void {
   for (const dev of devices) {
     try {
-      setupDmaOps(iommu, dev, { base: 0n, limit: U64_MAX, hostBridge });
+      setupDmaOps(iommu, dev, { base: 0n, limit: U64_MAX, hostBridge, rcacheDepot });
     } catch (e) {
       if (!isErrno(e)) throw e;
       klog.printk(`Failed to set up IOMMU for device ${dev.name}; retaining platform DMA ops`);
@@ -58,9 +61,13 @@ export class FqClock {
 
   constructor(private readonly iommu: Iommu) {}
 
-  /** Advance the clock by `ms` and run the flush-queue timeouts that are due. */
+  /**
+   * Advance the clock by `ms`: each default domain's IOVA allocator runs its delayed depot work first
+   * (`IovaDomain.tick`), then the flush-queue timeouts that are due run at the new time.
+   */
   tick(ms: number = IOVA_FQ_TIMEOUT_MS): void {
-    if (!(ms >= 0)) throw new RangeError(`tick needs ms >= 0, got ${ms}`);
+    if (!(ms >= 0 && Number.isFinite(ms))) throw new RangeError(`tick needs a finite ms >= 0, got ${ms}`);
+    for (const c of this.dmaCookies()) c.iovad?.tick(ms);
     const fqs = this.fqDomains();
     for (const [, fq] of fqs) if (fq.timerPending && !this.armedAt.has(fq)) this.armedAt.set(fq, this.nowMs);
     this.nowMs += ms;
@@ -74,13 +81,24 @@ export class FqClock {
 
   private fqDomains(): [IommuDomain, NonNullable<DmaCookie["fq"]>][] {
     const out: [IommuDomain, NonNullable<DmaCookie["fq"]>][] = [];
+    for (const [d, c] of this.dmaDomains()) if (c.fq) out.push([d, c.fq]);
+    return out;
+  }
+
+  private dmaCookies(): DmaCookie[] {
+    return this.dmaDomains().map(([, c]) => c);
+  }
+
+  /** Live default domains with a DMA cookie, each once. */
+  private dmaDomains(): [IommuDomain, DmaCookie][] {
+    const out: [IommuDomain, DmaCookie][] = [];
     const seen = new Set<IommuDomain>();
     for (const g of this.iommu.groups()) {
       const d = g.defaultDomain;
       if (!d || d.freed || seen.has(d)) continue;
       seen.add(d);
       const c = cookieOf(d);
-      if (c instanceof DmaCookie && c.fq) out.push([d, c.fq]);
+      if (c instanceof DmaCookie) out.push([d, c]);
     }
     return out;
   }

@@ -11,12 +11,14 @@ import type { KernelLog } from "../kernel/kernel-log.js";
 import type { MsiGlue } from "../kernel/msi-glue.js";
 import { type Modset, VfioIommufd } from "../kernel/vfio-iommufd.js";
 import { VfioPciHost } from "../kernel/vfio-pci.js";
+import type { KernelProfile } from "../kernel-profile.js";
 import { FqClock, setupKernelDma } from "./dma-ops.js";
 import { HostPagePool } from "./page-pool.js";
 import type { Board, BoardName, BoardOptions, BoardRegion } from "./types.js";
 
 export interface HostParts {
   readonly name: BoardName;
+  readonly kernel: KernelProfile;
   readonly arch: "x86_64" | "aarch64";
   readonly memory: PhysicalMemory;
   readonly iommu: Iommu;
@@ -41,12 +43,14 @@ export interface HostParts {
   readonly pciDevices: readonly Device[];
   /** x86: `pcibios_enable_irq` (ACPI interrupt links); see `VfioPciKernel`. */
   readonly pcibiosEnableIrq?: (dev: EduDevice) => void;
+  /** x86: `pcibios_disable_irq`; see `VfioPciKernel`. */
+  readonly pcibiosDisableIrq?: (dev: EduDevice) => void;
   /** The VFIO module set (default `debian`). */
   readonly modset?: Modset;
 }
 
 export function assembleHost(p: HostParts): Board {
-  setupKernelDma(p.iommu, p.pciDevices, p.hostBridge, p.klog);
+  setupKernelDma(p.iommu, p.pciDevices, p.hostBridge, p.klog, p.kernel.iova.rcacheDepot);
   const clock = new FqClock(p.iommu);
   const pages = new HostPagePool(p.userRam.base, p.userRam.size);
   const vfio = new Vfio({
@@ -59,6 +63,7 @@ export function assembleHost(p: HostParts): Board {
       ...(p.vfioParams.disableHugepages !== undefined ? { disableHugepages: p.vfioParams.disableHugepages } : {}),
     },
     seedResvCaps: p.seedCaps,
+    kernel: p.kernel.type1,
     kernelPages: pageAllocatorSource(p.kernelPages),
   });
   const groupIdOf = (dev: EduDevice): number => {
@@ -82,10 +87,12 @@ export function assembleHost(p: HostParts): Board {
     {
       printk: (line) => p.klog.printk(line),
       ...(p.pcibiosEnableIrq ? { pcibiosEnableIrq: p.pcibiosEnableIrq } : {}),
+      ...(p.pcibiosDisableIrq ? { pcibiosDisableIrq: p.pcibiosDisableIrq } : {}),
     },
   );
   return {
     name: p.name,
+    kernel: p.kernel,
     arch: p.arch,
     memory: p.memory,
     iommu: p.iommu,

@@ -9,13 +9,16 @@ import type { Process, Vfio } from "@vfio/type1";
 import type { EduDevice } from "../devices/edu.js";
 import type { Modset, VfioIommufd } from "../kernel/vfio-iommufd.js";
 import type { VfioPciHost } from "../kernel/vfio-pci.js";
+import type { KernelProfile, KernelVersion } from "../kernel-profile.js";
 
 export type BoardName = "x86-q35-vtd" | "arm64-virt-smmuv3" | "arm64-virt-smmuv3-seed";
 
 export const BOARD_NAMES: readonly BoardName[] = ["x86-q35-vtd", "arm64-virt-smmuv3", "arm64-virt-smmuv3-seed"];
 
 export interface BoardOptions {
-  /** edu devices at 00:01.0, 00:02.0, … each in its own IOMMU group (x86: groups 1,2,… since the q35 host bridge 00:00.0 is group 0; arm64: groups 0,1,…). Default 1. */
+  /** The Linux the host runs (`KERNEL_PROFILES`: every layer's options for that version). Default "6.1". */
+  kernel?: KernelVersion;
+  /** edu devices at 00:01.0, 00:02.0, … each in its own IOMMU group (x86: groups 1,2,… since the q35 host bridge 00:00.0 is group 0; arm64: groups 0,1,…, or 1,2,… when the kernel's SMMU probes the host bridge). Default 1. */
   eduCount?: number;
   /** vfio_iommu_type1 module parameters (read at container open). */
   vfioParams?: { dmaEntryLimit?: number; allowUnsafeInterrupts?: boolean; disableHugepages?: boolean };
@@ -47,6 +50,8 @@ export interface BoardRegion {
 
 export interface Board {
   readonly name: BoardName;
+  /** The kernel profile the host was built with. */
+  readonly kernel: KernelProfile;
   readonly arch: "x86_64" | "aarch64";
   readonly memory: PhysicalMemory;
   readonly iommu: Iommu;

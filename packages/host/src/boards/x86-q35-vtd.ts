@@ -17,8 +17,11 @@ import {
 import { EDU_BAR0_SIZE, EduDevice } from "../devices/edu.js";
 import { PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MEMORY } from "../devices/pci-config.js";
 import { InterruptController } from "../irq/interrupt-controller.js";
+import { IoapicGsiMap } from "../irq/ioapic.js";
+import { AcpiPciIrq, type PciIrqRoute } from "../kernel/acpi-pci-irq.js";
 import { createX86MsiGlue } from "../kernel/irq-glue.js";
 import { KernelLog } from "../kernel/kernel-log.js";
+import { kernelProfile } from "../kernel-profile.js";
 import { dmaCookieAtAlloc } from "./dma-ops.js";
 import { assembleHost } from "./host.js";
 import type { Board, BoardOptions, BoardRegion } from "./types.js";
@@ -84,6 +87,7 @@ export function allocQ35BootIoapicEntries(ir: IrqRemapping): number[] {
 const KERNEL_POOL = { base: 0x1000000n, size: 0x4000000n };
 
 export function createX86Q35Vtd(opts: BoardOptions): Board {
+  const kernel = kernelProfile(opts.kernel);
   const quirks = opts.qemuQuirks ?? true;
   const eduCount = opts.eduCount ?? 1;
   const memory = new PhysicalMemory();
@@ -143,6 +147,8 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
         ? [{ base: Q35.USB_RMRR, end: Q35.USB_RMRR + Q35.USB_RMRR_SIZE - 1n, scopes: [rmrrScope] }]
         : [],
     },
+    slPteFormat: kernel.vtd.slPteFormat,
+    faultLogSegment: kernel.vtd.faultLogSegment,
     // dmar_fault's log ratelimit runs on the board's model clock (board.tick).
     now: () => board?.nowMs ?? 0,
     // without ECAP.EIM Linux remaps in xAPIC mode (intel_setup_irq_remapping drops eim)
@@ -160,6 +166,9 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
   for (const d of all) iommu.probeDevice(d, driver.ops);
 
   const glue = createX86MsiGlue({ ir: driver.irq, lapic });
+  // pci_enable_device maps a device's INTx GSI through the IOAPIC (24 pins from GSI 0), whose pins take IRTEs.
+  const ioapic = new IoapicGsiMap({ id: Q35_IOAPIC.ioapicId, gsiBase: 0, pins: 24 }, driver.irq);
+  const acpiIrq = new AcpiPciIrq(klog, ioapic, q35PciIrqRoute);
   const regions: BoardRegion[] = [
     { name: "RAM below 4G", base: 0n, size: Q35.LOW_RAM_SIZE, kind: "ram" },
     { name: "MMCONFIG", base: Q35.MMCONFIG, size: Q35.MMCONFIG_SIZE, kind: "mmio" },
@@ -171,6 +180,7 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
   ];
   board = assembleHost({
     name: "x86-q35-vtd",
+    kernel,
     arch: "x86_64",
     memory,
     iommu,
@@ -187,26 +197,18 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     klog,
     hostBridge: q35HostBridge(),
     pciDevices: all,
-    pcibiosEnableIrq: q35AcpiIrqLinks(klog),
+    pcibiosEnableIrq: (dev) => acpiIrq.enable(dev),
+    pcibiosDisableIrq: (dev) => acpiIrq.disable(dev),
     description: "QEMU q35, VT-d (legacy mode, 39-bit AGAW, interrupt remapping), MSI window 0xfee00000",
   });
   return board;
 }
 
 /**
- * `acpi_pci_irq_enable` on q35: QEMU's DSDT routes INTx of a root-bus slot to PIRQ E–H by
- * (slot + pin − 1) mod 4, whose IOAPIC-mode links GSIE–GSIH sit at GSI 20–23. The first allocation of
- * a link evaluates `_SRS` and logs "Enabled at IRQ n" (pci_link.c `acpi_pci_link_allocate`); later
- * users of an initialized link log nothing.
+ * q35's `_PRT` for the root bus: QEMU's DSDT routes INTx of a slot to PIRQ E–H by (slot + pin − 1)
+ * mod 4, whose IOAPIC-mode links GSIE–GSIH sit at GSI 20–23 (slots 1 and 5 share GSIF, and so one pin).
  */
-function q35AcpiIrqLinks(klog: KernelLog): (dev: EduDevice) => void {
-  const initialized = new Set<number>();
-  return (dev) => {
-    const pin = dev.config.read(0x3d, 1);
-    if (pin === 0) return;
-    const link = ((dev.devfn >> 3) + pin - 1) & 3;
-    if (initialized.has(link)) return;
-    initialized.add(link);
-    klog.printk(`ACPI: \\_SB_.GSI${"EFGH"[link]}: Enabled at IRQ ${20 + link}`);
-  };
+export function q35PciIrqRoute(dev: EduDevice, pin: number): PciIrqRoute {
+  const link = ((dev.devfn >> 3) + pin - 1) & 3;
+  return { link: `\\_SB_.GSI${"EFGH"[link]}`, gsi: 20 + link };
 }

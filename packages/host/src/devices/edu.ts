@@ -6,7 +6,7 @@
  * /work/shared/conformance/recorder): the 28-bit DMA mask and DMA without a requester id.
  */
 import type { DmaResult, MemTxAttrs, MmioHandler, PhysicalMemory } from "@iommu/core";
-import { PciDevice } from "@iommu/core";
+import { msiMsgAddress, PciDevice } from "@iommu/core";
 import { PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PciConfigSpace } from "./pci-config.js";
 
 export const EDU_VENDOR_ID = 0x1234;
@@ -235,7 +235,7 @@ export class EduDevice extends PciDevice {
     const msg = this.config.msiMessage();
     const bytes = new Uint8Array(4);
     new DataView(bytes.buffer).setUint32(0, msg.data, true);
-    const r = this.dmaWrite(msg.address, bytes);
+    const r = this.dmaWrite(msiMsgAddress(msg), bytes);
     if (!r.ok) this.msiFaults++;
     return r;
   }

@@ -3,6 +3,7 @@
  * capability (PCI Local Bus 3.0 §6.8.1). Bytes are little-endian; each byte has a write mask so
  * read-only fields (ids, class, capability links) ignore writes, as the hardware does.
  */
+import type { MsiMsg } from "@iommu/core";
 
 export const PCI_COMMAND = 0x04;
 export const PCI_COMMAND_IO = 0x1;
@@ -26,12 +27,6 @@ export interface PciHeaderInit {
   readonly revision: number;
   readonly subsystemVendorId?: number;
   readonly subsystemId?: number;
-}
-
-/** The MSI message the device would send: where (a bus address) and what (a 16-bit data word). */
-export interface MsiMessage {
-  readonly address: bigint;
-  readonly data: number;
 }
 
 export class PciConfigSpace {
@@ -110,11 +105,14 @@ export class PciConfigSpace {
   }
 
   /** The programmed MSI message (msi_get_message). */
-  msiMessage(): MsiMessage {
+  /** The message the capability holds (`struct msi_msg`; the device sends `data` to `msiMsgAddress` of it). */
+  msiMessage(): MsiMsg {
     const c = this.msiCap;
-    const lo = BigInt(this.get(c + MSI_ADDRESS_LO, 4));
-    const hi = BigInt(this.get(c + MSI_ADDRESS_HI, 4));
-    return { address: (hi << 32n) | lo, data: this.get(c + MSI_DATA_64, 2) };
+    return {
+      addressLo: this.get(c + MSI_ADDRESS_LO, 4),
+      addressHi: this.get(c + MSI_ADDRESS_HI, 4),
+      data: this.get(c + MSI_DATA_64, 2),
+    };
   }
 
   private get(offset: number, size: number): number {

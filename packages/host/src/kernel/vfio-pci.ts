@@ -94,10 +94,13 @@ export interface VfioPciKernel {
   /** printk. */
   readonly printk?: (line: string) => void;
   /**
-   * `pcibios_enable_device`'s IRQ part (x86: `pcibios_enable_irq` → `acpi_pci_irq_enable`, which logs
-   * the first allocation of an ACPI PCI interrupt link). Absent on arm64 virt (DT interrupt-map).
+   * `pcibios_enable_device`'s IRQ part (x86: `pcibios_enable_irq` → `acpi_pci_irq_enable`: the INTx GSI
+   * is mapped through the IOAPIC and its pin takes an interrupt-remapping entry). May throw an
+   * ErrnoError (the open fails). Absent on arm64 virt (DT interrupt-map, nothing allocated).
    */
   readonly pcibiosEnableIrq?: (dev: EduDevice) => void;
+  /** `pcibios_disable_device`'s IRQ part (x86: `acpi_pci_irq_disable`: the GSI is unmapped). */
+  readonly pcibiosDisableIrq?: (dev: EduDevice) => void;
 }
 
 export class VfioPciDevice {
@@ -320,8 +323,15 @@ export class VfioPciHost {
     const g = this.gate.get(groupId);
     if (g < 0)
       throw new ErrnoError("EINVAL", "vfio_device_assign_container", "group has no container/IOMMU", { groupId });
-    this.pciEnableDevice(dev);
+    try {
+      this.pciEnableDevice(dev);
+    } catch (e) {
+      this.gate.put(groupId);
+      throw e;
+    }
     const h = new VfioPciDevice(dev, groupId, this.glue, (d) => {
+      // vfio_pci_core_disable: MSI is already off, so pci_disable_device releases the INTx route.
+      this.kernel.pcibiosDisableIrq?.(d.device);
       this.open.delete(d.name);
       this.gate.put(d.groupId);
     });
@@ -333,8 +343,8 @@ export class VfioPciHost {
    * vfio_pci_core_enable → `pci_enable_device`: `pci_enable_resources` turns on memory decoding for
    * edu's memory BAR, logging "enabling device (old -> new)" when the command register changes (arm64
    * virt: the kernel assigned the BARs and left decoding off; q35: SeaBIOS already enabled it), then
-   * the platform's IRQ setup. Closing leaves decoding on (pci_disable_device only clears bus mastering),
-   * so a later open logs nothing.
+   * the platform's IRQ setup. Closing leaves decoding on (pci_disable_device only clears bus mastering
+   * and releases the IRQ route), so a later open logs nothing.
    */
   private pciEnableDevice(dev: EduDevice): void {
     const old = dev.config.command;

@@ -4,7 +4,7 @@
  * and writes the client program's own memory with it (the client allows it with PR_SET_PTRACER).
  */
 import { closeSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
-import { ErrnoError } from "@iommu/core";
+import { ErrnoError, U64_MAX } from "@iommu/core";
 import type { UserMemory } from "../sys/user-memory.js";
 
 export interface ClientVma {
@@ -104,7 +104,7 @@ export class ClientMemory implements UserMemory {
       const CAP_IPC_LOCK = 14n;
       return {
         capIpcLock: ((BigInt(`0x${eff[1]}`) >> CAP_IPC_LOCK) & 1n) === 1n,
-        memlock: lim[1] === "unlimited" ? (1n << 64n) - 1n : BigInt(lim[1]!),
+        memlock: lim[1] === "unlimited" ? U64_MAX : BigInt(lim[1]!),
       };
     } catch {
       return null;

@@ -25,11 +25,11 @@ export class ClientProcess extends Process {
 
   override faultIn(vaddr: bigint, write: boolean, maxPages: number, unshare = false) {
     // GUP finds the page the client already touched; only an untouched one reads as the zero page
+    // (and not even that under FAULT_FLAG_UNSHARE, which the kernel profile's longtermPinUnshare asks for)
     const vma = this.vmaAt(vaddr);
     if (!write && vma?.writable && !vma.pages.has(Number((vaddr - vma.start) / vma.pageSize))) {
-      if (this.client.resident(vaddr)) return super.faultIn(vaddr, true, maxPages);
+      if (this.client.resident(vaddr)) return super.faultIn(vaddr, true, maxPages, unshare);
     }
-    // iommufd's long-term read pins unshare (FAULT_FLAG_UNSHARE): an untouched page gets its own frame too
     return super.faultIn(vaddr, write, maxPages, unshare);
   }
 

@@ -9,7 +9,7 @@
  */
 import { readlinkSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
-import { ERRNO, ErrnoError } from "@iommu/core";
+import { ERRNO, ErrnoError, U64_MAX } from "@iommu/core";
 import { VFIO_PCI_BAR0_REGION_INDEX } from "@vfio/uapi";
 import type { Board } from "../boards/types.js";
 import { EventFd } from "../kernel/eventfd.js";
@@ -189,7 +189,7 @@ class Session {
     const dev = this.bars.get(fd);
     const out = Buffer.alloc(8);
     if (!dev || off >> 40n !== BigInt(VFIO_PCI_BAR0_REGION_INDEX) || ![1, 2, 4, 8].includes(size)) {
-      out.writeBigUInt64LE((1n << 64n) - 1n);
+      out.writeBigUInt64LE(U64_MAX);
       return { ret: -1, errno: ERRNO.EFAULT, data: out };
     }
     const at = off & ((1n << 40n) - 1n);

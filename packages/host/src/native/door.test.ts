@@ -58,7 +58,7 @@ describe.skipIf(!cc)("the native door under abuse", () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "iommu-sim-door-"));
     exe = join(dir, "door-client");
-    const r = spawnSync(cc!, ["-O2", "-Wall", "-o", exe, SRC], { encoding: "utf8" });
+    const r = spawnSync(cc!, ["-O2", "-Wall", "-pthread", "-o", exe, SRC], { encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
     lib = buildPreload(cc);
   });
@@ -128,6 +128,13 @@ describe.skipIf(!cc)("the native door under abuse", () => {
     other.send("go");
     expect(await other.exited).toBe(0);
     expect(other.lines().slice(1, 2)).toEqual(["after avail 65534 vmlck 4"]);
+  });
+
+  it("threads share the connection: four at once, 800 open/ioctl/read/close rounds, every answer right", async () => {
+    const { s } = await serve("x86-q35-vtd");
+    const c = client(s.path, ["threads"]);
+    expect(await c.exited).toBe(0);
+    expect(c.lines()).toEqual(["threads failures 0"]);
   });
 
   it("a lost server: every forwarded call fails with EIO at once, never a hang", async () => {

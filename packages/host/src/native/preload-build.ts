@@ -11,8 +11,8 @@ import { fileURLToPath } from "node:url";
 
 /** native/preload.c beside src/ (tests, source) or beside dist/ (the built package). */
 export function preloadSource(): string {
-  // the CommonJS build has no import.meta: its __filename is the same place
-  const here = typeof import.meta?.url === "string" ? fileURLToPath(import.meta.url) : __filename;
+  // tsup's shims give the CommonJS build an import.meta.url too (tsup.shared.ts)
+  const here = fileURLToPath(import.meta.url);
   for (const rel of ["../../native/preload.c", "../native/preload.c"]) {
     const p = join(dirname(here), rel);
     if (existsSync(p)) return p;

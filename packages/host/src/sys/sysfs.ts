@@ -35,21 +35,6 @@ export class SysFs {
     private readonly vmPinKb: () => number = () => 0,
   ) {}
 
-  /** Whether the path is one this filesystem serves (the native door forwards only those). */
-  static owns(path: string): boolean {
-    return (
-      path === "/dev/vfio" ||
-      path.startsWith("/dev/vfio/") ||
-      path === GROUPS ||
-      path.startsWith(`${GROUPS}/`) ||
-      path === PCI ||
-      path.startsWith(`${PCI}/`) ||
-      path === "/proc/self/status" ||
-      path === "/dev/iommu" ||
-      path === "/dev/kmsg"
-    );
-  }
-
   private group(id: string) {
     return /^\d+$/.test(id) ? this.board.iommu.groupById(Number(id)) : undefined;
   }

@@ -17,11 +17,25 @@ describe("remappable-format MSI", () => {
     expect(composeRemappableMsi(0x8001, 3)).toEqual({ addressLo: 0xfee0003c, addressHi: 0, data: 3 });
   });
 
-  it("boot takes IRTEs 0-14 (ISA IOAPIC pins), the device's INTx 15, its MSI 16", () => {
+  it("boot takes IRTEs 0-14 (ISA IOAPIC pins), the device's INTx pin (GSI 21) 15, its MSI 16", () => {
     const m = q35();
     expect(irOf(m).inUse).toBe(15);
-    expect(m.driver.irq.enableIntx(m.edu)).toBe(15);
+    expect(m.driver.irq.allocIoapicPin(0, 21)).toBe(15);
     expect(m.driver.irq.alloc(m.edu, 0x21).index).toBe(16);
+  });
+
+  it("issue #13 rule 2: an IOAPIC pin's IRTE is reserved at irq alloc, written only at activation, freed with the pin", () => {
+    const m = q35({ edus: 2 });
+    expect(m.driver.irq.allocIoapicPin(0, 22)).toBe(15);
+    // intel_irq_remapping_alloc only reserves: the entry stays clear until request_irq activates it.
+    expect(m.driver.units[0]?.readIrte(15)).toEqual([0n, 0n]);
+    expect(() => m.driver.irq.allocIoapicPin(0, 22)).toThrow(expect.objectContaining({ errno: "EBUSY" }));
+    expect(() => m.driver.irq.allocIoapicPin(7, 22)).toThrow(expect.objectContaining({ errno: "ENODEV" }));
+    // MSI takes no INTx entry of its own: the next free one.
+    expect(m.driver.irq.alloc(m.edu, 0x21).index).toBe(16);
+    m.driver.irq.freeIoapicPin(0, 22);
+    expect(irOf(m).inUse).toBe(16);
+    expect(m.driver.irq.alloc(m.edus[1] as PciDevice, 0x22).index).toBe(15);
   });
 
   it("modify_irte writes the entry in memory: P, RH (prepare_irte), vector, x2APIC destination; SVT=1 + requester id", () => {

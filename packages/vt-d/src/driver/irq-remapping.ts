@@ -8,8 +8,9 @@
  * Why the first edu MSI on QEMU q35 gets IRTE 16 (`0xfee00218`): at boot Linux sets up the IOAPIC pins
  * that have ISA interrupt entries — the 16 legacy IRQs minus IRQ2, whose pin 2 is taken by IRQ0's MADT
  * override — in pin order, one IRTE each: indices 0-14. Opening the device with vfio-pci enables it and
- * allocates its INTx (GSI 21 on the q35 root bus) through the IOAPIC: index 15. The MSI comes next: 16.
- * The boot part is the board's (the q35 board in @iommu-sim/host calls `allocIoapicEntry` per pin).
+ * maps its INTx (GSI 21 on the q35 root bus) through the IOAPIC: index 15 (`allocIoapicPin` in ops.ts,
+ * freed when the device is disabled again). The MSI comes next: 16. The boot part and the pin's users
+ * are the board's (the q35 board in @iommu-sim/host calls `allocIoapicEntry` per ISA pin).
  */
 import { type Device, ErrnoError, type MsiMsg, PciDevice } from "@iommu/core";
 import type { DmarUnit } from "./dmar-unit.js";

@@ -71,20 +71,26 @@ export interface IntelIommuDriverOptions {
   readonly now?: () => number;
 }
 
-/** The x86 MSI/INTx side the board's irq glue calls (intel_irq_remapping as the MSI parent domain). */
+/** The x86 MSI/IOAPIC side the board's irq glue calls (intel_irq_remapping as the parent domain of both). */
 export interface IrqRemapper {
   /**
-   * Enable MSI for `dev`: an IRTE delivering `vector` to `destination`, and the remappable-format
-   * message for the device's capability. A device gets its INTx entry first if it has none, because
-   * vfio-pci enables the device (pci_enable_device maps its INTx GSI) before MSI.
+   * Enable MSI for `dev` (X86_IRQ_ALLOC_TYPE_PCI_MSI): an IRTE delivering `vector` to `destination`, and
+   * the remappable-format message for the device's capability. The device's INTx entry, if any, is the
+   * IOAPIC pin's (`allocIoapicPin`), taken earlier by pci_enable_device: MSI takes nothing else.
    */
   alloc(dev: Device, vector: number, destination?: number): { address: bigint; data: number; index: number };
-  /** Disable MSI: free the device's MSI IRTE (its INTx entry stays while the device is enabled). */
+  /** Disable MSI: free the device's MSI IRTE. */
   free(dev: Device): void;
-  /** pci_enable_device: the device's INTx pin gets an IOAPIC IRTE. Returns its index. */
-  enableIntx(dev: Device, vector?: number): number;
-  /** pci_disable_device: the INTx IRTE goes. */
-  disableIntx(dev: Device): void;
+  /**
+   * `intel_irq_remapping_alloc` for an IOAPIC pin (X86_IRQ_ALLOC_TYPE_IOAPIC), run when the IOAPIC irq
+   * domain maps the pin (`mp_map_pin_to_irq`): `alloc_irte` reserves one entry on the unit whose DRHD
+   * scope holds IOAPIC `ioapicId` (`map_ioapic_to_ir`); the entry is written only when the irq is
+   * activated (request_irq), so it stays clear here. Returns its index. Throws ENODEV (no unit has that
+   * IOAPIC), EBUSY (the pin already has its entry), ENOSPC (table full).
+   */
+  allocIoapicPin(ioapicId: number, pin: number): number;
+  /** `intel_irq_remapping_free` for the pin (the IOAPIC domain freed its irq): the entry goes. */
+  freeIoapicPin(ioapicId: number, pin: number): void;
 }
 
 /** What `createIntelIommuDriver` gives the host: core's driver shape plus the DMAR units' handles. */
@@ -253,35 +259,41 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
       throw new ErrnoError("ENODEV", "map_dev_to_ir", "no interrupt remapping for this device", { dev: dev.name });
     return ir;
   };
-  // set_ioapic_sid: the requester id of the IOAPIC (under the device's unit) that delivers its INTx.
-  const ioapicSourceIdOf = (dev: Device): number => {
-    const i = findDrhd(dmar, dev);
-    const io = i >= 0 ? dmar.drhds?.[i]?.ioapics?.[0] : undefined;
-    if (!io)
-      throw new ErrnoError("ENODEV", "map_ioapic_to_ir", "no IOAPIC in the DMAR scope of this device's unit", {
-        dev: dev.name,
+  // map_ioapic_to_ir: the IR unit whose DRHD device scope lists the IOAPIC.
+  const irqOfIoapic = (ioapicId: number): IrqRemapping => {
+    const i = (dmar.drhds ?? []).findIndex((d) => d.ioapics?.some((io) => io.ioapicId === ioapicId));
+    const ir = i >= 0 ? irqRemapping[i] : null;
+    if (!ir)
+      throw new ErrnoError("ENODEV", "map_ioapic_to_ir", "no interrupt remapping unit has this IOAPIC in scope", {
+        ioapicId,
       });
-    return (io.bus << 8) | io.devfn;
+    return ir;
   };
   const msiIrte = new Map<Device, number>();
-  const intxIrte = new Map<Device, number>();
+  // The IRTE of each mapped IOAPIC pin, keyed `ioapicId:pin`.
+  const pinIrte = new Map<string, { ir: IrqRemapping; index: number }>();
   const irq: IrqRemapper = {
-    enableIntx(dev, vector = 0x30) {
-      const have = intxIrte.get(dev);
-      if (have !== undefined) return have;
-      const index = irqOf(dev).allocIoapicEntry(ioapicSourceIdOf(dev), vector, 1);
-      intxIrte.set(dev, index);
+    allocIoapicPin(ioapicId, pin) {
+      const key = `${ioapicId}:${pin}`;
+      if (pinIrte.has(key))
+        throw new ErrnoError("EBUSY", "intel_irq_remapping_alloc", "IOAPIC pin already has its IRTE", {
+          ioapicId,
+          pin,
+        });
+      const ir = irqOfIoapic(ioapicId);
+      const index = ir.allocIrte(1);
+      pinIrte.set(key, { ir, index });
       return index;
     },
-    disableIntx(dev) {
-      const index = intxIrte.get(dev);
-      if (index === undefined) return;
-      irqOf(dev).freeIrte(index);
-      intxIrte.delete(dev);
+    freeIoapicPin(ioapicId, pin) {
+      const key = `${ioapicId}:${pin}`;
+      const e = pinIrte.get(key);
+      if (!e) return;
+      e.ir.freeIrte(e.index);
+      pinIrte.delete(key);
     },
     alloc(dev, vector, destination = 0) {
       const ir = irqOf(dev);
-      if (!intxIrte.has(dev)) irq.enableIntx(dev);
       const old = msiIrte.get(dev);
       if (old !== undefined) ir.freeIrte(old);
       const a = ir.allocMsi(dev, vector, destination, 1);
