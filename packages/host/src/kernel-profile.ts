@@ -47,7 +47,13 @@ export const KERNEL_PROFILES: Readonly<Record<KernelVersion, KernelProfile>> = O
   "6.1": {
     version: "6.1",
     release: "6.1.0-56",
-    type1: { alignCapabilities: false, longtermPinUnshare: false, nestingIommu: true, sanitizeOverflow: false },
+    type1: {
+      alignCapabilities: false,
+      longtermPinUnshare: false,
+      nestingIommu: true,
+      sanitizeOverflow: false,
+      unmapToAddressLimit: false,
+    },
     vtd: { slPteFormat: "dma_pte", faultLogSegment: false },
     smmu: { decodedEventLog: false },
     iova: { rcacheDepot: "array" },
@@ -56,7 +62,13 @@ export const KERNEL_PROFILES: Readonly<Record<KernelVersion, KernelProfile>> = O
   "6.12": {
     version: "6.12",
     release: "6.12.117+deb13",
-    type1: { alignCapabilities: true, longtermPinUnshare: true, nestingIommu: true, sanitizeOverflow: false },
+    type1: {
+      alignCapabilities: true,
+      longtermPinUnshare: true,
+      nestingIommu: true,
+      sanitizeOverflow: false,
+      unmapToAddressLimit: false,
+    },
     vtd: { slPteFormat: "dma_pte", faultLogSegment: false },
     smmu: { decodedEventLog: false },
     iova: { rcacheDepot: "list" },
@@ -65,7 +77,13 @@ export const KERNEL_PROFILES: Readonly<Record<KernelVersion, KernelProfile>> = O
   "7.3": {
     version: "7.3",
     release: "7.3.4+deb13",
-    type1: { alignCapabilities: true, longtermPinUnshare: true, nestingIommu: false, sanitizeOverflow: true },
+    type1: {
+      alignCapabilities: true,
+      longtermPinUnshare: true,
+      nestingIommu: false,
+      sanitizeOverflow: true,
+      unmapToAddressLimit: true,
+    },
     vtd: { slPteFormat: "vtdss", faultLogSegment: true },
     smmu: { decodedEventLog: true },
     iova: { rcacheDepot: "list" },

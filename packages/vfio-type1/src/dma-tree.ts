@@ -71,8 +71,11 @@ export class DmaTree {
     return null;
   }
 
-  /** `vfio_find_dma_first_node`: index of the lowest mapping ending after `start`, unless it starts at or past `start + size`. */
-  firstIndex(start: bigint, size: bigint): number {
+  /**
+   * `vfio_find_dma_first_node`: index of the lowest mapping ending after `start`, unless it starts at or past
+   * `end` (exclusive; 6.1 wraps `start + size` to 64 bits, later kernels reach 2^64).
+   */
+  firstIndex(start: bigint, size: bigint, end: bigint = u64(start + size)): number {
     let res = -1;
     let lo = 0;
     let hi = this.list.length - 1;
@@ -85,7 +88,7 @@ export class DmaTree {
         hi = mid - 1;
       } else lo = mid + 1;
     }
-    if (res >= 0 && size !== 0n && this.list[res]!.iova >= u64(start + size)) return -1;
+    if (res >= 0 && size !== 0n && this.list[res]!.iova >= end) return -1;
     return res;
   }
 

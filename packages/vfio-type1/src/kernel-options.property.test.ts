@@ -133,6 +133,7 @@ const COVERS: Record<keyof Type1KernelOptions, (c: Call) => boolean> = {
     (c.k === "map" && (wraps(c.iova, c.size) || wraps(c.vaddr, c.size))) ||
     (c.k === "unmap" && !c.all && wraps(c.iova, c.size)) ||
     (c.k === "get" && c.iova + c.size > U64_MAX),
+  unmapToAddressLimit: (c) => c.k === "unmap" && !c.all && c.size > 0n && c.iova + c.size === U64_MAX + 1n,
 };
 
 const FLIPPED: Record<keyof Type1KernelOptions, Partial<Type1KernelOptions>> = {
@@ -140,6 +141,7 @@ const FLIPPED: Record<keyof Type1KernelOptions, Partial<Type1KernelOptions>> = {
   longtermPinUnshare: { longtermPinUnshare: true },
   nestingIommu: { nestingIommu: false },
   sanitizeOverflow: { sanitizeOverflow: true },
+  unmapToAddressLimit: { unmapToAddressLimit: true },
 };
 
 const calls = fc.array(call, { minLength: 10, maxLength: 40 });

@@ -21,6 +21,7 @@ import {
   VFIO_IOMMU_MAP_DMA,
   VFIO_IOMMU_UNMAP_DMA,
   VFIO_SET_IOMMU,
+  VFIO_TYPE1_IOMMU,
   VFIO_TYPE1_NESTING_IOMMU,
   VFIO_TYPE1v2_IOMMU,
 } from "@vfio/uapi";
@@ -278,6 +279,7 @@ describe("defaults", () => {
       longtermPinUnshare: false,
       nestingIommu: true,
       sanitizeOverflow: false,
+      unmapToAddressLimit: false,
     });
     expect(Object.isFrozen(TYPE1_KERNEL_DEFAULTS)).toBe(true);
     expect(makeHost().vfio.kernel).toEqual(TYPE1_KERNEL_DEFAULTS);
@@ -353,5 +355,26 @@ describe("the options against the 6.1, 6.12 and 7.3 transcripts", () => {
       const locked = fixture(set, arch, "map-unmap-happy").find((r) => r.cmd === "locked")!;
       expect(h.proc.vmLckKb).toBe(locked.vmlck_kb);
     });
+  });
+});
+
+describe("unmapToAddressLimit (vfio/type1: handle DMA map/unmap up to the addressable limit, ef270ec44637, 6.18)", () => {
+  // v1-unmap-edges line 12: `unmap 0x1000 0xfffffffffffff000` with a mapping at 0x200000 (6.1/6.12: 0 bytes, 7.3: 0x1000)
+  it.each([
+    [VFIO_TYPE1_IOMMU, "v1"],
+    [VFIO_TYPE1v2_IOMMU, "v2"],
+  ] as const)("a %s UNMAP_DMA reaching exactly 2^64 finds its mappings only with the option (%s)", (type, _label) => {
+    for (const unmapToAddressLimit of [false, true]) {
+      const h = makeHost({ shape: "x86", kernel: { unmapToAddressLimit } });
+      const { container } = openContainer(h, type);
+      const map = encodeDmaMap({ argsz: 32, flags: RW, vaddr: BASE, iova: 0x200000n, size: 0x1000n });
+      expect(container.ioctl(VFIO_IOMMU_MAP_DMA, map)).toBe(0);
+      const unmap = encodeDmaUnmap({ iova: 0x1000n, size: 0xfffffffffffff000n });
+      expect(container.ioctl(VFIO_IOMMU_UNMAP_DMA, unmap)).toBe(0);
+      const unmapped = new DataView(unmap.buffer).getBigUint64(16, true);
+      expect(unmapped).toBe(unmapToAddressLimit ? 0x1000n : 0n);
+      expect(type1State(container.backend!).dmas.count).toBe(unmapToAddressLimit ? 0 : 1);
+      expect(h.proc.vmLckKb).toBe(unmapToAddressLimit ? 0 : 4);
+    }
   });
 });

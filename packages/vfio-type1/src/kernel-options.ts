@@ -31,6 +31,12 @@ export interface Type1KernelOptions {
    * no longer refuses a range that ends exactly at 2^64.
    */
   readonly sanitizeOverflow: boolean;
+  /**
+   * "vfio/type1: handle DMA map/unmap up to the addressable limit" (ef270ec44637, the same 6.18 series): range
+   * ends are compared inclusively (iova + size - 1), so an UNMAP_DMA reaching exactly 2^64 finds the mappings in
+   * it (6.1: the end wraps to 0 and the range finds nothing, answering 0 bytes unmapped).
+   */
+  readonly unmapToAddressLimit: boolean;
 }
 
 /** Linux 6.1's answers: what every option is unless a profile says otherwise. */
@@ -39,4 +45,5 @@ export const TYPE1_KERNEL_DEFAULTS: Type1KernelOptions = Object.freeze({
   longtermPinUnshare: false,
   nestingIommu: true,
   sanitizeOverflow: false,
+  unmapToAddressLimit: false,
 });

@@ -62,8 +62,9 @@ export function unmapDma(s: VfioIommu, req: UnmapDmaRequest): bigint {
     const b = s.dmas.find(u64(iova + size - 1n), 0n);
     if (b && u64(b.iova + b.size) !== u64(iova + size)) throw einval("range bisects a mapping at its end");
   }
-  const end = u64(iova + size);
-  const first = s.dmas.firstIndex(iova, size);
+  // 6.1 wraps the end to 64 bits (a range reaching 2^64 ends at 0 and finds nothing); 6.18 compares inclusively
+  const end = s.env.kernel.unmapToAddressLimit && !all ? iova + size : u64(iova + size);
+  const first = s.dmas.firstIndex(iova, size, end);
   let last = first;
   if (first >= 0) {
     while (last < s.dmas.count) {
