@@ -95,7 +95,7 @@ DMA through the IOMMU into guest RAM and back, and its MSI reach the eventfd.
   --x86-rmrr   x86: add an xHCI controller with an RMRR (direct-relaxable) and an ISA bridge (0-16 MiB)
   --uapi       type1 (default): the container; iommufd: /dev/iommu, an IOAS and the device cdev, narrating
                the IOAS's usable ranges (IOMMU_IOAS_IOVA_RANGES) instead of the type1 capability
-               (implies --modset iommufd)
+               (implies --modset iommufd and, without --kernel, --kernel 6.12)
   ${MODSET_HELP}
 `,
   map: `usage: iommu-demo map [--board NAME] [--kernel VERSION] [--guest-ram SIZE] [--layout machine|flat] [--qemu-quirks] [--svg FILE] [--html FILE] [--modset NAME] [--json]
@@ -229,8 +229,10 @@ function runStory(a: ParsedArgs, io: CliIo): { report: VmmReport; vmm: Vmm } {
   const guestRam = guestRamOf(a);
   const layout = layoutOf(a);
   const { uapi, modset } = uapiOf(a);
+  // the device cdev is Linux >= 6.6: --uapi iommufd answers as the recorded 6.12 unless --kernel says otherwise
+  const kernel = uapi === "iommufd" && !a.flags.has("kernel") ? "6.12" : kernelOf(a);
   const board = createBoard(boardOf(a), {
-    kernel: kernelOf(a),
+    kernel,
     qemuQuirks: on(a, "qemu-quirks"),
     x86Rmrr: on(a, "x86-rmrr"),
     modset,
