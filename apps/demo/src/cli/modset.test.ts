@@ -48,6 +48,24 @@ describe("iommu-demo --modset / --uapi", () => {
     expect(text).not.toMatch(/VFIO_IOMMU_GET_INFO/);
   });
 
+  it("run --uapi iommufd on arm64: the SW_MSI window is the IOAS's hole and the MSI reaches the eventfd through it", () => {
+    const t = io();
+    const code = runCli(
+      ["run", "--uapi", "iommufd", "--board", "arm64-virt-smmuv3", "--guest-ram", "1G", "--json"],
+      t.x,
+    );
+    const r = JSON.parse(t.out());
+    expect(code, t.out()).toBe(EXIT.OK);
+    expect(r.uapi).toBe("iommufd");
+    expect(r.info).toBeNull();
+    expect(r.ioas.ranges).toEqual([
+      { start: "0x0", end: "0x7ffffff" },
+      { start: "0x8100000", end: "0xffffffffffff" },
+    ]);
+    expect(r.msi.eventfdCount).toBeGreaterThan(0);
+    expect(r.dma.roundTrip).toBe(true);
+  });
+
   it("run --uapi iommufd with --modset debian is refused (no /dev/iommu)", () => {
     const t = io();
     expect(runCli(["run", "--uapi", "iommufd", "--modset", "debian"], t.x)).toBe(EXIT.USAGE);
