@@ -162,4 +162,19 @@ describe("a VFIO group on an iommufd (group.c)", () => {
     expect(b.iommu.groupById(group)!.ownerCount).toBe(0);
     expect(ctx.ioasIovaRanges(1).ranges).toHaveLength(1);
   });
+
+  it("a group file closed before its device fd is released with the device: the iommufd link goes then", () => {
+    const { sys, mem, call, group, b } = host("iommufd");
+    const fd = sys.open("/dev/iommu").ret;
+    const gfd = sys.open(`/dev/vfio/${group}`).ret;
+    expect(call(gfd, VFIO_GROUP_SET_CONTAINER, [fd]).ret).toBe(0);
+    const name = mem.calloc(16);
+    sys.memory.write(name, new TextEncoder().encode(`${b.edus[0]!.name}\0`));
+    const dfd = sys.ioctl(gfd, VFIO_GROUP_GET_DEVICE_FD, name).ret;
+    sys.close(gfd);
+    expect(b.vfioIommufd.linked(group)).toBe(true);
+    sys.close(dfd);
+    expect(b.vfioIommufd.linked(group)).toBe(false);
+    expect(b.iommu.groupById(group)!.ownerCount).toBe(0);
+  });
 });

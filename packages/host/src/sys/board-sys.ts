@@ -160,6 +160,10 @@ export class BoardSys {
     if (e.kind === "device") {
       // vfio-pci drops the group's device reference itself (vfio_device_unassign_container)
       e.h.close();
+      // device fds hold the group file: a group closed before them is released (its iommufd dropped) now
+      if (!this.board.vfio.group(e.groupId) && this.board.vfioPci.openDevicesOf(e.groupId).length === 0) {
+        this.board.vfioIommufd.groupUnset(e.groupId);
+      }
     } else if (e.kind === "group") {
       const r = this.board.vfio.close(e.vfioFd);
       // vfio_group_fops_release drops the group's iommufd once no device of it is open
