@@ -8,4 +8,7 @@ import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
 copyFileSync(join(root, "LICENSE"), "LICENSE");
-execFileSync("tsup", [], { stdio: ["ignore", "inherit", "inherit"] });
+// lint:pkg packs right after turbo built this package (IOMMU_SIM_DIST_FRESH=1): rebuilding there would wipe dist/
+// while a dependent package's build is reading its d.ts.
+// biome-ignore lint/suspicious/noUndeclaredEnvVars: set by the lint:pkg script itself, not passed through turbo
+if (process.env.IOMMU_SIM_DIST_FRESH !== "1") execFileSync("tsup", [], { stdio: ["ignore", "inherit", "inherit"] });
