@@ -6,16 +6,23 @@
  */
 import { ERRNO, ErrnoError } from "@iommu/core";
 import {
+  DEVICE_INFO_SIZE as SIZEOF_DEVICE_INFO,
   IRQ_INFO_SIZE as SIZEOF_IRQ_INFO,
   IRQ_SET_SIZE as SIZEOF_IRQ_SET,
   REGION_INFO_SIZE as SIZEOF_REGION_INFO,
+  VFIO_DEVICE_GET_INFO,
   VFIO_DEVICE_GET_IRQ_INFO,
   VFIO_DEVICE_GET_REGION_INFO,
   VFIO_DEVICE_SET_IRQS,
   VFIO_IRQ_SET_DATA_EVENTFD,
 } from "@vfio/uapi";
 import type { EventFd } from "./eventfd.js";
-import type { VfioPciDevice } from "./vfio-pci.js";
+import { VFIO_PCI_NUM_IRQS, VFIO_PCI_NUM_REGIONS, type VfioPciDevice } from "./vfio-pci.js";
+
+/** VFIO_DEVICE_FLAGS_PCI (edu has no reset method vfio-pci trusts, so no FLAGS_RESET). */
+const VFIO_DEVICE_FLAGS_PCI = 1 << 1;
+/** `offsetofend(struct vfio_device_info, num_irqs)`: what GET_INFO reads and requires of argsz. */
+const DEVICE_INFO_MINSZ = 16;
 
 /** copy_from_user / copy_to_user of the calling process (ErrnoError EFAULT on a bad address). */
 export interface IoctlUserAccess {
@@ -47,6 +54,20 @@ export function vfioPciIoctl(
 ): number {
   return kernelCall(() => {
     switch (request) {
+      case VFIO_DEVICE_GET_INFO: {
+        // vfio_pci_ioctl_get_info: answers min(argsz, sizeof) bytes; no capability applies to edu
+        const v = dv(user.read(arg, DEVICE_INFO_MINSZ));
+        const argsz = v.getUint32(0, true);
+        if (argsz < DEVICE_INFO_MINSZ) return -ERRNO.EINVAL;
+        const out = new Uint8Array(SIZEOF_DEVICE_INFO);
+        const o = dv(out);
+        o.setUint32(0, argsz, true);
+        o.setUint32(4, VFIO_DEVICE_FLAGS_PCI, true);
+        o.setUint32(8, VFIO_PCI_NUM_REGIONS, true);
+        o.setUint32(12, VFIO_PCI_NUM_IRQS, true);
+        user.write(arg, out.subarray(0, Math.min(argsz, SIZEOF_DEVICE_INFO)));
+        return 0;
+      }
       case VFIO_DEVICE_GET_REGION_INFO: {
         const b = user.read(arg, SIZEOF_REGION_INFO);
         const v = dv(b);
