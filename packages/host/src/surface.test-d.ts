@@ -35,6 +35,7 @@ type Values =
   | "KERNEL_PROFILES"
   | "KERNEL_VERSIONS"
   | "KernelLog"
+  | "MODSETS"
   | "PCI_COMMAND"
   | "PCI_COMMAND_IO"
   | "PCI_COMMAND_MASTER"
@@ -54,6 +55,8 @@ type Values =
   | "VFIO_REGION_INFO_FLAG_READ"
   | "VFIO_REGION_INFO_FLAG_WRITE"
   | "VIRT_ITS_BASE"
+  | "VfioCdev"
+  | "VfioIommufd"
   | "VfioPciDevice"
   | "VfioPciHost"
   | "createBoard"
@@ -88,6 +91,7 @@ export type TypeNames = [
   api.ItsDrop,
   api.KernelProfile,
   api.KernelVersion,
+  api.Modset,
   api.MsiGlue,
   api.MsiSetup,
   api.NodeKind,
@@ -97,5 +101,6 @@ export type TypeNames = [
   api.StatusText,
   api.SysResult,
   api.UserMemory,
+  api.VfioIommufdOptions,
   api.VfioPciKernel,
 ];
