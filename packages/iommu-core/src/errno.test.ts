@@ -2,10 +2,10 @@ import { describe, expect, it } from "vitest";
 import { ERRNO, ErrnoError, errnoName, isErrno } from "./errno.js";
 
 describe("ErrnoError", () => {
-  it("carries the errno, its number, the failing op and the offending values", () => {
+  it("carries the errno as Node does (code: the name, errno: the negative number), the failing op and the offending values", () => {
     const e = new ErrnoError("EINVAL", "vfio_dma_do_map", "size is not page aligned", { size: 5n });
-    expect(e.errno).toBe("EINVAL");
-    expect(e.code).toBe(22);
+    expect(e.code).toBe("EINVAL");
+    expect(e.errno).toBe(-22);
     expect(e.op).toBe("vfio_dma_do_map");
     expect(e.detail).toEqual({ size: 5n });
     expect(e.message).toContain("size is not page aligned");

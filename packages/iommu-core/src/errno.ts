@@ -56,26 +56,29 @@ export function errnoName(n: number): Errno | undefined {
 
 /**
  * The one error type of the stack: an errno, the kernel function whose rule failed (`op`),
- * and the offending values (`detail`). Tests assert `errno` and `op`, not message text.
+ * and the offending values (`detail`). Node's convention, as its `SystemError`: `code` is the name
+ * (`"EINVAL"`), `errno` the negative number (`-22`, what Linux returns). Tests assert `code` and `op`,
+ * not message text.
  */
 export class ErrnoError extends Error {
   override readonly name = "ErrnoError";
-  readonly errno: Errno;
-  /** Positive errno number (Linux returns its negation). */
-  readonly code: number;
+  /** The errno's name (`"EINVAL"`), as Node's `err.code`. */
+  readonly code: Errno;
+  /** The negative errno number (`-22`), as Node's `err.errno` and the kernel's return value. */
+  readonly errno: number;
   readonly op: string;
   readonly detail: Readonly<Record<string, unknown>>;
 
   constructor(
-    errno: Errno,
+    code: Errno,
     op: string,
     message: string,
     detail: Record<string, unknown> = {},
     options?: { cause?: unknown },
   ) {
-    super(`${op}: ${errno}: ${message}`, options);
-    this.errno = errno;
-    this.code = ERRNO[errno];
+    super(`${op}: ${code}: ${message}`, options);
+    this.code = code;
+    this.errno = -ERRNO[code];
     this.op = op;
     this.detail = detail;
   }
@@ -83,5 +86,5 @@ export class ErrnoError extends Error {
 
 /** True if `e` is an ErrnoError (optionally with the given errno). */
 export function isErrno(e: unknown, errno?: Errno): e is ErrnoError {
-  return e instanceof ErrnoError && (errno === undefined || e.errno === errno);
+  return e instanceof ErrnoError && (errno === undefined || e.code === errno);
 }

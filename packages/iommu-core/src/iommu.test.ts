@@ -19,7 +19,7 @@ function errnoOf(fn: () => unknown): string | undefined {
   try {
     fn();
   } catch (e) {
-    if (isErrno(e)) return e.errno;
+    if (isErrno(e)) return e.code;
     throw e;
   }
   return undefined;
@@ -122,7 +122,7 @@ describe("attach, detach and DMA ownership", () => {
       expect.unreachable();
     } catch (e) {
       expect(e).toBeInstanceOf(ErrnoError);
-      expect((e as ErrnoError).errno).toBe("EINVAL");
+      expect((e as ErrnoError).code).toBe("EINVAL");
       expect((e as ErrnoError).op).toBe("__iommu_map");
     }
   });

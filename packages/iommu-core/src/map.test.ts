@@ -87,7 +87,7 @@ describe("iommu_map / iommu_unmap / iommu_iova_to_phys", () => {
         const target = ranges[pick % ranges.length] as (typeof ranges)[number];
         const start = target.iova - BigInt(extra) * PG;
         const e = caught(() => iommu.map(domain, start, 0n, BigInt(extra) * PG + PG, IOMMU_READ));
-        expect(e.errno).toBe("EEXIST");
+        expect(e.code).toBe("EEXIST");
         expect(table.pgtable.entries()).toEqual(before);
         expect(table.syncs.syncMap).toBe(syncMaps);
       }),
@@ -107,7 +107,7 @@ describe("iommu_map / iommu_unmap / iommu_iova_to_phys", () => {
           go();
           expect(table.pgtable.size).toBe(1 + pages);
         } else {
-          expect(caught(go).errno).toBe("ENOMEM");
+          expect(caught(go).code).toBe("ENOMEM");
           expect(table.pgtable.entries()).toEqual(before);
         }
       }),
@@ -123,7 +123,7 @@ describe("iommu_map / iommu_unmap / iommu_iova_to_phys", () => {
       [MOCK_APERTURE_START, 0n, 0x400n],
     ] as const) {
       const e = caught(() => iommu.map(domain, iova, pa, size, RW));
-      expect([e.errno, e.op, e.detail.minPagesz]).toEqual(["EINVAL", "__iommu_map", PG]);
+      expect([e.code, e.op, e.detail.minPagesz]).toEqual(["EINVAL", "__iommu_map", PG]);
     }
   });
 
@@ -131,7 +131,7 @@ describe("iommu_map / iommu_unmap / iommu_iova_to_phys", () => {
     const { mock, iommu } = setup();
     for (const t of ["identity", "blocked"] as const) {
       const d = iommu.domainAlloc(mock.ops, t);
-      expect(caught(() => iommu.map(d, MOCK_APERTURE_START, 0n, PG, RW)).errno).toBe("ENODEV");
+      expect(caught(() => iommu.map(d, MOCK_APERTURE_START, 0n, PG, RW)).code).toBe("ENODEV");
       expect(iommu.unmap(d, MOCK_APERTURE_START, PG)).toBe(0n);
     }
   });
@@ -142,7 +142,7 @@ describe("iommu_map / iommu_unmap / iommu_iova_to_phys", () => {
       driver: { ...table, pgsizeBitmap: 0n },
     }) as IommuDomain;
     expect(empty.pgsizeBitmap).toBe(0n);
-    expect(caught(() => iommu.map(empty, MOCK_APERTURE_START, 0n, PG, RW)).errno).toBe("ENODEV");
+    expect(caught(() => iommu.map(empty, MOCK_APERTURE_START, 0n, PG, RW)).code).toBe("ENODEV");
     expect(iommu.unmap(empty, MOCK_APERTURE_START, PG)).toBe(0n);
     expect(iommu.iovaToPhys(domain, MOCK_APERTURE_START)).toBe(0n);
   });
@@ -152,7 +152,7 @@ describe("iommu_map / iommu_unmap / iommu_iova_to_phys", () => {
     const odd = Object.assign(Object.create(Object.getPrototypeOf(domain)), domain, {
       type: "identity",
     }) as IommuDomain;
-    expect(caught(() => iommu.map(odd, MOCK_APERTURE_START, 0n, PG, RW)).errno).toBe("EINVAL");
+    expect(caught(() => iommu.map(odd, MOCK_APERTURE_START, 0n, PG, RW)).code).toBe("EINVAL");
     expect(mock.domains.size).toBe(1);
   });
 

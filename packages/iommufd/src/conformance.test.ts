@@ -163,7 +163,7 @@ describe.each(ARCHES)("linux-6.12-iommufd %s: /dev/iommu ioctls and the cdev's k
           got = attached ? ctx.replaceDevice(idev, pt) : ctx.attachDevice(idev, pt);
           attached = true;
         } catch (e) {
-          got = (e as { errno: string }).errno;
+          got = (e as { code: string }).code;
         }
         expect(got, w.join(" ")).toBe(rec.ret === 0 ? rec.pt_id : rec.errno);
         checked++;

@@ -9,7 +9,7 @@ function errnoOf(fn: () => unknown): Errno | "ok" {
     fn();
     return "ok";
   } catch (e) {
-    if (isErrno(e)) return e.errno;
+    if (isErrno(e)) return e.code;
     throw e;
   }
 }

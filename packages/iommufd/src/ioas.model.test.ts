@@ -131,9 +131,9 @@ describe("IOAS model: any sequence of map/unmap/copy/allow/attach keeps the io-p
             } catch (e) {
               if (!isErrno(e)) throw e;
               stats.failed++;
-              if (e.errno === "EFAULT" || e.errno === "ENOMEM") stats.pinFailures++;
+              if (e.code === "EFAULT" || e.code === "ENOMEM") stats.pinFailures++;
               const after = snapshot(ctx, host, ioases);
-              if (op.k === "unmap" && e.errno === "ENOENT" && after !== before) {
+              if (op.k === "unmap" && e.code === "ENOENT" && after !== before) {
                 // iopt_unmap_iova_range removes whole areas lowest-first before meeting one that sticks out.
                 const now = ctx.ioas(ioases[op.ioas]!).iopt.areas.all();
                 const gone = beforeAreas[op.ioas]!.filter((a) => !now.includes(a));

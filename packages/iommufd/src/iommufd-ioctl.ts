@@ -364,7 +364,7 @@ export function iommufdIoctl(ctx: IommufdCtx, cmd: number, arg: CompatArg): numb
     });
     return 0;
   } catch (e) {
-    if (isErrno(e)) return -e.code;
+    if (isErrno(e)) return e.errno;
     throw e;
   }
 }

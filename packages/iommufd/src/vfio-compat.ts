@@ -232,7 +232,7 @@ export function vfioCompatIoctl(ctx: IommufdCtx, cmd: number, arg: CompatArg): n
         throw new ErrnoError("ENOTTY", "iommufd_vfio_ioctl", "not a VFIO container ioctl iommufd serves", { cmd });
     }
   } catch (e) {
-    if (e instanceof ErrnoError) return -e.code;
+    if (e instanceof ErrnoError) return e.errno;
     throw e;
   }
 }

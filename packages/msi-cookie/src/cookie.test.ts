@@ -21,7 +21,7 @@ describe("getMsiCookie (iommu_get_msi_cookie)", () => {
   it.each(["DMA", "DMA-FQ", "identity", "blocked"] as const)("EINVAL for a %s domain, leaving no cookie", (t) => {
     const d = domainOf(t);
     expect(() => getMsiCookie(d, ARM_MSI_IOVA_BASE)).toThrowError(
-      expect.objectContaining({ errno: "EINVAL", op: "iommu_get_msi_cookie", detail: { type: t } }),
+      expect.objectContaining({ code: "EINVAL", op: "iommu_get_msi_cookie", detail: { type: t } }),
     );
     expect(d.iovaCookie).toBeNull();
   });
@@ -31,7 +31,7 @@ describe("getMsiCookie (iommu_get_msi_cookie)", () => {
     getMsiCookie(d, ARM_MSI_IOVA_BASE);
     const first = d.iovaCookie;
     expect(() => getMsiCookie(d, 0x1000_0000n)).toThrowError(
-      expect.objectContaining({ errno: "EEXIST", op: "iommu_get_msi_cookie" }),
+      expect.objectContaining({ code: "EEXIST", op: "iommu_get_msi_cookie" }),
     );
     expect(d.iovaCookie).toBe(first);
   });
@@ -39,7 +39,7 @@ describe("getMsiCookie (iommu_get_msi_cookie)", () => {
   it("strict mode needs a positive window length", () => {
     const d = domainOf("unmanaged");
     expect(() => getMsiCookie(d, ARM_MSI_IOVA_BASE, { windowLength: 0n })).toThrowError(
-      expect.objectContaining({ errno: "EINVAL" }),
+      expect.objectContaining({ code: "EINVAL" }),
     );
     expect(d.iovaCookie).toBeNull();
     getMsiCookie(d, ARM_MSI_IOVA_BASE, { windowLength: 0x10_0000n });
@@ -55,9 +55,7 @@ describe("getDmaCookie / putDmaCookie", () => {
     expect(c).toBeInstanceOf(DmaCookie);
     expect((c as DmaCookie).iovad).toBeNull();
     expect((c as DmaCookie).granule).toBe(0n);
-    expect(() => getDmaCookie(d)).toThrowError(
-      expect.objectContaining({ errno: "EEXIST", op: "iommu_get_dma_cookie" }),
-    );
+    expect(() => getDmaCookie(d)).toThrowError(expect.objectContaining({ code: "EEXIST", op: "iommu_get_dma_cookie" }));
   });
 
   it("put drops either cookie and is a no-op without one", () => {

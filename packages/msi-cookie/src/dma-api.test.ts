@@ -192,7 +192,7 @@ describe("dmaMap / dmaUnmap (iommu_dma_map_page / iommu_dma_unmap_page)", () => 
   it("ENODEV for a device whose DMA does not go through dma-iommu", () => {
     const b = testBoard();
     expect(() => dmaMap(b.iommu, b.devices[0]!, RAM_BASE, G, "bidirectional")).toThrowError(
-      expect.objectContaining({ errno: "ENODEV", op: "iommu_dma_map_page" }),
+      expect.objectContaining({ code: "ENODEV", op: "iommu_dma_map_page" }),
     );
   });
 });

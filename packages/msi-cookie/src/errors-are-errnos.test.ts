@@ -33,7 +33,7 @@ describe("errors are errnos: only an errno from iommu_map is turned into the ker
     b.iommu.map = () => {
       throw new ErrnoError("ERANGE", "iommu_map", "injected");
     };
-    expect(() => prepareMsi(b.iommu, dev, GITS_TRANSLATER)).toThrow(expect.objectContaining({ errno: "ENOMEM" }));
+    expect(() => prepareMsi(b.iommu, dev, GITS_TRANSLATER)).toThrow(expect.objectContaining({ code: "ENOMEM" }));
     b.iommu.map = () => {
       throw new TypeError("a bug");
     };

@@ -56,7 +56,7 @@ describe("reservePciWindows (iova_reserve_pci_windows, Linux 6.1)", () => {
       ],
     };
     expect(() => reservePciWindows(bridge, null, 0x1000n)).toThrowError(
-      expect.objectContaining({ errno: "EINVAL", op: "iova_reserve_pci_windows" }),
+      expect.objectContaining({ code: "EINVAL", op: "iova_reserve_pci_windows" }),
     );
   });
 });

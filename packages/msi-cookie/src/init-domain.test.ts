@@ -100,7 +100,7 @@ describe("iommuDmaInitDomain / setupDmaOps (iommu_dma_init_domain, iova_reserve_
     // A failed doorbell map hands the IOVA straight back (no flush queue involved).
     b.mock.failMapsAfter(0);
     expect(() => prepareMsi(b.iommu, b.devices[0]!, 0x0a00_0000n)).toThrowError(
-      expect.objectContaining({ errno: "ENOMEM" }),
+      expect.objectContaining({ code: "ENOMEM" }),
     );
     const c = dmaCookie(b);
     expect((c.iovad?.count ?? 0) - (c.iovad?.cachedCount ?? 0)).toBe(1);
@@ -114,10 +114,10 @@ describe("iommuDmaInitDomain / setupDmaOps (iommu_dma_init_domain, iova_reserve_
     getDmaCookie(dom);
     const dev = b.devices[0]!;
     expect(() => iommuDmaInitDomain(b.iommu, dom, dev, { base: 0x8000_0000n })).toThrowError(
-      expect.objectContaining({ errno: "EFAULT", op: "iommu_dma_init_domain" }),
+      expect.objectContaining({ code: "EFAULT", op: "iommu_dma_init_domain" }),
     );
     expect(() => iommuDmaInitDomain(b.iommu, dom, dev, { base: 0n, limit: 0xff_ffffn })).toThrowError(
-      expect.objectContaining({ errno: "EFAULT" }),
+      expect.objectContaining({ code: "EFAULT" }),
     );
     expect((dom.iovaCookie as DmaCookie).iovad).toBeNull();
   });
@@ -136,7 +136,7 @@ describe("iommuDmaInitDomain / setupDmaOps (iommu_dma_init_domain, iova_reserve_
     expect(c.iovad).toBe(iovad);
     expect(c.iovad?.find(0x8000)).toBeNull();
     expect(() => iommuDmaInitDomain(b.iommu, b.iommu.groupOf(d1)!.domain!, d1, { base: 0x0200_0000n })).toThrowError(
-      expect.objectContaining({ errno: "EFAULT", detail: expect.objectContaining({ startPfn: 0x4000 }) }),
+      expect.objectContaining({ code: "EFAULT", detail: expect.objectContaining({ startPfn: 0x4000 }) }),
     );
   });
 
@@ -158,7 +158,7 @@ describe("iommuDmaInitDomain / setupDmaOps (iommu_dma_init_domain, iova_reserve_
       ],
     };
     expect(() => setupDmaOps(bad.iommu, bad.devices[0]!, { hostBridge: unsorted })).toThrowError(
-      expect.objectContaining({ errno: "EINVAL", op: "iova_reserve_pci_windows" }),
+      expect.objectContaining({ code: "EINVAL", op: "iova_reserve_pci_windows" }),
     );
     expect(groupOf(bad, 0).defaultDomain!.iovaCookie).toBeNull();
     expect(deviceDma(bad.devices[0]!).iommuDmaOps).toBe(false);
@@ -185,7 +185,7 @@ describe("iommuDmaInitDomain / setupDmaOps (iommu_dma_init_domain, iova_reserve_
     expect(setupDmaOps(v.iommu, v.devices[0]!)).toBe(false);
     getMsiCookie(dom, 0x800_0000n);
     expect(() => iommuDmaInitDomain(v.iommu, dom, v.devices[0]!)).toThrowError(
-      expect.objectContaining({ errno: "EINVAL", op: "iommu_dma_init_domain" }),
+      expect.objectContaining({ code: "EINVAL", op: "iommu_dma_init_domain" }),
     );
   });
 

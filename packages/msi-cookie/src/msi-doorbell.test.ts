@@ -154,8 +154,8 @@ describe("prepareMsi + composeMsiMsg on an MSI cookie (ARM software MSI, referen
     } catch (e) {
       err = e;
     }
-    expect(err).toMatchObject({ errno: "ENOMEM", op: "iommu_dma_prepare_msi" });
-    expect((err as Error).cause).toMatchObject({ errno: "EEXIST" });
+    expect(err).toMatchObject({ code: "ENOMEM", op: "iommu_dma_prepare_msi" });
+    expect((err as Error).cause).toMatchObject({ code: "EEXIST" });
     expect((dom.iovaCookie as MsiCookie).msiIova).toBe(ARM_MSI_IOVA_BASE);
     expect(b.iommu.iovaToPhys(dom, ARM_MSI_IOVA_BASE)).toBe(0x4000_0000n);
   });
@@ -252,7 +252,7 @@ describe("prepareMsi + composeMsiMsg on an MSI cookie (ARM software MSI, referen
               expect(prepareMsi(b.iommu, b.devices[0]!, doorbell)?.phys).toBe(doorbell);
             } catch (e) {
               failed = true;
-              expect(e).toMatchObject({ errno: "ENOMEM", op: "iommu_dma_prepare_msi" });
+              expect(e).toMatchObject({ code: "ENOMEM", op: "iommu_dma_prepare_msi" });
             }
             // Only a new page that needs both 2 KiB pages mapped can fail.
             expect(failed).toBe(!known && budget !== null && budget < 2);

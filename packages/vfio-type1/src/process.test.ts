@@ -14,7 +14,7 @@ const errno = (fn: () => unknown): string | undefined => {
   try {
     fn();
   } catch (e) {
-    if (isErrno(e)) return e.errno;
+    if (isErrno(e)) return e.code;
     throw e;
   }
   return undefined;

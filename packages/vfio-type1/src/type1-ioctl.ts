@@ -45,7 +45,7 @@ export function errnoOf(fn: () => number): number {
   try {
     return fn();
   } catch (e) {
-    if (isErrno(e)) return -e.code;
+    if (isErrno(e)) return e.errno;
     throw e;
   }
 }

@@ -89,7 +89,7 @@ describe.each([
               container.mapDma({ ...m, flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE });
             } catch (e) {
               if (!isErrno(e)) throw e;
-              got = e.errno;
+              got = e.code;
             }
             expect(got).toBe(want);
           } else {
@@ -105,7 +105,7 @@ describe.each([
               unmapped = container.unmapDma({ iova, size, flags: o.kind === "all" ? 2 : 0 });
             } catch (e) {
               if (!isErrno(e)) throw e;
-              got = e.errno;
+              got = e.code;
             }
             expect(got).toBe(want.r);
             if (want.r === "ok") expect(unmapped).toBe(want.unmapped);

@@ -23,11 +23,11 @@ import { Vfio } from "./vfio.js";
 
 const RW = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
 
-function errOf(fn: () => unknown): { errno: string; op: string } | null {
+function errOf(fn: () => unknown): { code: string; op: string } | null {
   try {
     fn();
   } catch (e) {
-    if (isErrno(e)) return { errno: e.errno, op: e.op };
+    if (isErrno(e)) return { code: e.code, op: e.op };
     throw e;
   }
   return null;
@@ -61,7 +61,7 @@ describe("attach (vfio_iommu_type1_attach_group)", () => {
     h.container.mapDma({ vaddr: BASE, iova: 1n << 40n, size: PAGE_SIZE, flags: RW }); // above 39 bits
     const before = JSON.stringify(snapshot(h.container));
     expect(errOf(() => h.groupB.setContainer(h.container))).toEqual({
-      errno: "EINVAL",
+      code: "EINVAL",
       op: "vfio_iommu_aper_conflict",
     });
     expect(JSON.stringify(snapshot(h.container))).toBe(before);
@@ -78,7 +78,7 @@ describe("attach (vfio_iommu_type1_attach_group)", () => {
     const gm = h.iommu.probeDevice(new PciDevice(new PhysicalMemory(), { bus: 2, slot: 1, classCode: 0 }), mock.ops);
     const groupM = h.vfio.openGroup(gm.id);
     const before = JSON.stringify(snapshot(h.container));
-    expect(errOf(() => groupM.setContainer(h.container))).toEqual({ errno: "EINVAL", op: "vfio_iommu_aper_conflict" });
+    expect(errOf(() => groupM.setContainer(h.container))).toEqual({ code: "EINVAL", op: "vfio_iommu_aper_conflict" });
     expect(JSON.stringify(snapshot(h.container))).toBe(before);
     expect(groupM.container).toBeNull();
     expect([...mock.domains].filter((d) => d.type === "unmanaged")).toHaveLength(0);
@@ -95,7 +95,7 @@ describe("attach (vfio_iommu_type1_attach_group)", () => {
     h.groupB.unsetContainer();
     h.x86.extraResv.push({ start: 0x4000_0000n, length: 0x10_0000n, prot: 0, type: "reserved" });
     expect(errOf(() => h.groupB.setContainer(h.container))).toEqual({
-      errno: "EINVAL",
+      code: "EINVAL",
       op: "vfio_iommu_resv_conflict",
     });
   });
@@ -151,7 +151,7 @@ describe("attach (vfio_iommu_type1_attach_group)", () => {
     const g = h.iommu.probeDevice(dev, noRemap.ops);
     const c = h.vfio.openContainer(h.proc);
     h.vfio.openGroup(g.id).setContainer(c);
-    expect(errOf(() => c.setIommu(3))).toEqual({ errno: "EPERM", op: "vfio_iommu_type1_attach_group" });
+    expect(errOf(() => c.setIommu(3))).toEqual({ code: "EPERM", op: "vfio_iommu_type1_attach_group" });
     expect(h.proc.klog.at(-1)).toMatch(/No interrupt remapping support.*allow_unsafe_interrupts/);
     expect(c.backend).toBeNull();
     h.vfio.params.allowUnsafeInterrupts = true; // 0644: read at attach time
@@ -199,7 +199,7 @@ describe("attach (vfio_iommu_type1_attach_group)", () => {
         expect(err).toBeNull();
         expect(type1State(c.backend!).domains).toHaveLength(1);
       } else {
-        expect(err?.errno).toBe("ENOMEM");
+        expect(err?.code).toBe("ENOMEM");
         expect([...mock.domains].filter((d) => d.type === "unmanaged")).toHaveLength(0);
       }
     }
@@ -223,7 +223,7 @@ describe("detach (vfio_iommu_type1_detach_group)", () => {
     expect(h.proc.lockedVm).toBe(0);
     expect(container.backend).toBeNull();
     expect([...h.fake!.domains].every((d) => d.recs.length === 0)).toBe(true);
-    expect(errOf(() => container.mapDma({ vaddr: BASE, iova: 0n, size: PAGE_SIZE, flags: RW }))?.errno).toBe("EINVAL");
+    expect(errOf(() => container.mapDma({ vaddr: BASE, iova: 0n, size: PAGE_SIZE, flags: RW }))?.code).toBe("EINVAL");
     expect(container.ioctl(0x3b71, new Uint8Array(32))).toBe(-22);
   });
   it("detaching the last group from the backend itself unmaps, unpins and uncharges every mapping", () => {
@@ -272,7 +272,7 @@ describe("pinning (vfio_pin_pages_remote)", () => {
     expect(
       errOf(() => container.mapDma({ vaddr: BASE + 0x10000n, iova: 0x20_0000n, size: 0x3000n, flags: RW })),
     ).toEqual({
-      errno: "ENOMEM",
+      code: "ENOMEM",
       op: "vfio_pin_pages_remote",
     });
     expect(h.proc.klog.at(-1)).toBe("vfio_pin_pages_remote: RLIMIT_MEMLOCK (16384) exceeded");
@@ -309,7 +309,7 @@ describe("pinning (vfio_pin_pages_remote)", () => {
     vfio.openGroup(g.id).setContainer(c);
     c.setIommu(3);
     expect(errOf(() => c.mapDma({ vaddr: BASE, iova: 0n, size: 4n * PAGE_SIZE, flags: RW }))).toEqual({
-      errno: "ENOMEM",
+      code: "ENOMEM",
       op: "handle_mm_fault",
     });
     expect(proc.lockedVm).toBe(0);
@@ -331,17 +331,17 @@ describe("pinning (vfio_pin_pages_remote)", () => {
     const h = makeHost({ shape: "x86" });
     h.proc.mmap({ start: 0x6000_0000_0000n, size: 0x2000n, writable: false });
     const { container } = openContainer(h);
-    expect(errOf(() => container.mapDma({ vaddr: BASE - 0x1000n, iova: 0n, size: 0x2000n, flags: RW }))?.errno).toBe(
+    expect(errOf(() => container.mapDma({ vaddr: BASE - 0x1000n, iova: 0n, size: 0x2000n, flags: RW }))?.code).toBe(
       "EFAULT",
     );
-    expect(errOf(() => container.mapDma({ vaddr: 0x6000_0000_0000n, iova: 0n, size: 0x2000n, flags: RW }))?.errno).toBe(
+    expect(errOf(() => container.mapDma({ vaddr: 0x6000_0000_0000n, iova: 0n, size: 0x2000n, flags: RW }))?.code).toBe(
       "EFAULT",
     );
     container.mapDma({ vaddr: 0x6000_0000_0000n, iova: 0n, size: 0x2000n, flags: VFIO_DMA_MAP_FLAG_READ });
     // A run that faults half way fails as a whole: the first page is unpinned again.
     expect(
       errOf(() => container.mapDma({ vaddr: BASE + (1n << 30n) - 0x1000n, iova: 0x10_0000n, size: 0x2000n, flags: RW }))
-        ?.errno,
+        ?.code,
     ).toBe("EFAULT");
     expect(h.proc.lockedVm).toBe(0);
   });
@@ -360,13 +360,13 @@ describe("VADDR: invalidate and re-supply (5.12+)", () => {
     expect(h.iommu.iovaToPhys(t.domains[0]!.domain, 0x10_0000n)).toBe(phys);
     // Covering both: the first is already invalid → EINVAL, the second is not left invalidated.
     expect(
-      errOf(() => container.unmapDma({ iova: 0n, size: 0x100_0000n, flags: VFIO_DMA_UNMAP_FLAG_VADDR }))?.errno,
+      errOf(() => container.unmapDma({ iova: 0n, size: 0x100_0000n, flags: VFIO_DMA_UNMAP_FLAG_VADDR }))?.code,
     ).toBe("EINVAL");
     expect(t.dmas.all()[1]!.vaddrInvalid).toBe(false);
     // A group cannot join while a vaddr is invalid.
-    expect(errOf(() => h.vfio.openGroup(h.groupIds[1]!).setContainer(container))?.errno).toBe("EBUSY");
+    expect(errOf(() => h.vfio.openGroup(h.groupIds[1]!).setContainer(container))?.code).toBe("EBUSY");
     const mapv = (iova: bigint, size: bigint) =>
-      errOf(() => container.mapDma({ vaddr: BASE + 0x8000n, iova, size, flags: VFIO_DMA_MAP_FLAG_VADDR }))?.errno ??
+      errOf(() => container.mapDma({ vaddr: BASE + 0x8000n, iova, size, flags: VFIO_DMA_MAP_FLAG_VADDR }))?.code ??
       "ok";
     expect(mapv(0x30_0000n, 0x1000n)).toBe("ENOENT");
     expect(mapv(0x10_0000n, 0x1000n)).toBe("EINVAL");
@@ -399,7 +399,7 @@ describe("dirty tracking", () => {
     // A bitmap the user cannot write: EFAULT, and the mappings' bits are not consumed.
     expect(
       errOf(() => container.dirtyGetBitmap(0x10_0000n, 0x41_000n, { pgsize: 0x1000n, size: 16n, data: heap + 0xff8n }))
-        ?.errno,
+        ?.code,
     ).toBe("EFAULT");
   });
 
@@ -496,7 +496,7 @@ describe("failures leave no trace", () => {
     const h = twoMocks();
     const before = JSON.stringify(snapshot(h.container));
     h.mb.failMapsAfter(3); // 3 IOMMU pages (2 KiB each) of the 8 KiB-run replay, then ENOMEM
-    expect(errOf(() => h.vfio.openGroup(h.gb.id).setContainer(h.container))?.errno).toBe("ENOMEM");
+    expect(errOf(() => h.vfio.openGroup(h.gb.id).setContainer(h.container))?.code).toBe("ENOMEM");
     expect(JSON.stringify(snapshot(h.container))).toBe(before);
     expect([...h.mb.domains].filter((d) => d.type === "unmanaged")).toHaveLength(0);
     expect(h.gb.owner).toBeNull();
@@ -510,7 +510,7 @@ describe("failures leave no trace", () => {
     const da = type1State(h.container.backend!).domains[0]!.domain;
     h.mb.failMapsAfter(5);
     expect(
-      errOf(() => h.container.mapDma({ vaddr: BASE + 0x10_0000n, iova: 0x200_0000n, size: 0x4000n, flags: RW }))?.errno,
+      errOf(() => h.container.mapDma({ vaddr: BASE + 0x10_0000n, iova: 0x200_0000n, size: 0x4000n, flags: RW }))?.code,
     ).toBe("ENOMEM");
     expect(JSON.stringify(snapshot(h.container))).toBe(before);
     expect(h.iommu.iovaToPhys(da, 0x200_0000n)).toBe(0n);

@@ -198,10 +198,10 @@ describe("4 KiB map/unmap fast paths", () => {
 
   it("checks stay as before: misaligned, no rights, beyond the width", () => {
     const { vt } = unmanaged();
-    expect(vt.mapPages(0x1800n, 0x100000000n, 0x1000n, 1, RW).error?.errno).toBe("EINVAL");
-    expect(vt.mapPages(0x1000n, 0x100000800n, 0x1000n, 1, RW).error?.errno).toBe("EINVAL");
-    expect(vt.mapPages(0x1000n, 0x100000000n, 0x1000n, 1, 0).error?.errno).toBe("EINVAL");
-    expect(vt.mapPages((1n << 39n) - 0x1000n, 0x100000000n, 0x1000n, 2, RW).error?.errno).toBe("EFAULT");
+    expect(vt.mapPages(0x1800n, 0x100000000n, 0x1000n, 1, RW).error?.code).toBe("EINVAL");
+    expect(vt.mapPages(0x1000n, 0x100000800n, 0x1000n, 1, RW).error?.code).toBe("EINVAL");
+    expect(vt.mapPages(0x1000n, 0x100000000n, 0x1000n, 1, 0).error?.code).toBe("EINVAL");
+    expect(vt.mapPages((1n << 39n) - 0x1000n, 0x100000000n, 0x1000n, 2, RW).error?.code).toBe("EFAULT");
     expect(vt.mapPages((1n << 39n) - 0x1000n, 0x100000000n, 0x1000n, 1, RW)).toEqual({ mapped: 0x1000n, error: null });
     expect(vt.maxAddr).toBe(1n << 39n);
     expect(vt.unmapPages(1n << 39n, 0x1000n, 1, emptyGather())).toBe(0n);

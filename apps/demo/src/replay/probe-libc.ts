@@ -57,7 +57,7 @@ export class ProbeLibc implements ProbeSys {
       this.sys.process.mmap({ start: addr, size: len, kind: "anon", writable: true, name: "probe buffer" });
       return ok();
     } catch (e) {
-      return fail((e as { code?: number }).code ?? 22);
+      return fail(-((e as { errno?: number }).errno ?? -22));
     }
   }
 

@@ -95,9 +95,7 @@ describe("under the IOMMU core (conformance: linux-6.1/arm64 basic, two-groups, 
     const dom = iommu.domainAlloc(rig.ops, "unmanaged");
     iommu.attachGroup(dom, iommu.groupOf(devs[0] as PciDevice)!);
     iommu.map(dom, 0x103000n, RAM_BASE, 0x1000n, RW);
-    expect(() => iommu.map(dom, 0x100000n, RAM_BASE, 0x8000n, RW)).toThrow(
-      expect.objectContaining({ errno: "EEXIST" }),
-    );
+    expect(() => iommu.map(dom, 0x100000n, RAM_BASE, 0x8000n, RW)).toThrow(expect.objectContaining({ code: "EEXIST" }));
     expect(iommu.iovaToPhys(dom, 0x100000n)).toBe(0n);
     expect(iommu.iovaToPhys(dom, 0x103000n)).toBe(RAM_BASE);
   });

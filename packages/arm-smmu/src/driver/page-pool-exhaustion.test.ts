@@ -32,7 +32,7 @@ function drain(pool: PageAllocator, left: number): void {
     try {
       taken.push(pool.alloc());
     } catch (e) {
-      expect(e).toMatchObject({ name: "ErrnoError", errno: "ENOMEM", op: "alloc_pages" });
+      expect(e).toMatchObject({ name: "ErrnoError", code: "ENOMEM", op: "alloc_pages" });
       break;
     }
   }
@@ -46,7 +46,7 @@ function onlyEnomem(fn: () => void): boolean {
     return true;
   } catch (e) {
     expect(e).toBeInstanceOf(ErrnoError);
-    expect((e as ErrnoError).errno).toBe("ENOMEM");
+    expect((e as ErrnoError).code).toBe("ENOMEM");
     return false;
   }
 }
@@ -58,13 +58,13 @@ describe("page_pool_exhaustion_is_enomem (arm-smmu-v3)", () => {
     const dom = m.iommu.domainAlloc(m.ops, "unmanaged");
     drain(m.pool, 0);
     expect(() => m.ops.probeDevice(m.devs[1] as PciDevice)).toThrow(
-      expect.objectContaining({ errno: "ENOMEM", op: "arm_smmu_init_l2_strtab" }),
+      expect.objectContaining({ code: "ENOMEM", op: "arm_smmu_init_l2_strtab" }),
     );
     expect(() => m.iommu.domainAlloc(m.ops, "unmanaged")).toThrow(
-      expect.objectContaining({ errno: "ENOMEM", op: "iommu_domain_alloc" }),
+      expect.objectContaining({ code: "ENOMEM", op: "iommu_domain_alloc" }),
     );
     expect(() => m.iommu.map(dom, 0x4000_0000n, RAM_BASE, 0x1000n, IOMMU_READ | IOMMU_WRITE)).toThrow(
-      expect.objectContaining({ errno: "ENOMEM", op: "arm_lpae_map_pages" }),
+      expect.objectContaining({ code: "ENOMEM", op: "arm_lpae_map_pages" }),
     );
     expect(m.iommu.iovaToPhys(dom, 0x4000_0000n)).toBe(0n);
   });

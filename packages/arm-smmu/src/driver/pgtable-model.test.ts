@@ -131,7 +131,7 @@ function check(
             error = r.error;
             at += r.mapped;
           }
-          expect(error?.errno ?? null).toBe(overlap ? "EEXIST" : null);
+          expect(error?.code ?? null).toBe(overlap ? "EEXIST" : null);
           if (error) {
             // Unwind like __iommu_map: unmap what this call mapped; the model is unchanged.
             const keep = new Map(model);

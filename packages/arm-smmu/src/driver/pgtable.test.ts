@@ -62,9 +62,9 @@ describe("table geometry", () => {
     expect(t.map(0x200000n, 0x80000000n, 0x200000n, 1, IOMMU_READ).error).toBeNull();
     expect(t.iovaToPhys(0x400000n)).toBe(0n);
     expect(t.iovaToPhys(0x212345n)).toBe(0x80012345n);
-    expect(t.map(0x0n, 0n, 0x10000n, 1, IOMMU_READ).error).toMatchObject({ errno: "EINVAL" });
+    expect(t.map(0x0n, 0n, 0x10000n, 1, IOMMU_READ).error).toMatchObject({ code: "EINVAL" });
     expect(t.map(0x1000n, 0x1000n, 0x1000n, 1, IOMMU_READ).error).toBeNull();
-    expect(t.map(0x2000n, 1n << 44n, 0x1000n, 1, IOMMU_READ).error).toMatchObject({ errno: "ERANGE" });
+    expect(t.map(0x2000n, 1n << 44n, 0x1000n, 1, IOMMU_READ).error).toMatchObject({ code: "ERANGE" });
   });
   it("leaves no trace when EEXIST stops a map below tables it created", () => {
     const t = table(1);
@@ -73,12 +73,12 @@ describe("table geometry", () => {
     // 4 KiB pages spanning a fresh 1 GiB region and then the block: tables for the first region are
     // created and filled; nothing is created under the block.
     const r = t.map(0x40000000n - 0x2000n, 0n, 0x1000n, 3, IOMMU_READ);
-    expect(r).toMatchObject({ mapped: 0x2000n, error: { errno: "EEXIST" } });
+    expect(r).toMatchObject({ mapped: 0x2000n, error: { code: "EEXIST" } });
     expect(t.framesInUse).toBe(frames + 2); // the filled level-2/level-3 tables stay for the core's unwind
     const fresh = table(1);
     fresh.map(0x200000n, 0n, 0x200000n, 1, IOMMU_READ);
     const before = fresh.framesInUse;
-    expect(fresh.map(0x200000n, 0n, 0x1000n, 1, IOMMU_READ).error).toMatchObject({ errno: "EEXIST" });
+    expect(fresh.map(0x200000n, 0n, 0x1000n, 1, IOMMU_READ).error).toMatchObject({ code: "EEXIST" });
     expect(fresh.framesInUse).toBe(before);
   });
 
@@ -92,7 +92,7 @@ describe("table geometry", () => {
       oas: 44,
     });
     const r = t.map(0x1000n, 0x1000n, 0x1000n, 1, IOMMU_READ);
-    expect(r).toMatchObject({ mapped: 0n, error: { errno: "ENOMEM", op: "arm_lpae_map_pages" } });
+    expect(r).toMatchObject({ mapped: 0n, error: { code: "ENOMEM", op: "arm_lpae_map_pages" } });
     expect(t.iovaToPhys(0x1000n)).toBe(0n);
     // No trace: the level-1 table it managed to create was empty and is gone again.
     expect(t.framesInUse).toBe(1);

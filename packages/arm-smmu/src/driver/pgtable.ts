@@ -422,6 +422,6 @@ export class LpaePageTable {
 /** The walk's errno (EEXIST), or the page pool's ENOMEM under this op's name; anything else is a bug: rethrown. */
 function asErrno(e: unknown, op: string, iova: bigint): ErrnoError {
   if (!isErrno(e)) throw e;
-  if (e.errno !== "ENOMEM") return e;
+  if (e.code !== "ENOMEM") return e;
   return new ErrnoError("ENOMEM", op, "no memory for a page table", { iova }, { cause: e });
 }

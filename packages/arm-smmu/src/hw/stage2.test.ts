@@ -40,7 +40,7 @@ describe("stage-2 domains (real SMMUv3, not QEMU 7.2's stage-1-only model)", () 
   });
 
   it("refuses a stage the SMMU lacks (QEMU 7.2 has no stage 2)", () => {
-    expect(() => makeRig({ qemuQuirks: true }, { stage: 2 })).toThrow(expect.objectContaining({ errno: "ENODEV" }));
+    expect(() => makeRig({ qemuQuirks: true }, { stage: 2 })).toThrow(expect.objectContaining({ code: "ENODEV" }));
   });
 
   it("writes Config=S2, S2AA64, S2TG, S2SL0, S2T0SZ, the walk attributes and the VMID into the STE", () => {

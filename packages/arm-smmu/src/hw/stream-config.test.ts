@@ -62,7 +62,7 @@ describe("stream table size (arm_smmu_init_strtab_2lvl)", () => {
     expect((cfg >> 6) & 0x1f).toBe(8); // SPLIT
     expect(() => rig.ops.probeDevice(new PlatformDevice(rig.memory, "top", 1))).not.toThrow();
     expect(() => rig.ops.probeDevice(new PlatformDevice(rig.memory, "beyond", 2))).toThrow(
-      expect.objectContaining({ errno: "ERANGE" }),
+      expect.objectContaining({ code: "ERANGE" }),
     );
   });
 });

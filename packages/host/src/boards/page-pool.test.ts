@@ -16,7 +16,7 @@ describe("HostPagePool: errors are errnos (issue 13 rule 4)", () => {
       return null;
     })();
     expect(e).toBeInstanceOf(ErrnoError);
-    expect((e as ErrnoError).errno).toBe("ENOMEM");
+    expect((e as ErrnoError).code).toBe("ENOMEM");
     expect(pool.pagesInUse).toBe(2);
     expect(() => pool.allocPages(2)).toThrow(ErrnoError);
     expect(pool.pagesInUse).toBe(2);

@@ -40,7 +40,7 @@ function kernelCall(fn: () => number): number {
   try {
     return fn();
   } catch (e) {
-    if (e instanceof ErrnoError) return -e.code;
+    if (e instanceof ErrnoError) return e.errno;
     throw e;
   }
 }

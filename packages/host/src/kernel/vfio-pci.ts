@@ -244,7 +244,7 @@ export class VfioPciDevice {
       try {
         this.glue.enable(this.device, () => this.trigger?.signal());
       } catch (e) {
-        if (e instanceof ErrnoError) return -e.code;
+        if (e instanceof ErrnoError) return e.errno;
         throw e;
       }
       this.irqType = "msi";

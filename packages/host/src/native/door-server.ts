@@ -283,7 +283,7 @@ export function serveBoard(board: Board, path: string, opts: ServeOptions = {}):
           // a model bug must not take the other clients down: this call fails, the server goes on
           if (!(e instanceof ErrnoError))
             report(`iommu-sim door: op ${op} failed: ${e instanceof Error ? e.stack : e}`);
-          reply = { ret: -1, errno: e instanceof ErrnoError ? e.code : ERRNO.EIO };
+          reply = { ret: -1, errno: e instanceof ErrnoError ? -e.errno : ERRNO.EIO };
         }
         if (!sock.destroyed) sock.write(encodeReply(reply, session?.pending.splice(0) ?? []));
       }

@@ -67,7 +67,7 @@ function fromKernel(r: number): SysResult {
 
 /** The errno number of an `ErrnoError`; anything else is a bug in the model and is rethrown. */
 function errnoOf(e: unknown): number {
-  if (e instanceof ErrnoError) return e.code;
+  if (e instanceof ErrnoError) return -e.errno;
   throw e;
 }
 

@@ -29,8 +29,8 @@ describe("remappable-format MSI", () => {
     expect(m.driver.irq.allocIoapicPin(0, 22)).toBe(15);
     // intel_irq_remapping_alloc only reserves: the entry stays clear until request_irq activates it.
     expect(m.driver.units[0]?.readIrte(15)).toEqual([0n, 0n]);
-    expect(() => m.driver.irq.allocIoapicPin(0, 22)).toThrow(expect.objectContaining({ errno: "EBUSY" }));
-    expect(() => m.driver.irq.allocIoapicPin(7, 22)).toThrow(expect.objectContaining({ errno: "ENODEV" }));
+    expect(() => m.driver.irq.allocIoapicPin(0, 22)).toThrow(expect.objectContaining({ code: "EBUSY" }));
+    expect(() => m.driver.irq.allocIoapicPin(7, 22)).toThrow(expect.objectContaining({ code: "ENODEV" }));
     // MSI takes no INTx entry of its own: the next free one.
     expect(m.driver.irq.alloc(m.edu, 0x21).index).toBe(16);
     m.driver.irq.freeIoapicPin(0, 22);

@@ -83,7 +83,7 @@ describe("intel_iommu_get_resv_regions (6.1)", () => {
     );
     const d = m.iommu.domainAlloc(m.driver.ops, "unmanaged");
     expect(() => m.iommu.attachGroup(d, g)).toThrow(
-      expect.objectContaining({ errno: "EPERM", op: "intel_iommu_attach_device" }),
+      expect.objectContaining({ code: "EPERM", op: "intel_iommu_attach_device" }),
     );
     // The USB controller's relaxable RMRR does not lock it.
     const usb = m.iommu.groupOf(m.extra[0] as PciDevice) as NonNullable<ReturnType<typeof m.iommu.groupOf>>;

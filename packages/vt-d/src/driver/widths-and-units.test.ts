@@ -149,7 +149,7 @@ describe("identity domains and allocation failure", () => {
     const vt = d.driver as unknown as VtdDomain;
     vt.table?.drainFreelist();
     expect(() => m.iommu.map(d, 0x40000000n, 0x100000000n, 0x1000n, IOMMU_READ)).toThrow(
-      expect.objectContaining({ errno: "ENOMEM" }),
+      expect.objectContaining({ code: "ENOMEM" }),
     );
     expect(m.iommu.iovaToPhys(d, 0x40000000n)).toBe(0n);
     expect(vt.maxAddr).toBe(0n);
@@ -171,7 +171,7 @@ describe("identity domains and allocation failure", () => {
       }
     }
     const inUse = m.pool.framesInUse;
-    expect(() => d.attachDev(dev)).toThrow(expect.objectContaining({ errno: "ENOMEM" }));
+    expect(() => d.attachDev(dev)).toThrow(expect.objectContaining({ code: "ENOMEM" }));
     expect(d.dids.size).toBe(0);
     expect(d.devices.size).toBe(0);
     expect(m.pool.framesInUse).toBe(inUse);

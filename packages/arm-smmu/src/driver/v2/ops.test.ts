@@ -134,7 +134,7 @@ describe("SMMUv2 (stream matching, stage-1 context banks)", () => {
     const a = iommu.probeDevice(d1, ops); // default domain: bank 0
     iommu.probeDevice(d2, ops); // bank 1
     // VFIO's claim needs a blocking (empty unmanaged) domain, which needs a third bank.
-    expect(() => iommu.claimDmaOwner(a, {})).toThrow(expect.objectContaining({ errno: "ENOSPC" }));
+    expect(() => iommu.claimDmaOwner(a, {})).toThrow(expect.objectContaining({ code: "ENOSPC" }));
     expect(a.domain).toBe(a.defaultDomain);
     iommu.releaseDevice(d2); // its group and default domain go: bank 1 is free again
     iommu.claimDmaOwner(a, {});
@@ -175,7 +175,7 @@ describe("SMMUv2 tables vs a plain map (property)", () => {
               for (let p = op.page; p < op.page + op.pages; p++) clash ||= model.has(p);
               const pa = RAM + iova;
               const map = () => h.iommu.map(dom, iova, pa, size, op.ro ? IOMMU_READ : RW);
-              if (clash) expect(map).toThrow(expect.objectContaining({ errno: "EEXIST" }));
+              if (clash) expect(map).toThrow(expect.objectContaining({ code: "EEXIST" }));
               else {
                 map();
                 for (let p = 0; p < op.pages; p++) model.set(op.page + p, { pa: pa + BigInt(p) * 0x1000n, ro: op.ro });
