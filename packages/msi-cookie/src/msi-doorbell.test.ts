@@ -20,7 +20,7 @@ function expectErrno(fn: () => unknown, errno: string, op: string): void {
     fn();
   } catch (e) {
     expect(isErrno(e)).toBe(true);
-    expect(e).toMatchObject({ errno, op });
+    expect(e).toMatchObject({ code: errno, op });
     return;
   }
   throw new Error(`expected ${errno} from ${op}`);
