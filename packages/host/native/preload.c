@@ -593,6 +593,24 @@ ssize_t pread(int fd, void *buf, size_t n, off_t off)
 }
 ssize_t pread64(int fd, void *buf, size_t n, off_t off) __attribute__((alias("pread")));
 
+/* _FORTIFY_SOURCE builds (Debian's QEMU) call the checked entry points: check as glibc does, then serve. */
+extern void __chk_fail(void) __attribute__((noreturn));
+
+ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
+{
+	if (n > buflen)
+		__chk_fail();
+	return pread(fd, buf, n, off);
+}
+ssize_t __pread64_chk(int fd, void *buf, size_t n, off_t off, size_t buflen) __attribute__((alias("__pread_chk")));
+
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	if (n > buflen)
+		__chk_fail();
+	return read(fd, buf, n);
+}
+
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
 	if (is_remote(fd))

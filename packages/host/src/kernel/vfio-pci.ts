@@ -28,6 +28,9 @@ export const VFIO_PCI_ERR_IRQ_INDEX = 3;
 export const VFIO_PCI_REQ_IRQ_INDEX = 4;
 export const VFIO_PCI_NUM_IRQS = 5;
 
+export const VFIO_DEVICE_FLAGS_RESET = 1;
+export const VFIO_DEVICE_FLAGS_PCI = 2;
+
 export const VFIO_REGION_INFO_FLAG_READ = 1;
 export const VFIO_REGION_INFO_FLAG_WRITE = 2;
 export const VFIO_REGION_INFO_FLAG_MMAP = 4;
@@ -139,6 +142,31 @@ export class VfioPciDevice {
 
   get msiEnabled(): boolean {
     return this.irqType === "msi";
+  }
+
+  /**
+   * VFIO_DEVICE_GET_INFO (vfio_pci_ioctl_get_info). RESET is absent: edu has no FLR, AF or PM capability
+   * and sits on a root bus (no secondary bus reset), so pci_try_reset_function is ENOTTY at open and
+   * `reset_works` stays false. Nine regions (BARs, ROM, config, VGA), no device-specific ones.
+   */
+  getDeviceInfo(): { flags: number; numRegions: number; numIrqs: number } {
+    this.assertOpen("vfio_pci_ioctl_get_info");
+    return { flags: VFIO_DEVICE_FLAGS_PCI, numRegions: VFIO_PCI_NUM_REGIONS, numIrqs: VFIO_PCI_NUM_IRQS };
+  }
+
+  /** VFIO_DEVICE_RESET: EINVAL when `reset_works` is false (see getDeviceInfo), as 6.1 answers. */
+  reset(): number {
+    if (this.closed) return -ERRNO.EBADF;
+    return -ERRNO.EINVAL;
+  }
+
+  /**
+   * The hot reset ioctls' probe: pci_probe_reset_slot fails (no hotplug slot) and pci_probe_reset_bus is
+   * ENOTTY on a root bus (no bridge to reset it), so both answer ENODEV.
+   */
+  hotResetProbe(): number {
+    if (this.closed) return -ERRNO.EBADF;
+    return -ERRNO.ENODEV;
   }
 
   /** VFIO_DEVICE_GET_REGION_INFO. Throws EINVAL for an unknown index. */
