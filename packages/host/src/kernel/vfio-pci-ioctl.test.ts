@@ -64,4 +64,13 @@ describe.each(["x86-q35-vtd", "arm64-virt-smmuv3"] as const)("vfio-pci device io
     mem.write(arg, u32s(12, 0, 0));
     expect(sys.ioctl(fd, VFIO_DEVICE_PCI_HOT_RESET, arg)).toEqual({ ret: -1, errno: ERRNO.ENODEV });
   });
+
+  it("a one-byte pwrite of PCI_COMMAND (busybox dd in QEMU's guest) reaches the device: bus master on", () => {
+    const { sys, fd } = deviceFd(board);
+    const cfg = 7n << 40n;
+    expect(sys.pwrite(fd, new Uint8Array([0x06]), cfg + 4n)).toEqual({ ret: 1, errno: 0 });
+    expect(sys.pread(fd, 2, cfg + 4n).data[0]! & 0x06).toBe(0x06);
+    expect(sys.pwrite(fd, new Uint8Array([0x02]), cfg + 4n).ret).toBe(1);
+    expect(sys.pread(fd, 2, cfg + 4n).data[0]! & 0x06).toBe(0x02);
+  });
 });

@@ -220,7 +220,16 @@ export class VfioPciDevice {
       }
       return;
     }
-    if (offset === PCI_COMMAND && (size === 2 || size === 4)) this.device.config.write(offset, 2, value & 0xffff);
+    // The command register takes writes of any width that reach it (a byte at 4 or 5 merges into it),
+    // as vfio_config_do_rw hands each byte of an access to its capability's handler.
+    if (offset <= PCI_COMMAND + 1 && offset + size > PCI_COMMAND) {
+      let cmd = this.device.config.read(PCI_COMMAND, 2);
+      for (let i = 0; i < size; i++) {
+        const at = offset + i - PCI_COMMAND;
+        if (at === 0 || at === 1) cmd = (cmd & ~(0xff << (8 * at))) | (((value >>> (8 * i)) & 0xff) << (8 * at));
+      }
+      this.device.config.write(PCI_COMMAND, 2, cmd);
+    }
   }
 
   /** VFIO_DEVICE_GET_IRQ_INFO (vfio_pci_ioctl_get_irq_info). */
