@@ -644,14 +644,6 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	resolve();
 	if (!is_remote(fd) || (flags & MAP_ANONYMOUS))
 		return r_mmap(addr, len, prot, flags, fd, off);
-	struct {
-		int32_t fd;
-		uint32_t prot;
-		uint64_t len;
-		int64_t off;
-	} q = { fd, (uint32_t)prot, len, off };
-	if (call(OP_MMAP, &q, sizeof(q), NULL, 0, NULL, 0, NULL) < 0)
-		return MAP_FAILED;
 	int slot = -1;
 	for (int i = 0; i < 64 && slot < 0; i++)
 		if (!bars[i].len)
@@ -660,9 +652,23 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 		errno = ENOMEM;
 		return MAP_FAILED;
 	}
+	/* the range first, so the server knows where the BAR lives (a VM_PFNMAP vma a MAP_DMA can pin) */
 	void *p = r_mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (flags & MAP_FIXED), -1, 0);
 	if (p == MAP_FAILED)
 		return p;
+	struct {
+		int32_t fd;
+		uint32_t prot;
+		uint64_t len;
+		int64_t off;
+		uint64_t addr;
+	} q = { fd, (uint32_t)prot, len, off, (uint64_t)(uintptr_t)p };
+	if (call(OP_MMAP, &q, sizeof(q), NULL, 0, NULL, 0, NULL) < 0) {
+		int e = errno;
+		r_munmap(p, len);
+		errno = e;
+		return MAP_FAILED;
+	}
 	bars[slot] = (struct bar){ (uintptr_t)p, len, fd, (uint64_t)off };
 	return p;
 }

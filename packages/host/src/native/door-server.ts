@@ -166,7 +166,10 @@ class Session {
         const fd = p.readInt32LE(0);
         const r = sys.mmap(fd, p.readBigUInt64LE(8), p.readBigInt64LE(16));
         const dev = sys.deviceOf(fd);
-        if (r.ret >= 0 && dev) this.bars.set(fd, dev);
+        if (r.ret >= 0 && dev) {
+          this.bars.set(fd, dev);
+          if (p.length >= 32) this.mapBarVma(dev, p.readBigUInt64LE(24), p.readBigUInt64LE(8), p.readUInt32LE(4));
+        }
         return res(r);
       }
       case OP.MMIO:
@@ -190,6 +193,28 @@ class Session {
       }
       default:
         return { ret: -1, errno: ERRNO.ENOSYS };
+    }
+  }
+
+  /**
+   * The client's BAR mapping as the kernel has it: a VM_PFNMAP vma over the BAR's physical pages
+   * (vfio_pci_core_mmap's remap), so a MAP_DMA of it (QEMU maps every BAR for peer-to-peer) pins the MMIO
+   * pfns through follow_fault_pfn. A range the model already holds stays as it is.
+   */
+  private mapBarVma(dev: VfioPciDevice, addr: bigint, len: bigint, prot: number): void {
+    const base = dev.device.bar0Base;
+    if (base === null || addr === 0n) return;
+    try {
+      this.process.mmap({
+        start: addr,
+        size: (len + 0xfffn) & ~0xfffn,
+        kind: "pfnmap",
+        phys: base,
+        writable: (prot & 2) !== 0,
+        name: `${dev.name} BAR0`,
+      });
+    } catch (e) {
+      if (!(e instanceof ErrnoError)) throw e;
     }
   }
 
