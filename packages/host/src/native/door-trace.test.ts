@@ -34,7 +34,7 @@ describe("door trace", () => {
 
   it("the same number on a device fd is VFIO_DEVICE_GET_PCI_HOT_RESET_INFO", () => {
     expect(traceLine(OP.IOCTL, ioctlReq(11, VFIO_IOMMU_GET_INFO, 0x2000n), { ret: -1, errno: 19 }, ctx(true))).toBe(
-      "ioctl(11, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, 0x2000) = -1 (errno 19)",
+      "ioctl(11, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, argsz 32) = -1 (errno 19)",
     );
   });
 

@@ -123,7 +123,10 @@ export function traceLine(
       const onDevice = ctx.isVfioDevice(p.readInt32LE(0));
       let args: string;
       try {
-        args = onDevice && DEVICE_IOCTL_NAMES.has(req) ? hex(arg) : ioctlArgs(req, arg, ctx.read);
+        args =
+          onDevice && DEVICE_IOCTL_NAMES.has(req)
+            ? `argsz ${new DataView(ctx.read(arg, 4).slice().buffer).getUint32(0, true)}`
+            : ioctlArgs(req, arg, ctx.read);
       } catch {
         args = hex(arg);
       }
