@@ -31,6 +31,9 @@ for (const dir of dirs) {
   if (!pkg.bugs?.url) problems.push(`${where}: bugs.url is missing`);
   if (!Array.isArray(pkg.keywords) || pkg.keywords.length === 0) problems.push(`${where}: keywords are missing`);
   if (pkg.scripts?.prepack !== "node ../../scripts/prepack.mjs") problems.push(`${where}: prepack must build`);
+  if (!pkg.scripts?.["lint:pkg"]?.includes("IOMMU_SIM_DIST_FRESH=1 attw --pack")) {
+    problems.push(`${where}: lint:pkg must pack with IOMMU_SIM_DIST_FRESH=1 (no rebuild under a dependent's build)`);
+  }
   if (!existsSync(join(root, dir, "CHANGELOG.md"))) problems.push(`${dir}: CHANGELOG.md is missing`);
   if (!pkg.files?.includes("CHANGELOG.md")) problems.push(`${where}: files must include CHANGELOG.md`);
 }

@@ -12,5 +12,24 @@ export {
   readTranscript,
   transcriptRecords,
 } from "./fixtures.js";
-export type { BodyLine, Command, DevOp, ErrorRecord, IommuTypeName, Scenario, ScenarioHeader } from "./scenario.js";
-export { BASE_LEN, BASE_VA, MAXDEV, MAXTOK, parseCommand, parseNum, parseScenario, tokenize } from "./scenario.js";
+export type {
+  BodyLine,
+  Command,
+  DevOp,
+  ErrorRecord,
+  IommuTypeName,
+  ProbeMode,
+  Scenario,
+  ScenarioHeader,
+} from "./scenario.js";
+export {
+  BASE_LEN,
+  BASE_VA,
+  IOMMUFD_COMMANDS,
+  MAXDEV,
+  MAXTOK,
+  parseCommand,
+  parseNum,
+  parseScenario,
+  tokenize,
+} from "./scenario.js";

@@ -95,6 +95,8 @@ describe("parseScenario", () => {
       memlock: 0x10000n,
       devices: 2,
       iommu: "type1",
+      mode: "type1",
+      modset: "",
     });
     expect(s.headerErrors).toEqual([
       { kind: "error", line: 8, text: "devices 9", why: "unknown header line" },
@@ -170,9 +172,20 @@ describe("parseCommand (probe.c cmd_* argument checks)", () => {
     expect(why("touch +0x3ffff000 0x2000")).toBe("usage: touch +OFF SIZE (inside the probe buffer)");
     expect(why("irq raise value=0x100000000")).toBe("usage: irq raise [value=V] [dev=K]");
     expect(why("irq msi maybe")).toBe("usage: irq msi on|off [dev=K] | irq raise [value=V] [dev=K]");
-    expect(why("group 1 set")).toBe("usage: group K set|unset|status (K < number of devices)");
+    expect(why("group 1 set")).toBe("usage: group K set|unset|status|open|close|set-iommufd (K < number of devices)");
     expect(why("device 0 reopen")).toBe("usage: device K open|close");
     expect(why("set-iommu type2")).toBe("usage: set-iommu [type1|type1v2]");
+  });
+  it("reads the iommufd header lines (mode, modset) and leaves the iommufd commands to the probe", () => {
+    const s = parseScenario(["mode none", "modset iommufd", "mode bogus", "---", "ioas alloc size=8"].join("\n"));
+    expect(s.header).toMatchObject({ mode: "none", modset: "iommufd" });
+    expect(s.headerErrors).toEqual([{ kind: "error", line: 3, text: "mode bogus", why: "unknown header line" }]);
+    expect(parseCommand(s.body[0]!, 1)).toEqual({
+      kind: "iommufd",
+      tokens: ["ioas", "alloc", "size=8"],
+      text: "ioas alloc size=8",
+    });
+    expect(parseCommand(body("group 0 set-iommufd"), 1)).toEqual({ kind: "group", dev: 0, op: "set-iommufd" });
   });
   it("decodes well-formed commands", () => {
     expect(parseCommand(body("map 0x100000 0x2000 rw vaddr=+0x10000"), 1)).toEqual({

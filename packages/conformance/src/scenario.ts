@@ -37,7 +37,13 @@ export interface ScenarioHeader {
   /** `devices N` (1..8), 0 when absent. */
   devices: number;
   iommu: IommuTypeName;
+  /** `mode type1|iommufd|none`: type1 (default) sets up the container at setup; the others open nothing. */
+  mode: ProbeMode;
+  /** `modset NAME` (at most 31 bytes): the module set the VM loads; "" when absent. */
+  modset: string;
 }
+
+export type ProbeMode = "type1" | "iommufd" | "none";
 
 export interface ErrorRecord {
   kind: "error";
@@ -46,7 +52,7 @@ export interface ErrorRecord {
   why: string;
 }
 
-export type DevOp = "set" | "unset" | "status";
+export type DevOp = "set" | "unset" | "status" | "open" | "close" | "set-iommufd";
 
 /** One body command, with its arguments already validated as probe.c validates them. */
 export type Command =
@@ -74,7 +80,25 @@ export type Command =
   | { kind: "irq"; dev: number; op: "msi-on" | "msi-off" | "raise"; value: bigint }
   | { kind: "group"; dev: number; op: DevOp }
   | { kind: "device"; dev: number; op: "open" | "close" }
-  | { kind: "set-iommu"; iommu: IommuTypeName };
+  | { kind: "set-iommu"; iommu: IommuTypeName }
+  /**
+   * An iommufd/cdev line (`iommufd`, `ioas`, `destroy`, `option`, `vfio-ioas`, `hw-info`, `hwpt`, `cdev`,
+   * `devinfo`): probe.c checks their options against its run-time state (parse_iopts), so the probe does.
+   */
+  | { kind: "iommufd"; tokens: string[]; text: string };
+
+/** The body commands of the iommufd section of probe.c (parsed by the probe itself). */
+export const IOMMUFD_COMMANDS: readonly string[] = [
+  "iommufd",
+  "ioas",
+  "destroy",
+  "option",
+  "vfio-ioas",
+  "hw-info",
+  "hwpt",
+  "cdev",
+  "devinfo",
+];
 
 export interface BodyLine {
   /** 1-based line number in the scenario file. */
@@ -196,7 +220,15 @@ export function parseScenario(text: string): Scenario {
     }
   }
   const hdrEnd = body < 0 ? lines.length : body - 1;
-  const header: ScenarioHeader = { platform: "", params: "", memlock: null, devices: 0, iommu: "type1v2" };
+  const header: ScenarioHeader = {
+    platform: "",
+    params: "",
+    memlock: null,
+    devices: 0,
+    iommu: "type1v2",
+    mode: "type1",
+    modset: "",
+  };
   const headerErrors: ErrorRecord[] = [];
   for (let i = 0; i < hdrEnd; i++) {
     const tok = tokenize(stripComment(lines[i]!));
@@ -213,6 +245,10 @@ export function parseScenario(text: string): Scenario {
       header.memlock = num;
     } else if (k === "devices" && n === 2 && (num = parseNum(v)) !== null && num >= 1n && num <= BigInt(MAXDEV)) {
       header.devices = Number(num);
+    } else if (k === "mode" && n === 2 && (v === "type1" || v === "iommufd" || v === "none")) {
+      header.mode = v;
+    } else if (k === "modset" && n === 2) {
+      header.modset = v!.slice(0, 31); // char modset[32]
     } else if (k === "iommu" && n === 2 && (v === "type1v2" || v === "type1")) {
       header.iommu = v;
     } else {
@@ -437,10 +473,11 @@ export function parseCommand(b: BodyLine, ndev: number): Command | ErrorRecord {
     case "group": {
       const k = parseNum(tok[1]);
       const op = tok[2];
-      if (n !== 3 || k === null || k >= BigInt(ndev) || (op !== "set" && op !== "unset" && op !== "status")) {
-        return err(b, "usage: group K set|unset|status (K < number of devices)");
+      const ops = ["set", "unset", "status", "open", "close", "set-iommufd"];
+      if (n !== 3 || k === null || k >= BigInt(ndev) || !ops.includes(op!)) {
+        return err(b, "usage: group K set|unset|status|open|close|set-iommufd (K < number of devices)");
       }
-      return { kind: "group", dev: Number(k), op };
+      return { kind: "group", dev: Number(k), op: op as DevOp };
     }
     case "device": {
       const k = parseNum(tok[1]);
@@ -457,6 +494,7 @@ export function parseCommand(b: BodyLine, ndev: number): Command | ErrorRecord {
       return { kind: "set-iommu", iommu: n === 2 && tok[1] === "type1" ? "type1" : "type1v2" };
     }
     default:
+      if (IOMMUFD_COMMANDS.includes(tok[0]!)) return { kind: "iommufd", tokens: tok, text: b.text };
       return err(b, "unknown command");
   }
 }

@@ -35,6 +35,8 @@ export { InterruptController } from "./irq/interrupt-controller.js";
 export { EventFd } from "./kernel/eventfd.js";
 export { KernelLog, kmsgEscape } from "./kernel/kernel-log.js";
 export type { MsiGlue, MsiSetup } from "./kernel/msi-glue.js";
+export type { Modset, VfioIommufdOptions } from "./kernel/vfio-iommufd.js";
+export { MODSETS, VfioCdev, VfioIommufd } from "./kernel/vfio-iommufd.js";
 export type {
   BarMapping,
   DeviceAccessGate,

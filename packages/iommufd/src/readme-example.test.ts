@@ -1,4 +1,4 @@
-// The README's example, kept runnable.
+// The README's example, kept runnable: the same program (README: plain JS with node:assert; here: typed, with expect).
 import { Iommu, PciDevice, PhysicalMemory } from "@iommu/core";
 import { createMockIommu } from "@iommu/core/testing";
 import { IOMMU_IOAS_IOVA_RANGES, rd32 } from "@vfio/uapi/iommufd";
@@ -13,7 +13,7 @@ it("README example", () => {
   const dev = new PciDevice(memory, { bus: 0, slot: 1, classCode: 0x00ff00 });
   iommu.probeDevice(dev, mock.ops);
 
-  // The process iommufd pins from (a real host passes its process model).
+  // The process iommufd pins from (a UserMemory; a real host passes its process model).
   let frame = 0x1000_0000n;
   const mm: UserMemory = {
     faultIn: () => ({ phys: (frame += 0x1000n), pages: 1 }),

@@ -282,3 +282,14 @@ export function toHex(b: Uint8Array): string {
   for (const x of b) s += x.toString(16).padStart(2, "0");
   return s;
 }
+
+// The VFIO device cdev (/dev/vfio/devices/vfioN, CONFIG_VFIO_DEVICE_CDEV, Linux >= 6.6).
+export const VFIO_DEVICE_BIND_IOMMUFD = vfioIo(18); // 0x3b76
+export const VFIO_DEVICE_ATTACH_IOMMUFD_PT = vfioIo(19); // 0x3b77
+export const VFIO_DEVICE_DETACH_IOMMUFD_PT = vfioIo(20); // 0x3b78
+/** `struct vfio_device_bind_iommufd { u32 argsz; u32 flags @4; s32 iommufd @8; u32 out_devid @12 }` */
+export const DEVICE_BIND_IOMMUFD_SIZE = 16;
+/** `struct vfio_device_attach_iommufd_pt { u32 argsz; u32 flags @4; u32 pt_id @8 }` (6.12: no pasid yet) */
+export const DEVICE_ATTACH_IOMMUFD_PT_SIZE = 12;
+/** `struct vfio_device_detach_iommufd_pt { u32 argsz; u32 flags @4 }` */
+export const DEVICE_DETACH_IOMMUFD_PT_SIZE = 8;

@@ -141,6 +141,8 @@ export class Process {
   capIpcLock: boolean;
   /** `mm->locked_vm` in pages (VFIO type1 charges pinned pages here). */
   lockedVm = 0;
+  /** `mm->pinned_vm` in pages (VmPin): what iommufd pins is charged here (type1 never touches it). */
+  pinnedVm = 0;
   /** Kernel log lines produced on this process's behalf (e.g. the RLIMIT_MEMLOCK warning). */
   readonly klog: string[] = [];
   private readonly vmas: Vma[] = [];

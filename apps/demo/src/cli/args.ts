@@ -8,7 +8,19 @@ export interface ParsedArgs {
 }
 
 /** Flags that take a value (everything else is boolean). */
-const VALUE_FLAGS = new Set(["board", "kernel", "guest-ram", "svg", "html", "layout", "devices", "socket", "params"]);
+const VALUE_FLAGS = new Set([
+  "board",
+  "kernel",
+  "guest-ram",
+  "svg",
+  "html",
+  "layout",
+  "devices",
+  "socket",
+  "params",
+  "modset",
+  "uapi",
+]);
 
 export class UsageError extends Error {
   override readonly name = "UsageError";

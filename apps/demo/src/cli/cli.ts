@@ -22,6 +22,7 @@ import { sizeText } from "../vmm/layout.js";
 import { Vmm, type VmmReport, type VmmStep } from "../vmm/vmm.js";
 import { type ParsedArgs, parseArgs, parseSize, UsageError } from "./args.js";
 import { toJson } from "./json.js";
+import { MODSET_HELP, modsetFlag, uapiOf } from "./modset.js";
 
 /** Exit codes. */
 export const EXIT = {
@@ -74,10 +75,11 @@ commands:
 With no command: run the story briefly on both main boards.
 Options for every command: --json (machine-readable output), --help (-h); --version (-V) prints the version;
 --kernel ${KERNEL_VERSIONS.join("|")}: the Linux the host answers as (default ${DEFAULT_KERNEL}; see iommu-demo boards).
+  ${MODSET_HELP}
 Switches (--json, --naive, --qemu-quirks, --x86-rmrr) take no value, or exactly =true / =false.
 ${EXIT_TEXT}
 `,
-  run: `usage: iommu-demo run [--board NAME] [--kernel VERSION] [--guest-ram SIZE] [--naive] [--layout machine|flat] [--qemu-quirks] [--json]
+  run: `usage: iommu-demo run [--board NAME] [--kernel VERSION] [--guest-ram SIZE] [--naive] [--layout machine|flat] [--qemu-quirks] [--uapi type1|iommufd] [--modset NAME] [--json]
 
 Narrates: open container and group, read the valid IOVA ranges, lay out guest RAM (q35 or virt default),
 detect conflicts with reserved regions and react, MAP_DMA guest RAM, open the device, let the edu device
@@ -91,20 +93,24 @@ DMA through the IOMMU into guest RAM and back, and its MSI reach the eventfd.
   --qemu-quirks  QEMU 7.2's device/IOMMU quirks (edu's 28-bit DMA mask: on virt, edu cannot reach guest RAM
                at 0x40000000); default off: the story's device DMAs with 64-bit addresses
   --x86-rmrr   x86: add an xHCI controller with an RMRR (direct-relaxable) and an ISA bridge (0-16 MiB)
+  --uapi       type1 (default): the container; iommufd: /dev/iommu, an IOAS and the device cdev, narrating
+               the IOAS's usable ranges (IOMMU_IOAS_IOVA_RANGES) instead of the type1 capability
+               (implies --modset iommufd and, without --kernel, --kernel 6.12)
+  ${MODSET_HELP}
 `,
-  map: `usage: iommu-demo map [--board NAME] [--kernel VERSION] [--guest-ram SIZE] [--layout machine|flat] [--qemu-quirks] [--svg FILE] [--html FILE] [--json]
+  map: `usage: iommu-demo map [--board NAME] [--kernel VERSION] [--guest-ram SIZE] [--layout machine|flat] [--qemu-quirks] [--svg FILE] [--html FILE] [--modset NAME] [--json]
 
 The IOVA space of the story's container after guest RAM is mapped and MSI is armed, then every IOMMU
 group of the host with its reserved regions (--x86-rmrr shows direct-relaxable RMRRs). Text on stdout;
 --svg / --html also write a self-contained drawing. Takes run's --board, --kernel, --guest-ram, --layout, --qemu-quirks,
 --x86-rmrr; the map's title names the kernel modelled.
 `,
-  boards: `usage: iommu-demo boards [--kernel VERSION] [--json]
+  boards: `usage: iommu-demo boards [--kernel VERSION] [--modset NAME] [--json]
 
 List the boards and what they model, and the kernels each can answer as (${KERNEL_VERSIONS.join(", ")}; --kernel
 picks the one described, default ${DEFAULT_KERNEL}).
 `,
-  replay: `usage: iommu-demo replay FILE.scn [--kernel VERSION] [--json]
+  replay: `usage: iommu-demo replay FILE.scn [--kernel VERSION] [--modset NAME] [--json]
 
 Replays a scenario in the conformance recorder's language against the model (the board its
 'platform' line names) and prints the transcript (JSON Lines). --json prints one object
@@ -120,6 +126,8 @@ const DOOR_OPTIONS = `  --board    ${BOARD_NAMES.join(" | ")} (default arm64-vir
   --devices  edu devices (default 1), each in its own IOMMU group
   --params   vfio_iommu_type1 parameters, e.g. "dma_entry_limit=3 allow_unsafe_interrupts=1"
   --qemu-quirks-off  the boards without QEMU 7.2's quirks (default: on, as the recorded kernels saw them)
+  --modset   debian | iommufd | iommufd-compat: the VFIO doors (default debian; iommufd adds /dev/iommu and
+             /dev/vfio/devices/vfioN, iommufd-compat also serves /dev/vfio/vfio from iommufd)
 The preload library is built from packages/host/native/preload.c with the system's cc on first use
 (cached under ~/.cache/iommu-sim/native). x86-64 programs; BAR loads/stores are trapped and emulated.
 `;
@@ -193,12 +201,12 @@ function hostRamOf(board: Board): bigint {
 const on = (a: ParsedArgs, name: string): boolean => a.flags.get(name) === true;
 
 const KNOWN: Record<string, readonly string[]> = {
-  run: ["board", "kernel", "guest-ram", "naive", "layout", "qemu-quirks", "x86-rmrr", "json", "help"],
-  map: ["board", "kernel", "guest-ram", "layout", "qemu-quirks", "x86-rmrr", "svg", "html", "json", "help"],
-  boards: ["kernel", "json", "help"],
-  replay: ["kernel", "json", "help"],
-  serve: ["board", "kernel", "socket", "devices", "params", "qemu-quirks-off", "help"],
-  exec: ["board", "kernel", "devices", "params", "qemu-quirks-off", "trace", "help"],
+  run: ["board", "kernel", "guest-ram", "naive", "layout", "qemu-quirks", "x86-rmrr", "uapi", "modset", "json", "help"],
+  map: ["board", "kernel", "guest-ram", "layout", "qemu-quirks", "x86-rmrr", "svg", "html", "modset", "json", "help"],
+  boards: ["kernel", "modset", "json", "help"],
+  replay: ["kernel", "modset", "json", "help"],
+  serve: ["board", "kernel", "socket", "devices", "params", "qemu-quirks-off", "modset", "help"],
+  exec: ["board", "kernel", "devices", "params", "qemu-quirks-off", "modset", "trace", "help"],
   help: ["help"],
 };
 
@@ -222,10 +230,14 @@ function stepText(s: VmmStep, i: number): string {
 function runStory(a: ParsedArgs, io: CliIo): { report: VmmReport; vmm: Vmm } {
   const guestRam = guestRamOf(a);
   const layout = layoutOf(a);
+  const { uapi, modset } = uapiOf(a);
+  // the device cdev is Linux >= 6.6: --uapi iommufd answers as the recorded 6.12 unless --kernel says otherwise
+  const kernel = uapi === "iommufd" && !a.flags.has("kernel") ? "6.12" : kernelOf(a);
   const board = createBoard(boardOf(a), {
-    kernel: kernelOf(a),
+    kernel,
     qemuQuirks: on(a, "qemu-quirks"),
     x86Rmrr: on(a, "x86-rmrr"),
+    modset,
   });
   const hostRam = hostRamOf(board);
   if (guestRam >= hostRam) {
@@ -237,6 +249,7 @@ function runStory(a: ParsedArgs, io: CliIo): { report: VmmReport; vmm: Vmm } {
   const vmm = new Vmm(board, {
     guestRam,
     naive,
+    uapi,
     ...(layout ? { layout } : {}),
     onStep: (s) => {
       if (io.tty) io.err(`\r\x1b[2K… ${s.title}`);
@@ -310,7 +323,7 @@ function cmdMap(a: ParsedArgs, io: CliIo): number {
 function cmdBoards(a: ParsedArgs, io: CliIo): number {
   const kernel = kernelOf(a);
   const rows = BOARD_NAMES.map((name) => {
-    const b = createBoard(name, { kernel });
+    const b = createBoard(name, { kernel, modset: modsetFlag(a) ?? "debian" });
     return {
       name,
       arch: b.arch,
@@ -339,10 +352,11 @@ function cmdReplay(a: ParsedArgs, io: CliIo): number {
     io.err(`iommu-demo replay: cannot read ${file}: ${e instanceof Error ? e.message : String(e)}\n`);
     return EXIT.IO_ERROR;
   }
+  const modset = modsetFlag(a);
   const json = on(a, "json");
   // --json is built from the records themselves: a record past probe.c's 1 MiB line is cut in the text
-  const records = json ? replayRecords(text, { file, kernel }) : null;
-  const out = records ? null : replayScenario(text, { file, kernel });
+  const records = json ? replayRecords(text, { file, kernel, ...(modset ? { modset } : {}) }) : null;
+  const out = records ? null : replayScenario(text, { file, kernel, ...(modset ? { modset } : {}) });
   const errors = records
     ? records.filter((r) => r.cmd === "error").length
     : (out as string).split("\n").filter((l) => l.startsWith('{"cmd":"error"')).length;

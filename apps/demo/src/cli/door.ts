@@ -8,6 +8,7 @@ import { buildPreload, execThroughDoor, serveBoard } from "@iommu-sim/host/nativ
 import { vfioParamsOf } from "../replay/replay.js";
 import { type ParsedArgs, parseArgs, UsageError } from "./args.js";
 import { boardOf, type CliIo, checkFlags, EXIT, kernelOf, runCli } from "./cli.js";
+import { modsetFlag } from "./modset.js";
 
 function doorBoard(a: ParsedArgs) {
   const devices = a.flags.get("devices");
@@ -20,6 +21,7 @@ function doorBoard(a: ParsedArgs) {
     eduCount: n,
     vfioParams: vfioParamsOf(params ?? ""),
     qemuQuirks: a.flags.get("qemu-quirks-off") !== true,
+    modset: modsetFlag(a) ?? "debian",
   });
 }
 

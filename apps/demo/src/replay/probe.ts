@@ -4,8 +4,9 @@
  * knows the model: every answer comes from the system calls.
  */
 import { U64_MAX } from "@iommu/core";
-import { BASE_LEN, BASE_VA, type Command, parseCommand, type Scenario } from "@iommu-sim/conformance";
+import { BASE_LEN, BASE_VA, type Command, type DevOp, parseCommand, type Scenario } from "@iommu-sim/conformance";
 import * as U from "@vfio/uapi";
+import { ProbeIommufd } from "./probe-iommufd.js";
 import type { ProbeSys } from "./sys.js";
 import { errname, errorRecord, hexBytes, hexValue, Line, OUT_MAX, type RecordValue } from "./transcript.js";
 
@@ -44,6 +45,7 @@ export class Probe {
   private readonly devs: PDev[];
   private lastPat = new Uint8Array(0);
   private lastPatLine = 0;
+  private readonly fd: ProbeIommufd;
 
   constructor(
     private readonly sys: ProbeSys,
@@ -58,6 +60,12 @@ export class Probe {
       bar0Len: 0n,
       efd: -1,
     }));
+    this.fd = new ProbeIommufd(
+      sys,
+      this.devs,
+      () => this.container,
+      (l) => this.emit(l),
+    );
   }
 
   /** Runs the scenario once: the transcript's lines as text. */
@@ -80,6 +88,8 @@ export class Probe {
       .str("device", d0?.bdf ?? "")
       .str("iommu", header.iommu)
       .str("params", header.params);
+    if (header.mode !== "type1") hello.str("mode", header.mode);
+    if (header.modset) hello.str("modset", header.modset);
     if (header.devices) {
       hello.int("devices_requested", header.devices);
       hello.value(
@@ -161,6 +171,7 @@ export class Probe {
 
   private setup(): boolean {
     const sys = this.sys;
+    if (this.scn.header.mode !== "type1") return this.setupMemlockOnly();
     const c = sys.open("/dev/vfio/vfio");
     if (c.ret < 0) {
       this.emit(new Line("setup").str("step", "open /dev/vfio/vfio").str("errno", errname(c.errno)));
@@ -225,6 +236,23 @@ export class Probe {
     return true;
   }
 
+  /** probe.c setup_memlock_only: `mode iommufd|none` opens nothing; the scenario does. */
+  private setupMemlockOnly(): boolean {
+    const line = new Line("setup").str("mode", this.scn.header.mode);
+    const memlock = this.scn.header.memlock;
+    if (memlock !== null) {
+      line.hex("memlock", memlock);
+      const why = this.sys.dropIpcLockAndSetMemlock(memlock);
+      if (why !== null) {
+        this.emit(line.str("step", "memlock").str("why", why));
+        return false;
+      }
+      line.int("cap_ipc_lock", 0);
+    }
+    this.emit(line.int("ret", 0));
+    return true;
+  }
+
   // ------------------------------------------------------------------ commands
 
   private command(c: Command, lineNo: number): void {
@@ -271,6 +299,9 @@ export class Probe {
         break;
       case "set-iommu":
         this.cmdSetIommu(c.iommu);
+        break;
+      case "iommufd":
+        this.fd.run(c.tokens, lineNo, c.text);
         break;
     }
   }
@@ -726,8 +757,31 @@ export class Probe {
 
   // ------------------------------------------------------------------ groups, devices, container
 
-  private cmdGroup(k: number, op: "set" | "unset" | "status"): void {
+  private cmdGroup(k: number, op: DevOp): void {
     const d = this.devs[k]!;
+    if (op === "set-iommufd") {
+      this.fd.groupSetIommufd(k);
+      return;
+    }
+    if (op === "open" || op === "close") {
+      // mode iommufd opens no group at setup: the scenario opens /dev/vfio/<group> itself
+      const gpath = `/dev/vfio/${d.grp}`;
+      let r: { ret: number; errno: number };
+      if (op === "open") {
+        r = this.sys.open(gpath);
+        if (r.ret >= 0) {
+          d.gfd = r.ret;
+          r = { ret: 0, errno: 0 };
+        }
+      } else {
+        r = d.gfd >= 0 ? this.sys.close(d.gfd) : { ret: -1, errno: 9 };
+        d.gfd = -1;
+      }
+      this.emit(
+        new Line("group").int("dev", k).int("group", d.grp).str("op", op).str("path", gpath).ret(r.ret, r.errno),
+      );
+      return;
+    }
     const line = new Line("group").int("dev", k).int("group", d.grp).str("op", op);
     if (op === "status") {
       const st = this.groupStatus(d.gfd);

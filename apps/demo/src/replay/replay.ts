@@ -4,7 +4,15 @@
  * devices and vfio_iommu_type1 module parameters.
  */
 import { parseNum, parseScenario } from "@iommu-sim/conformance";
-import { BOARD_NAMES, type BoardName, type BoardOptions, createBoard, type KernelVersion } from "@iommu-sim/host";
+import {
+  BOARD_NAMES,
+  type BoardName,
+  type BoardOptions,
+  createBoard,
+  type KernelVersion,
+  MODSETS,
+  type Modset,
+} from "@iommu-sim/host";
 import { Probe } from "./probe.js";
 import { ProbeLibc } from "./probe-libc.js";
 import { errorRecord, Line, type TranscriptRecord } from "./transcript.js";
@@ -16,6 +24,14 @@ export interface ReplayOptions {
   board?: BoardName;
   /** The kernel the model answers as (scenarios carry none: the conformance folder says which). Default 6.1. */
   kernel?: KernelVersion;
+  /** The VFIO module set (which doors exist); default the scenario's `modset` line, else `debian`. */
+  modset?: Modset;
+}
+
+/** The module set a replay runs with: the caller's, else the scenario's `modset NAME` line, else Debian's. */
+export function modsetOf(header: string, given?: Modset): Modset {
+  if (given) return given;
+  return (MODSETS as readonly string[]).includes(header) ? (header as Modset) : "debian";
 }
 
 type VfioParams = NonNullable<BoardOptions["vfioParams"]>;
@@ -88,6 +104,7 @@ function replayLines(text: string, opts: ReplayOptions): Line[] {
     eduCount: scn.header.devices || 1,
     vfioParams: vfioParamsOf(scn.header.params),
     ...(opts.kernel ? { kernel: opts.kernel } : {}),
+    modset: modsetOf(scn.header.modset, opts.modset),
   });
   return new Probe(new ProbeLibc(board), scn).lines();
 }

@@ -14,6 +14,7 @@ import {
   VFIO_IRQ_SET_DATA_EVENTFD,
   VFIO_PCI_MSI_IRQ_INDEX,
 } from "@vfio/uapi";
+import { type IoasRanges, type IommufdUser, openIommufdUser } from "./iommufd-user.js";
 import {
   type FittedLayout,
   fitLayout,
@@ -26,6 +27,9 @@ import {
   virtLayout,
 } from "./layout.js";
 import { openVfioUser, type VfioUser } from "./vfio-user.js";
+
+/** Which VFIO uAPI the VMM uses: the type1 container, or iommufd with the device cdev (QEMU >= 9's iommufd backend). */
+export type VmmUapi = "type1" | "iommufd";
 
 export interface VmmOptions {
   /** Guest RAM size in bytes (default 1 GiB). */
@@ -42,6 +46,8 @@ export interface VmmOptions {
   readonly ramVaddr?: bigint;
   /** Called after each step (progress on a TTY). */
   readonly onStep?: (s: VmmStep) => void;
+  /** The VFIO uAPI (default type1); iommufd needs a board whose module set has /dev/iommu. */
+  readonly uapi?: VmmUapi;
 }
 
 export interface VmmStep {
@@ -68,7 +74,11 @@ export interface VmmReport {
   readonly device: string;
   readonly group: number;
   readonly naive: boolean;
+  readonly uapi: VmmUapi;
+  /** type1: VFIO_IOMMU_GET_INFO (null over iommufd). */
   readonly info: IommuType1Info | null;
+  /** iommufd: the IOAS, the device's id and HWPT, and the IOAS's usable ranges (null over type1). */
+  readonly ioas: ({ ioasId: number; devId: number; hwptId: number } & IoasRanges) | null;
   readonly layout: FittedLayout | null;
   readonly mappings: MappedBlock[];
   readonly dma: {
@@ -101,6 +111,10 @@ export class Vmm {
   readonly layoutKind: LayoutKind;
   readonly ramVaddr: bigint;
   user: VfioUser | null = null;
+  readonly uapi: VmmUapi;
+  /** The iommufd side (`uapi: "iommufd"`). */
+  fd: IommufdUser | null = null;
+  ioas: VmmReport["ioas"] = null;
   handle: VfioPciDevice | null = null;
   bar: BarMapping | null = null;
   readonly eventfd = new EventFd("msi");
@@ -119,6 +133,7 @@ export class Vmm {
     this.naive = opts.naive ?? false;
     this.layoutKind = opts.layout ?? (this.naive ? "flat" : "machine");
     this.ramVaddr = opts.ramVaddr ?? 0x7f0000000000n;
+    this.uapi = opts.uapi ?? "type1";
   }
 
   get groupId(): number {
@@ -132,19 +147,56 @@ export class Vmm {
     return s;
   }
 
-  /** Steps 1-3: process, container, group, IOMMU backend, GET_INFO. */
+  /** The VMM process (type1 or iommufd side). */
+  get process() {
+    const p = this.user?.process ?? this.fd?.process;
+    if (!p) throw new Error("VMM not opened");
+    return p;
+  }
+
+  /** The valid IOVA ranges the layout must keep to (GET_INFO's cap, or the IOAS's ranges). */
+  get validRanges(): readonly IovaRange[] {
+    return this.info?.iovaRanges ?? this.ioas?.ranges ?? [];
+  }
+
+  /** Hugepage-backed guest RAM, as passthrough VMMs use: pinning walks 2 MiB runs, not 4 KiB pages. */
+  private mmapGuestRam(p: { mmap: VfioUser["process"]["mmap"] }): void {
+    const huge = this.guestRam % (2n << 20n) === 0n;
+    p.mmap({ start: this.ramVaddr, size: this.guestRam, kind: huge ? "hugetlb-2M" : "anon", name: "guest-ram" });
+  }
+
+  /** Steps 1-2 over iommufd: /dev/iommu, an IOAS, the device cdev bound and attached; IOAS_IOVA_RANGES. */
+  private openIommufd(memlock: bigint): void {
+    const f = openIommufdUser(this.board, this.device, memlock);
+    this.fd = f;
+    this.mmapGuestRam(f.process);
+    this.step("open /dev/iommu, an IOAS and the device cdev", [
+      `process ${f.process.name}: guest RAM ${sizeText(this.guestRam)} mmapped at ${hex(this.ramVaddr)} (RLIMIT_MEMLOCK ${sizeText(memlock)})`,
+      `/dev/iommu: IOMMU_IOAS_ALLOC -> IOAS ${f.ioasId}`,
+      `${f.cdevPath}: VFIO_DEVICE_BIND_IOMMUFD -> dev_id ${f.devId}; ATTACH_IOMMUFD_PT(IOAS ${f.ioasId}) -> HWPT ${f.hwptId}`,
+    ]);
+    const r = f.ranges();
+    this.ioas = { ioasId: f.ioasId, devId: f.devId, hwptId: f.hwptId, ...r };
+    const lines = [`out_iova_alignment ${hex(r.alignment)}, ${r.ranges.length} usable range(s)`];
+    for (const x of r.ranges) lines.push(`usable IOVA range [${hex(x.start)}, ${hex(x.end)}]`);
+    lines.push("the holes are the attached device's reserved regions: they go when it detaches");
+    const group = this.board.iommu.groupById(this.groupId);
+    if (group) {
+      for (const l of group.resvRegionsText().trim().split("\n").filter(Boolean)) lines.push(`reserved_regions: ${l}`);
+    }
+    this.step("IOMMU_IOAS_IOVA_RANGES", lines);
+  }
+
+  /** Steps 1-3: process, container, group, IOMMU backend, GET_INFO (or the iommufd doors). */
   open(): void {
     const memlock = this.guestRam + (64n << 20n);
+    if (this.uapi === "iommufd") {
+      this.openIommufd(memlock);
+      return;
+    }
     const u = openVfioUser(this.board, this.groupId, memlock);
     this.user = u;
-    // Hugepage-backed guest RAM, as passthrough VMMs use: pinning walks 2 MiB runs, not 4 KiB pages.
-    const huge = this.guestRam % (2n << 20n) === 0n;
-    u.process.mmap({
-      start: this.ramVaddr,
-      size: this.guestRam,
-      kind: huge ? "hugetlb-2M" : "anon",
-      name: "guest-ram",
-    });
+    this.mmapGuestRam(u.process);
     this.step("open container and group", [
       `process ${u.process.name}: guest RAM ${sizeText(this.guestRam)} mmapped at ${hex(this.ramVaddr)} (RLIMIT_MEMLOCK ${sizeText(memlock)})`,
       `/dev/vfio/vfio: API version ${u.apiVersion}, TYPE1v2 ${u.hasType1v2 ? "supported" : "missing"}`,
@@ -177,9 +229,7 @@ export class Vmm {
       this.step(`guest RAM layout (${this.layoutKind})`, lines);
       return want;
     }
-    const valid: readonly IovaRange[] = this.info?.iovaRanges.length
-      ? this.info.iovaRanges
-      : [{ start: 0n, end: U64_MAX }];
+    const valid: readonly IovaRange[] = this.validRanges.length ? this.validRanges : [{ start: 0n, end: U64_MAX }];
     const fitted = fitLayout(want, valid);
     this.layout = fitted;
     if (fitted.conflicts.length === 0) lines.push("no conflict with the reserved IOVA ranges");
@@ -192,12 +242,12 @@ export class Vmm {
 
   /** Step 5: MAP_DMA every RAM block. Returns false when a map failed. */
   mapRam(blocks: readonly RamBlock[]): boolean {
-    const u = this.need();
     const lines: string[] = [];
     let ok = true;
+    const what = this.fd ? "IOMMU_IOAS_MAP" : "MAP_DMA";
     for (const b of blocks) {
       const vaddr = this.ramVaddr + b.offset;
-      const r = u.mapDma(vaddr, b.gpa, b.size);
+      const r = this.fd ? this.fd.map(vaddr, b.gpa, b.size) : this.need().mapDma(vaddr, b.gpa, b.size);
       this.mappings.push({
         iova: b.gpa,
         size: b.size,
@@ -207,18 +257,21 @@ export class Vmm {
         ...(r.errno ? { errno: r.errno } : {}),
       });
       lines.push(
-        `MAP_DMA iova ${hex(b.gpa)} size ${hex(b.size)} vaddr ${hex(vaddr)} -> ${r.ret === 0 ? "0" : `-1 ${r.errno}`}`,
+        `${what} iova ${hex(b.gpa)} size ${hex(b.size)} vaddr ${hex(vaddr)} -> ${r.ret === 0 ? "0" : `-1 ${r.errno}`}`,
       );
       if (r.ret !== 0) ok = false;
     }
-    lines.push(`locked_vm ${u.process.lockedVm} pages (${sizeText(BigInt(u.process.lockedVm) * 4096n)})`);
+    // type1 charges locked_vm (VmLck); iommufd charges pinned_vm (VmPin)
+    const [counter, pages] = this.fd ? ["pinned_vm", this.process.pinnedVm] : ["locked_vm", this.process.lockedVm];
+    lines.push(`${counter} ${pages} pages (${sizeText(BigInt(pages) * 4096n)})`);
     this.step("map guest RAM", lines, ok);
     return ok;
   }
 
   /** Step 6: open the device, mmap BAR0, enable bus mastering, arm MSI with an eventfd. */
   openDevice(): void {
-    const h = this.board.vfioPci.openDevice(this.groupId, this.device.name);
+    // over iommufd the cdev's BIND_IOMMUFD opened the device already
+    const h = this.fd?.device ?? this.board.vfioPci.openDevice(this.groupId, this.device.name);
     this.handle = h;
     this.bar = h.mmapBar0();
     h.configWrite(4, 2, h.configRead(4, 2) | 0x6);
@@ -231,7 +284,7 @@ export class Vmm {
       eventfds: [this.eventfd],
     });
     const lines = [
-      `VFIO_GROUP_GET_DEVICE_FD ${this.device.name}; BAR0 ${sizeText(BigInt(this.bar.size))} mmapped; bus master on`,
+      `${this.fd ? `${this.fd.cdevPath} (bound)` : `VFIO_GROUP_GET_DEVICE_FD ${this.device.name}`}; BAR0 ${sizeText(BigInt(this.bar.size))} mmapped; bus master on`,
       `edu id ${hex(this.bar.read32(EDU_REG.ID))}`,
       `GET_IRQ_INFO(MSI): flags ${hex(info.flags)} count ${info.count}; SET_IRQS(EVENTFD|TRIGGER) = ${ret}`,
     ];
@@ -248,11 +301,11 @@ export class Vmm {
 
   /** Guest RAM access from the VMM (the guest's view of its own memory). */
   writeGuest(gpa: bigint, bytes: Uint8Array): void {
-    this.need().process.writeUser(this.vaddrOf(gpa), bytes);
+    this.process.writeUser(this.vaddrOf(gpa), bytes);
   }
 
   readGuest(gpa: bigint, len: number): Uint8Array {
-    return this.need().process.readUser(this.vaddrOf(gpa), len);
+    return this.process.readUser(this.vaddrOf(gpa), len);
   }
 
   private vaddrOf(gpa: bigint): bigint {
@@ -360,7 +413,9 @@ export class Vmm {
       device: this.device.name,
       group: this.groupId,
       naive: this.naive,
+      uapi: this.uapi,
       info: this.info,
+      ioas: this.ioas,
       layout: this.layout,
       mappings: this.mappings,
       dma,

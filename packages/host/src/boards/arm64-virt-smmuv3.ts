@@ -124,6 +124,7 @@ export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boole
     userRam: { base: VIRT.MEM + KERNEL_POOL_SIZE, size: HOST_RAM_SIZE - KERNEL_POOL_SIZE },
     kernelPages,
     vfioParams: opts.vfioParams ?? {},
+    ...(opts.modset ? { modset: opts.modset } : {}),
     seedCaps: variant.seed,
     klog,
     hostBridge: virtHostBridge(),

@@ -9,6 +9,7 @@ import type { EduDevice } from "../devices/edu.js";
 import type { InterruptController } from "../irq/interrupt-controller.js";
 import type { KernelLog } from "../kernel/kernel-log.js";
 import type { MsiGlue } from "../kernel/msi-glue.js";
+import { type Modset, VfioIommufd } from "../kernel/vfio-iommufd.js";
 import { VfioPciHost } from "../kernel/vfio-pci.js";
 import type { KernelProfile } from "../kernel-profile.js";
 import { FqClock, setupKernelDma } from "./dma-ops.js";
@@ -44,6 +45,8 @@ export interface HostParts {
   readonly pcibiosEnableIrq?: (dev: EduDevice) => void;
   /** x86: `pcibios_disable_irq`; see `VfioPciKernel`. */
   readonly pcibiosDisableIrq?: (dev: EduDevice) => void;
+  /** The VFIO module set (default `debian`). */
+  readonly modset?: Modset;
 }
 
 export function assembleHost(p: HostParts): Board {
@@ -68,10 +71,18 @@ export function assembleHost(p: HostParts): Board {
     if (!g) throw new RangeError(`${dev.name} has no IOMMU group`);
     return g.id;
   };
-  const vfioPci = new VfioPciHost(
+  const vfioIommufd = new VfioIommufd({
+    modset: p.modset ?? "debian",
+    iommu: p.iommu,
+    vfio,
+    devices: p.edus,
+    groupIdOf,
+    vfioPci: () => vfioPci,
+  });
+  const vfioPci: VfioPciHost = new VfioPciHost(
     p.edus,
     groupIdOf,
-    { get: (g) => vfio.deviceGet(g), put: (g) => vfio.devicePut(g) },
+    vfioIommufd.gate({ get: (g) => vfio.deviceGet(g), put: (g) => vfio.devicePut(g) }),
     p.glue,
     {
       printk: (line) => p.klog.printk(line),
@@ -88,6 +99,7 @@ export function assembleHost(p: HostParts): Board {
     vfio,
     edus: p.edus,
     vfioPci,
+    vfioIommufd,
     msiDoorbell: p.msiDoorbell,
     regions: p.regions,
     description: p.description,

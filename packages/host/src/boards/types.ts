@@ -7,6 +7,7 @@ import type { HostBridge } from "@dma-iommu/msi-cookie";
 import type { Iommu, PhysicalMemory } from "@iommu/core";
 import type { Process, Vfio } from "@vfio/type1";
 import type { EduDevice } from "../devices/edu.js";
+import type { Modset, VfioIommufd } from "../kernel/vfio-iommufd.js";
 import type { VfioPciHost } from "../kernel/vfio-pci.js";
 import type { KernelProfile, KernelVersion } from "../kernel-profile.js";
 
@@ -25,6 +26,11 @@ export interface BoardOptions {
   qemuQuirks?: boolean;
   /** x86: add an RMRR'd USB controller and an ISA bridge. */
   x86Rmrr?: boolean;
+  /**
+   * Which VFIO doors the kernel's modules provide (default `debian`, as Debian ships them: no /dev/iommu,
+   * no device cdev); `iommufd` adds both, `iommufd-compat` also makes /dev/vfio/vfio iommufd's container.
+   */
+  modset?: Modset;
 }
 
 /** One line of "what reached the interrupt controller". */
@@ -54,6 +60,8 @@ export interface Board {
   readonly edus: EduDevice[];
   /** vfio-pci: open a device fd from a group (config space with the virtualized MSI capability, BAR0, SET_IRQS for MSI with eventfd counters). */
   readonly vfioPci: VfioPciHost;
+  /** VFIO's iommufd side: the module set, /dev/iommu files, groups on an iommufd, device cdevs. */
+  readonly vfioIommufd: VfioIommufd;
   /** @vfio/type1's process model, pages from the board's RAM. */
   createProcess(opts: { memlockBytes: bigint; capIpcLock?: boolean }): Process;
   // capIpcLock defaults to true (a root VMM / the recorder's probe before `memlock`).

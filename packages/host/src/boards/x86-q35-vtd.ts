@@ -125,6 +125,8 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     memory,
     mmioBase: Q35.DMAR,
     aw: 39,
+    // QEMU 7.2's q35 intel-iommu without eim=on: ECAP 0xf00f4a (IOMMU_GET_HW_INFO on 6.12 shows it)
+    eim: false,
     qemuQuirks: quirks,
     onInterrupt: (irq) => lapic.deliver(`ir:${deviceName(irq.requesterId)}`, irq.vector),
     // dmar_fault runs as the fault event's interrupt handler: its lines go to the log at once.
@@ -149,6 +151,8 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     faultLogSegment: kernel.vtd.faultLogSegment,
     // dmar_fault's log ratelimit runs on the board's model clock (board.tick).
     now: () => board?.nowMs ?? 0,
+    // without ECAP.EIM Linux remaps in xAPIC mode (intel_setup_irq_remapping drops eim)
+    eim: false,
   });
   const vtd = driver;
   klog.addSource(() => vtd.drainLog());
@@ -188,6 +192,7 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     userRam: { base: Q35.HIGH_RAM, size: Q35.HIGH_RAM_SIZE },
     kernelPages,
     vfioParams: opts.vfioParams ?? {},
+    ...(opts.modset ? { modset: opts.modset } : {}),
     seedCaps: false,
     klog,
     hostBridge: q35HostBridge(),

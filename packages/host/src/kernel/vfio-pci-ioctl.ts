@@ -6,6 +6,7 @@
  */
 import { ERRNO, ErrnoError } from "@iommu/core";
 import {
+  DEVICE_INFO_SIZE as SIZEOF_DEVICE_INFO,
   IRQ_INFO_SIZE as SIZEOF_IRQ_INFO,
   IRQ_SET_SIZE as SIZEOF_IRQ_SET,
   REGION_INFO_SIZE as SIZEOF_REGION_INFO,
@@ -17,7 +18,12 @@ import {
   VFIO_IRQ_SET_DATA_EVENTFD,
 } from "@vfio/uapi";
 import type { EventFd } from "./eventfd.js";
-import type { VfioPciDevice } from "./vfio-pci.js";
+import { VFIO_PCI_NUM_IRQS, VFIO_PCI_NUM_REGIONS, type VfioPciDevice } from "./vfio-pci.js";
+
+/** VFIO_DEVICE_FLAGS_PCI (edu has no reset method vfio-pci trusts, so no FLAGS_RESET). */
+const VFIO_DEVICE_FLAGS_PCI = 1 << 1;
+/** `offsetofend(struct vfio_device_info, num_irqs)`: what GET_INFO reads and requires of argsz. */
+const DEVICE_INFO_MINSZ = 16;
 
 /** copy_from_user / copy_to_user of the calling process (ErrnoError EFAULT on a bad address). */
 export interface IoctlUserAccess {
@@ -33,8 +39,6 @@ export const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO = 0x3b70;
 export const VFIO_DEVICE_PCI_HOT_RESET = 0x3b71;
 /** offsetofend(struct vfio_pci_hot_reset_info, count) and offsetofend(struct vfio_pci_hot_reset, count): both 12 */
 const HOT_RESET_MINSZ = 12;
-/** offsetofend(struct vfio_device_info, num_irqs) */
-const DEVICE_INFO_MINSZ = 16;
 
 const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.length);
 
@@ -58,16 +62,17 @@ export function vfioPciIoctl(
   return kernelCall(() => {
     switch (request) {
       case VFIO_DEVICE_GET_INFO: {
-        // vfio_pci_ioctl_get_info: minsz ends at num_irqs; only those 16 bytes are copied back
-        // (cap_offset stays the caller's: x86/arm64 add no capability, only s390's zPCI does).
-        const b = user.read(arg, DEVICE_INFO_MINSZ);
-        const v = dv(b);
-        if (v.getUint32(0, true) < DEVICE_INFO_MINSZ) return -ERRNO.EINVAL;
-        const di = h.getDeviceInfo();
-        v.setUint32(4, di.flags, true);
-        v.setUint32(8, di.numRegions, true);
-        v.setUint32(12, di.numIrqs, true);
-        user.write(arg + 4n, b.subarray(4));
+        // vfio_pci_ioctl_get_info: answers min(argsz, sizeof) bytes; no capability applies to edu
+        const v = dv(user.read(arg, DEVICE_INFO_MINSZ));
+        const argsz = v.getUint32(0, true);
+        if (argsz < DEVICE_INFO_MINSZ) return -ERRNO.EINVAL;
+        const out = new Uint8Array(SIZEOF_DEVICE_INFO);
+        const o = dv(out);
+        o.setUint32(0, argsz, true);
+        o.setUint32(4, VFIO_DEVICE_FLAGS_PCI, true);
+        o.setUint32(8, VFIO_PCI_NUM_REGIONS, true);
+        o.setUint32(12, VFIO_PCI_NUM_IRQS, true);
+        user.write(arg, out.subarray(0, Math.min(argsz, SIZEOF_DEVICE_INFO)));
         return 0;
       }
       case VFIO_DEVICE_RESET:

@@ -28,9 +28,6 @@ export const VFIO_PCI_ERR_IRQ_INDEX = 3;
 export const VFIO_PCI_REQ_IRQ_INDEX = 4;
 export const VFIO_PCI_NUM_IRQS = 5;
 
-export const VFIO_DEVICE_FLAGS_RESET = 1;
-export const VFIO_DEVICE_FLAGS_PCI = 2;
-
 export const VFIO_REGION_INFO_FLAG_READ = 1;
 export const VFIO_REGION_INFO_FLAG_WRITE = 2;
 export const VFIO_REGION_INFO_FLAG_MMAP = 4;
@@ -145,16 +142,9 @@ export class VfioPciDevice {
   }
 
   /**
-   * VFIO_DEVICE_GET_INFO (vfio_pci_ioctl_get_info). RESET is absent: edu has no FLR, AF or PM capability
-   * and sits on a root bus (no secondary bus reset), so pci_try_reset_function is ENOTTY at open and
-   * `reset_works` stays false. Nine regions (BARs, ROM, config, VGA), no device-specific ones.
+   * VFIO_DEVICE_RESET: EINVAL, as 6.1 answers when `reset_works` is false: edu has no FLR, AF or PM
+   * capability and sits on a root bus (no secondary bus reset), so pci_try_reset_function is ENOTTY at open.
    */
-  getDeviceInfo(): { flags: number; numRegions: number; numIrqs: number } {
-    this.assertOpen("vfio_pci_ioctl_get_info");
-    return { flags: VFIO_DEVICE_FLAGS_PCI, numRegions: VFIO_PCI_NUM_REGIONS, numIrqs: VFIO_PCI_NUM_IRQS };
-  }
-
-  /** VFIO_DEVICE_RESET: EINVAL when `reset_works` is false (see getDeviceInfo), as 6.1 answers. */
   reset(): number {
     if (this.closed) return -ERRNO.EBADF;
     return -ERRNO.EINVAL;

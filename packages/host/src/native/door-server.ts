@@ -78,7 +78,7 @@ class Session {
       process: this.process,
       memory,
       eventfds: (fd) => this.eventfdOf(fd),
-      status: (vmLck) => spliceStatus(memory.statusText())(vmLck),
+      status: (vmLck, vmPin) => spliceStatus(memory.statusText())(vmLck, vmPin),
     });
   }
 

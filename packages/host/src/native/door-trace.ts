@@ -113,7 +113,7 @@ export function traceLine(
   switch (op) {
     case OP.OPEN: {
       const path = p.subarray(8).toString("latin1");
-      return /^\/dev\/vfio\//.test(path) ? `open("${path}")${res}` : null;
+      return /^\/dev\/(vfio\/|iommu$)/.test(path) ? `open("${path}")${res}` : null;
     }
     case OP.CLOSE:
       return ctx.isVfioFd(p.readInt32LE(0)) ? `close(${p.readInt32LE(0)})${res}` : null;

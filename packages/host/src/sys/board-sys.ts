@@ -9,11 +9,18 @@
  * Conventions are Linux's: calls return `ret` (>= 0 on success) and, when `ret < 0`, a positive `errno`.
  * Pointers are user virtual addresses (`bigint`).
  */
-import { ERRNO, ErrnoError } from "@iommu/core";
+import { ERRNO, ErrnoError, PAGE_SIZE } from "@iommu/core";
+import { iommufdIoctl } from "@iommu/iommufd";
 import type { Process } from "@vfio/type1";
 import {
+  DEVICE_ATTACH_IOMMUFD_PT_SIZE,
+  DEVICE_BIND_IOMMUFD_SIZE,
+  DEVICE_DETACH_IOMMUFD_PT_SIZE,
   GROUP_STATUS_SIZE,
   VFIO_CHECK_EXTENSION,
+  VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+  VFIO_DEVICE_BIND_IOMMUFD,
+  VFIO_DEVICE_DETACH_IOMMUFD_PT,
   VFIO_GET_API_VERSION,
   VFIO_GROUP_GET_DEVICE_FD,
   VFIO_GROUP_GET_STATUS,
@@ -30,13 +37,14 @@ import {
 import type { Board } from "../boards/types.js";
 import { EventFd } from "../kernel/eventfd.js";
 import { kmsgEscape } from "../kernel/kernel-log.js";
+import { VfioCdev } from "../kernel/vfio-iommufd.js";
 import type { BarMapping, VfioPciDevice } from "../kernel/vfio-pci.js";
 import { type EventfdLookup, vfioPciIoctl } from "../kernel/vfio-pci-ioctl.js";
 import { type FdEntry, FdTable } from "./fd-table.js";
 import { type NodeKind, type StatusText, SysFs } from "./sysfs.js";
 import { ProcessMemory, type UserMemory } from "./user-memory.js";
 
-const { EBADF, EAGAIN, EINVAL, ENOTTY, ENOENT, EFAULT, ESPIPE, EISDIR, ENODEV } = ERRNO;
+const { EBADF, EAGAIN, EINVAL, ENOTTY, ENOENT, EFAULT, ESPIPE, EISDIR, ENODEV, EBUSY } = ERRNO;
 
 /** VFIO_PCI_INDEX_TO_OFFSET: a device fd's region index is offset >> 40. */
 const REGION_SHIFT = 40n;
@@ -95,7 +103,12 @@ export class BoardSys {
     this.process = opts.process ?? board.createProcess({ memlockBytes: 8n << 20n, capIpcLock: true });
     this.memory = opts.memory ?? new ProcessMemory(this.process);
     this.fds = new FdTable(opts.firstFd ?? 1000);
-    this.sysfs = new SysFs(board, () => this.process.vmLckKb, opts.status);
+    this.sysfs = new SysFs(
+      board,
+      () => this.process.vmLckKb,
+      opts.status,
+      () => this.process.pinnedVm * 4,
+    );
   }
 
   // ---- the system calls ----
@@ -107,6 +120,17 @@ export class BoardSys {
   open(path: string, fd?: number): SysResult {
     const install = (e: FdEntry, at = fd) => ok(at === undefined ? this.fds.alloc(e) : this.fds.install(at, e));
     try {
+      const fdSide = this.board.vfioIommufd;
+      if (path === "/dev/iommu" || (path === "/dev/vfio/vfio" && fdSide.compatContainer)) {
+        const compat = path === "/dev/vfio/vfio";
+        return install({ kind: "iommufd", ctx: fdSide.openIommufd(this.process, compat), compat }, fd);
+      }
+      const cdev = /^\/dev\/vfio\/devices\/vfio(\d+)$/.exec(path);
+      if (cdev) {
+        const dev = fdSide.cdevDevice(Number(cdev[1]));
+        if (!dev) return fail(ENOENT);
+        return install({ kind: "cdev", c: new VfioCdev(dev, this.board.groupIdOf(dev)) }, fd);
+      }
       if (path === "/dev/vfio/vfio") {
         const c = this.board.vfio.openContainer(this.process);
         // the model process's numbers are type1's (the probe's transcripts never print them)
@@ -114,6 +138,8 @@ export class BoardSys {
       }
       const m = /^\/dev\/vfio\/(\d+)$/.exec(path);
       if (m) {
+        // vfio_group_fops_open: a device of the group is bound through its cdev
+        if (fdSide.groupBlocked(Number(m[1]))) return fail(EBUSY);
         const g = this.board.vfio.openGroup(Number(m[1]));
         return install({ kind: "group", vfioFd: g.fd, groupId: g.id }, fd ?? g.fd);
       }
@@ -134,8 +160,21 @@ export class BoardSys {
     if (e.kind === "device") {
       // vfio-pci drops the group's device reference itself (vfio_device_unassign_container)
       e.h.close();
-    } else if (e.kind === "container" || e.kind === "group") {
+      // device fds hold the group file: a group closed before them is released (its iommufd dropped) now
+      if (!this.board.vfio.group(e.groupId) && this.board.vfioPci.openDevicesOf(e.groupId).length === 0) {
+        this.board.vfioIommufd.groupUnset(e.groupId);
+      }
+    } else if (e.kind === "group") {
+      const r = this.board.vfio.close(e.vfioFd);
+      // vfio_group_fops_release drops the group's iommufd once no device of it is open
+      if (this.board.vfioPci.openDevicesOf(e.groupId).length === 0) this.board.vfioIommufd.groupUnset(e.groupId);
+      return fromKernel(r);
+    } else if (e.kind === "container") {
       return fromKernel(this.board.vfio.close(e.vfioFd));
+    } else if (e.kind === "iommufd") {
+      e.ctx.close();
+    } else if (e.kind === "cdev") {
+      this.board.vfioIommufd.cdevClose(e.c);
     }
     return ok();
   }
@@ -157,6 +196,10 @@ export class BoardSys {
           return this.groupIoctl(e.vfioFd, e.groupId, request, arg, newFd);
         case "device":
           return fromKernel(vfioPciIoctl(e.h, request, arg, this.memory, (n) => this.eventfdOf(n)));
+        case "iommufd":
+          return this.iommufdFileIoctl(e, request, arg);
+        case "cdev":
+          return this.cdevIoctl(e.c, request, arg);
         default:
           return fail(ENOTTY);
       }
@@ -193,6 +236,7 @@ export class BoardSys {
         return { ...ok(rec.length), data: rec };
       }
       case "device":
+      case "cdev":
         return this.pread(fd, len, BigInt(VFIO_PCI_CONFIG_REGION_INDEX) << REGION_SHIFT);
       default:
         return { ...fail(EINVAL), data: none };
@@ -243,8 +287,8 @@ export class BoardSys {
       const data = e.data.slice(at, at + Math.max(0, len));
       return { ...ok(data.length), data };
     }
-    if (e.kind !== "device") return { ...fail(ESPIPE), data: none };
-    const h = e.h;
+    const h = this.handleOf(e);
+    if (typeof h === "number") return { ...fail(h), data: none };
     if (offset >> REGION_SHIFT !== BigInt(VFIO_PCI_CONFIG_REGION_INDEX)) return { ...fail(EINVAL), data: none };
     const off = Number(offset & REGION_MASK);
     const n = Math.max(0, Math.min(len, 256 - off));
@@ -260,8 +304,9 @@ export class BoardSys {
   pwrite(fd: number, bytes: Uint8Array, offset: bigint): SysResult {
     const e = this.fds.get(fd);
     if (!e) return fail(EBADF);
-    if (e.kind !== "device") return fail(e.kind === "file" ? EINVAL : ESPIPE);
-    const h = e.h;
+    if (e.kind === "file") return fail(EINVAL);
+    const h = this.handleOf(e);
+    if (typeof h === "number") return fail(h);
     if (offset >> REGION_SHIFT !== BigInt(VFIO_PCI_CONFIG_REGION_INDEX)) return fail(EINVAL);
     const off = Number(offset & REGION_MASK);
     try {
@@ -279,11 +324,12 @@ export class BoardSys {
   mmap(fd: number, len: bigint, offset: bigint): SysResult & { bar?: BarMapping } {
     const e = this.fds.get(fd);
     if (!e) return fail(EBADF);
-    if (e.kind !== "device") return fail(ENODEV);
+    const h = this.handleOf(e);
+    if (typeof h === "number") return fail(h === ESPIPE ? ENODEV : h);
     if (offset >> REGION_SHIFT !== BigInt(VFIO_PCI_BAR0_REGION_INDEX)) return fail(EINVAL);
     if (len <= 0n) return fail(EINVAL);
     try {
-      return { ...ok(), bar: e.h.mmapBar0() };
+      return { ...ok(), bar: h.mmapBar0() };
     } catch (err) {
       return fail(errnoOf(err));
     }
@@ -320,6 +366,13 @@ export class BoardSys {
     const names = this.sysfs.readdir(path);
     if (names !== null) return { ...ok(names.length), names };
     return { ...fail(this.sysfs.stat(path) === null ? ENOENT : ERRNO.ENOTDIR), names: [] };
+  }
+
+  /** The vfio-pci device behind a device fd or a bound cdev; else the errno (EINVAL before bind). */
+  private handleOf(e: FdEntry): VfioPciDevice | number {
+    if (e.kind === "device") return e.h;
+    if (e.kind === "cdev") return e.c.h ?? EINVAL;
+    return ESPIPE;
   }
 
   private eventfdOf(fd: number): EventFd | number {
@@ -367,8 +420,18 @@ export class BoardSys {
 
   private groupIoctl(vfioFd: number, groupId: number, request: number, arg: bigint, newFd?: number): SysResult {
     const vfio = this.board.vfio;
+    const fdSide = this.board.vfioIommufd;
     switch (request) {
       case VFIO_GROUP_GET_STATUS:
+        if (fdSide.linked(groupId)) {
+          // vfio_group_has_iommu through an iommufd: VIABLE | CONTAINER_SET (ownership is taken at bind)
+          return this.withUserBytes(arg, GROUP_STATUS_SIZE, (b) => {
+            const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+            if (v.getUint32(0, true) < GROUP_STATUS_SIZE) return -EINVAL;
+            v.setUint32(4, 3, true);
+            return 0;
+          });
+        }
         return this.withUserBytes(arg, GROUP_STATUS_SIZE, (b) => vfio.ioctl(vfioFd, request, b));
       case VFIO_GROUP_SET_CONTAINER: {
         // get_user(fd, arg): the container the process names, as type1's table knows it
@@ -380,21 +443,109 @@ export class BoardSys {
         }
         const e = this.fds.get(new DataView(user.buffer, user.byteOffset, 4).getInt32(0, true));
         if (!e) return fail(EBADF);
+        if (e.kind === "iommufd") {
+          fdSide.groupSetIommufd(groupId, e.ctx);
+          return ok();
+        }
         if (e.kind !== "container") return fail(EINVAL);
+        if (fdSide.linked(groupId)) return fail(EINVAL);
         const b = new Uint8Array(new Int32Array([e.vfioFd]).buffer);
         return fromKernel(vfio.ioctl(vfioFd, request, b));
       }
       case VFIO_GROUP_UNSET_CONTAINER:
+        if (fdSide.linked(groupId)) {
+          fdSide.groupUnset(groupId);
+          return ok();
+        }
         return fromKernel(vfio.ioctl(vfioFd, request, 0));
       case VFIO_GROUP_GET_DEVICE_FD: {
         // vfio-pci takes the group's device reference (vfio_device_assign_container) itself
-        const h = this.board.vfioPci.openDevice(groupId, this.cString(arg));
+        const name = this.cString(arg);
+        const h = fdSide.linked(groupId)
+          ? fdSide.groupOpenDevice(groupId, name)
+          : this.board.vfioPci.openDevice(groupId, name);
         const e: FdEntry = { kind: "device", h, groupId };
         return ok(newFd === undefined ? this.fds.alloc(e) : this.fds.install(newFd, e));
       }
       default:
         return fromKernel(vfio.ioctl(vfioFd, request, arg));
     }
+  }
+
+  /**
+   * An iommufd file's ioctl: iommufd's own commands copy `size` bytes (the rules on it are iommufd's);
+   * the VFIO container commands of the compat file take an integer or their argsz'd struct.
+   */
+  private iommufdFileIoctl(e: Extract<FdEntry, { kind: "iommufd" }>, request: number, arg: bigint): SysResult {
+    const nr = request & 0xff;
+    if (nr >= 0x80 && nr <= 0x8e) {
+      let size: number;
+      try {
+        size = new DataView(this.memory.read(arg, 4).buffer).getUint32(0, true);
+      } catch {
+        return fail(EFAULT);
+      }
+      // a size past PAGE_SIZE is refused (E2BIG) before anything past the size field is read
+      const n = BigInt(size) > PAGE_SIZE ? 4 : Math.max(4, size);
+      return this.withUserBytes(arg, n, (b) => iommufdIoctl(e.ctx, request, b));
+    }
+    switch (request) {
+      case VFIO_GET_API_VERSION:
+      case VFIO_CHECK_EXTENSION:
+      case VFIO_SET_IOMMU:
+        return fromKernel(iommufdIoctl(e.ctx, request, Number(BigInt.asIntN(32, arg))));
+      default:
+        return this.withUserBytes(arg, this.memory.argExtent(arg, 8), (b) => iommufdIoctl(e.ctx, request, b));
+    }
+  }
+
+  /** The VFIO device cdev's ioctls (device_cdev.c): BIND first; everything else EINVAL until bound. */
+  private cdevIoctl(c: VfioCdev, request: number, arg: bigint): SysResult {
+    const fdSide = this.board.vfioIommufd;
+    if (request === VFIO_DEVICE_BIND_IOMMUFD) {
+      return this.withUserBytes(arg, DEVICE_BIND_IOMMUFD_SIZE, (b) => {
+        const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+        if (v.getUint32(0, true) < DEVICE_BIND_IOMMUFD_SIZE || v.getUint32(4, true) || v.getInt32(8, true) < 0) {
+          return -EINVAL;
+        }
+        const fd = v.getInt32(8, true);
+        try {
+          const devid = fdSide.cdevBind(c, () => {
+            const f = this.fds.get(fd);
+            if (!f) throw new ErrnoError("EBADF", "iommufd_ctx_from_fd", "bad fd", { fd });
+            if (f.kind !== "iommufd") throw new ErrnoError("EBADFD", "iommufd_ctx_from_fd", "not an iommufd", { fd });
+            return f.ctx;
+          });
+          v.setUint32(12, devid, true);
+          return 0;
+        } catch (err) {
+          return -errnoOf(err);
+        }
+      });
+    }
+    const h = c.h;
+    if (!h) return fail(EINVAL);
+    if (request === VFIO_DEVICE_ATTACH_IOMMUFD_PT) {
+      return this.withUserBytes(arg, DEVICE_ATTACH_IOMMUFD_PT_SIZE, (b) => {
+        const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+        if (v.getUint32(0, true) < DEVICE_ATTACH_IOMMUFD_PT_SIZE || v.getUint32(4, true)) return -EINVAL;
+        try {
+          v.setUint32(8, fdSide.cdevAttach(c, v.getUint32(8, true)), true);
+          return 0;
+        } catch (err) {
+          return -errnoOf(err);
+        }
+      });
+    }
+    if (request === VFIO_DEVICE_DETACH_IOMMUFD_PT) {
+      return this.withUserBytes(arg, DEVICE_DETACH_IOMMUFD_PT_SIZE, (b) => {
+        const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+        if (v.getUint32(0, true) < DEVICE_DETACH_IOMMUFD_PT_SIZE || v.getUint32(4, true)) return -EINVAL;
+        fdSide.cdevDetach(c);
+        return 0;
+      });
+    }
+    return fromKernel(vfioPciIoctl(h, request, arg, this.memory, (n) => this.eventfdOf(n)));
   }
 
   /** strncpy_from_user of a device name (at most 256 bytes, stops at NUL or an unmapped page). */
@@ -411,6 +562,8 @@ export class BoardSys {
   /** The device an fd designates (for the native door's BAR accesses). */
   deviceOf(fd: number): VfioPciDevice | null {
     const e = this.fds.get(fd);
-    return e?.kind === "device" ? e.h : null;
+    if (!e) return null;
+    const h = this.handleOf(e);
+    return typeof h === "number" ? null : h;
   }
 }

@@ -4,7 +4,9 @@
  * and groups carry the number of `@vfio/type1`'s own table, which resolves VFIO_GROUP_SET_CONTAINER.
  */
 import { ErrnoError } from "@iommu/core";
+import type { IommufdCtx } from "@iommu/iommufd";
 import type { EventFd } from "../kernel/eventfd.js";
+import type { VfioCdev } from "../kernel/vfio-iommufd.js";
 import type { VfioPciDevice } from "../kernel/vfio-pci.js";
 
 export type FdEntry =
@@ -12,6 +14,10 @@ export type FdEntry =
   | { readonly kind: "group"; readonly vfioFd: number; readonly groupId: number }
   | { readonly kind: "device"; readonly h: VfioPciDevice; readonly groupId: number }
   | { readonly kind: "eventfd"; readonly e: EventFd }
+  /** An iommufd file: /dev/iommu, or /dev/vfio/vfio under the iommufd-compat module set (`compat`). */
+  | { readonly kind: "iommufd"; readonly ctx: IommufdCtx; readonly compat: boolean }
+  /** /dev/vfio/devices/vfioN: a VFIO device file of the cdev path. */
+  | { readonly kind: "cdev"; readonly c: VfioCdev }
   /** A regular file: its contents are rendered at open (sysfs's seq_file shows one snapshot per open). */
   | { readonly kind: "file"; readonly path: string; readonly data: Uint8Array; pos: number }
   /** /dev/kmsg: one record per read. */

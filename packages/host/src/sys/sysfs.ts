@@ -9,16 +9,18 @@ import type { Board } from "../boards/types.js";
 export type NodeKind = "file" | "dir" | "link" | "chr";
 
 /** The rest of a process's /proc/self/status around the lines the model owns (VmLck, VmPin). */
-export type StatusText = (vmLckKb: number) => string;
+export type StatusText = (vmLckKb: number, vmPinKb?: number) => string;
 
 const kb = (n: number) => `${String(n).padStart(8, " ")} kB`;
 
 /** /proc/self/status of a process the model is the whole of (the replay's probe). */
-export const modelStatus: StatusText = (vmLck) => `Name:\tprobe\nVmLck:\t${kb(vmLck)}\nVmPin:\t${kb(0)}\n`;
+export const modelStatus: StatusText = (vmLck, vmPin = 0) =>
+  `Name:\tprobe\nVmLck:\t${kb(vmLck)}\nVmPin:\t${kb(vmPin)}\n`;
 
 /** A real process's status text with its VmLck / VmPin lines replaced by the model's accounting. */
 export function spliceStatus(real: string): StatusText {
-  return (vmLck) => real.replace(/^VmLck:.*$/m, `VmLck:\t${kb(vmLck)}`).replace(/^VmPin:.*$/m, `VmPin:\t${kb(0)}`);
+  return (vmLck, vmPin = 0) =>
+    real.replace(/^VmLck:.*$/m, `VmLck:\t${kb(vmLck)}`).replace(/^VmPin:.*$/m, `VmPin:\t${kb(vmPin)}`);
 }
 
 const GROUPS = "/sys/kernel/iommu_groups";
@@ -29,6 +31,8 @@ export class SysFs {
     private readonly board: Board,
     private readonly vmLckKb: () => number,
     private readonly status: StatusText = modelStatus,
+    /** VmPin (iommufd's `pinned_vm`), in KiB. */
+    private readonly vmPinKb: () => number = () => 0,
   ) {}
 
   private group(id: string) {
@@ -58,7 +62,7 @@ export class SysFs {
       const d = this.pciDevice(m[1]!);
       return d ? d.config.bytes.slice(0, 256) : null;
     }
-    if (path === "/proc/self/status") return this.status(this.vmLckKb());
+    if (path === "/proc/self/status") return this.status(this.vmLckKb(), this.vmPinKb());
     return null;
   }
 
@@ -67,7 +71,10 @@ export class SysFs {
     const p = path.replace(/\/+$/, "");
     if (p === GROUPS) return this.board.iommu.groups().map((g) => String(g.id));
     if (p === PCI) return this.board.edus.map((d) => d.name);
-    if (p === "/dev/vfio") return ["vfio", ...this.vfioGroups().map(String)];
+    if (p === "/dev/vfio") {
+      const devices = this.board.vfioIommufd.hasIommufd ? ["devices"] : [];
+      return ["vfio", ...devices, ...this.vfioGroups().map(String)];
+    }
     let m = /^\/sys\/kernel\/iommu_groups\/([^/]+)$/.exec(p);
     if (m) return this.group(m[1]!) ? ["devices", "reserved_regions", "type"] : null;
     m = /^\/sys\/kernel\/iommu_groups\/([^/]+)\/devices$/.exec(p);
@@ -76,7 +83,19 @@ export class SysFs {
       return g ? g.devices.map((d) => d.name) : null;
     }
     m = /^\/sys\/bus\/pci\/devices\/([^/]+)$/.exec(p);
-    if (m) return this.pciDevice(m[1]!) ? ["config", "iommu_group"] : null;
+    if (m) {
+      if (!this.pciDevice(m[1]!)) return null;
+      return this.board.vfioIommufd.hasIommufd ? ["config", "iommu_group", "vfio-dev"] : ["config", "iommu_group"];
+    }
+    m = /^\/sys\/bus\/pci\/devices\/([^/]+)\/vfio-dev$/.exec(p);
+    if (m) {
+      // the device cdev's class device (vfio_device_add: "vfio%d")
+      const d = this.pciDevice(m[1]!);
+      return d && this.board.vfioIommufd.hasIommufd ? [`vfio${this.board.vfioIommufd.cdevIndex(d)}`] : null;
+    }
+    if (p === "/dev/vfio/devices" && this.board.vfioIommufd.hasIommufd) {
+      return this.board.edus.map((d) => `vfio${this.board.vfioIommufd.cdevIndex(d)}`);
+    }
     return null;
   }
 
@@ -102,6 +121,9 @@ export class SysFs {
   stat(path: string): NodeKind | null {
     const p = path.replace(/\/+$/, "");
     if (p === "/dev/kmsg" || p === "/dev/vfio/vfio") return "chr";
+    if (p === "/dev/iommu") return this.board.vfioIommufd.hasIommufd ? "chr" : null;
+    const cdev = /^\/dev\/vfio\/devices\/vfio(\d+)$/.exec(p);
+    if (cdev) return this.board.vfioIommufd.cdevDevice(Number(cdev[1])) ? "chr" : null;
     const dev = /^\/dev\/vfio\/(\d+)$/.exec(p);
     if (dev) return this.vfioGroups().includes(Number(dev[1])) ? "chr" : null;
     if (this.readlink(p) !== null) return "link";
