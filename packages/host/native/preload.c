@@ -593,6 +593,24 @@ ssize_t pread(int fd, void *buf, size_t n, off_t off)
 }
 ssize_t pread64(int fd, void *buf, size_t n, off_t off) __attribute__((alias("pread")));
 
+/* _FORTIFY_SOURCE builds (Debian's QEMU) call the checked entry points: check as glibc does, then serve. */
+extern void __chk_fail(void) __attribute__((noreturn));
+
+ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
+{
+	if (n > buflen)
+		__chk_fail();
+	return pread(fd, buf, n, off);
+}
+ssize_t __pread64_chk(int fd, void *buf, size_t n, off_t off, size_t buflen) __attribute__((alias("__pread_chk")));
+
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	if (n > buflen)
+		__chk_fail();
+	return read(fd, buf, n);
+}
+
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
 	if (is_remote(fd))
@@ -626,14 +644,6 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 	resolve();
 	if (!is_remote(fd) || (flags & MAP_ANONYMOUS))
 		return r_mmap(addr, len, prot, flags, fd, off);
-	struct {
-		int32_t fd;
-		uint32_t prot;
-		uint64_t len;
-		int64_t off;
-	} q = { fd, (uint32_t)prot, len, off };
-	if (call(OP_MMAP, &q, sizeof(q), NULL, 0, NULL, 0, NULL) < 0)
-		return MAP_FAILED;
 	int slot = -1;
 	for (int i = 0; i < 64 && slot < 0; i++)
 		if (!bars[i].len)
@@ -642,9 +652,23 @@ void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 		errno = ENOMEM;
 		return MAP_FAILED;
 	}
+	/* the range first, so the server knows where the BAR lives (a VM_PFNMAP vma a MAP_DMA can pin) */
 	void *p = r_mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | (flags & MAP_FIXED), -1, 0);
 	if (p == MAP_FAILED)
 		return p;
+	struct {
+		int32_t fd;
+		uint32_t prot;
+		uint64_t len;
+		int64_t off;
+		uint64_t addr;
+	} q = { fd, (uint32_t)prot, len, off, (uint64_t)(uintptr_t)p };
+	if (call(OP_MMAP, &q, sizeof(q), NULL, 0, NULL, 0, NULL) < 0) {
+		int e = errno;
+		r_munmap(p, len);
+		errno = e;
+		return MAP_FAILED;
+	}
 	bars[slot] = (struct bar){ (uintptr_t)p, len, fd, (uint64_t)off };
 	return p;
 }

@@ -50,6 +50,7 @@ async function cmdExec(a: ParsedArgs, program: readonly string[], io: CliIo): Pr
     stdio: "pipe",
     onOutput: (stream, text) => (stream === "stdout" ? io.out(text) : io.err(text)),
     report: (l) => io.err(`${l}\n`),
+    ...(a.flags.get("trace") === true ? { trace: (l: string) => io.err(`iommu-sim: ${l}\n`) } : {}),
   });
   return r.code;
 }

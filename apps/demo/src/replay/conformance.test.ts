@@ -44,10 +44,11 @@ interface Outcome {
 }
 
 /**
- * Kernel log fields are outside the behaviour diff (shared/conformance/README.md), but the model
- * reproduces them where it can know the text: this floor is what it reaches today (apps/demo/README.md).
+ * Kernel log fields are outside the behaviour diff (the conformance README), but the model reproduces them
+ * where it can know the text: this floor is what it reaches today over linux-6.1 (995 of 1010 fields; the 15
+ * others are QEMU's fault-record collapsing and unaligned event addresses, apps/demo/README.md).
  */
-const KLOG_FLOOR = 171;
+const KLOG_FLOOR = 995;
 
 interface KlogCount {
   same: number;

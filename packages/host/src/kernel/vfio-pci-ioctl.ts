@@ -1,5 +1,5 @@
 /**
- * vfio_pci_core_ioctl on bytes: VFIO_DEVICE_GET_REGION_INFO, VFIO_DEVICE_GET_IRQ_INFO and
+ * vfio_pci_core_ioctl on bytes: VFIO_DEVICE_GET_INFO, VFIO_DEVICE_RESET, VFIO_DEVICE_GET_REGION_INFO, VFIO_DEVICE_GET_IRQ_INFO and
  * VFIO_DEVICE_SET_IRQS decoded from the caller's memory and answered into it, as the kernel's entry does
  * (copy_from_user of minsz, the argsz check, the work, copy_to_user). Unknown requests are ENOTTY.
  * Returns the ioctl's value or a negative errno.
@@ -13,6 +13,7 @@ import {
   VFIO_DEVICE_GET_INFO,
   VFIO_DEVICE_GET_IRQ_INFO,
   VFIO_DEVICE_GET_REGION_INFO,
+  VFIO_DEVICE_RESET,
   VFIO_DEVICE_SET_IRQS,
   VFIO_IRQ_SET_DATA_EVENTFD,
 } from "@vfio/uapi";
@@ -32,6 +33,12 @@ export interface IoctlUserAccess {
 
 /** `eventfd_ctx_fdget`: the eventfd a descriptor number names, or a negative errno (EBADF, EINVAL). */
 export type EventfdLookup = (fd: number) => EventFd | number;
+
+/** On a device fd, request 12 and 13 are the hot reset ioctls (the same numbers as the container's GET_INFO/MAP_DMA). */
+export const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO = 0x3b70;
+export const VFIO_DEVICE_PCI_HOT_RESET = 0x3b71;
+/** offsetofend(struct vfio_pci_hot_reset_info, count) and offsetofend(struct vfio_pci_hot_reset, count): both 12 */
+const HOT_RESET_MINSZ = 12;
 
 const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.length);
 
@@ -67,6 +74,17 @@ export function vfioPciIoctl(
         o.setUint32(12, VFIO_PCI_NUM_IRQS, true);
         user.write(arg, out.subarray(0, Math.min(argsz, SIZEOF_DEVICE_INFO)));
         return 0;
+      }
+      case VFIO_DEVICE_RESET:
+        return h.reset();
+      case VFIO_DEVICE_GET_PCI_HOT_RESET_INFO:
+      case VFIO_DEVICE_PCI_HOT_RESET: {
+        // vfio_pci_ioctl_get_pci_hot_reset_info / _pci_hot_reset: argsz (and, for the reset, flags 0)
+        // first, then neither a slot nor a bus reset is possible for a device on a root bus: ENODEV.
+        const v = dv(user.read(arg, 8));
+        if (v.getUint32(0, true) < HOT_RESET_MINSZ) return -ERRNO.EINVAL;
+        if (request === VFIO_DEVICE_PCI_HOT_RESET && v.getUint32(4, true) !== 0) return -ERRNO.EINVAL;
+        return h.hotResetProbe();
       }
       case VFIO_DEVICE_GET_REGION_INFO: {
         const b = user.read(arg, SIZEOF_REGION_INFO);

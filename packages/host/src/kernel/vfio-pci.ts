@@ -141,6 +141,24 @@ export class VfioPciDevice {
     return this.irqType === "msi";
   }
 
+  /**
+   * VFIO_DEVICE_RESET: EINVAL, as 6.1 answers when `reset_works` is false: edu has no FLR, AF or PM
+   * capability and sits on a root bus (no secondary bus reset), so pci_try_reset_function is ENOTTY at open.
+   */
+  reset(): number {
+    if (this.closed) return -ERRNO.EBADF;
+    return -ERRNO.EINVAL;
+  }
+
+  /**
+   * The hot reset ioctls' probe: pci_probe_reset_slot fails (no hotplug slot) and pci_probe_reset_bus is
+   * ENOTTY on a root bus (no bridge to reset it), so both answer ENODEV.
+   */
+  hotResetProbe(): number {
+    if (this.closed) return -ERRNO.EBADF;
+    return -ERRNO.ENODEV;
+  }
+
   /** VFIO_DEVICE_GET_REGION_INFO. Throws EINVAL for an unknown index. */
   getRegionInfo(index: number): RegionInfo {
     this.assertOpen("vfio_pci_ioctl_get_region_info");
@@ -192,7 +210,16 @@ export class VfioPciDevice {
       }
       return;
     }
-    if (offset === PCI_COMMAND && (size === 2 || size === 4)) this.device.config.write(offset, 2, value & 0xffff);
+    // The command register takes writes of any width that reach it (a byte at 4 or 5 merges into it),
+    // as vfio_config_do_rw hands each byte of an access to its capability's handler.
+    if (offset <= PCI_COMMAND + 1 && offset + size > PCI_COMMAND) {
+      let cmd = this.device.config.read(PCI_COMMAND, 2);
+      for (let i = 0; i < size; i++) {
+        const at = offset + i - PCI_COMMAND;
+        if (at === 0 || at === 1) cmd = (cmd & ~(0xff << (8 * at))) | (((value >>> (8 * i)) & 0xff) << (8 * at));
+      }
+      this.device.config.write(PCI_COMMAND, 2, cmd);
+    }
   }
 
   /** VFIO_DEVICE_GET_IRQ_INFO (vfio_pci_ioctl_get_irq_info). */

@@ -24,23 +24,10 @@ import {
   ClientProcess,
   ClientWindow,
 } from "./client-process.js";
+import { OP } from "./door-server-ops.js";
+import { traceLine } from "./door-trace.js";
 
-export const OP = {
-  HELLO: 1,
-  OPEN: 2,
-  CLOSE: 3,
-  IOCTL: 4,
-  READ: 5,
-  WRITE: 6,
-  PREAD: 7,
-  PWRITE: 8,
-  MMAP: 9,
-  MMIO: 10,
-  READLINK: 11,
-  STAT: 12,
-  READDIR: 13,
-  LSEEK: 14,
-} as const;
+export { OP } from "./door-server-ops.js";
 
 const KIND_NUMBER = { file: 1, dir: 2, link: 3, chr: 4 } as const;
 
@@ -77,6 +64,7 @@ class Session {
     board: Board,
     readonly memory: ClientMemory,
     readonly window: ClientWindow,
+    private readonly trace?: (line: string) => void,
   ) {
     this.process = board.adoptProcess(
       new ClientProcess(
@@ -112,6 +100,31 @@ class Session {
   }
 
   handle(op: number, p: Buffer): Reply {
+    if (!this.trace) return this.serve(op, p);
+    const kind = op === OP.CLOSE ? this.sys.fds.get(p.readInt32LE(0))?.kind : undefined;
+    let reply: Reply;
+    try {
+      reply = this.serve(op, p);
+    } catch (e) {
+      reply = { ret: -1, errno: e instanceof ErrnoError ? e.code : ERRNO.EIO };
+      this.traceCall(op, p, reply, kind);
+      throw e;
+    }
+    this.traceCall(op, p, reply, kind);
+    return reply;
+  }
+
+  private traceCall(op: number, p: Buffer, reply: Reply, closedKind: string | undefined): void {
+    const vfioKinds = ["container", "group", "device"];
+    const line = traceLine(op, p, reply, {
+      isVfioFd: (fd) => (op === OP.CLOSE ? vfioKinds.includes(closedKind ?? "") : this.sys.deviceOf(fd) !== null),
+      isVfioDevice: (fd) => this.sys.deviceOf(fd) !== null,
+      read: (addr, len) => this.memory.read(addr, len),
+    });
+    if (line !== null) this.trace?.(`[pid ${this.memory.pid}] ${line}`);
+  }
+
+  private serve(op: number, p: Buffer): Reply {
     const sys = this.sys;
     const str = (at: number) => p.subarray(at).toString("latin1");
     const res = (r: { ret: number; errno: number }, data?: Uint8Array): Reply => ({ ...r, ...(data ? { data } : {}) });
@@ -153,7 +166,10 @@ class Session {
         const fd = p.readInt32LE(0);
         const r = sys.mmap(fd, p.readBigUInt64LE(8), p.readBigInt64LE(16));
         const dev = sys.deviceOf(fd);
-        if (r.ret >= 0 && dev) this.bars.set(fd, dev);
+        if (r.ret >= 0 && dev) {
+          this.bars.set(fd, dev);
+          if (p.length >= 32) this.mapBarVma(dev, p.readBigUInt64LE(24), p.readBigUInt64LE(8), p.readUInt32LE(4));
+        }
         return res(r);
       }
       case OP.MMIO:
@@ -177,6 +193,28 @@ class Session {
       }
       default:
         return { ret: -1, errno: ERRNO.ENOSYS };
+    }
+  }
+
+  /**
+   * The client's BAR mapping as the kernel has it: a VM_PFNMAP vma over the BAR's physical pages
+   * (vfio_pci_core_mmap's remap), so a MAP_DMA of it (QEMU maps every BAR for peer-to-peer) pins the MMIO
+   * pfns through follow_fault_pfn. A range the model already holds stays as it is.
+   */
+  private mapBarVma(dev: VfioPciDevice, addr: bigint, len: bigint, prot: number): void {
+    const base = dev.device.bar0Base;
+    if (base === null || addr === 0n) return;
+    try {
+      this.process.mmap({
+        start: addr,
+        size: (len + 0xfffn) & ~0xfffn,
+        kind: "pfnmap",
+        phys: base,
+        writable: (prot & 2) !== 0,
+        name: `${dev.name} BAR0`,
+      });
+    } catch (e) {
+      if (!(e instanceof ErrnoError)) throw e;
     }
   }
 
@@ -215,6 +253,8 @@ export interface DoorServer {
 export interface ServeOptions {
   /** Where model bugs are reported (default: stderr). */
   report?: (line: string) => void;
+  /** Each VFIO call a client makes and its answer, one line (door-trace.ts); none when absent. */
+  trace?: (line: string) => void;
 }
 
 /** Serves `board`'s system calls on a Unix socket at `path` (replacing a stale socket file). */
@@ -273,7 +313,7 @@ export function serveBoard(board: Board, path: string, opts: ServeOptions = {}):
                   mem,
                 );
                 slots[slot] = window;
-                session = new Session(board, mem, window);
+                session = new Session(board, mem, window, opts.trace);
                 reply = { ret: 0, errno: 0 };
               }
             }

@@ -17,6 +17,8 @@ export interface ExecOptions {
   onOutput?: (stream: "stdout" | "stderr", text: string) => void;
   env?: NodeJS.ProcessEnv;
   report?: (line: string) => void;
+  /** `--trace`: each VFIO call the program makes, one line (see ServeOptions.trace). */
+  trace?: (line: string) => void;
 }
 
 export interface ExecResult {
@@ -35,7 +37,10 @@ export async function execThroughDoor(
   const lib = buildPreload();
   const dir = mkdtempSync(join(tmpdir(), "iommu-sim-"));
   const socket = join(dir, "door.sock");
-  const server = await serveBoard(board, socket, opts.report ? { report: opts.report } : {});
+  const server = await serveBoard(board, socket, {
+    ...(opts.report ? { report: opts.report } : {}),
+    ...(opts.trace ? { trace: opts.trace } : {}),
+  });
   try {
     const env = { ...process.env, ...opts.env, LD_PRELOAD: lib, IOMMU_SIM_SOCKET: socket };
     const child = spawn(argv[0]!, argv.slice(1), { env, stdio: opts.stdio === "pipe" ? "pipe" : "inherit" });
