@@ -106,7 +106,7 @@ class Session {
     try {
       reply = this.serve(op, p);
     } catch (e) {
-      reply = { ret: -1, errno: e instanceof ErrnoError ? e.code : ERRNO.EIO };
+      reply = { ret: -1, errno: e instanceof ErrnoError ? -e.errno : ERRNO.EIO };
       this.traceCall(op, p, reply, kind);
       throw e;
     }
