@@ -7,31 +7,22 @@ import type * as api from "./index.js";
 type Values =
   | "DMA_MAPPING_ERROR"
   | "DmaCookie"
-  | "FlushQueue"
-  | "IOVA_FQ_SIZE"
   | "IOVA_FQ_TIMEOUT_MS"
-  | "MSI_DOORBELL_PROT"
   | "MsiCookie"
-  | "allocIova"
   | "composeMsiMsg"
   | "cookieOf"
   | "deviceDma"
   | "dmaGetMask"
-  | "dmaInfoToProt"
   | "dmaMap"
   | "dmaMappingError"
   | "dmaSetMask"
   | "dmaUnmap"
   | "flushQueueTimeout"
-  | "freeIova"
   | "getDmaCookie"
   | "getMsiCookie"
-  | "iommuDmaInitDomain"
-  | "msiMsgAddress"
   | "msiPagesOf"
   | "prepareMsi"
   | "putDmaCookie"
-  | "reservePciWindows"
   | "setBusDmaLimit"
   | "setupDmaOps";
 expectTypeOf<keyof typeof api>().toEqualTypeOf<Values>();
@@ -46,6 +37,7 @@ export type TypeNames = [
   api.DmaIommuCookie,
   api.DmaMapOptions,
   api.DmaRange,
+  api.FlushQueue,
   api.FlushQueueHooks,
   api.FqEntry,
   api.HostBridge,
