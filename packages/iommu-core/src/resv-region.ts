@@ -13,7 +13,12 @@ export function resvTypeOrder(t: ResvType): number {
   return RESV_TYPES.indexOf(t);
 }
 
+/** Only `resvRegion` makes a region: an object literal lacks this key, so it never type-checks as one. */
+declare const validated: unique symbol;
+
 export interface ResvRegion {
+  /** Set by `resvRegion` alone (length > 0, no 64-bit wrap checked). */
+  readonly [validated]: true;
   /** First IOVA of the region. */
   readonly start: bigint;
   /** Length in bytes (> 0). */
@@ -28,7 +33,7 @@ export function resvRegion(start: bigint, length: bigint, prot: number, type: Re
   if (start < 0n || length <= 0n || start + length - 1n > U64_MAX) {
     throw new RangeError(`reserved region 0x${start.toString(16)}+0x${length.toString(16)} is empty or wraps`);
   }
-  return Object.freeze({ start, length, prot, type });
+  return Object.freeze({ start, length, prot, type }) as ResvRegion;
 }
 
 /** Inclusive last IOVA of a region. */

@@ -1,5 +1,5 @@
 /** The valid-IOVA list operations against a point-set model on a small universe. */
-import type { ResvRegion, ResvType } from "@iommu/core";
+import { type ResvRegion, type ResvType, resvRegion } from "@iommu/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { aperExpand, aperResize, findSwMsi, type IovaRange, iovaDmaValid, resvExclude } from "./iova-list.js";
@@ -22,7 +22,7 @@ const region = fc
     len: fc.integer({ min: 1, max: 20 }),
     type: fc.constantFrom<ResvType>("reserved", "msi", "sw-msi", "direct", "direct-relaxable"),
   })
-  .map((r): ResvRegion => ({ start: BigInt(r.start), length: BigInt(r.len), prot: 0, type: r.type }));
+  .map((r): ResvRegion => resvRegion(BigInt(r.start), BigInt(r.len), 0, r.type));
 
 const points = (l: readonly IovaRange[]): Set<number> => {
   const s = new Set<number>();
@@ -116,8 +116,8 @@ describe("iova list", () => {
   });
 
   it("findSwMsi: the SW_MSI base unless a hardware MSI region is present", () => {
-    const sw = { start: 0x800_0000n, length: 0x10_0000n, prot: 0, type: "sw-msi" as const };
-    const hw = { start: 0xfee0_0000n, length: 0x10_0000n, prot: 0, type: "msi" as const };
+    const sw = resvRegion(0x800_0000n, 0x10_0000n, 0, "sw-msi");
+    const hw = resvRegion(0xfee0_0000n, 0x10_0000n, 0, "msi");
     expect(findSwMsi([sw])).toBe(0x800_0000n);
     expect(findSwMsi([sw, hw])).toBeNull();
     expect(findSwMsi([hw, sw])).toBeNull();

@@ -1,3 +1,4 @@
+import { resvRegion } from "@iommu/core";
 /** The seed RFC's per-range RESV_IOVA_RANGE capabilities, as type1 adds them to GET_INFO's chain. */
 import { INFO_SIZE, IOMMU_SIM_INFO_CAP_RESV_IOVA_RANGE, view, walkCaps } from "@vfio/uapi";
 import { describe, expect, it } from "vitest";
@@ -7,9 +8,9 @@ describe("the seed's RESV_IOVA_RANGE caps (seedResvCaps)", () => {
   it("adds one cap per reserved range after upstream's, ids that cannot collide, a walkable chain (≥3 caps)", () => {
     const h = makeHost({ shape: "arm64", seedResvCaps: true });
     h.fake!.extraResv.push(
-      { start: 0x4000_0000n, length: 0x1000_0000n, prot: 0, type: "reserved" },
-      { start: 0x8000_0000_0000n, length: 0x1000n, prot: 0, type: "reserved" },
-      { start: 0x1000_0000n, length: 0x10_0000n, prot: 3, type: "direct-relaxable" },
+      resvRegion(0x4000_0000n, 0x1000_0000n, 0, "reserved"),
+      resvRegion(0x8000_0000_0000n, 0x1000n, 0, "reserved"),
+      resvRegion(0x1000_0000n, 0x10_0000n, 3, "direct-relaxable"),
     );
     const { container } = openContainer(h);
     const info = container.getInfo();

@@ -2,7 +2,17 @@
  * type1's rules one by one (reference §6): attach/detach (§6.8), pinning and accounting (§6.4), VADDR,
  * dirty tracking on v1, and the page-size bitmap (§6.7). Errors are asserted by errno and op.
  */
-import { ErrnoError, Iommu, type IommuGroup, isErrno, PAGE_SIZE, PciDevice, PhysicalMemory, SZ_2M } from "@iommu/core";
+import {
+  ErrnoError,
+  Iommu,
+  type IommuGroup,
+  isErrno,
+  PAGE_SIZE,
+  PciDevice,
+  PhysicalMemory,
+  resvRegion,
+  SZ_2M,
+} from "@iommu/core";
 import { createMockIommu } from "@iommu/core/testing";
 import {
   encodeDirtyPages,
@@ -87,13 +97,13 @@ describe("attach (vfio_iommu_type1_attach_group)", () => {
   it("refuses a group with a reserved region over an existing mapping (direct-relaxable excepted)", () => {
     const h = twoDriverHost();
     h.container.mapDma({ vaddr: BASE, iova: 0x4000_0000n, size: PAGE_SIZE, flags: RW });
-    h.x86.extraResv.push({ start: 0x4000_0000n, length: 0x10_0000n, prot: 3, type: "direct-relaxable" });
+    h.x86.extraResv.push(resvRegion(0x4000_0000n, 0x10_0000n, 3, "direct-relaxable"));
     // A relaxable RMRR over guest RAM is fine and stays usable.
     h.groupB.setContainer(h.container);
     const ranges = h.container.getInfo().iovaRanges;
     expect(ranges.some((r) => r.start <= 0x4000_0000n && 0x4000_0fffn <= r.end)).toBe(true);
     h.groupB.unsetContainer();
-    h.x86.extraResv.push({ start: 0x4000_0000n, length: 0x10_0000n, prot: 0, type: "reserved" });
+    h.x86.extraResv.push(resvRegion(0x4000_0000n, 0x10_0000n, 0, "reserved"));
     expect(errOf(() => h.groupB.setContainer(h.container))).toEqual({
       code: "EINVAL",
       op: "vfio_iommu_resv_conflict",
@@ -172,7 +182,7 @@ describe("attach (vfio_iommu_type1_attach_group)", () => {
     expect(type1State(container.backend!).domains[0]!.domain.iovaCookie).toBeNull();
 
     const both = makeHost({ shape: "arm64" });
-    both.fake!.extraResv.push({ start: 0xfee0_0000n, length: 0x10_0000n, prot: 0, type: "msi" });
+    both.fake!.extraResv.push(resvRegion(0xfee0_0000n, 0x10_0000n, 0, "msi"));
     const o = openContainer(both);
     expect(type1State(o.container.backend!).domains[0]!.domain.iovaCookie).toBeNull();
   });
