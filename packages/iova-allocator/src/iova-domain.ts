@@ -1,5 +1,6 @@
 import { IOVA_RANGE_CACHE_MAX_SIZE, MAX_GRANULE, MIN_GRANULE } from "./constants.js";
 import type { IovaDomainOptions, IovaHints, IovaRange } from "./iova-range.js";
+import type { Pfn, PfnCount } from "./pfn.js";
 import { ABSENT, PfnIndex } from "./pfn-index.js";
 import { alignDown, nextPowerOfTwo, orderBase2 } from "./pfn-math.js";
 import { NO_MAG, RangeCaches, type RcacheDepot } from "./range-cache.js";
@@ -25,7 +26,7 @@ export class IovaDomain implements Iterable<IovaRange> {
   /** Bytes per pfn. */
   readonly granule: number;
   /** Lowest pfn `alloc` hands out. */
-  readonly startPfn: number;
+  readonly startPfn: Pfn;
   /** First pfn at or above 4 GiB (`dma_32bit_pfn` = 2^32 >> shift). */
   readonly dma32bitPfn: number;
   /** Highest pfn a u64 address can hold at this granule (`ULLONG_MAX >> shift`). */
@@ -85,7 +86,7 @@ export class IovaDomain implements Iterable<IovaRange> {
   }
 
   /** Full magazines in the depot of the bin for `size` granules (`rcache->depot_size`); 0 above 32 granules. */
-  depotSize(size: number): number {
+  depotSize(size: PfnCount): number {
     const bin = orderBase2(size);
     return bin < IOVA_RANGE_CACHE_MAX_SIZE ? this.rcaches.depotCount(bin) : 0;
   }
@@ -125,7 +126,7 @@ export class IovaDomain implements Iterable<IovaRange> {
    * down from the cached hint and retrying once above it; `sizeAligned` aligns the start to the next power of two
    * of `size`. Returns null when nothing fits (and records `size` as `max32_alloc_size`, as Linux does).
    */
-  alloc(size: number, limitPfn: number, sizeAligned: boolean): IovaRange | null {
+  alloc(size: PfnCount, limitPfn: Pfn, sizeAligned: boolean): IovaRange | null {
     this.checkSize(size, "alloc_iova");
     this.checkPfn(limitPfn, "limitPfn", "alloc_iova");
     const x = this.allocAndInsert(size, limitPfn + 1, sizeAligned);
@@ -133,7 +134,7 @@ export class IovaDomain implements Iterable<IovaRange> {
   }
 
   /** `free_iova`: frees the range containing `pfn`; an unknown pfn is a no-op. */
-  free(pfn: number): void {
+  free(pfn: Pfn): void {
     this.checkPfn(pfn, "pfn", "free_iova");
     const x = this.tree.find(pfn);
     if (x === NIL) return;
@@ -145,7 +146,7 @@ export class IovaDomain implements Iterable<IovaRange> {
   }
 
   /** `find_iova`: the allocated range containing `pfn`, or null. */
-  find(pfn: number): IovaRange | null {
+  find(pfn: Pfn): IovaRange | null {
     this.checkPfn(pfn, "pfn", "find_iova");
     const x = this.tree.find(pfn);
     return x === NIL ? null : this.range(x);
@@ -155,7 +156,7 @@ export class IovaDomain implements Iterable<IovaRange> {
    * `reserve_iova`: marks [pfnLo, pfnHi] allocated. Overlapped ranges grow downward to absorb the request instead
    * of failing; returns the range that finally covers `pfnHi` (reference §1.6).
    */
-  reserve(pfnLo: number, pfnHi: number): IovaRange {
+  reserve(pfnLo: Pfn, pfnHi: Pfn): IovaRange {
     this.checkPfn(pfnLo, "pfnLo", "reserve_iova");
     this.checkPfn(pfnHi, "pfnHi", "reserve_iova");
     if (pfnLo > pfnHi) throw new RangeError(`reserve_iova: pfnLo ${pfnLo} is above pfnHi ${pfnHi}`);
@@ -178,7 +179,7 @@ export class IovaDomain implements Iterable<IovaRange> {
    * when one fits, else from the tree; on failure with `flushRcache`, every cache is flushed back to the tree and
    * the tree is tried once more. Returns the start pfn, or 0 when nothing fits.
    */
-  allocFast(size: number, limitPfn: number, flushRcache: boolean, cpu = 0): number {
+  allocFast(size: PfnCount, limitPfn: Pfn, flushRcache: boolean, cpu = 0): Pfn {
     this.checkSize(size, "alloc_iova_fast");
     this.checkPfn(limitPfn, "limitPfn", "alloc_iova_fast");
     this.checkCpu(cpu, "alloc_iova_fast");
@@ -214,7 +215,7 @@ export class IovaDomain implements Iterable<IovaRange> {
    * frees it to the tree when `size` is above 32 granules. `pfn` must lie in an allocated range that is not
    * already cached (Linux would hand such a pfn out twice, then WARN when flushing).
    */
-  freeFast(pfn: number, size: number, cpu = 0): void {
+  freeFast(pfn: Pfn, size: PfnCount, cpu = 0): void {
     this.checkPfn(pfn, "pfn", "free_iova_fast");
     this.checkSize(size, "free_iova_fast");
     this.checkCpu(cpu, "free_iova_fast");

@@ -1,9 +1,10 @@
+import type { Pfn, PfnCount } from "./pfn.js";
 import type { RcacheDepot } from "./range-cache.js";
 
 /** An allocated IOVA range (`struct iova`): inclusive pfns in units of the domain granule. */
 export interface IovaRange {
-  readonly pfnLo: number;
-  readonly pfnHi: number;
+  readonly pfnLo: Pfn;
+  readonly pfnHi: Pfn;
 }
 
 /** Options of `new IovaDomain` (`init_iova_domain` + `iova_domain_init_rcaches`). */
@@ -11,7 +12,7 @@ export interface IovaDomainOptions {
   /** Bytes per pfn; a power of two from 2 KiB to 64 KiB (Linux: power of two, at most PAGE_SIZE). */
   granule: number;
   /** Lowest pfn `alloc` may hand out (dma-iommu uses max(1, aperture_start >> shift)). */
-  startPfn: number;
+  startPfn: Pfn;
   /** CPUs with their own range-cache magazines (default 1); also `num_online_cpus()` for the list depot's trim. */
   cpus?: number;
   /**
@@ -26,5 +27,5 @@ export interface IovaDomainOptions {
 export interface IovaHints {
   readonly cached: IovaRange | null;
   readonly cached32: IovaRange | null;
-  readonly max32AllocSize: number;
+  readonly max32AllocSize: PfnCount;
 }

@@ -4,8 +4,15 @@ import { expectTypeOf } from "vitest";
 import type * as api from "./index.js";
 
 /** The runtime names (values: functions, classes, constants). */
-type Values = "IOVA_DEPOT_DELAY_MS" | "IOVA_MAG_SIZE" | "IOVA_RANGE_CACHE_MAX_SIZE" | "IovaDomain" | "MAX_GLOBAL_MAGS";
+type Values =
+  | "IOVA_DEPOT_DELAY_MS"
+  | "IOVA_MAG_SIZE"
+  | "IOVA_RANGE_CACHE_MAX_SIZE"
+  | "IovaDomain"
+  | "MAX_GLOBAL_MAGS"
+  | "pfn"
+  | "pfnCount";
 expectTypeOf<keyof typeof api>().toEqualTypeOf<Values>();
 
 /** The type-only names: each must stay exported (a missing one fails to compile here). */
-export type TypeNames = [api.IovaDomainOptions, api.IovaHints, api.IovaRange, api.RcacheDepot];
+export type TypeNames = [api.IovaDomainOptions, api.IovaHints, api.IovaRange, api.Pfn, api.PfnCount, api.RcacheDepot];

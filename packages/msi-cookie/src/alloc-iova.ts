@@ -5,6 +5,7 @@
  */
 import type { Device, IommuDomain } from "@iommu/core";
 import { ffs64, u64 } from "@iommu/core";
+import type { Pfn, PfnCount } from "@iova/allocator";
 import { type DmaIommuCookie, MsiCookie, type SacPolicy } from "./cookie.js";
 import { deviceDma } from "./device-dma.js";
 import { DMA_BIT_MASK_32, pfnOf, roundupPowOfTwo } from "./u64.js";
@@ -42,7 +43,7 @@ export function allocIova(
   if (state.busDmaLimit !== 0n && (limit === 0n || state.busDmaLimit < limit)) limit = state.busDmaLimit;
   if (domain.geometry.forceAperture && domain.geometry.apertureEnd < limit) limit = domain.geometry.apertureEnd;
 
-  let pfn = 0;
+  let pfn: Pfn = 0;
   if (limit > DMA_BIT_MASK_32 && dev.bus === "pci" && sacAllowed(cookie.sac, state.pci32bitWorkaround)) {
     pfn = iovad.allocFast(len, pfnOf(DMA_BIT_MASK_32, shift), false, cpu);
     if (pfn === 0 && cookie.sac === "latch") {
@@ -73,7 +74,7 @@ export function freeIova(cookie: DmaIommuCookie, iova: bigint, size: bigint, que
   if (!iovad) return;
   const shift = ffs64(BigInt(iovad.granule));
   const pfn = pfnOf(iova, shift);
-  const pages = Number(size >> BigInt(shift));
+  const pages: PfnCount = Number(size >> BigInt(shift));
   if (queued && cookie.fq) cookie.fq.queue(pfn, pages, cpu);
   else iovad.freeFast(pfn, pages, cpu);
 }

@@ -5,6 +5,8 @@
  * is not simulated with a clock: the board calls `timeout()` when it decides the timer fired.
  */
 
+import type { Pfn, PfnCount } from "@iova/allocator";
+
 /** IOVA_FQ_SIZE: ring slots per CPU; one slot stays empty, so a ring holds 255 entries. */
 export const IOVA_FQ_SIZE = 256;
 /** IOVA_FQ_TIMEOUT in ms: how long after the first queued entry the timer fires (informative here). */
@@ -12,8 +14,8 @@ export const IOVA_FQ_TIMEOUT_MS = 10;
 
 /** One queued unmap: a pfn range and the flush-start count when it was queued. */
 export interface FqEntry {
-  readonly pfn: number;
-  readonly pages: number;
+  readonly pfn: Pfn;
+  readonly pages: PfnCount;
   readonly counter: number;
 }
 
@@ -27,7 +29,7 @@ export interface FlushQueueHooks {
   /** `domain->ops->flush_iotlb_all`. */
   flushIotlbAll(): void;
   /** `free_iova_fast` into the allocator, on the CPU doing the freeing. */
-  freeIova(pfn: number, pages: number, cpu: number): void;
+  freeIova(pfn: Pfn, pages: PfnCount, cpu: number): void;
 }
 
 export class FlushQueue {
@@ -64,7 +66,7 @@ export class FlushQueue {
   }
 
   /** `queue_iova`: free what is already flushed, flush if the ring is full, then append. */
-  queue(pfn: number, pages: number, cpu = 0): void {
+  queue(pfn: Pfn, pages: PfnCount, cpu = 0): void {
     const ring = this.ring(cpu);
     // Entries another CPU's flush already covered go first (fq_ring_free).
     this.ringFree(ring, cpu);
