@@ -4,6 +4,7 @@
 import type { IommuDriver, IommuHardware } from "@iommu/core";
 import { expectTypeOf } from "vitest";
 import type * as api from "./index.js";
+import type * as internal from "./internal.js";
 
 /** The runtime names (values: functions, classes, constants). */
 type Values =
@@ -61,3 +62,6 @@ expectTypeOf<Parameters<typeof api.createSmmuV3Hardware>>().toEqualTypeOf<[api.S
 expectTypeOf<ReturnType<typeof api.createSmmuV3Hardware>>().toExtend<IommuHardware>();
 expectTypeOf<Parameters<typeof api.createSmmuV2Hardware>>().toEqualTypeOf<[api.SmmuV2HardwareOptions]>();
 expectTypeOf<ReturnType<typeof api.createSmmuV2Hardware>>().toExtend<IommuHardware>();
+
+/** `./internal` is the root entry plus internals: every root name is there too. */
+expectTypeOf<Exclude<keyof typeof api, keyof typeof internal>>().toEqualTypeOf<never>();

@@ -2,6 +2,7 @@
 // added or removed here is an API change and gets a changeset; internals go to another entry point.
 import { expectTypeOf } from "vitest";
 import type * as api from "./index.js";
+import type * as internal from "./internal.js";
 
 /** The runtime names (values: functions, classes, constants). */
 type Values =
@@ -94,3 +95,6 @@ expectTypeOf<ConstructorParameters<typeof api.Vfio>>().toEqualTypeOf<[api.VfioOp
 expectTypeOf<api.Vfio["ioctl"]>().toEqualTypeOf<(fd: number, request: number, arg?: api.IoctlArg) => number>();
 expectTypeOf<ReturnType<api.Container["ioctl"]>>().toEqualTypeOf<number>();
 expectTypeOf<ConstructorParameters<typeof api.Process>>().toEqualTypeOf<[api.ProcessInit]>();
+
+/** `./internal` is the root entry plus internals: every root name is there too. */
+expectTypeOf<Exclude<keyof typeof api, keyof typeof internal>>().toEqualTypeOf<never>();

@@ -4,6 +4,7 @@
 import type { IommuDriver, IommuHardware } from "@iommu/core";
 import { expectTypeOf } from "vitest";
 import type * as api from "./index.js";
+import type * as internal from "./internal.js";
 
 /** The runtime names (values: functions, classes, constants). */
 type Values =
@@ -59,3 +60,6 @@ expectTypeOf<ReturnType<typeof api.createIntelIommuDriver>>().toEqualTypeOf<api.
 expectTypeOf<api.IntelIommuDriver>().toExtend<IommuDriver>();
 expectTypeOf<Parameters<typeof api.createVtdHardware>>().toEqualTypeOf<[api.VtdHardwareOptions]>();
 expectTypeOf<ReturnType<typeof api.createVtdHardware>>().toExtend<IommuHardware>();
+
+/** `./internal` is the root entry plus internals: every root name is there too. */
+expectTypeOf<Exclude<keyof typeof api, keyof typeof internal>>().toEqualTypeOf<never>();
