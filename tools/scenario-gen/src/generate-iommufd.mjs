@@ -16,7 +16,7 @@ import { EDU_DMA_REACH, PLATFORMS } from "./platforms.mjs";
 import { Rng } from "./rng.mjs";
 
 /** The current iommufd grammar version (independent of the type1 GENERATOR_VERSION). */
-export const IOMMUFD_GENERATOR_VERSION = 1;
+export const IOMMUFD_GENERATOR_VERSION = 2;
 const PAGE = 0x1000n;
 const HUGE = 0x20_0000n;
 const U64_MAX = (1n << 64n) - 1n;
@@ -504,6 +504,15 @@ class IommufdGen {
       hwpt: 3,
       ranges: 2,
       argsz: 2,
+      // v2: interactions the first seeds showed the model already agreed on less often
+      share: this.v >= 2 && this.ndev > 1 ? 4 : 0,
+      pin: this.v >= 2 ? (this.memlock !== null ? 5 : 2) : 0,
+      huge: this.v >= 2 ? 3 : 0,
+      closefd: this.v >= 2 ? 2 : 0,
+      allowfix: this.v >= 2 ? 3 : 0,
+      reattach: this.v >= 2 ? 4 : 0,
+      msi: this.v >= 2 ? 3 : 0,
+      autofill: this.v >= 2 ? 2 : 0,
     });
     const tag = `episode ${kind}`;
     const dev = this.devIndex();
@@ -647,6 +656,144 @@ class IommufdGen {
         this.emit(`ioas ranges ioas=${k}`, tag);
         return;
       }
+      case "share": {
+        // two devices on one IOAS share its auto HWPT; one leaves, the other keeps DMA
+        const k = this.ensureIoas();
+        const other = (dev + 1 + r.int(this.ndev - 1)) % this.ndev;
+        this.attachLines(dev, k, tag);
+        this.attachLines(other, k, `${tag}: second device, same IOAS`);
+        const m = this.mapLine(k, this.lowIova(), r.pick([PAGE, 4n * PAGE]), "rw", tag);
+        this.emit(`dma ${hex(m.iova)} 0x40 to-dev vaddr=+${hex(m.off)}${this.devArg(dev)}`, tag);
+        this.emit(`dma ${hex(m.iova)} 0x40 from-dev vaddr=+${hex(m.off)}${this.devArg(other)}`, tag);
+        this.emit(`cdev ${r.pick(["detach", "close"])}${this.devArg(dev)}`, `${tag}: one leaves`);
+        this.emit(`ioas ranges ioas=${k}`, tag);
+        this.emit(
+          `dma ${hex(m.iova)} 0x20 from-dev vaddr=+${hex(m.off)}${this.devArg(other)}`,
+          `${tag}: the other still maps`,
+        );
+        this.emit(`ioas destroy ioas=${k}`, `${tag}: still in use`);
+        return;
+      }
+      case "pin": {
+        // pinning against RLIMIT_MEMLOCK (user or mm accounting), VmPin before and after
+        this.emit("locked", tag);
+        this.emit(`option rlimit ${r.chance(0.5) ? "get" : `set ${r.pick([0, 1])}`}`, tag);
+        const k = this.ensureIoas();
+        if (r.chance(0.6)) this.attachLines(dev, k, `${tag}: a domain pins at map time`);
+        const m = this.mapLine(k, this.lowIova(), r.pick([0x10000n, 0x20000n, HUGE]), "rw", `${tag}: over the limit?`);
+        this.emit("locked", tag);
+        const s = this.charge(r.pick([PAGE, 2n * PAGE]));
+        this.emit(
+          `ioas map ${hex(m.iova + 2n * HUGE)} ${hex(s)} r vaddr=+${hex(m.off)} ioas=${k}`,
+          `${tag}: the same pages again`,
+        );
+        this.emit(`cdev attach${this.devArg(dev)} ioas=${k}`, `${tag}: attach pins what is mapped`);
+        this.emit("locked", tag);
+        this.emit(`ioas unmap 0 0xffffffffffffffff ioas=${k}`, tag);
+        this.mapsOf(k).length = 0;
+        this.emit("locked", `${tag}: all unpinned?`);
+        return;
+      }
+      case "huge": {
+        // IOMMU_OPTION_HUGE_PAGES off: a 2 MiB mapping, then unmaps inside it
+        this.emit("ioas alloc", tag);
+        this.newIoas();
+        const k = this.ioas.length - 1;
+        this.emit(`option huge get ioas=${k}`, tag);
+        this.emit(`option huge set ${r.pick([0, 0, 1])} ioas=${k}`, tag);
+        this.emit(`option huge get ioas=${k}`, tag);
+        const m = this.mapLine(k, (this.lowIova() / HUGE) * HUGE, HUGE, "rw", `${tag}: 2 MiB aligned`);
+        if (r.chance(0.5)) this.attachLines(dev, k, tag);
+        this.emit(`ioas unmap ${hex(m.iova + HUGE / 2n)} ${hex(PAGE)} ioas=${k}`, `${tag}: one page inside`);
+        this.emit(`option huge set ${r.pick([0, 1])} ioas=${k}`, `${tag}: with a mapping there`);
+        this.emit(`ioas unmap ${hex(m.iova)} ${hex(m.size)} ioas=${k}`, `${tag}: the whole mapping`);
+        this.mapsOf(k).length = 0;
+        return;
+      }
+      case "closefd": {
+        // /dev/iommu closed while a device is bound: what still answers
+        const k = this.ensureIoas();
+        this.attachLines(dev, k, tag);
+        this.emit("iommufd close", `${tag}: with a device bound`);
+        this.emit(`cdev detach${this.devArg(dev)}`, tag);
+        this.emit(`cdev attach${this.devArg(dev)} ioas=${k}`, tag);
+        this.emit(`dma 0x100000 0x10 to-dev${this.devArg(dev)}`, tag);
+        this.emit(`cdev close${this.devArg(dev)}`, tag);
+        this.emit("iommufd open", tag);
+        this.emit("ioas alloc", `${tag}: ids of a new context`);
+        this.newIoas();
+        for (const o of this.objs) o.maps = [];
+        this.compat = null;
+        return;
+      }
+      case "allowfix": {
+        this.emit("ioas alloc", tag);
+        this.newIoas();
+        const k = this.ioas.length - 1;
+        this.emit(`ioas allow 0x400000-0x7fffff 0x1000000-0x10fffff ioas=${k}`, `${tag}: two windows`);
+        const s1 = this.charge(PAGE);
+        this.emit(
+          `ioas map 0x200000 ${hex(s1)} rw vaddr=+${hex(this.freshOff(s1))} ioas=${k}`,
+          `${tag}: fixed, outside the list`,
+        );
+        for (const sz of [PAGE, 0x10000n, HUGE, 0x300000n]) {
+          const s = this.charge(sz);
+          this.emit(
+            `ioas map 0 ${hex(s)} rw vaddr=+${hex(this.freshOff(s))} auto ioas=${k}`,
+            `${tag}: kernel-chosen in the list`,
+          );
+        }
+        this.emit(`ioas ranges ioas=${k}`, tag);
+        this.emit(`ioas allow 0x400000-0x4fffff ioas=${k}`, `${tag}: shrink under existing mappings`);
+        this.emit(`ioas unmap 0 0xffffffffffffffff ioas=${k}`, tag);
+        return;
+      }
+      case "reattach": {
+        // replace the attached IOAS: A (mapped) -> B (empty) -> A, DMA each time
+        const a = this.ensureIoas();
+        this.emit("ioas alloc", tag);
+        this.newIoas();
+        const b = this.ioas.length - 1;
+        this.attachLines(dev, a, tag);
+        const m = this.mapLine(a, this.lowIova(), r.pick([PAGE, 2n * PAGE]), "rw", tag);
+        this.emit(`dma ${hex(m.iova)} 0x40 to-dev vaddr=+${hex(m.off)}${this.devArg(dev)}`, `${tag}: on A`);
+        this.emit(`cdev attach${this.devArg(dev)} ioas=${b}`, `${tag}: replace with B`);
+        this.emit(
+          `dma ${hex(m.iova)} 0x40 from-dev vaddr=+${hex(m.off)}${this.devArg(dev)}`,
+          `${tag}: on B (unmapped)`,
+        );
+        this.emit(`ioas ranges ioas=${a}`, tag);
+        this.emit(`cdev attach${this.devArg(dev)} ioas=${a}`, `${tag}: back to A`);
+        this.emit(`dma ${hex(m.iova)} 0x40 from-dev vaddr=+${hex(m.off)}${this.devArg(dev)}`, `${tag}: on A again`);
+        this.emit(`ioas destroy ioas=${b}`, `${tag}: B is free`);
+        return;
+      }
+      case "msi": {
+        const k = this.ensureIoas();
+        this.attachLines(dev, k, tag);
+        this.emit(`irq msi on${this.devArg(dev)}`, tag);
+        this.emit(`irq raise${this.devArg(dev)}`, tag);
+        this.emit(`ioas map ${hex(msiStart)} 0x1000 rw ioas=${k}`, `${tag}: the MSI window`);
+        this.emit(`cdev ${r.pick(["detach", "attach ioas=0", "close"])}${this.devArg(dev)}`, tag);
+        this.emit(`irq raise${this.devArg(dev)}`, tag);
+        this.emit(`irq msi off${this.devArg(dev)}`, tag);
+        return;
+      }
+      case "autofill": {
+        const k = this.ensureIoas();
+        for (let i = 0, n = 3 + r.int(4); i < n; i++) {
+          const s = this.charge(r.pick([PAGE, 2n * PAGE, 0x10000n, HUGE]));
+          this.emit(
+            `ioas map 0 ${hex(s)} ${r.pick(["rw", "r"])} vaddr=+${hex(this.freshOff(s))} auto ioas=${k}`,
+            `${tag}: kernel-chosen`,
+          );
+        }
+        if (r.chance(0.5)) this.attachLines(dev, k, `${tag}: attach over kernel-chosen IOVAs`);
+        this.emit(`ioas ranges ioas=${k}`, tag);
+        this.emit(`ioas unmap 0 0xffffffffffffffff ioas=${k}`, tag);
+        this.emit("locked", tag);
+        return;
+      }
       default: {
         // struct-size rules on one ioctl: smaller, larger with zero tail, larger with a non-zero tail
         const [line, size] = r.pick([
@@ -672,14 +819,18 @@ class IommufdGen {
 
   header() {
     const r = this.rng;
-    this.ndev = Number(r.weighted({ 1: 4, 2: 4, 3: 2 }));
+    this.ndev = Number(r.weighted(this.v >= 2 ? { 1: 2, 2: 5, 3: 3 } : { 1: 4, 2: 4, 3: 2 }));
     this.emit(iommufdHeaderLine(this.seed, this.arch, this.v));
     this.emit(
       `# regenerate: node tools/scenario-gen/src/cli.mjs --mode iommufd --platform ${this.arch} --seed ${this.seed} --gen ${this.v}`,
     );
     this.emit(`platform ${this.p.name}`);
     if (this.ndev > 1) this.emit(`devices ${this.ndev}`);
-    if (r.chance(0.2)) this.emit(`memlock ${hex(r.pick([0n, PAGE, 0x4000n, 0x10000n, HUGE, 2n * HUGE]))}`);
+    this.memlock = null;
+    if (r.chance(this.v >= 2 ? 0.45 : 0.2)) {
+      this.memlock = r.pick([0n, PAGE, 0x4000n, 0x10000n, HUGE, 2n * HUGE]);
+      this.emit(`memlock ${hex(this.memlock)}`);
+    }
     this.emit(`mode ${r.chance(0.9) ? "iommufd" : "none"}`);
     this.emit("modset iommufd");
     this.emit("---");
@@ -710,7 +861,7 @@ class IommufdGen {
       group: 2,
       dma: 10,
       irq: 4,
-      episode: 14,
+      episode: this.v >= 2 ? 22 : 14,
       locked: 2,
       resv: 1,
       reopen: 1,
@@ -738,7 +889,7 @@ class IommufdGen {
  * file (`mode iommufd`, `modset iommufd`). The same seed, arch and version always give the same text.
  */
 export function generateIommufdScenario(seed, arch, version = IOMMUFD_GENERATOR_VERSION) {
-  if (version !== 1) throw new RangeError(`unknown iommufd generator version ${version} (1)`);
+  if (version !== 1 && version !== 2) throw new RangeError(`unknown iommufd generator version ${version} (1, 2)`);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) throw new RangeError(`seed must be a u32: ${seed}`);
   if (!(arch in PLATFORMS)) throw new RangeError(`unknown platform ${arch} (x86, arm64)`);
   const g = new IommufdGen(seed, arch, version);

@@ -7,6 +7,7 @@ import { checkIommufdBody, checkIommufdScenario, parseIopts } from "./grammar-io
 import { EDU_DMA_REACH, PLATFORMS } from "./platforms.mjs";
 
 const ARCHES = ["x86", "arm64"];
+const VERSIONS = [1, IOMMUFD_GENERATOR_VERSION];
 const SEEDS = Array.from({ length: 150 }, (_, i) => i);
 const U64_MAX = (1n << 64n) - 1n;
 
@@ -23,10 +24,10 @@ function cannotPin(iova, len, auto) {
 }
 
 describe("scenario-gen --mode iommufd: scenarios the probe accepts and the recorder's VMs survive", () => {
-  for (const arch of ARCHES) {
-    it(`${arch}: ${SEEDS.length} seeds, every line valid for the probe's iommufd grammar`, () => {
+  for (const [arch, version] of ARCHES.flatMap((a) => VERSIONS.map((v) => [a, v]))) {
+    it(`${arch} v${version}: ${SEEDS.length} seeds, every line valid for the probe's iommufd grammar`, () => {
       for (const seed of SEEDS) {
-        const text = generateIommufdScenario(seed, arch);
+        const text = generateIommufdScenario(seed, arch, version);
         expect(checkIommufdScenario(text), `seed ${seed}`).toEqual([]);
         expect(text).toContain(`platform ${PLATFORMS[arch].name}\n`);
         expect(text).toContain("modset iommufd\n");
@@ -34,10 +35,10 @@ describe("scenario-gen --mode iommufd: scenarios the probe accepts and the recor
       }
     });
 
-    it(`${arch}: DMA within edu's limits, every map and copy that could pin within the budget`, () => {
+    it(`${arch} v${version}: DMA within edu's limits, every map and copy that could pin within the budget`, () => {
       for (const seed of SEEDS) {
         let pinnable = 0n;
-        for (const tok of bodyTokens(generateIommufdScenario(seed, arch))) {
+        for (const tok of bodyTokens(generateIommufdScenario(seed, arch, version))) {
           if (tok[0] === "dma") {
             const [iova, len] = [parseNum(tok[1]), parseNum(tok[2])];
             expect(len).toBeLessThanOrEqual(EDU_DMA_MAX);
@@ -72,14 +73,19 @@ describe("scenario-gen --mode iommufd: scenarios the probe accepts and the recor
     }
     expect(() => generateIommufdScenario(-1, "x86")).toThrow(RangeError);
     expect(() => generateIommufdScenario(1, "riscv")).toThrow(RangeError);
-    expect(() => generateIommufdScenario(1, "x86", 2)).toThrow(RangeError);
+    expect(() => generateIommufdScenario(1, "x86", 3)).toThrow(RangeError);
   });
 
   it("property: any u32 seed gives a valid iommufd scenario", () => {
     fc.assert(
-      fc.property(fc.nat({ max: 0xffff_ffff }), fc.constantFrom(...ARCHES), (seed, arch) => {
-        expect(checkIommufdScenario(generateIommufdScenario(seed, arch))).toEqual([]);
-      }),
+      fc.property(
+        fc.nat({ max: 0xffff_ffff }),
+        fc.constantFrom(...ARCHES),
+        fc.constantFrom(...VERSIONS),
+        (seed, arch, v) => {
+          expect(checkIommufdScenario(generateIommufdScenario(seed, arch, v))).toEqual([]);
+        },
+      ),
       { numRuns: 100, seed: 29 },
     );
   });
@@ -166,6 +172,14 @@ describe("scenario-gen --mode iommufd: scenarios the probe accepts and the recor
       "note: episode hwpt",
       "note: episode ranges",
       "note: episode argsz",
+      "note: episode share",
+      "note: episode pin",
+      "note: episode huge",
+      "note: episode closefd",
+      "note: episode allowfix",
+      "note: episode reattach",
+      "note: episode msi",
+      "note: episode autofill",
     ];
     expect(want.filter((w) => !seen.has(w))).toEqual([]);
   });
