@@ -189,8 +189,11 @@ export function checkHeader(tok) {
   return "unknown header line";
 }
 
-/** Every problem in `text` as `{ line, why }` (1-based line numbers); empty when the probe accepts it all. */
-export function checkScenario(text) {
+/**
+ * Every problem in `text` as `{ line, why }` (1-based line numbers); empty when the probe accepts it all.
+ * `grammar` swaps in another body/header checker (the iommufd one, grammar-iommufd.mjs).
+ */
+export function checkScenario(text, grammar = { body: checkBody, header: checkHeader }) {
   const problems = [];
   const lines = text.split("\n");
   let inBody = false;
@@ -207,12 +210,12 @@ export function checkScenario(text) {
         sawSeparator = true;
         return;
       }
-      const why = checkHeader(tok);
+      const why = grammar.header(tok);
       if (why) problems.push({ line: i + 1, why });
       if (tok[0] === "devices" && !why) ndev = Number(parseNum(tok[1]));
       return;
     }
-    const why = checkBody(tok, ndev);
+    const why = grammar.body(tok, ndev);
     if (why) problems.push({ line: i + 1, why });
   });
   if (!sawSeparator) problems.push({ line: 0, why: "no --- line" });
