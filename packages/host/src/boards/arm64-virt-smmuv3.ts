@@ -71,6 +71,7 @@ export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boole
     // arm_smmu_evtq_thread's event lines are rate-limited (10 per 5 s) on the board's model clock (board.tick).
     now: () => board?.nowMs ?? 0,
     decodedEventLog: kernel.smmu.decodedEventLog,
+    blockedDomain: kernel.smmu.blockedDomain,
     ...(variant.seed ? { seedHostBridgeWindows: hostBridgeWindows } : {}),
   });
   const ops = smmu.ops;
