@@ -14,6 +14,7 @@ import {
 } from "@iommu/core";
 import { describe, expect, it } from "vitest";
 import { DESC } from "../arch/lpae.js";
+import { Q_BASE_LOG2SIZE_MASK, REG } from "../arch/regs.js";
 import { createSmmuV3Hardware } from "../hw/smmu-v3.js";
 import { makeRig, RAM_BASE } from "../testing/rig.js";
 import type { SmmuDomain } from "./domain.js";
@@ -85,7 +86,7 @@ describe("probe and ops (conformance: linux-6.1/arm64 basic, iova-range-48bit)",
     const memory = new PhysicalMemory();
     memory.addRam(RAM_BASE, 0x1000000n);
     const hw = createSmmuV3Hardware({ memory, mmioBase: 0x9050000n });
-    const pages = new PageAllocator(memory, RAM_BASE, 0x20000n); // 32 frames for the driver
+    const pages = new PageAllocator(memory, RAM_BASE, (32n + 256n) << 12n); // 32 frames besides the event queue
     const { ops } = createArmSmmuV3Driver({ memory, mmioBase: 0x9050000n, pageAllocator: pages });
     const dev = new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 });
     dev.upstream = hw;
@@ -197,6 +198,43 @@ describe("device DMA through driver-written tables", () => {
     expect(rig.pages.framesInUse).toBe(frames - 1);
     expect(rig.hw.stats.commands).toBeGreaterThan(commands); // tlb_flush_walk before the table is freed
     expect(rig.hw.walkFromMemory(8, 0x600000n)).toMatchObject({ kind: "leaf", level: 2 });
+  });
+});
+
+describe("event queue size (arm_smmu_device_hw_probe: EVTQ_MAX_SZ_SHIFT)", () => {
+  it("asks for 2^15 records (Q_MAX_SZ_SHIFT 20 less the 32-byte entry), under QEMU's IDR1.EVENTQS of 19", () => {
+    const rig = makeRig();
+    expect(rig.driver.features.evtqLog2).toBe(15);
+    expect(rig.memory.read64(0x9050000n + BigInt(REG.EVTQ_BASE)) & Q_BASE_LOG2SIZE_MASK).toBe(15n);
+  });
+
+  it("holds a whole page of word-sized fault events until the handler runs: no overflow, all of them read", () => {
+    const rig = makeRig({}, {}, false);
+    const dev = rig.pci(1);
+    rig.domain([dev]);
+    // The handler waits (as it does for QEMU's lock while the DMA runs), then drains once.
+    const irq = rig.hw.onEventIrq;
+    let raised = 0;
+    rig.hw.onEventIrq = () => {
+      raised++;
+    };
+    expect(dev.dmaWrite(0x400000n, new Uint8Array(0x1000)).ok).toBe(false);
+    expect(raised).toBe(0x1000 / 4);
+    expect(rig.hw.stats.eventsDropped).toBe(0);
+    rig.hw.onEventIrq = irq;
+    expect(rig.driver.handleEventIrq()).toBe(0x1000 / 4);
+    expect(rig.driver.drainLog().some((l) => l.includes("overflow"))).toBe(false);
+  });
+
+  it("arm_smmu_init_one_queue: a pool short of contiguous frames gets a queue halved until it fits", () => {
+    const memory = new PhysicalMemory();
+    memory.addRam(RAM_BASE, 0x1000000n);
+    createSmmuV3Hardware({ memory, mmioBase: 0x9050000n });
+    const pages = new PageAllocator(memory, RAM_BASE, 64n << 12n);
+    const { features } = createArmSmmuV3Driver({ memory, mmioBase: 0x9050000n, pageAllocator: pages });
+    expect(features.evtqLog2).toBeLessThan(15);
+    expect(2 ** features.evtqLog2 * 32).toBeLessThanOrEqual(64 * 4096);
+    expect(memory.read64(0x9050000n + BigInt(REG.EVTQ_BASE)) & Q_BASE_LOG2SIZE_MASK).toBe(BigInt(features.evtqLog2));
   });
 });
 
