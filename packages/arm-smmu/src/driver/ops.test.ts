@@ -289,6 +289,25 @@ describe("faults (conformance: linux-6.1/arm64 edu-dma)", () => {
     expect(rig2.faults).toHaveLength(0x80 / 4);
   });
 
+  it("regression (QEMU memory_access_size on the unassigned region; 6.1 arm64 random-49 line 13): an unaligned faulting access records its first event at its address, then one per aligned word", () => {
+    const rig = makeRig();
+    const dev = rig.pci(1);
+    rig.domain([dev]);
+    // `dma 0x1ffffdf 0x43 to-dev`: a 1-byte access to reach alignment, then 4-byte ones to the page end.
+    expect(dev.dmaRead(0x1ffffdfn, 0x21).ok).toBe(false);
+    const words = Array.from({ length: 8 }, (_, i) => 0x1ffffe0n + 4n * BigInt(i));
+    expect(rig.faults.map((f) => f.iova)).toEqual([0x1ffffdfn, ...words]);
+    expect(rig.log[3]).toBe(`arm-smmu-v3 9050000.smmuv3: \t${hex16(0x1ffffdfn)}`);
+    expect(rig.log[8]).toBe(`arm-smmu-v3 9050000.smmuv3: \t${hex16(0x1ffffe0n)}`);
+    // A tail of 3 bytes is a 2-byte and a 1-byte access; a misaligned word is 1 + 2 + 1.
+    const rig2 = makeRig();
+    const dev2 = rig2.pci(1);
+    rig2.domain([dev2]);
+    dev2.dmaRead(0x3000n, 3);
+    dev2.dmaWrite(0x5001n, new Uint8Array(4));
+    expect(rig2.faults.map((f) => f.iova)).toEqual([0x3000n, 0x3002n, 0x5001n, 0x5002n, 0x5004n]);
+  });
+
   it("records a single event per faulting access off the QEMU board, and prints again after the rate-limit interval", () => {
     let t = 0;
     const rig = makeRig({ qemuQuirks: false }, { now: () => t });
