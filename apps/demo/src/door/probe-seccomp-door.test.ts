@@ -15,7 +15,7 @@ import { execThroughDoor, findCompiler } from "@iommu-sim/host/native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KNOWN_DIFFERENCES } from "../replay/known-differences.js";
 import { replayScenario, vfioParamsOf } from "../replay/replay.js";
-import { recorderProbe } from "./shared.js";
+import { recorderProbe, staticLinkWorks } from "./shared.js";
 
 const SETS: readonly { set: string; kernel: KernelVersion; modset?: Modset }[] = [
   { set: "linux-6.1", kernel: "6.1" },
@@ -23,9 +23,7 @@ const SETS: readonly { set: string; kernel: KernelVersion; modset?: Modset }[] =
 ];
 const cc = findCompiler();
 const probeSrc = recorderProbe();
-const staticLibc =
-  cc !== null &&
-  spawnSync(cc, ["-static", "-x", "c", "-o", "/dev/null", "-"], { input: "int main(void){return 0;}" }).status === 0;
+const staticLibc = cc !== null && staticLinkWorks(cc);
 const skip = !cc
   ? "no C compiler (cc): the seccomp door cannot be built"
   : hostArch() !== "x64"
