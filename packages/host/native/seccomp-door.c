@@ -19,8 +19,10 @@
  *   kernel maps the empty memfd; each load or store there is a SIGBUS, which this supervisor sees as the
  *   program's tracer (PTRACE_SEIZE): it decodes the MOV, performs the MMIO access through the server,
  *   writes the registers back and steps over it. Elsewhere a device mmap is ENODEV.
+ *   Its address, the kernel's choice, is told to the server before the process's next served call, so
+ *   a MAP_DMA of the BAR pins its MMIO pfns as type1 does.
  * Limits: threads racing an open may see a number taken under them; a forked child starts without its
- * parent's served descriptors; a BAR mapping is not a VM_PFNMAP vma the server knows (MAP_DMA of a BAR).
+ * parent's served descriptors; dup/fcntl(F_DUPFD)/close_range of a served descriptor are the kernel's.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -248,12 +250,15 @@ static void forget_tid(pid_t tid)
 		tids[h].tid = 0;
 }
 
+static void drop_pending(pid_t tgid, int fd);
+
 /* A process's descriptors and session end (exit, or exec replaced its memory). */
 static void forget_proc(pid_t tgid)
 {
 	for (int i = 0; i < MAX_SFD; i++)
 		if (sfds[i].tgid == tgid)
 			sfd_drop(&sfds[i]);
+	drop_pending(tgid, -1);
 	for (int i = 0; i < MAX_PROC; i++)
 		if (procs[i].tgid == tgid) {
 			if (procs[i].sock >= 0)
@@ -490,6 +495,72 @@ lost:
 	pr->sock = -1;
 	*err = EIO;
 	return -1;
+}
+
+/* ------------------------------------------------------------ BAR mappings the server does not know yet */
+
+/*
+ * A device mmap is CONTINUEd, so its address is the kernel's choice, known only once the call returns.
+ * Before the process's next served call (a MAP_DMA of the BAR, say) it is found in /proc/PID/maps and told
+ * to the server again with the address, which then gives the model process its VM_PFNMAP vma.
+ */
+struct pending_bar {
+	pid_t tgid; /* 0: free */
+	int fd;
+	uint32_t prot;
+	uint64_t len, off;
+};
+static struct pending_bar pending[64];
+static int npending;
+
+static int64_t call(struct proc *pr, uint32_t op, const void *a, uint32_t alen, const void *b, uint32_t blen,
+		    void **data, uint32_t *dlen, int *err);
+static struct proc *proc_of(pid_t tgid);
+
+static void settle_bars(pid_t tgid)
+{
+	if (!npending)
+		return;
+	char p[64], line[1024];
+	snprintf(p, sizeof(p), "/proc/%d/maps", tgid);
+	FILE *f = NULL;
+	for (int i = 0; i < 64; i++) {
+		if (pending[i].tgid != tgid)
+			continue;
+		if (!f && !(f = fopen(p, "re")))
+			return;
+		rewind(f);
+		char want[64];
+		snprintf(want, sizeof(want), "/memfd:" MEMFD_PREFIX "%d ", pending[i].fd);
+		while (fgets(line, sizeof(line), f)) {
+			unsigned long long s, e, o;
+			if (sscanf(line, "%llx-%llx %*s %llx", &s, &e, &o) != 3 || o != pending[i].off || !strstr(line, want))
+				continue;
+			struct {
+				int32_t fd;
+				uint32_t prot;
+				uint64_t len;
+				int64_t off;
+				uint64_t addr;
+			} q = { pending[i].fd, pending[i].prot, pending[i].len, (int64_t)pending[i].off, s };
+			int err;
+			call(proc_of(tgid), OP_MMAP, &q, sizeof(q), NULL, 0, NULL, NULL, &err);
+			pending[i].tgid = 0;
+			npending--;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+static void drop_pending(pid_t tgid, int fd)
+{
+	for (int i = 0; i < 64; i++)
+		if (pending[i].tgid == tgid && (fd < 0 || pending[i].fd == fd)) {
+			pending[i].tgid = 0;
+			npending--;
+		}
 }
 
 /* ------------------------------------------------------------ answers */
@@ -786,7 +857,9 @@ static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 	int fd = s->fd, err;
 	void *d;
 	uint32_t len;
+	settle_bars(tgid);
 	if (nr == __NR_close) {
+		drop_pending(tgid, fd);
 		if (!s->dir) {
 			int32_t q = fd;
 			call(pr, OP_CLOSE, &q, 4, NULL, 0, NULL, NULL, &err);
@@ -898,11 +971,17 @@ static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 			uint32_t prot;
 			uint64_t len;
 			int64_t off;
-			uint64_t addr; /* unknown until the kernel maps it: no VM_PFNMAP vma on the server */
+			uint64_t addr; /* unknown until the kernel maps it: settle_bars tells it */
 		} q = { fd, (uint32_t)a[2], a[1], (int64_t)a[5], 0 };
 		int64_t r = call(pr, OP_MMAP, &q, sizeof(q), NULL, 0, NULL, NULL, &err);
 		if (r < 0)
 			return respond(id, -1, err);
+		for (int i = 0; i < 64; i++)
+			if (!pending[i].tgid) {
+				pending[i] = (struct pending_bar){ tgid, fd, (uint32_t)a[2], a[1], a[5] };
+				npending++;
+				break;
+			}
 		return cont(id); /* the kernel maps the empty memfd: every access faults to us (on_sigbus) */
 #else
 		return respond(id, -1, ENODEV); /* no instruction decoder for this architecture */

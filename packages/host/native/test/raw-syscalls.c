@@ -32,6 +32,18 @@ struct dirent64_ {
 	char name[];
 };
 
+/* VmLck of /proc/self/status (the server splices the model's figure in), read with raw calls */
+static long vmlck(void)
+{
+	long s = syscall(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY);
+	char text[8192];
+	long n = s >= 0 ? syscall(SYS_read, s, text, sizeof(text) - 1) : -1;
+	syscall(SYS_close, s);
+	text[n > 0 ? n : 0] = 0;
+	char *l = strstr(text, "VmLck:");
+	return l ? atol(l + 6) : -1L;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -122,12 +134,32 @@ int main(int argc, char **argv)
 	struct vfio_device_info di = { .argsz = sizeof(di) };
 	SHOW("device-info", syscall(SYS_ioctl, dev, VFIO_DEVICE_GET_INFO, &di));
 	printf("device-regions %u irqs %u\n", di.num_regions, di.num_irqs);
+	/* BAR0 mapped with a raw mmap: loads and stores reach edu's registers; a MAP_DMA of it pins its MMIO */
+	struct vfio_region_info ri = { .argsz = sizeof(ri), .index = VFIO_PCI_BAR0_REGION_INDEX };
+	SHOW("bar0-info", syscall(SYS_ioctl, dev, VFIO_DEVICE_GET_REGION_INFO, &ri));
+	volatile uint32_t *bar =
+		(void *)syscall(SYS_mmap, 0, ri.size, PROT_READ | PROT_WRITE, MAP_SHARED, dev, ri.offset);
+	SHOW("mmap-bar0", bar == MAP_FAILED ? -1 : 0);
+	printf("edu-id 0x%08x\n", bar[0]);
+	bar[1] = 0x12345678; /* card liveness: reads back inverted */
+	printf("edu-liveness 0x%08x\n", bar[1]);
+	struct vfio_iommu_type1_dma_map bmap = { .argsz = sizeof(bmap),
+						  .flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+						  .vaddr = (uintptr_t)bar,
+						  .iova = 0x40000000,
+						  .size = 0x1000 };
+	SHOW("map-dma-bar0", syscall(SYS_ioctl, c, VFIO_IOMMU_MAP_DMA, &bmap));
+	printf("vmlck-after-bar0-map %ld\n", vmlck()); /* MMIO pfns are not accounted */
+	SHOW("mmap-config-region", syscall(SYS_mmap, 0, 4096, PROT_READ, MAP_SHARED, dev, 7ULL << 40));
+	SHOW("munmap-bar0", syscall(SYS_munmap, bar, ri.size));
 	SHOW("close-device", syscall(SYS_close, dev));
 	SHOW("ioctl-closed-device", syscall(SYS_ioctl, dev, VFIO_DEVICE_GET_INFO, &di));
 
 	struct vfio_iommu_type1_dma_unmap unmap = { .argsz = sizeof(unmap), .iova = 0x100000, .size = 0x2000 };
 	SHOW("unmap-dma", syscall(SYS_ioctl, c, VFIO_IOMMU_UNMAP_DMA, &unmap));
 	printf("unmapped 0x%llx\n", (unsigned long long)unmap.size);
+	struct vfio_iommu_type1_dma_unmap bunmap = { .argsz = sizeof(bunmap), .iova = 0x40000000, .size = 0x1000 };
+	SHOW("unmap-dma-bar0", syscall(SYS_ioctl, c, VFIO_IOMMU_UNMAP_DMA, &bunmap));
 	SHOW("close-group", syscall(SYS_close, g));
 	SHOW("close-container", syscall(SYS_close, c));
 	return 0;

@@ -2,8 +2,9 @@
  * The seccomp door (native/seccomp-door.c) with a program that makes every file system call itself
  * (native/test/raw-syscalls.c: syscall(SYS_openat/ioctl/…), as Go without cgo does): the container,
  * the group, MAP_DMA of its own memory, the spliced /proc/self/status, sysfs links, files and a
- * directory read with getdents64, the device descriptor at the lowest free number, and the kernel's
- * errnos for the failures. Through the preload door the same program reaches nothing.
+ * directory read with getdents64, the device descriptor at the lowest free number, BAR0 by a raw mmap
+ * (loads and stores reach edu; a MAP_DMA of it pins MMIO pfns, unaccounted), and the kernel's errnos for
+ * the failures. Through the preload door the same program reaches nothing.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
@@ -80,10 +81,19 @@ describe.skipIf(!cc)("the seccomp door: a program that bypasses the C library", 
       "device-fd-is-lowest-free 1 0",
       "device-info 0 0",
       "device-regions 9 irqs 5",
+      "bar0-info 0 0",
+      "mmap-bar0 0 0",
+      "edu-id 0x010000ed",
+      "edu-liveness 0xedcba987",
+      "map-dma-bar0 0 0",
+      "vmlck-after-bar0-map 8", // a VM_PFNMAP vma: type1 accounts no MMIO pfn
+      "mmap-config-region -1 EINVAL",
+      "munmap-bar0 0 0",
       "close-device 0 0",
       "ioctl-closed-device -1 EBADF",
       "unmap-dma 0 0",
       "unmapped 0x2000",
+      "unmap-dma-bar0 0 0",
       "close-group 0 0",
       "close-container 0 0",
     ]);
