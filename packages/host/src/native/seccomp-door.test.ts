@@ -101,6 +101,17 @@ describe.skipIf(!cc)("the seccomp door: a program that bypasses the C library", 
     expect(reports).toEqual([]);
   });
 
+  it("the program's exit status, or its death by a signal as 128 + the signal, is the door's", async () => {
+    const board = createBoard("x86-q35-vtd");
+    const exit3 = await execThroughDoor(board, ["/bin/sh", "-c", "exit 3"], { stdio: "pipe", door: "seccomp" });
+    expect(exit3.code).toBe(3);
+    const killed = await execThroughDoor(board, ["/bin/sh", "-c", "kill -KILL $$"], { stdio: "pipe", door: "seccomp" });
+    expect(killed.code).toBe(128 + 9);
+    const missing = await execThroughDoor(board, ["/nonexistent/program"], { stdio: "pipe", door: "seccomp" });
+    expect(missing.code).toBe(127);
+    expect(missing.stderr).toMatch(/\/nonexistent\/program: No such file or directory/);
+  });
+
   it("through the preload door the same program reaches nothing: raw system calls bypass a preload library", async () => {
     const board = createBoard("x86-q35-vtd");
     const r = await execThroughDoor(board, [exe, String(board.groupIdOf(board.edus[0]!))], { stdio: "pipe" });
