@@ -19,6 +19,7 @@ const VALUE_FLAGS = new Set([
   "socket",
   "params",
   "modset",
+  "door",
   "uapi",
 ]);
 

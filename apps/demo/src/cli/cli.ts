@@ -138,11 +138,14 @@ procfs files a VFIO user reads) on a Unix socket, one simulated process per conn
 interrupted. A program joins with LD_PRELOAD=<library> IOMMU_SIM_SOCKET=PATH (printed at start).
   --socket   socket path (default $XDG_RUNTIME_DIR or /tmp, iommu-sim-BOARD.sock)
 ${DOOR_OPTIONS}`;
-HELP.exec = `usage: iommu-demo exec [--board NAME] [--kernel VERSION] [--devices N] [--params "K=V ..."] [--trace] -- PROGRAM [ARGS...]
+HELP.exec = `usage: iommu-demo exec [--board NAME] [--kernel VERSION] [--devices N] [--params "K=V ..."] [--trace] [--door preload|seccomp] -- PROGRAM [ARGS...]
 
-Starts a server for the board, runs PROGRAM with the preload library and the socket in its environment,
-and exits with its exit status. Its memory stays its own: MAP_DMA pins its pages, edu's DMA reads and
-writes them, and its eventfds count the MSIs.
+Starts a server for the board, runs PROGRAM through a door with the socket in its environment, and exits
+with its exit status. Its memory stays its own: MAP_DMA pins its pages, edu's DMA reads and writes them,
+and its eventfds count the MSIs.
+  --door     preload (default): the preload library, for programs that call the C library;
+             seccomp: a supervisor serving the program's system calls by seccomp user notification,
+             for programs that make them themselves (Go without cgo, static binaries)
   --trace    print every VFIO call the program makes (open, ioctl by name with its decoded argument,
              pread/pwrite/mmap of a device fd) and the model's answer, one line each, on stderr
 ${DOOR_OPTIONS}`;
@@ -206,7 +209,7 @@ const KNOWN: Record<string, readonly string[]> = {
   boards: ["kernel", "modset", "json", "help"],
   replay: ["kernel", "modset", "json", "help"],
   serve: ["board", "kernel", "socket", "devices", "params", "qemu-quirks-off", "modset", "help"],
-  exec: ["board", "kernel", "devices", "params", "qemu-quirks-off", "modset", "trace", "help"],
+  exec: ["board", "kernel", "devices", "params", "qemu-quirks-off", "modset", "trace", "door", "help"],
   help: ["help"],
 };
 

@@ -39,6 +39,9 @@ describe("iommu-demo serve / exec", () => {
     [["exec", "--board", "pdp11", "--", "true"], /unknown board 'pdp11'/],
     [["exec", "--devices", "9", "--", "true"], /--devices is 1\.\.8/],
     [["exec", "stray", "--", "true"], /a program goes after --/],
+    [["exec", "--door", "ptrace", "--", "true"], /unknown door 'ptrace' \(one of preload, seccomp\)/],
+    [["exec", "--door", "--", "true"], /--door needs a value/],
+    [["serve", "--door", "seccomp"], /unknown option --door for 'serve'/],
     [["serve", "--naive"], /unknown option --naive for 'serve'/],
   ])("%j is a usage error (exit 2), nothing started", async (argv, why) => {
     const { o, io: i } = io();

@@ -4,7 +4,7 @@
  * goes to the synchronous `runCli`.
  */
 import { createBoard } from "@iommu-sim/host";
-import { buildPreload, execThroughDoor, serveBoard } from "@iommu-sim/host/native";
+import { buildPreload, DOOR_KINDS, type DoorKind, execThroughDoor, serveBoard } from "@iommu-sim/host/native";
 import { vfioParamsOf } from "../replay/replay.js";
 import { type ParsedArgs, parseArgs, UsageError } from "./args.js";
 import { boardOf, type CliIo, checkFlags, EXIT, kernelOf, runCli } from "./cli.js";
@@ -43,11 +43,22 @@ async function cmdServe(a: ParsedArgs, io: CliIo): Promise<number> {
   return EXIT.OK;
 }
 
+/** `--door`: preload (default) or seccomp. */
+function doorOf(a: ParsedArgs): DoorKind {
+  const d = a.flags.get("door");
+  if (d === undefined) return "preload";
+  if (d === true || !DOOR_KINDS.includes(d as DoorKind))
+    throw new UsageError(`unknown door '${String(d)}' (one of ${DOOR_KINDS.join(", ")})`);
+  return d as DoorKind;
+}
+
 async function cmdExec(a: ParsedArgs, program: readonly string[], io: CliIo): Promise<number> {
+  const door = doorOf(a);
   if (program.length === 0) throw new UsageError("exec needs a program after --");
   const board = doorBoard(a);
   const r = await execThroughDoor(board, program, {
     stdio: "pipe",
+    door,
     onOutput: (stream, text) => (stream === "stdout" ? io.out(text) : io.err(text)),
     report: (l) => io.err(`${l}\n`),
     ...(a.flags.get("trace") === true ? { trace: (l: string) => io.err(`iommu-sim: ${l}\n`) } : {}),

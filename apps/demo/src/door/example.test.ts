@@ -2,6 +2,8 @@
  * The C example (apps/demo/examples/vmm-edu-dma.c), compiled with the system's cc, runs through
  * `iommu-demo exec` on both boards: container, group, GET_INFO's capability chain, the valid IOVA ranges,
  * MAP_DMA of its own buffer, edu's DMA into that buffer through the IOMMU, and the MSI on its eventfd.
+ * The same program linked -static (no preload library reaches it) gives the same output through
+ * `--door seccomp`.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
@@ -12,9 +14,12 @@ import { findCompiler } from "@iommu-sim/host/native";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { CliIo } from "../cli/cli.js";
 import { runCliAsync } from "../cli/door.js";
+import { staticLinkWorks } from "./shared.js";
 
 const cc = findCompiler();
 if (!cc) console.warn("door example: skipped: no C compiler (cc)");
+const staticOk = cc !== null && process.arch === "x64" && staticLinkWorks(cc);
+if (cc && !staticOk) console.warn("door example: the seccomp door case skipped: no static C library or not x86-64");
 const SRC = fileURLToPath(new URL("../../examples/vmm-edu-dma.c", import.meta.url));
 
 function captureIo(): CliIo & { stdout: string; stderr: string } {
@@ -78,10 +83,16 @@ const CASES = [
 
 describe.skipIf(!cc)("the C example through iommu-demo exec", () => {
   let exe = "";
+  let staticExe = "";
   beforeAll(() => {
-    exe = join(mkdtempSync(join(tmpdir(), "iommu-sim-example-")), "vmm-edu-dma");
+    const dir = mkdtempSync(join(tmpdir(), "iommu-sim-example-"));
+    exe = join(dir, "vmm-edu-dma");
     const r = spawnSync(cc!, ["-O2", "-Wall", "-o", exe, SRC], { encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
+    if (!staticOk) return;
+    staticExe = join(dir, "vmm-edu-dma-static");
+    const s = spawnSync(cc!, ["-O2", "-Wall", "-static", "-o", staticExe, SRC], { encoding: "utf8" });
+    expect(s.status, s.stderr).toBe(0);
   });
 
   it.each(CASES)("$board: the VMM flow works and its output is the kernel's answers", async ({ board, expected }) => {
@@ -91,4 +102,15 @@ describe.skipIf(!cc)("the C example through iommu-demo exec", () => {
     expect(io.stdout.trimEnd().split("\n")).toEqual(expected);
     expect(code).toBe(0);
   });
+
+  it.skipIf(!staticOk).each(CASES)(
+    "$board: linked -static, through --door seccomp, the same output",
+    async ({ board, expected }) => {
+      const io = captureIo();
+      const code = await runCliAsync(["exec", "--board", board, "--door", "seccomp", "--", staticExe], io);
+      expect(io.stderr).toBe("");
+      expect(io.stdout.trimEnd().split("\n")).toEqual(expected);
+      expect(code).toBe(0);
+    },
+  );
 });

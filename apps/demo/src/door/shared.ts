@@ -2,6 +2,7 @@
  * Where the recorder's files are: the `shared/` folder beside the clone (CI), or `IOMMU_SIM_SHARED`.
  * Tests that need it skip with a message saying so when it is absent.
  */
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,4 +23,11 @@ export function recorderProbe(): string | null {
     if (existsSync(p)) return p;
   }
   return null;
+}
+
+/** Whether `cc -static` links (a static C library is installed): programs no preload library reaches. */
+export function staticLinkWorks(cc: string): boolean {
+  return (
+    spawnSync(cc, ["-static", "-x", "c", "-o", "/dev/null", "-"], { input: "int main(void){return 0;}" }).status === 0
+  );
 }

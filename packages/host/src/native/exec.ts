@@ -1,6 +1,7 @@
 /**
- * `iommu-demo exec` in one call: serve a board on a fresh socket, run a program with the preload library
- * and the socket in its environment, and stop serving when it exits.
+ * `iommu-demo exec` in one call: serve a board on a fresh socket, run a program through a door (the
+ * preload library in its environment, or the seccomp door's supervisor around it) with the socket in its
+ * environment, and stop serving when it exits.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -8,7 +9,15 @@ import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Board } from "../boards/types.js";
 import { serveBoard } from "./door-server.js";
-import { buildPreload } from "./preload-build.js";
+import { buildPreload, buildSeccompDoor } from "./preload-build.js";
+
+/**
+ * How the program reaches the server: "preload" (LD_PRELOAD of native/preload.c: C library calls) or
+ * "seccomp" (native/seccomp-door.c: seccomp user notifications, for programs that make system calls
+ * themselves: Go without cgo, static binaries).
+ */
+export type DoorKind = "preload" | "seccomp";
+export const DOOR_KINDS: readonly DoorKind[] = ["preload", "seccomp"];
 
 export interface ExecOptions {
   /** "inherit" (default) or "pipe" (the result then carries the program's output). */
@@ -19,6 +28,8 @@ export interface ExecOptions {
   report?: (line: string) => void;
   /** `--trace`: each VFIO call the program makes, one line (see ServeOptions.trace). */
   trace?: (line: string) => void;
+  /** Which door (default "preload"). */
+  door?: DoorKind;
 }
 
 export interface ExecResult {
@@ -34,7 +45,9 @@ export async function execThroughDoor(
   opts: ExecOptions = {},
 ): Promise<ExecResult> {
   if (argv.length === 0) throw new Error("exec: no program to run");
-  const lib = buildPreload();
+  const door = opts.door ?? "preload";
+  if (!DOOR_KINDS.includes(door)) throw new Error(`exec: unknown door ${JSON.stringify(door)} (preload or seccomp)`);
+  const tool = door === "seccomp" ? buildSeccompDoor() : buildPreload();
   const dir = mkdtempSync(join(tmpdir(), "iommu-sim-"));
   const socket = join(dir, "door.sock");
   const server = await serveBoard(board, socket, {
@@ -42,8 +55,10 @@ export async function execThroughDoor(
     ...(opts.trace ? { trace: opts.trace } : {}),
   });
   try {
-    const env = { ...process.env, ...opts.env, LD_PRELOAD: lib, IOMMU_SIM_SOCKET: socket };
-    const child = spawn(argv[0]!, argv.slice(1), { env, stdio: opts.stdio === "pipe" ? "pipe" : "inherit" });
+    const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, IOMMU_SIM_SOCKET: socket };
+    if (door === "preload") env.LD_PRELOAD = tool;
+    const [file, ...args] = door === "seccomp" ? [tool, ...argv] : argv;
+    const child = spawn(file!, args, { env, stdio: opts.stdio === "pipe" ? "pipe" : "inherit" });
     let stdout = "";
     let stderr = "";
     child.stdout?.setEncoding("latin1").on("data", (d: string) => {

@@ -1,0 +1,120 @@
+/**
+ * The seccomp door (native/seccomp-door.c) with a program that makes every file system call itself
+ * (native/test/raw-syscalls.c: syscall(SYS_openat/ioctl/…), as Go without cgo does): the container,
+ * the group, MAP_DMA of its own memory, the spliced /proc/self/status, sysfs links, files and a
+ * directory read with getdents64, the device descriptor at the lowest free number, BAR0 by a raw mmap
+ * (loads and stores reach edu; a MAP_DMA of it pins MMIO pfns, unaccounted), and the kernel's errnos for
+ * the failures. Through the preload door the same program reaches nothing.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { beforeAll, describe, expect, it } from "vitest";
+import { createBoard } from "../boards/index.js";
+import { execThroughDoor } from "./exec.js";
+import { findCompiler } from "./preload-build.js";
+
+const cc = findCompiler();
+if (!cc) console.warn("seccomp door: skipped: no C compiler (cc) to build the door and the test client");
+const SRC = fileURLToPath(new URL("../../native/test/raw-syscalls.c", import.meta.url));
+
+let exe = "";
+
+describe.skipIf(!cc)("the seccomp door: a program that bypasses the C library", () => {
+  beforeAll(() => {
+    exe = join(mkdtempSync(join(tmpdir(), "iommu-sim-seccomp-")), "raw-syscalls");
+    const r = spawnSync(cc!, ["-O2", "-Wall", "-o", exe, SRC], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+  });
+
+  it("x86-q35-vtd: container, group, MAP_DMA, sysfs, procfs and the device through raw system calls", async () => {
+    const board = createBoard("x86-q35-vtd", { eduCount: 2 });
+    const dev = board.edus[0]!;
+    const group = board.groupIdOf(dev);
+    const reports: string[] = [];
+    const r = await execThroughDoor(board, [exe, String(group)], {
+      stdio: "pipe",
+      door: "seccomp",
+      report: (l) => reports.push(l),
+    });
+    expect(r.stderr).toBe("");
+    expect(r.stdout.trimEnd().split("\n")).toEqual([
+      "open-container 0 0",
+      "api-version 0 0",
+      "check-type1v2 1 0",
+      "open-group-is-next-number 1 0",
+      "group-status 0 0",
+      "group-flags 0x1",
+      "set-container 0 0",
+      "set-iommu 0 0",
+      "map-dma 0 0",
+      "map-dma-again -1 EEXIST",
+      "bad-ioctl -1 ENOTTY",
+      "bad-ioctl-on-group -1 ENOTTY",
+      "map-wild-pointer -1 EFAULT",
+      "status-vmlck 8",
+      "close-status 0 0",
+      "open-dir 0 0",
+      "dirent . type dir",
+      "dirent .. type dir",
+      `dirent ${dev.name} type link`,
+      "getdents-at-end 0 0",
+      "read-dir -1 EISDIR",
+      "fstat-dir 0 0",
+      "fstat-dir-is-dir 1",
+      "close-dir 0 0",
+      `readlink /${group}`,
+      "newfstatat-link-nofollow 0 0",
+      "is-link 1",
+      "open-file-as-dir -1 ENOTDIR",
+      "access-write-sysfs-file -1 EACCES",
+      "pread-config 4 0",
+      "vendor 0x1234 device 0x11e8",
+      "lseek-config-end 256 0", // edu is a conventional PCI device: 256 bytes of config space
+      "close-config 0 0",
+      "open-missing -1 ENOENT",
+      "open-unserved-missing -1 ENOENT",
+      "read-unserved 1 0",
+      "close-unserved 0 0",
+      "device-fd-is-lowest-free 1 0",
+      "device-info 0 0",
+      "device-regions 9 irqs 5",
+      "bar0-info 0 0",
+      "mmap-bar0 0 0",
+      "edu-id 0x010000ed",
+      "edu-liveness 0xedcba987",
+      "map-dma-bar0 0 0",
+      "vmlck-after-bar0-map 8", // a VM_PFNMAP vma: type1 accounts no MMIO pfn
+      "mmap-config-region -1 EINVAL",
+      "munmap-bar0 0 0",
+      "close-device 0 0",
+      "ioctl-closed-device -1 EBADF",
+      "unmap-dma 0 0",
+      "unmapped 0x2000",
+      "unmap-dma-bar0 0 0",
+      "close-group 0 0",
+      "close-container 0 0",
+    ]);
+    expect(r.code).toBe(0);
+    expect(reports).toEqual([]);
+  });
+
+  it("the program's exit status, or its death by a signal as 128 + the signal, is the door's", async () => {
+    const board = createBoard("x86-q35-vtd");
+    const exit3 = await execThroughDoor(board, ["/bin/sh", "-c", "exit 3"], { stdio: "pipe", door: "seccomp" });
+    expect(exit3.code).toBe(3);
+    const killed = await execThroughDoor(board, ["/bin/sh", "-c", "kill -KILL $$"], { stdio: "pipe", door: "seccomp" });
+    expect(killed.code).toBe(128 + 9);
+    const missing = await execThroughDoor(board, ["/nonexistent/program"], { stdio: "pipe", door: "seccomp" });
+    expect(missing.code).toBe(127);
+    expect(missing.stderr).toMatch(/\/nonexistent\/program: No such file or directory/);
+  });
+
+  it("through the preload door the same program reaches nothing: raw system calls bypass a preload library", async () => {
+    const board = createBoard("x86-q35-vtd");
+    const r = await execThroughDoor(board, [exe, String(board.groupIdOf(board.edus[0]!))], { stdio: "pipe" });
+    expect(r.stdout.split("\n")[0]).toBe("open-container -1 ENOENT");
+  });
+});
