@@ -10,7 +10,7 @@ describe("kernel profiles: one table from a Linux version to every layer's optio
     const p = kernelProfile();
     expect(p).toBe(KERNEL_PROFILES["6.1"]);
     expect(p.type1).toEqual(TYPE1_KERNEL_DEFAULTS);
-    expect(p.vtd).toEqual({ slPteFormat: "dma_pte", faultLogSegment: false });
+    expect(p.vtd).toEqual({ slPteFormat: "dma_pte", faultLogSegment: false, blockingDomain: false });
     expect(p.smmu).toEqual({ decodedEventLog: false });
     expect(p.iova.rcacheDepot).toBe("array");
     expect(p.host.smmuProbesHostBridge).toBe(false);

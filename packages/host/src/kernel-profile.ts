@@ -34,8 +34,12 @@ export interface KernelProfile {
   readonly release: string;
   /** @vfio/type1: `new Vfio({ kernel })`. */
   readonly type1: Type1KernelOptions;
-  /** @iommu/vt-d: the second-level leaf format and `dmar_fault`'s source-id text. */
-  readonly vtd: { readonly slPteFormat: SecondLevelPteFormat; readonly faultLogSegment: boolean };
+  /** @iommu/vt-d: the leaf rights it writes, the fault line's source format, its static blocking domain (6.5 on). */
+  readonly vtd: {
+    readonly slPteFormat: SecondLevelPteFormat;
+    readonly faultLogSegment: boolean;
+    readonly blockingDomain: boolean;
+  };
   /** @iommu/arm-smmu: the decoded event lines after the raw dump (6.15's "Improve events logging"). */
   readonly smmu: { readonly decodedEventLog: boolean };
   /** @iova/allocator (through msi-cookie's init_domain): the range caches' depot shape. */
@@ -54,7 +58,7 @@ export const KERNEL_PROFILES: Readonly<Record<KernelVersion, KernelProfile>> = O
       sanitizeOverflow: false,
       unmapToAddressLimit: false,
     },
-    vtd: { slPteFormat: "dma_pte", faultLogSegment: false },
+    vtd: { slPteFormat: "dma_pte", faultLogSegment: false, blockingDomain: false },
     smmu: { decodedEventLog: false },
     iova: { rcacheDepot: "array" },
     host: { smmuProbesHostBridge: false },
@@ -69,7 +73,7 @@ export const KERNEL_PROFILES: Readonly<Record<KernelVersion, KernelProfile>> = O
       sanitizeOverflow: false,
       unmapToAddressLimit: false,
     },
-    vtd: { slPteFormat: "dma_pte", faultLogSegment: false },
+    vtd: { slPteFormat: "dma_pte", faultLogSegment: false, blockingDomain: true },
     smmu: { decodedEventLog: false },
     iova: { rcacheDepot: "list" },
     host: { smmuProbesHostBridge: false },
@@ -84,7 +88,7 @@ export const KERNEL_PROFILES: Readonly<Record<KernelVersion, KernelProfile>> = O
       sanitizeOverflow: true,
       unmapToAddressLimit: true,
     },
-    vtd: { slPteFormat: "vtdss", faultLogSegment: true },
+    vtd: { slPteFormat: "vtdss", faultLogSegment: true, blockingDomain: true },
     smmu: { decodedEventLog: true },
     iova: { rcacheDepot: "list" },
     host: { smmuProbesHostBridge: true },

@@ -11,7 +11,6 @@ import {
   type Fixture,
   fixtureSets,
   formatDiff,
-  LOG_FIELDS,
   listFixtures,
   readScenario,
   readTranscript,
@@ -19,6 +18,7 @@ import {
 } from "@iommu-sim/conformance";
 import { KERNEL_VERSIONS, type KernelVersion } from "@iommu-sim/host";
 import { afterAll, describe, expect, it } from "vitest";
+import { compareKlog, type KlogCount } from "./klog-compare.js";
 import { KNOWN_DIFFERENCES } from "./known-differences.js";
 import { replayScenario } from "./replay.js";
 
@@ -55,32 +55,6 @@ const KLOG_FLOOR_BY_SET: Readonly<Record<string, number>> = {
   "linux-7.3": 506,
 };
 const KLOG_FLOOR = KLOG_FLOOR_BY_SET[SET] as number;
-
-interface KlogCount {
-  same: number;
-  total: number;
-  /** `arch/name:line field` of each field that differs. */
-  differing: string[];
-}
-
-/** Compares every `klog`/`klog_all` field of the kernel's transcript with the model's, line by line. */
-function compareKlog(key: string, expected: string, actual: string, into: KlogCount): void {
-  const exp = expected.split("\n").filter(Boolean);
-  const act = actual.split("\n").filter(Boolean);
-  exp.forEach((line, i) => {
-    const e = JSON.parse(line) as Record<string, unknown>;
-    let a: Record<string, unknown> = {};
-    try {
-      a = JSON.parse(act[i] ?? "{}") as Record<string, unknown>;
-    } catch {}
-    for (const f of LOG_FIELDS) {
-      if (!(f in e)) continue;
-      into.total++;
-      if (JSON.stringify(e[f]) === JSON.stringify(a[f])) into.same++;
-      else into.differing.push(`${key}:${i + 1} ${f}`);
-    }
-  });
-}
 
 /** Each fixture is replayed once, by whichever test needs it first, so no test depends on another's order. */
 const outcomes = new Map<string, { outcome: Outcome; klog: KlogCount }>();

@@ -154,6 +154,7 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     },
     slPteFormat: kernel.vtd.slPteFormat,
     faultLogSegment: kernel.vtd.faultLogSegment,
+    blockingDomain: kernel.vtd.blockingDomain,
     // dmar_fault's log ratelimit runs on the board's model clock (board.tick).
     now: () => board?.nowMs ?? 0,
     // without ECAP.EIM Linux remaps in xAPIC mode (intel_setup_irq_remapping drops eim)

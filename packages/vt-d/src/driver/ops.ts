@@ -69,6 +69,12 @@ export interface IntelIommuDriverOptions {
   readonly platformOptIn?: boolean;
   /** Model time in ms for the fault-log ratelimit (5 s / 10 lines, as dmar_fault); default: time never passes. */
   readonly now?: () => number;
+  /**
+   * The driver's static `blocking_domain` (Linux 6.5 on): a BLOCKED domain whose attach is
+   * `device_block_translation`, clearing the device's context entry (a DMA then faults "Present bit in
+   * context entry is clear"). Default false, as 6.1: the core blocks with an empty UNMANAGED domain.
+   */
+  readonly blockingDomain?: boolean;
 }
 
 /** The x86 MSI/IOAPIC side the board's irq glue calls (intel_irq_remapping as the parent domain of both). */
@@ -161,6 +167,20 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
   const sidKey = (unit: DmarUnit, sid: number) => `${unit.name}:${sid}`;
   const faultSinks = new Map<VtdDomain, (dev: Device, iova: bigint, flags: number) => number>();
 
+  /** `blocking_domain`: one for the whole driver, nothing to map, attach blocks the device's translation. */
+  const blockingDomain: DriverDomain = {
+    pgsizeBitmap: 0n,
+    geometry: { apertureStart: 0n, apertureEnd: 0n, forceAperture: false },
+    attachDev(dev: Device): void {
+      const info = dev.iommuPriv as DeviceDomainInfo | undefined;
+      if (!info) throw new ErrnoError("ENODEV", "blocking_domain_attach_dev", "device not probed by intel-iommu");
+      // device_block_translation: legacy mode clears the context entry (domain_context_clear)
+      if (info.domain) info.domain.detachDev(dev);
+      else if (info.unit.contextPresent(info.sid)) info.unit.clearContext(info.sid);
+    },
+    free(): void {},
+  };
+
   const ops = {
     name: "intel-iommu",
     pgsizeBitmap: pgsizeBitmapFor(pgsizeMode, superpage),
@@ -210,6 +230,7 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
         faultSinks.set(d, (dev, iova, flags) => ctx.reportFault(dev, iova, flags));
         return d;
       }
+      if (type === "blocked") return opts.blockingDomain ? blockingDomain : null;
       if (type === "identity") {
         // si_domain with hardware pass-through: context entries with TT=2, no page table.
         const d = new VtdDomain(env, "identity", units);
