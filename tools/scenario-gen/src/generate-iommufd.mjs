@@ -12,15 +12,12 @@
  */
 import { MAP_SAFE_MAX, PIN_BUDGET } from "./generate.mjs";
 import { BASE_LEN } from "./grammar.mjs";
+import { HUGE, hex, PAGE, U64_MAX } from "./numbers.mjs";
 import { EDU_DMA_REACH, PLATFORMS } from "./platforms.mjs";
 import { Rng } from "./rng.mjs";
 
 /** The current iommufd grammar version (independent of the type1 GENERATOR_VERSION). */
 export const IOMMUFD_GENERATOR_VERSION = 2;
-const PAGE = 0x1000n;
-const HUGE = 0x20_0000n;
-const U64_MAX = (1n << 64n) - 1n;
-const hex = (v) => `0x${v.toString(16)}`;
 
 /** The first line of every iommufd scenario; the regeneration test reads seed, platform and version from it. */
 export const iommufdHeaderLine = (seed, arch, v) =>

@@ -4,6 +4,7 @@
  * probe answers with an `error` record. Every other body line goes to the type1 checker.
  */
 import { checkBody, checkHeader, checkScenario, parseNum } from "./grammar.mjs";
+import { U32_MAX } from "./numbers.mjs";
 
 /** probe.c MAXOBJ: IOAS and HWPT index lists hold 16 entries; `ioas=K`/`hwpt=K`/`src=K` need K < 16. */
 export const MAXOBJ = 16;
@@ -11,7 +12,6 @@ export const MAXOBJ = 16;
 export const RANGES_MAX = 64;
 export const ALLOW_MAX = 16;
 
-const U32_MAX = 0xffff_ffffn;
 const PROTS = ["r", "w", "rw", "-"];
 
 /**
