@@ -1313,15 +1313,24 @@ int main(int argc, char **argv)
 	int sp[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp))
 		die("socketpair");
-	sigset_t chld;
+	/*
+	 * SIGCHLD, and the signals that end a program, come to us through a signalfd: one sent to us (kill,
+	 * Node's child.kill) is passed on to the program, so it can clean up as it would without us; one the
+	 * terminal sent reached the program by itself (same process group).
+	 */
+	sigset_t chld, saved;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &chld, NULL);
+	sigaddset(&chld, SIGINT);
+	sigaddset(&chld, SIGTERM);
+	sigaddset(&chld, SIGHUP);
+	sigaddset(&chld, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &chld, &saved);
 	pid_t child = fork();
 	if (child < 0)
 		die("fork");
 	if (child == 0) {
-		sigprocmask(SIG_UNBLOCK, &chld, NULL);
+		sigprocmask(SIG_SETMASK, &saved, NULL);
 		close(sp[0]);
 		char go;
 		if (read(sp[1], &go, 1) != 1) /* the supervisor is our tracer now */
@@ -1363,7 +1372,8 @@ int main(int argc, char **argv)
 		if (pf[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			while (read(sfdesc, &si, sizeof(si)) == sizeof(si))
-				;
+				if (si.ssi_signo != SIGCHLD && si.ssi_code != SI_KERNEL)
+					kill(child, (int)si.ssi_signo);
 			int st;
 			pid_t t;
 			while ((t = waitpid(-1, &st, WNOHANG | __WALL)) > 0)
@@ -1382,7 +1392,11 @@ int main(int argc, char **argv)
 	if (exit_code <= -1000) { /* die as the program died, so our parent sees its signal */
 		int sig = -1000 - exit_code;
 		signal(sig, SIG_DFL);
-		sigprocmask(SIG_UNBLOCK, &chld, NULL);
+		sigprocmask(SIG_SETMASK, &saved, NULL);
+		sigset_t one;
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		sigprocmask(SIG_UNBLOCK, &one, NULL);
 		kill(getpid(), sig);
 		return 128 + sig;
 	}

@@ -6,7 +6,7 @@
  * (loads and stores reach edu; a MAP_DMA of it pins MMIO pfns, unaccounted), and the kernel's errnos for
  * the failures. Through the preload door the same program reaches nothing.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createBoard } from "../boards/index.js";
 import { execThroughDoor } from "./exec.js";
-import { findCompiler } from "./preload-build.js";
+import { buildSeccompDoor, findCompiler } from "./preload-build.js";
 
 const cc = findCompiler();
 if (!cc) console.warn("seccomp door: skipped: no C compiler (cc) to build the door and the test client");
@@ -110,6 +110,25 @@ describe.skipIf(!cc)("the seccomp door: a program that bypasses the C library", 
     const missing = await execThroughDoor(board, ["/nonexistent/program"], { stdio: "pipe", door: "seccomp" });
     expect(missing.code).toBe(127);
     expect(missing.stderr).toMatch(/\/nonexistent\/program: No such file or directory/);
+  });
+
+  it("a SIGTERM sent to the supervisor is the program's to handle (it cleans up as without the door)", async () => {
+    const script = "trap 'echo cleaned up; exit 5' TERM; echo ready; while :; do sleep 0.05; done";
+    const child = spawn(buildSeccompDoor(cc!), ["/bin/sh", "-c", script], {
+      env: { ...process.env, IOMMU_SIM_SOCKET: "/nonexistent/door.sock" },
+    });
+    let out = "";
+    const ready = new Promise<void>((resolve) =>
+      child.stdout.setEncoding("latin1").on("data", (d: string) => {
+        out += d;
+        if (out.includes("ready")) resolve();
+      }),
+    );
+    const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+    await ready;
+    child.kill("SIGTERM");
+    expect(await exited).toBe(5);
+    expect(out).toBe("ready\ncleaned up\n");
   });
 
   it("through the preload door the same program reaches nothing: raw system calls bypass a preload library", async () => {
