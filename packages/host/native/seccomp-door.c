@@ -95,12 +95,17 @@ static void die(const char *what)
 static int install_filter(void)
 {
 	enum { N = sizeof(served_calls) / sizeof(served_calls[0]) };
-	struct sock_filter f[N + 6];
+	struct sock_filter f[N + 10];
 	int i = 0;
 	f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
 	f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, DOOR_ARCH, 1, 0);
 	f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+	/* anonymous mmaps (every allocator's) never name a descriptor: the kernel's at once */
+	f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mmap, 0, 3);
+	f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[3]));
+	f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, MAP_ANONYMOUS, 0, (unsigned char)(N + 2));
+	f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	for (int k = 0; k < N; k++) /* on a match, jump to the last instruction (USER_NOTIF) */
 		f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)served_calls[k],
 						      (unsigned char)(N - k), 0);
