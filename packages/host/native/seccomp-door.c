@@ -46,6 +46,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/user.h>
@@ -81,7 +82,10 @@ static const int served_calls[] = {
 #endif
 	__NR_openat, __NR_close, __NR_ioctl, __NR_read, __NR_write, __NR_pread64, __NR_pwrite64, __NR_lseek,
 	__NR_mmap, __NR_readlinkat, __NR_newfstatat, __NR_statx, __NR_faccessat, __NR_faccessat2,
-	__NR_getdents64,
+	__NR_getdents64, __NR_dup, __NR_dup3, __NR_fcntl,
+#ifdef __NR_dup2
+	__NR_dup2,
+#endif
 };
 
 static void die(const char *what)
@@ -583,7 +587,14 @@ static void cont(uint64_t id)
 }
 
 /* The lowest descriptor number the process has free (where its own open would land). */
+static int lowest_free_from(pid_t tgid, int min);
 static int lowest_free(pid_t tgid)
+{
+	return lowest_free_from(tgid, 0);
+}
+
+/* The lowest number >= min the process has free (F_DUPFD's rule). */
+static int lowest_free_from(pid_t tgid, int min)
 {
 	char p[64];
 	snprintf(p, sizeof(p), "/proc/%d/fd", tgid);
@@ -600,7 +611,7 @@ static int lowest_free(pid_t tgid)
 				used[n] = 1;
 		}
 	closedir(d);
-	for (int i = 0; i < 65536; i++)
+	for (int i = min < 0 ? 0 : min; i < 65536; i++)
 		if (!used[i])
 			return i;
 	return -1;
@@ -730,13 +741,28 @@ static void serve_open(uint64_t id, pid_t tgid, const char *path, int flags)
 	}
 }
 
-static void fill_stat(struct stat *st, uint32_t kind, uint64_t size)
+/* A served path's inode number: its own, never 0 (tools compare st_dev/st_ino, e.g. grep's "input file is
+ * also the output" check, and a zero pair equals an unset one). FNV-1a of the path. */
+static uint64_t ino_of(const char *path)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ULL;
+	return (h >> 1) | 1;
+}
+
+/* The device number a served file reports: sysfs's and devtmpfs's are anonymous (major 0); one for all. */
+#define SERVED_DEV_MINOR 0x1d
+
+static void fill_stat(struct stat *st, const char *path, uint32_t kind, uint64_t size)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_mode = modes[kind < 5 ? kind : 0];
 	st->st_size = (off_t)size;
 	st->st_nlink = 1;
 	st->st_blksize = 4096;
+	st->st_ino = (ino_t)ino_of(path);
+	st->st_dev = makedev(0, SERVED_DEV_MINOR);
 }
 
 /* stat/lstat/newfstatat/statx of a served path: the type, mode and size (as preload.c answers). */
@@ -749,7 +775,7 @@ static void serve_stat(uint64_t id, pid_t tid, pid_t tgid, const char *path, int
 	if (kind_stat(pr, path, follow, &kind, &size, &err) < 0)
 		return respond(id, -1, err);
 	struct stat st;
-	fill_stat(&st, kind, size);
+	fill_stat(&st, path, kind, size);
 	if (statx_) {
 		struct statx sx;
 		memset(&sx, 0, sizeof(sx));
@@ -758,6 +784,10 @@ static void serve_stat(uint64_t id, pid_t tid, pid_t tgid, const char *path, int
 		sx.stx_size = (uint64_t)st.st_size;
 		sx.stx_nlink = 1;
 		sx.stx_blksize = 4096;
+		sx.stx_ino = (uint64_t)st.st_ino;
+		sx.stx_mask |= STATX_INO;
+		sx.stx_dev_major = 0;
+		sx.stx_dev_minor = SERVED_DEV_MINOR;
 		if (mem_write(tid, buf, &sx, sizeof(sx)))
 			return respond(id, -1, EFAULT);
 	} else if (mem_write(tid, buf, &st, sizeof(st)))
@@ -808,7 +838,9 @@ static void serve_getdents(uint64_t id, pid_t tid, struct sfd *s, uint64_t buf, 
 			break;
 		struct dirent64 *d = (struct dirent64 *)(out + used);
 		memset(d, 0, reclen);
-		d->d_ino = (ino64_t)(s->pos + 1);
+		char full[1024];
+		snprintf(full, sizeof(full), "%s/%s", s->path, e);
+		d->d_ino = (ino64_t)ino_of(full);
 		d->d_off = s->pos + 1;
 		d->d_reclen = (unsigned short)reclen;
 		d->d_type = s->types[s->pos];
@@ -851,6 +883,69 @@ static void *take(pid_t tid, uint64_t addr, uint64_t n)
 	return b;
 }
 
+/*
+ * dup/dup2/dup3/fcntl(F_DUPFD[_CLOEXEC]) of a served directory: a copy the supervisor lists too (find and
+ * fts walk a dup of the directory's descriptor). A served file's copy is the kernel's: the server has no
+ * alias for a number, so the copy is the bare placeholder. Other fcntl commands are the kernel's.
+ */
+static void serve_dup(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
+{
+	const __u64 *a = req->data.args;
+	int nr = req->data.nr, newfd, cloexec = 0;
+	if (nr == __NR_fcntl) {
+		if ((int)a[1] != F_DUPFD && (int)a[1] != F_DUPFD_CLOEXEC)
+			return cont(req->id);
+		if ((int)a[2] < 0)
+			return respond(req->id, -1, EINVAL);
+		newfd = lowest_free_from(tgid, (int)a[2]);
+		cloexec = (int)a[1] == F_DUPFD_CLOEXEC;
+	} else if (nr == __NR_dup) {
+		newfd = lowest_free(tgid);
+	} else {
+		newfd = (int)a[1];
+		if (nr == __NR_dup3) {
+			if (newfd == s->fd || (a[2] & ~(__u64)O_CLOEXEC))
+				return respond(req->id, -1, EINVAL);
+			cloexec = (a[2] & O_CLOEXEC) != 0;
+		} else if (newfd == s->fd)
+			return respond(req->id, s->fd, 0); /* dup2(fd, fd): fd, nothing done */
+	}
+	if (!s->dir)
+		return cont(req->id);
+	if (newfd < 0)
+		return respond(req->id, -1, newfd == -1 ? EMFILE : EBADF);
+	/* dup2/dup3 onto a served descriptor closes it first, as the kernel does */
+	struct sfd *old = sfd_of(tgid, newfd);
+	if (old && !old->dir) {
+		int32_t q = newfd;
+		int err;
+		call(proc_of(tgid), OP_CLOSE, &q, 4, NULL, 0, NULL, NULL, &err);
+	}
+	char path[sizeof(s->path)];
+	memcpy(path, s->path, sizeof(path));
+	int count = s->count, pos = s->pos, at = (int)(s - sfds);
+	size_t nbytes = 0;
+	const char *e = s->names;
+	for (int i = 0; i < count; i++, e += strlen(e) + 1)
+		;
+	nbytes = (size_t)(e - s->names);
+	struct sfd *d = sfd_new(tgid, newfd, path);
+	s = &sfds[at];
+	if (!d)
+		return respond(req->id, -1, EMFILE);
+	d->dir = 1;
+	d->count = count;
+	d->pos = pos;
+	d->names = malloc(nbytes);
+	memcpy(d->names, s->names, nbytes);
+	d->types = malloc((size_t)count);
+	memcpy(d->types, s->types, (size_t)count);
+	if (install_placeholder(req->id, newfd, cloexec) < 0) {
+		sfd_drop(d);
+		respond(req->id, -1, EMFILE);
+	}
+}
+
 /* A call on a served descriptor. */
 static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 {
@@ -884,6 +979,12 @@ static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 		return cont(id); /* fstat of a device descriptor: the placeholder's */
 	if (nr == __NR_newfstatat || nr == __NR_statx) /* AT_EMPTY_PATH on the descriptor */
 		return serve_stat(id, tid, tgid, s->path, 1, nr == __NR_statx ? a[4] : a[2], nr == __NR_statx);
+	if (nr == __NR_dup || nr == __NR_dup3 || nr == __NR_fcntl
+#ifdef __NR_dup2
+	    || nr == __NR_dup2
+#endif
+	)
+		return serve_dup(req, tgid, s);
 	if (s->dir) {
 		if (nr == __NR_getdents64)
 			return serve_getdents(id, tid, s, a[1], a[2]);
@@ -1041,8 +1142,17 @@ static void handle(const struct seccomp_notif *req)
 			}
 			return cont(id);
 		}
-		if (raw[0] != '/')
-			return cont(id); /* relative paths are never ours (as preload.c) */
+		if (raw[0] != '/') {
+			/* relative to a served directory's descriptor (find, fts, openat walks): below its path */
+			struct sfd *d = pathi == 1 && nsfd ? sfd_of(tgid_of(tid), (int)a[0]) : NULL;
+			if (!d || !d->dir)
+				return cont(id); /* the kernel's: the cwd and other directories are never ours */
+			char joined[sizeof(raw) + sizeof(d->path)];
+			snprintf(joined, sizeof(joined), "%s/%s", d->path, raw);
+			size_t n = strlen(joined) < sizeof(raw) - 1 ? strlen(joined) : sizeof(raw) - 1;
+			memcpy(raw, joined, n);
+			raw[n] = 0;
+		}
 		tgid = strncmp(raw, "/proc/", 6) == 0 ? tgid_of(tid) : 0;
 		canon(raw, tgid, path, sizeof(path));
 		if (!ours(path))
