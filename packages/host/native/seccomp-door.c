@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/audit.h>
+#include <linux/close_range.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -82,7 +83,7 @@ static const int served_calls[] = {
 #endif
 	__NR_openat, __NR_close, __NR_ioctl, __NR_read, __NR_write, __NR_pread64, __NR_pwrite64, __NR_lseek,
 	__NR_mmap, __NR_readlinkat, __NR_newfstatat, __NR_statx, __NR_faccessat, __NR_faccessat2,
-	__NR_getdents64, __NR_dup, __NR_dup3, __NR_fcntl,
+	__NR_getdents64, __NR_dup, __NR_dup3, __NR_fcntl, __NR_close_range,
 #ifdef __NR_dup2
 	__NR_dup2,
 #endif
@@ -587,13 +588,7 @@ static void cont(uint64_t id)
 }
 
 /* The lowest descriptor number the process has free (where its own open would land). */
-static int lowest_free_from(pid_t tgid, int min);
-static int lowest_free(pid_t tgid)
-{
-	return lowest_free_from(tgid, 0);
-}
-
-/* The lowest number >= min the process has free (F_DUPFD's rule). */
+/* The lowest number >= min the process has free (where its own open or F_DUPFD would land). */
 static int lowest_free_from(pid_t tgid, int min)
 {
 	char p[64];
@@ -615,6 +610,33 @@ static int lowest_free_from(pid_t tgid, int min)
 		if (!used[i])
 			return i;
 	return -1;
+}
+
+/*
+ * A number the kernel no longer holds for the process but our table still does (the kernel closed it:
+ * close_range, dup2 onto it, a race): the server closes its side before the number is used again.
+ */
+static void vacate(pid_t tgid, int fd)
+{
+	struct sfd *s = sfd_of(tgid, fd);
+	if (!s)
+		return;
+	if (!s->dir) {
+		int32_t q = fd;
+		int err;
+		call(proc_of(tgid), OP_CLOSE, &q, 4, NULL, 0, NULL, NULL, &err);
+	}
+	drop_pending(tgid, fd);
+	sfd_drop(s);
+}
+
+/* The lowest free number >= min, our stale entry for it (if any) closed. */
+static int free_number(pid_t tgid, int min)
+{
+	int fd = lowest_free_from(tgid, min);
+	if (fd >= 0)
+		vacate(tgid, fd);
+	return fd;
 }
 
 /* Installs the placeholder for `fd` in the caller and answers the call with `fd` (ADDFD_FLAG_SEND). */
@@ -662,7 +684,7 @@ static int open_dir(struct proc *pr, uint64_t id, pid_t tgid, const char *path, 
 	uint32_t n;
 	if (call(pr, OP_READDIR, NULL, 0, path, (uint32_t)strlen(path), &names, &n, err) < 0)
 		return -1;
-	int fd = lowest_free(tgid);
+	int fd = free_number(tgid, 0);
 	struct sfd *s = fd < 0 ? NULL : sfd_new(tgid, fd, path);
 	if (!s) {
 		free(names);
@@ -717,7 +739,7 @@ static void serve_open(uint64_t id, pid_t tgid, const char *path, int flags)
 			respond(id, -1, err);
 		return;
 	}
-	int fd = lowest_free(tgid);
+	int fd = free_number(tgid, 0);
 	if (fd < 0)
 		return respond(id, -1, EMFILE);
 	int32_t q[2] = { fd, flags };
@@ -897,10 +919,10 @@ static void serve_dup(const struct seccomp_notif *req, pid_t tgid, struct sfd *s
 			return cont(req->id);
 		if ((int)a[2] < 0)
 			return respond(req->id, -1, EINVAL);
-		newfd = lowest_free_from(tgid, (int)a[2]);
+		newfd = free_number(tgid, (int)a[2]);
 		cloexec = (int)a[1] == F_DUPFD_CLOEXEC;
 	} else if (nr == __NR_dup) {
-		newfd = lowest_free(tgid);
+		newfd = free_number(tgid, 0);
 	} else {
 		newfd = (int)a[1];
 		if (nr == __NR_dup3) {
@@ -910,17 +932,11 @@ static void serve_dup(const struct seccomp_notif *req, pid_t tgid, struct sfd *s
 		} else if (newfd == s->fd)
 			return respond(req->id, s->fd, 0); /* dup2(fd, fd): fd, nothing done */
 	}
-	if (!s->dir)
-		return cont(req->id);
 	if (newfd < 0)
 		return respond(req->id, -1, newfd == -1 ? EMFILE : EBADF);
-	/* dup2/dup3 onto a served descriptor closes it first, as the kernel does */
-	struct sfd *old = sfd_of(tgid, newfd);
-	if (old && !old->dir) {
-		int32_t q = newfd;
-		int err;
-		call(proc_of(tgid), OP_CLOSE, &q, 4, NULL, 0, NULL, NULL, &err);
-	}
+	vacate(tgid, newfd); /* dup2/dup3 onto a served descriptor closes it first, as the kernel does */
+	if (!s->dir)
+		return cont(req->id);
 	char path[sizeof(s->path)];
 	memcpy(path, s->path, sizeof(path));
 	int count = s->count, pos = s->pos, at = (int)(s - sfds);
@@ -1012,7 +1028,7 @@ static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 			uint64_t req, arg;
 		} q = { fd, -1, (uint32_t)a[1], a[2] }; /* the kernel's cmd is an unsigned int */
 		if (q.req == VFIO_GROUP_GET_DEVICE_FD) {
-			q.newfd = lowest_free(tgid);
+			q.newfd = free_number(tgid, 0);
 			if (q.newfd < 0)
 				return respond(id, -1, EMFILE);
 		}
@@ -1098,7 +1114,16 @@ static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 	}
 }
 
-/* path argument index of a path-based call, -1 when none; its flags/mode in *extra */
+/* Whether the process has `fd` open (a dup2 from a closed descriptor fails and closes nothing). */
+static int fcntl_ok(pid_t tid, int fd)
+{
+	char p[64];
+	struct stat st;
+	snprintf(p, sizeof(p), "/proc/%d/fd/%d", tid, fd);
+	return fd >= 0 && lstat(p, &st) == 0;
+}
+
+/* One notification: a path-based call (served when its path is ours) or a call on a descriptor. */
 static void handle(const struct seccomp_notif *req)
 {
 	const __u64 *a = req->data.args;
@@ -1187,6 +1212,22 @@ static void handle(const struct seccomp_notif *req)
 	if (!nsfd)
 		return cont(id);
 	tgid = tgid_of(tid);
+	if (nr == __NR_close_range) {
+		/* the kernel closes them: the server's side goes first (CLOEXEC only marks them) */
+		if (!(a[2] & CLOSE_RANGE_CLOEXEC))
+			for (int i = 0; i < MAX_SFD; i++)
+				if (sfds[i].tgid == tgid && (unsigned)sfds[i].fd >= (unsigned)a[0] &&
+				    (unsigned)sfds[i].fd <= (unsigned)a[1])
+					vacate(tgid, sfds[i].fd);
+		return cont(id);
+	}
+	int dup_onto = nr == __NR_dup3;
+#ifdef __NR_dup2
+	dup_onto |= nr == __NR_dup2;
+#endif
+	if (dup_onto && (int)a[0] != (int)a[1] && !sfd_of(tgid, (int)a[0]) && sfd_of(tgid, (int)a[1]) &&
+	    fcntl_ok(tid, (int)a[0]))
+		vacate(tgid, (int)a[1]); /* an unserved descriptor dup'd onto a served one closes it */
 	struct sfd *s = sfd_of(tgid, (int)a[nr == __NR_mmap ? 4 : 0]);
 	if (!s)
 		return cont(id);

@@ -2,7 +2,8 @@
 /*
  * A client for the seccomp door's tests (seccomp-door.test.ts) that never calls the C library's file
  * functions: every call is syscall(SYS_…), as Go without cgo or a static binary makes them, so only the
- * seccomp door can serve it. Argument: the group number. Prints each result as "name ret errno".
+ * seccomp door can serve it. Arguments: the group number, another group's. Prints each result as
+ * "name ret errno".
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -119,6 +120,26 @@ int main(int argc, char **argv)
 	printf("vendor 0x%04x device 0x%04x\n", id[0], id[1]);
 	SHOW("lseek-config-end", syscall(SYS_lseek, v, 0, SEEK_END));
 	SHOW("close-config", syscall(SYS_close, v));
+	/* descriptors the kernel closes behind a served number: close_range, dup3 onto it */
+	char gpath2[64];
+	snprintf(gpath2, sizeof(gpath2), "/dev/vfio/%s", argc > 2 ? argv[2] : "2");
+	long g2 = syscall(SYS_openat, AT_FDCWD, gpath2, O_RDWR);
+	SHOW("close-range-other-group", syscall(SYS_close_range, g2, g2, 0));
+	long taken = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY); /* the freed number, unserved */
+	SHOW("freed-number-reused", taken == g2);
+	long g3; /* EBUSY if the server still held the group open */
+	SHOW("reopen-other-group", (g3 = syscall(SYS_openat, AT_FDCWD, gpath2, O_RDWR)) >= 0 ? 0 : g3);
+	SHOW("close-other-group", syscall(SYS_close, g3));
+	syscall(SYS_close, taken);
+	long v3 = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY);
+	long nul = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY);
+	SHOW("dup3-onto-served", syscall(SYS_dup3, nul, v3, 0) == v3);
+	SHOW("read-dup3-target-is-dev-null", syscall(SYS_pread64, v3, id, sizeof(id), 0));
+	long v4 = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY);
+	SHOW("pread-served-again", syscall(SYS_pread64, v4, id, sizeof(id), 0));
+	syscall(SYS_close, v4);
+	syscall(SYS_close, v3);
+	syscall(SYS_close, nul);
 	SHOW("open-missing", syscall(SYS_openat, AT_FDCWD, "/dev/vfio/4242", O_RDWR));
 
 	/* a path nothing serves still reaches the real kernel */

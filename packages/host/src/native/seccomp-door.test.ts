@@ -34,7 +34,7 @@ describe.skipIf(!cc)("the seccomp door: a program that bypasses the C library", 
     const dev = board.edus[0]!;
     const group = board.groupIdOf(dev);
     const reports: string[] = [];
-    const r = await execThroughDoor(board, [exe, String(group)], {
+    const r = await execThroughDoor(board, [exe, String(group), String(board.groupIdOf(board.edus[1]!))], {
       stdio: "pipe",
       door: "seccomp",
       report: (l) => reports.push(l),
@@ -74,6 +74,13 @@ describe.skipIf(!cc)("the seccomp door: a program that bypasses the C library", 
       "vendor 0x1234 device 0x11e8",
       "lseek-config-end 256 0", // edu is a conventional PCI device: 256 bytes of config space
       "close-config 0 0",
+      "close-range-other-group 0 0",
+      "freed-number-reused 1 0",
+      "reopen-other-group 0 0",
+      "close-other-group 0 0",
+      "dup3-onto-served 1 0",
+      "read-dup3-target-is-dev-null 0 0",
+      "pread-served-again 4 0",
       "open-missing -1 ENOENT",
       "open-unserved-missing -1 ENOENT",
       "read-unserved 1 0",
