@@ -5,7 +5,8 @@
  *     IOMMU_SIM_SOCKET=/path/door.sock iommu-sim-seccomp-door PROGRAM ARGS...
  * it forks, and the child installs a seccomp filter that hands the file system calls (open, openat,
  * close, ioctl, read, write, pread64, pwrite64, lseek, mmap, readlink(at), stat family, statx,
- * access family, getdents64) to this supervisor as user notifications, then execs PROGRAM. The
+ * access family, getdents64, dup family, fcntl, close_range) to this supervisor as user notifications
+ * (anonymous mmaps excepted), then execs PROGRAM. The
  * supervisor answers CONTINUE for every path and descriptor it does not serve, and serves the rest by
  * speaking the preload library's protocol (native/preload.c) to the door server, one connection per
  * process (OP_HELLO names the process, so the server reads and writes its memory itself).
@@ -21,8 +22,9 @@
  *   writes the registers back and steps over it. Elsewhere a device mmap is ENODEV.
  *   Its address, the kernel's choice, is told to the server before the process's next served call, so
  *   a MAP_DMA of the BAR pins its MMIO pfns as type1 does.
- * Limits: threads racing an open may see a number taken under them; a forked child starts without its
- * parent's served descriptors; dup/fcntl(F_DUPFD)/close_range of a served descriptor are the kernel's.
+ * Limits: a served open can race another thread's descriptor creation for the lowest number; a forked
+ * child starts without its parent's served descriptors; a dup of a served file (not directory) is the
+ * kernel's (the protocol has no alias for a number).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
