@@ -5,7 +5,7 @@
  *     IOMMU_SIM_SOCKET=/path/door.sock iommu-sim-seccomp-door PROGRAM ARGS...
  * it forks, and the child installs a seccomp filter that hands the file system calls (open, openat,
  * close, ioctl, read, write, pread64, pwrite64, lseek, mmap, readlink(at), stat family, statx,
- * access family, getdents64, dup family, fcntl, close_range) to this supervisor as user notifications
+ * access family, getdents64, readv/writev family, dup family, fcntl, close_range) to this supervisor as user notifications
  * (anonymous mmaps excepted), then execs PROGRAM. The
  * supervisor answers CONTINUE for every path and descriptor it does not serve, and serves the rest by
  * speaking the preload library's protocol (native/preload.c) to the door server, one connection per
@@ -85,7 +85,8 @@ static const int served_calls[] = {
 #endif
 	__NR_openat, __NR_close, __NR_ioctl, __NR_read, __NR_write, __NR_pread64, __NR_pwrite64, __NR_lseek,
 	__NR_mmap, __NR_readlinkat, __NR_newfstatat, __NR_statx, __NR_faccessat, __NR_faccessat2,
-	__NR_getdents64, __NR_dup, __NR_dup3, __NR_fcntl, __NR_close_range,
+	__NR_getdents64, __NR_dup, __NR_dup3, __NR_fcntl, __NR_close_range, __NR_readv, __NR_writev,
+	__NR_preadv, __NR_pwritev, __NR_preadv2, __NR_pwritev2,
 #ifdef __NR_dup2
 	__NR_dup2,
 #endif
@@ -964,6 +965,88 @@ static void serve_dup(const struct seccomp_notif *req, pid_t tgid, struct sfd *s
 	}
 }
 
+/*
+ * readv/writev/preadv/pwritev(2) on a served file (musl's stdio reads and writes with them): one read or
+ * write of the whole length, scattered to or gathered from the caller's iovecs.
+ */
+static void serve_vec(const struct seccomp_notif *req, struct proc *pr, int fd)
+{
+	const __u64 *a = req->data.args;
+	int nr = req->data.nr, err;
+	pid_t tid = (pid_t)req->pid;
+	int rd = nr == __NR_readv || nr == __NR_preadv || nr == __NR_preadv2;
+	int positioned = nr != __NR_readv && nr != __NR_writev;
+	if (nr == __NR_preadv2 || nr == __NR_pwritev2) {
+		if ((int64_t)a[3] == -1) /* offset -1: the file position, as readv/writev */
+			positioned = 0;
+	}
+	if (a[2] > 1024) /* UIO_MAXIOV */
+		return respond(req->id, -1, EINVAL);
+	int cnt = (int)a[2];
+	struct iovec *iov = malloc(sizeof(*iov) * (size_t)(cnt ? cnt : 1));
+	if (cnt && mem_read(tid, a[1], iov, sizeof(*iov) * (size_t)cnt)) {
+		free(iov);
+		return respond(req->id, -1, EFAULT);
+	}
+	uint64_t total = 0;
+	for (int i = 0; i < cnt; i++) {
+		if ((int64_t)iov[i].iov_len < 0) {
+			free(iov);
+			return respond(req->id, -1, EINVAL);
+		}
+		total += iov[i].iov_len;
+	}
+	if (total > 0x7ffff000)
+		total = 0x7ffff000; /* MAX_RW_COUNT */
+	int64_t off = positioned ? (int64_t)a[3] : 0, r;
+	if (rd) {
+		struct {
+			int32_t fd;
+			uint32_t len;
+			int64_t off;
+		} q = { fd, (uint32_t)total, off };
+		void *d;
+		uint32_t len;
+		r = call(pr, positioned ? OP_PREAD : OP_READ, &q, sizeof(q), NULL, 0, &d, &len, &err);
+		if (r >= 0) {
+			uint64_t done = 0, n = len < (uint64_t)r ? len : (uint64_t)r;
+			for (int i = 0; i < cnt && done < n; i++) {
+				uint64_t k = iov[i].iov_len < n - done ? iov[i].iov_len : n - done;
+				if (mem_write(tid, (uint64_t)(uintptr_t)iov[i].iov_base, (char *)d + done, k)) {
+					r = -1;
+					err = EFAULT;
+					break;
+				}
+				done += k;
+			}
+		}
+		free(d);
+	} else {
+		if (total > (16u << 20))
+			total = 16u << 20;
+		char *b = malloc(total ? total : 1);
+		uint64_t done = 0;
+		for (int i = 0; i < cnt && done < total; i++) {
+			uint64_t k = iov[i].iov_len < total - done ? iov[i].iov_len : total - done;
+			if (mem_read(tid, (uint64_t)(uintptr_t)iov[i].iov_base, b + done, k)) {
+				free(b);
+				free(iov);
+				return respond(req->id, -1, EFAULT);
+			}
+			done += k;
+		}
+		struct {
+			int32_t fd;
+			uint32_t pad;
+			int64_t off;
+		} q = { fd, 0, off };
+		r = call(pr, positioned ? OP_PWRITE : OP_WRITE, &q, sizeof(q), b, (uint32_t)done, NULL, NULL, &err);
+		free(b);
+	}
+	free(iov);
+	respond(req->id, r, r < 0 ? err : 0);
+}
+
 /* A call on a served descriptor. */
 static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 {
@@ -985,6 +1068,12 @@ static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 		sfd_drop(s);
 		return cont(id); /* the kernel closes the placeholder */
 	}
+	int stat_call = nr == __NR_newfstatat || nr == __NR_statx;
+#ifdef __NR_fstat
+	stat_call |= nr == __NR_fstat;
+#endif
+	if (stat_call && !s->path[0])
+		return cont(id); /* fstat of a device descriptor (an anonymous inode): the placeholder's */
 #ifdef __NR_fstat
 	if (nr == __NR_fstat) {
 		char path[512];
@@ -992,9 +1081,6 @@ static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 		return serve_stat(id, tid, tgid, path, 1, a[1], 0);
 	}
 #endif
-	if (!s->path[0] && nr != __NR_ioctl && nr != __NR_read && nr != __NR_pread64 && nr != __NR_write &&
-	    nr != __NR_pwrite64 && nr != __NR_lseek && nr != __NR_mmap && nr != __NR_getdents64)
-		return cont(id); /* fstat of a device descriptor: the placeholder's */
 	if (nr == __NR_newfstatat || nr == __NR_statx) /* AT_EMPTY_PATH on the descriptor */
 		return serve_stat(id, tid, tgid, s->path, 1, nr == __NR_statx ? a[4] : a[2], nr == __NR_statx);
 	if (nr == __NR_dup || nr == __NR_dup3 || nr == __NR_fcntl
@@ -1010,9 +1096,11 @@ static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 			s->pos = 0;
 			return respond(id, 0, 0);
 		}
-		if (nr == __NR_read || nr == __NR_pread64)
+		if (nr == __NR_read || nr == __NR_pread64 || nr == __NR_readv || nr == __NR_preadv ||
+		    nr == __NR_preadv2)
 			return respond(id, -1, EISDIR);
-		if (nr == __NR_write || nr == __NR_pwrite64)
+		if (nr == __NR_write || nr == __NR_pwrite64 || nr == __NR_writev || nr == __NR_pwritev ||
+		    nr == __NR_pwritev2)
 			return respond(id, -1, EBADF);
 		if (nr == __NR_ioctl)
 			return respond(id, -1, ENOTTY);
@@ -1077,6 +1165,13 @@ static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 		free(b);
 		return respond(id, r, r < 0 ? err : 0);
 	}
+	case __NR_readv:
+	case __NR_writev:
+	case __NR_preadv:
+	case __NR_pwritev:
+	case __NR_preadv2:
+	case __NR_pwritev2:
+		return serve_vec(req, pr, fd);
 	case __NR_lseek: {
 		struct {
 			int32_t fd;

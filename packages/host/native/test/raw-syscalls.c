@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define SHOW(name, call)                                                                                               \
@@ -84,6 +85,12 @@ int main(int argc, char **argv)
 	char *l = strstr(text, "VmLck:");
 	printf("status-vmlck %ld\n", l ? atol(l + 6) : -1L);
 	SHOW("close-status", syscall(SYS_close, s));
+	s = syscall(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY);
+	char head[4] = { 0 }, rest[8192] = { 0 };
+	struct iovec parts[2] = { { head, 3 }, { rest, sizeof(rest) - 1 } };
+	SHOW("readv-status", syscall(SYS_readv, s, parts, 2) > 3);
+	printf("readv-status-starts %.3s%.3s\n", head, rest);
+	SHOW("close-status-again", syscall(SYS_close, s));
 
 	/* sysfs: readlink, stat, a directory read with getdents64 */
 	char link[256] = { 0 };
@@ -173,6 +180,22 @@ int main(int argc, char **argv)
 	printf("vmlck-after-bar0-map %ld\n", vmlck()); /* MMIO pfns are not accounted */
 	SHOW("mmap-config-region", syscall(SYS_mmap, 0, 4096, PROT_READ, MAP_SHARED, dev, 7ULL << 40));
 	SHOW("munmap-bar0", syscall(SYS_munmap, bar, ri.size));
+	/* vectored I/O (musl's stdio): preadv of the config region in two pieces, pwritev of the command */
+	struct vfio_region_info ci = { .argsz = sizeof(ci), .index = VFIO_PCI_CONFIG_REGION_INDEX };
+	syscall(SYS_ioctl, dev, VFIO_DEVICE_GET_REGION_INFO, &ci);
+	uint16_t ven = 0, did = 0, cmdreg = 0;
+	struct iovec two[2] = { { &ven, 2 }, { &did, 2 } };
+	SHOW("preadv-config", syscall(SYS_preadv, dev, two, 2, ci.offset, 0));
+	printf("preadv vendor 0x%04x device 0x%04x\n", ven, did);
+	syscall(SYS_pread64, dev, &cmdreg, 2, ci.offset + 4);
+	cmdreg |= 4;
+	struct iovec one = { &cmdreg, 2 };
+	SHOW("pwritev-command", syscall(SYS_pwritev, dev, &one, 1, ci.offset + 4, 0));
+	uint16_t back = 0;
+	syscall(SYS_pread64, dev, &back, 2, ci.offset + 4);
+	printf("command-bus-master %d\n", (back & 4) != 0);
+	struct stat dst;
+	SHOW("fstat-device", syscall(SYS_fstat, dev, &dst));
 	SHOW("close-device", syscall(SYS_close, dev));
 	SHOW("ioctl-closed-device", syscall(SYS_ioctl, dev, VFIO_DEVICE_GET_INFO, &di));
 
