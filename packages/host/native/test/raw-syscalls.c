@@ -179,6 +179,15 @@ int main(int argc, char **argv)
 	SHOW("map-dma-bar0", syscall(SYS_ioctl, c, VFIO_IOMMU_MAP_DMA, &bmap));
 	printf("vmlck-after-bar0-map %ld\n", vmlck()); /* MMIO pfns are not accounted */
 	SHOW("mmap-config-region", syscall(SYS_mmap, 0, 4096, PROT_READ, MAP_SHARED, dev, 7ULL << 40));
+	/* an ioctl argument on the page right before a BAR mapping (musl's heap can sit there) still copies in */
+	char *area = mmap(NULL, 0x2000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *bar2 = (void *)syscall(SYS_mmap, area + 0x1000, 0x1000, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+				     dev, ri.offset);
+	SHOW("mmap-bar0-after-buffer", bar2 == area + 0x1000);
+	memset(area, 0, 0x1000);
+	*(uint32_t *)area = 0x1000; /* argsz: the whole page before the BAR */
+	SHOW("get-info-before-bar", syscall(SYS_ioctl, c, VFIO_IOMMU_GET_INFO, area));
+	syscall(SYS_munmap, area, 0x2000);
 	SHOW("munmap-bar0", syscall(SYS_munmap, bar, ri.size));
 	/* vectored I/O (musl's stdio): preadv of the config region in two pieces, pwritev of the command */
 	struct vfio_region_info ci = { .argsz = sizeof(ci), .index = VFIO_PCI_CONFIG_REGION_INDEX };
