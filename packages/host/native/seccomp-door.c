@@ -22,9 +22,10 @@
  *   writes the registers back and steps over it. Elsewhere a device mmap is ENODEV.
  *   Its address, the kernel's choice, is told to the server before the process's next served call, so
  *   a MAP_DMA of the BAR pins its MMIO pfns as type1 does.
- * Limits: a served open can race another thread's descriptor creation for the lowest number; a forked
- * child starts without its parent's served descriptors; a dup of a served file (not directory) is the
- * kernel's (the protocol has no alias for a number).
+ * - Numbers: the server opens at the number predicted free, the kernel installs at its own lowest free
+ *   number (atomic with other threads' opens); when they differ the server's open is made again there.
+ * Limits: a forked child starts without its parent's served descriptors; a dup of a served file (not a
+ * directory) is the kernel's (the protocol has no alias for a number).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -642,8 +643,13 @@ static int free_number(pid_t tgid, int min)
 	return fd;
 }
 
-/* Installs the placeholder for `fd` in the caller and answers the call with `fd` (ADDFD_FLAG_SEND). */
-static int install_placeholder(uint64_t id, int fd, int cloexec)
+/*
+ * Installs a placeholder (an empty memfd named for `fd`, so a BAR fault names its descriptor) in the
+ * caller: at exactly `fd` (`at`: SETFD, replacing what is there, as dup2 does) or at the lowest free
+ * number (the kernel's choice, atomic with every other thread's opens); `send` completes the call with
+ * the number. Returns the number, or -1 with errno.
+ */
+static int addfd(uint64_t id, int fd, int cloexec, int at, int send)
 {
 	char name[64];
 	snprintf(name, sizeof(name), MEMFD_PREFIX "%d", fd);
@@ -651,13 +657,57 @@ static int install_placeholder(uint64_t id, int fd, int cloexec)
 	if (m < 0)
 		return -1;
 	struct seccomp_notif_addfd a = { .id = id,
-					 .flags = SECCOMP_ADDFD_FLAG_SETFD | SECCOMP_ADDFD_FLAG_SEND,
+					 .flags = (at ? SECCOMP_ADDFD_FLAG_SETFD : 0) | (send ? SECCOMP_ADDFD_FLAG_SEND : 0),
 					 .srcfd = (uint32_t)m,
-					 .newfd = (uint32_t)fd,
+					 .newfd = at ? (uint32_t)fd : 0,
 					 .newfd_flags = cloexec ? O_CLOEXEC : 0 };
 	int r = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
+	int e = errno;
 	close(m);
+	errno = e;
 	return r;
+}
+
+/* Installs at exactly `fd` and completes the call with it (dup2/dup3/F_DUPFD's number). */
+static int install_placeholder(uint64_t id, int fd, int cloexec)
+{
+	return addfd(id, fd, cloexec, 1, 1);
+}
+
+/*
+ * A descriptor the server made at `fd` (the number predicted free), installed where the kernel puts it.
+ * The server's open and the install are not one step: when another thread took a number meanwhile the
+ * kernel's choice differs, and the server's descriptor is made again there (nothing was done on it yet,
+ * so closing it and repeating the call is the same call). `redo(fd)` repeats it at a number; returns
+ * the number the caller got (the call is completed), or -1 with *err (not completed).
+ */
+static int place_served(struct proc *pr, uint64_t id, pid_t tgid, int fd, int cloexec, int (*redo)(void *, int, int *),
+			void *ctx, int *err)
+{
+	int m = addfd(id, fd, cloexec, 0, 0);
+	int32_t c = fd;
+	int e2;
+	if (m < 0) {
+		*err = errno == EMFILE ? EMFILE : ENOMEM;
+		call(pr, OP_CLOSE, &c, 4, NULL, 0, NULL, NULL, &e2);
+		return -1;
+	}
+	if (m != fd) {
+		call(pr, OP_CLOSE, &c, 4, NULL, 0, NULL, NULL, &e2);
+		vacate(tgid, m);
+		/* on failure the program keeps a bare placeholder at m: the race and a failing repeat at once */
+		if (redo(ctx, m, err) < 0)
+			return -1;
+		if (addfd(id, m, cloexec, 1, 1) < 0) { /* our own placeholder, renamed for m */
+			c = m;
+			call(pr, OP_CLOSE, &c, 4, NULL, 0, NULL, NULL, &e2);
+			*err = errno;
+			return -1;
+		}
+		return m;
+	}
+	respond(id, m, 0);
+	return m;
 }
 
 static int kind_stat(struct proc *pr, const char *path, int follow, uint32_t *kind, uint64_t *size, int *err)
@@ -687,8 +737,7 @@ static int open_dir(struct proc *pr, uint64_t id, pid_t tgid, const char *path, 
 	uint32_t n;
 	if (call(pr, OP_READDIR, NULL, 0, path, (uint32_t)strlen(path), &names, &n, err) < 0)
 		return -1;
-	int fd = free_number(tgid, 0);
-	struct sfd *s = fd < 0 ? NULL : sfd_new(tgid, fd, path);
+	struct sfd *s = sfd_new(tgid, -1, path); /* numbered once the kernel installs it */
 	if (!s) {
 		free(names);
 		*err = EMFILE;
@@ -718,12 +767,30 @@ static int open_dir(struct proc *pr, uint64_t id, pid_t tgid, const char *path, 
 			kind = 0;
 		s->types[i] = dt[kind < 5 ? kind : 0];
 	}
-	if (install_placeholder(id, fd, cloexec) < 0) {
+	/* the kernel's lowest free number, atomic with other threads' opens; the table entry is in place
+	 * before the program can use the number (its next call waits for this one to finish) */
+	int fd = addfd(id, 0, cloexec, 0, 1);
+	if (fd < 0) {
 		*err = errno;
 		sfd_drop(s);
 		return -1;
 	}
+	vacate(tgid, fd);
+	s->fd = fd;
 	return fd;
+}
+
+struct open_ctx {
+	struct proc *pr;
+	const char *path;
+	int flags;
+};
+
+static int redo_open(void *ctx, int fd, int *err)
+{
+	struct open_ctx *o = ctx;
+	int32_t q[2] = { fd, o->flags };
+	return (int)call(o->pr, OP_OPEN, q, sizeof(q), o->path, (uint32_t)strlen(o->path), NULL, NULL, err);
 }
 
 /* open/openat of a served path: the server's descriptor, or a directory the supervisor lists. */
@@ -745,8 +812,8 @@ static void serve_open(uint64_t id, pid_t tgid, const char *path, int flags)
 	int fd = free_number(tgid, 0);
 	if (fd < 0)
 		return respond(id, -1, EMFILE);
-	int32_t q[2] = { fd, flags };
-	if (call(pr, OP_OPEN, q, sizeof(q), path, (uint32_t)strlen(path), NULL, NULL, &err) < 0) {
+	struct open_ctx o = { pr, path, flags };
+	if (redo_open(&o, fd, &err) < 0) {
 		/* open(2) of a directory for reading succeeds: a descriptor getdents64 reads */
 		if (err == EISDIR && (flags & O_ACCMODE) == O_RDONLY && !(flags & O_CREAT)) {
 			if (open_dir(pr, id, tgid, path, cloexec, &err) < 0)
@@ -755,15 +822,11 @@ static void serve_open(uint64_t id, pid_t tgid, const char *path, int flags)
 		}
 		return respond(id, -1, err);
 	}
-	struct sfd *s = sfd_new(tgid, fd, path);
-	if (!s || install_placeholder(id, fd, cloexec) < 0) {
-		int32_t c = fd;
-		int e2;
-		call(pr, OP_CLOSE, &c, 4, NULL, 0, NULL, NULL, &e2);
-		if (s)
-			sfd_drop(s);
-		respond(id, -1, EMFILE);
-	}
+	fd = place_served(pr, id, tgid, fd, cloexec, redo_open, &o, &err);
+	if (fd < 0)
+		return respond(id, -1, err);
+	if (!sfd_new(tgid, fd, path)) /* the table is full: the program's descriptor works as a bare placeholder */
+		fprintf(stderr, "iommu-sim-seccomp-door: more than %d served descriptors\n", MAX_SFD);
 }
 
 /* A served path's inode number: its own, never 0 (tools compare st_dev/st_ino, e.g. grep's "input file is
@@ -925,7 +988,7 @@ static void serve_dup(const struct seccomp_notif *req, pid_t tgid, struct sfd *s
 		newfd = free_number(tgid, (int)a[2]);
 		cloexec = (int)a[1] == F_DUPFD_CLOEXEC;
 	} else if (nr == __NR_dup) {
-		newfd = free_number(tgid, 0);
+		newfd = -2; /* the kernel's lowest free number, chosen when installed */
 	} else {
 		newfd = (int)a[1];
 		if (nr == __NR_dup3) {
@@ -935,9 +998,10 @@ static void serve_dup(const struct seccomp_notif *req, pid_t tgid, struct sfd *s
 		} else if (newfd == s->fd)
 			return respond(req->id, s->fd, 0); /* dup2(fd, fd): fd, nothing done */
 	}
-	if (newfd < 0)
+	if (newfd < 0 && newfd != -2)
 		return respond(req->id, -1, newfd == -1 ? EMFILE : EBADF);
-	vacate(tgid, newfd); /* dup2/dup3 onto a served descriptor closes it first, as the kernel does */
+	if (newfd >= 0)
+		vacate(tgid, newfd); /* dup2/dup3 onto a served descriptor closes it first, as the kernel does */
 	if (!s->dir)
 		return cont(req->id);
 	char path[sizeof(s->path)];
@@ -959,10 +1023,33 @@ static void serve_dup(const struct seccomp_notif *req, pid_t tgid, struct sfd *s
 	memcpy(d->names, s->names, nbytes);
 	d->types = malloc((size_t)count);
 	memcpy(d->types, s->types, (size_t)count);
-	if (install_placeholder(req->id, newfd, cloexec) < 0) {
+	int got = newfd == -2 ? addfd(req->id, 0, 0, 0, 1) : install_placeholder(req->id, newfd, cloexec);
+	if (got < 0) {
 		sfd_drop(d);
-		respond(req->id, -1, EMFILE);
+		return respond(req->id, -1, EMFILE);
 	}
+	if (newfd == -2)
+		vacate(tgid, got);
+	d->fd = got;
+}
+
+struct ioctl_ctx {
+	struct proc *pr;
+	int fd;
+	uint64_t req, arg;
+};
+
+/* VFIO_GROUP_GET_DEVICE_FD again, its descriptor at `newfd` */
+static int redo_ioctl(void *ctx, int newfd, int *err)
+{
+	struct ioctl_ctx *c = ctx;
+	struct {
+		int32_t fd;
+		int32_t newfd;
+		uint64_t req, arg;
+	} q = { c->fd, newfd, c->req, c->arg };
+	int64_t r = call(c->pr, OP_IOCTL, &q, sizeof(q), NULL, 0, NULL, NULL, err);
+	return r == newfd ? 0 : -1;
 }
 
 /*
@@ -1127,14 +1214,12 @@ static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 			return respond(id, -1, err);
 		if (q.newfd >= 0 && r == q.newfd) {
 			/* vfio_group_get_device_fd's file is O_CLOEXEC-free: the caller sets it if it wants */
-			struct sfd *n = sfd_new(tgid, q.newfd, "");
-			if (!n || install_placeholder(id, q.newfd, 0) < 0) {
-				int32_t c = q.newfd;
-				call(pr, OP_CLOSE, &c, 4, NULL, 0, NULL, NULL, &err);
-				if (n)
-					sfd_drop(n);
-				return respond(id, -1, EMFILE);
-			}
+			struct ioctl_ctx c = { pr, fd, q.req, q.arg };
+			int got = place_served(pr, id, tgid, q.newfd, 0, redo_ioctl, &c, &err);
+			if (got < 0)
+				return respond(id, -1, err);
+			if (!sfd_new(tgid, got, ""))
+				fprintf(stderr, "iommu-sim-seccomp-door: more than %d served descriptors\n", MAX_SFD);
 			return;
 		}
 		return respond(id, r, 0);

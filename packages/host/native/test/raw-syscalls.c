@@ -2,13 +2,15 @@
 /*
  * A client for the seccomp door's tests (seccomp-door.test.ts) that never calls the C library's file
  * functions: every call is syscall(SYS_…), as Go without cgo or a static binary makes them, so only the
- * seccomp door can serve it. Arguments: the group number, another group's. Prints each result as
- * "name ret errno".
+ * seccomp door can serve it. Arguments: the group number, another group's (or "race N", below). Prints
+ * each result as "name ret errno".
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vfio.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +48,47 @@ static long vmlck(void)
 	return l ? atol(l + 6) : -1L;
 }
 
+/* "race N": N served opens while another thread makes and checks pipes as fast as it can (descriptors
+ * the supervisor never sees): no number may be taken from under either. Prints the failures. */
+static volatile int race_stop;
+static long race_pipe_bad;
+static void *race_piper(void *x)
+{
+	(void)x;
+	while (!race_stop) {
+		int p[2];
+		char ch = 'x';
+		if (syscall(SYS_pipe2, p, 0))
+			continue;
+		if (syscall(SYS_write, p[1], &ch, 1) != 1 || syscall(SYS_read, p[0], &ch, 1) != 1)
+			race_pipe_bad++;
+		syscall(SYS_close, p[0]);
+		syscall(SYS_close, p[1]);
+	}
+	return NULL;
+}
+
+static int race(int n)
+{
+	pthread_t t;
+	int bad = 0;
+	pthread_create(&t, NULL, race_piper, NULL);
+	for (int i = 0; i < n; i++) {
+		long c = syscall(SYS_openat, AT_FDCWD, "/dev/vfio/vfio", O_RDWR);
+		if (c < 0 || syscall(SYS_ioctl, c, VFIO_GET_API_VERSION) != 0)
+			bad++;
+		syscall(SYS_close, c);
+	}
+	race_stop = 1;
+	pthread_join(t, NULL);
+	printf("race served-failures %d pipe-failures %ld\n", bad, race_pipe_bad);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 2 && !strcmp(argv[1], "race"))
+		return race(atoi(argv[2]));
 	setvbuf(stdout, NULL, _IONBF, 0);
 	int group_no = argc > 1 ? atoi(argv[1]) : 0;
 	char path[64];
