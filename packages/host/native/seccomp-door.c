@@ -5,7 +5,8 @@
  *     IOMMU_SIM_SOCKET=/path/door.sock iommu-sim-seccomp-door PROGRAM ARGS...
  * it forks, and the child installs a seccomp filter that hands the file system calls (open, openat,
  * close, ioctl, read, write, pread64, pwrite64, lseek, mmap, readlink(at), stat family, statx,
- * access family, getdents64) to this supervisor as user notifications, then execs PROGRAM. The
+ * access family, getdents64, readv/writev family, dup family, fcntl, close_range) to this supervisor as user notifications
+ * (anonymous mmaps excepted), then execs PROGRAM. The
  * supervisor answers CONTINUE for every path and descriptor it does not serve, and serves the rest by
  * speaking the preload library's protocol (native/preload.c) to the door server, one connection per
  * process (OP_HELLO names the process, so the server reads and writes its memory itself).
@@ -21,14 +22,17 @@
  *   writes the registers back and steps over it. Elsewhere a device mmap is ENODEV.
  *   Its address, the kernel's choice, is told to the server before the process's next served call, so
  *   a MAP_DMA of the BAR pins its MMIO pfns as type1 does.
- * Limits: threads racing an open may see a number taken under them; a forked child starts without its
- * parent's served descriptors; dup/fcntl(F_DUPFD)/close_range of a served descriptor are the kernel's.
+ * - Numbers: the server opens at the number predicted free, the kernel installs at its own lowest free
+ *   number (atomic with other threads' opens); when they differ the server's open is made again there.
+ * Limits: a forked child starts without its parent's served descriptors; a dup of a served file (not a
+ * directory) is the kernel's (the protocol has no alias for a number).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/audit.h>
+#include <linux/close_range.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -46,6 +50,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/user.h>
@@ -81,7 +86,11 @@ static const int served_calls[] = {
 #endif
 	__NR_openat, __NR_close, __NR_ioctl, __NR_read, __NR_write, __NR_pread64, __NR_pwrite64, __NR_lseek,
 	__NR_mmap, __NR_readlinkat, __NR_newfstatat, __NR_statx, __NR_faccessat, __NR_faccessat2,
-	__NR_getdents64,
+	__NR_getdents64, __NR_dup, __NR_dup3, __NR_fcntl, __NR_close_range, __NR_readv, __NR_writev,
+	__NR_preadv, __NR_pwritev, __NR_preadv2, __NR_pwritev2,
+#ifdef __NR_dup2
+	__NR_dup2,
+#endif
 };
 
 static void die(const char *what)
@@ -95,12 +104,17 @@ static void die(const char *what)
 static int install_filter(void)
 {
 	enum { N = sizeof(served_calls) / sizeof(served_calls[0]) };
-	struct sock_filter f[N + 6];
+	struct sock_filter f[N + 10];
 	int i = 0;
 	f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
 	f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, DOOR_ARCH, 1, 0);
 	f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+	/* anonymous mmaps (every allocator's) never name a descriptor: the kernel's at once */
+	f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mmap, 0, 3);
+	f[i++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[3]));
+	f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, MAP_ANONYMOUS, 0, (unsigned char)(N + 2));
+	f[i++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	for (int k = 0; k < N; k++) /* on a match, jump to the last instruction (USER_NOTIF) */
 		f[i++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)served_calls[k],
 						      (unsigned char)(N - k), 0);
@@ -578,7 +592,8 @@ static void cont(uint64_t id)
 }
 
 /* The lowest descriptor number the process has free (where its own open would land). */
-static int lowest_free(pid_t tgid)
+/* The lowest number >= min the process has free (where its own open or F_DUPFD would land). */
+static int lowest_free_from(pid_t tgid, int min)
 {
 	char p[64];
 	snprintf(p, sizeof(p), "/proc/%d/fd", tgid);
@@ -595,14 +610,46 @@ static int lowest_free(pid_t tgid)
 				used[n] = 1;
 		}
 	closedir(d);
-	for (int i = 0; i < 65536; i++)
+	for (int i = min < 0 ? 0 : min; i < 65536; i++)
 		if (!used[i])
 			return i;
 	return -1;
 }
 
-/* Installs the placeholder for `fd` in the caller and answers the call with `fd` (ADDFD_FLAG_SEND). */
-static int install_placeholder(uint64_t id, int fd, int cloexec)
+/*
+ * A number the kernel no longer holds for the process but our table still does (the kernel closed it:
+ * close_range, dup2 onto it, a race): the server closes its side before the number is used again.
+ */
+static void vacate(pid_t tgid, int fd)
+{
+	struct sfd *s = sfd_of(tgid, fd);
+	if (!s)
+		return;
+	if (!s->dir) {
+		int32_t q = fd;
+		int err;
+		call(proc_of(tgid), OP_CLOSE, &q, 4, NULL, 0, NULL, NULL, &err);
+	}
+	drop_pending(tgid, fd);
+	sfd_drop(s);
+}
+
+/* The lowest free number >= min, our stale entry for it (if any) closed. */
+static int free_number(pid_t tgid, int min)
+{
+	int fd = lowest_free_from(tgid, min);
+	if (fd >= 0)
+		vacate(tgid, fd);
+	return fd;
+}
+
+/*
+ * Installs a placeholder (an empty memfd named for `fd`, so a BAR fault names its descriptor) in the
+ * caller: at exactly `fd` (`at`: SETFD, replacing what is there, as dup2 does) or at the lowest free
+ * number (the kernel's choice, atomic with every other thread's opens); `send` completes the call with
+ * the number. Returns the number, or -1 with errno.
+ */
+static int addfd(uint64_t id, int fd, int cloexec, int at, int send)
 {
 	char name[64];
 	snprintf(name, sizeof(name), MEMFD_PREFIX "%d", fd);
@@ -610,13 +657,57 @@ static int install_placeholder(uint64_t id, int fd, int cloexec)
 	if (m < 0)
 		return -1;
 	struct seccomp_notif_addfd a = { .id = id,
-					 .flags = SECCOMP_ADDFD_FLAG_SETFD | SECCOMP_ADDFD_FLAG_SEND,
+					 .flags = (at ? SECCOMP_ADDFD_FLAG_SETFD : 0) | (send ? SECCOMP_ADDFD_FLAG_SEND : 0),
 					 .srcfd = (uint32_t)m,
-					 .newfd = (uint32_t)fd,
+					 .newfd = at ? (uint32_t)fd : 0,
 					 .newfd_flags = cloexec ? O_CLOEXEC : 0 };
 	int r = ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD, &a);
+	int e = errno;
 	close(m);
+	errno = e;
 	return r;
+}
+
+/* Installs at exactly `fd` and completes the call with it (dup2/dup3/F_DUPFD's number). */
+static int install_placeholder(uint64_t id, int fd, int cloexec)
+{
+	return addfd(id, fd, cloexec, 1, 1);
+}
+
+/*
+ * A descriptor the server made at `fd` (the number predicted free), installed where the kernel puts it.
+ * The server's open and the install are not one step: when another thread took a number meanwhile the
+ * kernel's choice differs, and the server's descriptor is made again there (nothing was done on it yet,
+ * so closing it and repeating the call is the same call). `redo(fd)` repeats it at a number; returns
+ * the number the caller got (the call is completed), or -1 with *err (not completed).
+ */
+static int place_served(struct proc *pr, uint64_t id, pid_t tgid, int fd, int cloexec, int (*redo)(void *, int, int *),
+			void *ctx, int *err)
+{
+	int m = addfd(id, fd, cloexec, 0, 0);
+	int32_t c = fd;
+	int e2;
+	if (m < 0) {
+		*err = errno == EMFILE ? EMFILE : ENOMEM;
+		call(pr, OP_CLOSE, &c, 4, NULL, 0, NULL, NULL, &e2);
+		return -1;
+	}
+	if (m != fd) {
+		call(pr, OP_CLOSE, &c, 4, NULL, 0, NULL, NULL, &e2);
+		vacate(tgid, m);
+		/* on failure the program keeps a bare placeholder at m: the race and a failing repeat at once */
+		if (redo(ctx, m, err) < 0)
+			return -1;
+		if (addfd(id, m, cloexec, 1, 1) < 0) { /* our own placeholder, renamed for m */
+			c = m;
+			call(pr, OP_CLOSE, &c, 4, NULL, 0, NULL, NULL, &e2);
+			*err = errno;
+			return -1;
+		}
+		return m;
+	}
+	respond(id, m, 0);
+	return m;
 }
 
 static int kind_stat(struct proc *pr, const char *path, int follow, uint32_t *kind, uint64_t *size, int *err)
@@ -646,8 +737,7 @@ static int open_dir(struct proc *pr, uint64_t id, pid_t tgid, const char *path, 
 	uint32_t n;
 	if (call(pr, OP_READDIR, NULL, 0, path, (uint32_t)strlen(path), &names, &n, err) < 0)
 		return -1;
-	int fd = lowest_free(tgid);
-	struct sfd *s = fd < 0 ? NULL : sfd_new(tgid, fd, path);
+	struct sfd *s = sfd_new(tgid, -1, path); /* numbered once the kernel installs it */
 	if (!s) {
 		free(names);
 		*err = EMFILE;
@@ -677,12 +767,30 @@ static int open_dir(struct proc *pr, uint64_t id, pid_t tgid, const char *path, 
 			kind = 0;
 		s->types[i] = dt[kind < 5 ? kind : 0];
 	}
-	if (install_placeholder(id, fd, cloexec) < 0) {
+	/* the kernel's lowest free number, atomic with other threads' opens; the table entry is in place
+	 * before the program can use the number (its next call waits for this one to finish) */
+	int fd = addfd(id, 0, cloexec, 0, 1);
+	if (fd < 0) {
 		*err = errno;
 		sfd_drop(s);
 		return -1;
 	}
+	vacate(tgid, fd);
+	s->fd = fd;
 	return fd;
+}
+
+struct open_ctx {
+	struct proc *pr;
+	const char *path;
+	int flags;
+};
+
+static int redo_open(void *ctx, int fd, int *err)
+{
+	struct open_ctx *o = ctx;
+	int32_t q[2] = { fd, o->flags };
+	return (int)call(o->pr, OP_OPEN, q, sizeof(q), o->path, (uint32_t)strlen(o->path), NULL, NULL, err);
 }
 
 /* open/openat of a served path: the server's descriptor, or a directory the supervisor lists. */
@@ -701,11 +809,11 @@ static void serve_open(uint64_t id, pid_t tgid, const char *path, int flags)
 			respond(id, -1, err);
 		return;
 	}
-	int fd = lowest_free(tgid);
+	int fd = free_number(tgid, 0);
 	if (fd < 0)
 		return respond(id, -1, EMFILE);
-	int32_t q[2] = { fd, flags };
-	if (call(pr, OP_OPEN, q, sizeof(q), path, (uint32_t)strlen(path), NULL, NULL, &err) < 0) {
+	struct open_ctx o = { pr, path, flags };
+	if (redo_open(&o, fd, &err) < 0) {
 		/* open(2) of a directory for reading succeeds: a descriptor getdents64 reads */
 		if (err == EISDIR && (flags & O_ACCMODE) == O_RDONLY && !(flags & O_CREAT)) {
 			if (open_dir(pr, id, tgid, path, cloexec, &err) < 0)
@@ -714,24 +822,35 @@ static void serve_open(uint64_t id, pid_t tgid, const char *path, int flags)
 		}
 		return respond(id, -1, err);
 	}
-	struct sfd *s = sfd_new(tgid, fd, path);
-	if (!s || install_placeholder(id, fd, cloexec) < 0) {
-		int32_t c = fd;
-		int e2;
-		call(pr, OP_CLOSE, &c, 4, NULL, 0, NULL, NULL, &e2);
-		if (s)
-			sfd_drop(s);
-		respond(id, -1, EMFILE);
-	}
+	fd = place_served(pr, id, tgid, fd, cloexec, redo_open, &o, &err);
+	if (fd < 0)
+		return respond(id, -1, err);
+	if (!sfd_new(tgid, fd, path)) /* the table is full: the program's descriptor works as a bare placeholder */
+		fprintf(stderr, "iommu-sim-seccomp-door: more than %d served descriptors\n", MAX_SFD);
 }
 
-static void fill_stat(struct stat *st, uint32_t kind, uint64_t size)
+/* A served path's inode number: its own, never 0 (tools compare st_dev/st_ino, e.g. grep's "input file is
+ * also the output" check, and a zero pair equals an unset one). FNV-1a of the path. */
+static uint64_t ino_of(const char *path)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ULL;
+	return (h >> 1) | 1;
+}
+
+/* The device number a served file reports: sysfs's and devtmpfs's are anonymous (major 0); one for all. */
+#define SERVED_DEV_MINOR 0x1d
+
+static void fill_stat(struct stat *st, const char *path, uint32_t kind, uint64_t size)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_mode = modes[kind < 5 ? kind : 0];
 	st->st_size = (off_t)size;
 	st->st_nlink = 1;
 	st->st_blksize = 4096;
+	st->st_ino = (ino_t)ino_of(path);
+	st->st_dev = makedev(0, SERVED_DEV_MINOR);
 }
 
 /* stat/lstat/newfstatat/statx of a served path: the type, mode and size (as preload.c answers). */
@@ -744,7 +863,7 @@ static void serve_stat(uint64_t id, pid_t tid, pid_t tgid, const char *path, int
 	if (kind_stat(pr, path, follow, &kind, &size, &err) < 0)
 		return respond(id, -1, err);
 	struct stat st;
-	fill_stat(&st, kind, size);
+	fill_stat(&st, path, kind, size);
 	if (statx_) {
 		struct statx sx;
 		memset(&sx, 0, sizeof(sx));
@@ -753,6 +872,10 @@ static void serve_stat(uint64_t id, pid_t tid, pid_t tgid, const char *path, int
 		sx.stx_size = (uint64_t)st.st_size;
 		sx.stx_nlink = 1;
 		sx.stx_blksize = 4096;
+		sx.stx_ino = (uint64_t)st.st_ino;
+		sx.stx_mask |= STATX_INO;
+		sx.stx_dev_major = 0;
+		sx.stx_dev_minor = SERVED_DEV_MINOR;
 		if (mem_write(tid, buf, &sx, sizeof(sx)))
 			return respond(id, -1, EFAULT);
 	} else if (mem_write(tid, buf, &st, sizeof(st)))
@@ -803,7 +926,9 @@ static void serve_getdents(uint64_t id, pid_t tid, struct sfd *s, uint64_t buf, 
 			break;
 		struct dirent64 *d = (struct dirent64 *)(out + used);
 		memset(d, 0, reclen);
-		d->d_ino = (ino64_t)(s->pos + 1);
+		char full[1024];
+		snprintf(full, sizeof(full), "%s/%s", s->path, e);
+		d->d_ino = (ino64_t)ino_of(full);
 		d->d_off = s->pos + 1;
 		d->d_reclen = (unsigned short)reclen;
 		d->d_type = s->types[s->pos];
@@ -846,6 +971,169 @@ static void *take(pid_t tid, uint64_t addr, uint64_t n)
 	return b;
 }
 
+/*
+ * dup/dup2/dup3/fcntl(F_DUPFD[_CLOEXEC]) of a served directory: a copy the supervisor lists too (find and
+ * fts walk a dup of the directory's descriptor). A served file's copy is the kernel's: the server has no
+ * alias for a number, so the copy is the bare placeholder. Other fcntl commands are the kernel's.
+ */
+static void serve_dup(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
+{
+	const __u64 *a = req->data.args;
+	int nr = req->data.nr, newfd, cloexec = 0;
+	if (nr == __NR_fcntl) {
+		if ((int)a[1] != F_DUPFD && (int)a[1] != F_DUPFD_CLOEXEC)
+			return cont(req->id);
+		if ((int)a[2] < 0)
+			return respond(req->id, -1, EINVAL);
+		newfd = free_number(tgid, (int)a[2]);
+		cloexec = (int)a[1] == F_DUPFD_CLOEXEC;
+	} else if (nr == __NR_dup) {
+		newfd = -2; /* the kernel's lowest free number, chosen when installed */
+	} else {
+		newfd = (int)a[1];
+		if (nr == __NR_dup3) {
+			if (newfd == s->fd || (a[2] & ~(__u64)O_CLOEXEC))
+				return respond(req->id, -1, EINVAL);
+			cloexec = (a[2] & O_CLOEXEC) != 0;
+		} else if (newfd == s->fd)
+			return respond(req->id, s->fd, 0); /* dup2(fd, fd): fd, nothing done */
+	}
+	if (newfd < 0 && newfd != -2)
+		return respond(req->id, -1, newfd == -1 ? EMFILE : EBADF);
+	if (newfd >= 0)
+		vacate(tgid, newfd); /* dup2/dup3 onto a served descriptor closes it first, as the kernel does */
+	if (!s->dir)
+		return cont(req->id);
+	char path[sizeof(s->path)];
+	memcpy(path, s->path, sizeof(path));
+	int count = s->count, pos = s->pos, at = (int)(s - sfds);
+	size_t nbytes = 0;
+	const char *e = s->names;
+	for (int i = 0; i < count; i++, e += strlen(e) + 1)
+		;
+	nbytes = (size_t)(e - s->names);
+	struct sfd *d = sfd_new(tgid, newfd, path);
+	s = &sfds[at];
+	if (!d)
+		return respond(req->id, -1, EMFILE);
+	d->dir = 1;
+	d->count = count;
+	d->pos = pos;
+	d->names = malloc(nbytes);
+	memcpy(d->names, s->names, nbytes);
+	d->types = malloc((size_t)count);
+	memcpy(d->types, s->types, (size_t)count);
+	int got = newfd == -2 ? addfd(req->id, 0, 0, 0, 1) : install_placeholder(req->id, newfd, cloexec);
+	if (got < 0) {
+		sfd_drop(d);
+		return respond(req->id, -1, EMFILE);
+	}
+	if (newfd == -2)
+		vacate(tgid, got);
+	d->fd = got;
+}
+
+struct ioctl_ctx {
+	struct proc *pr;
+	int fd;
+	uint64_t req, arg;
+};
+
+/* VFIO_GROUP_GET_DEVICE_FD again, its descriptor at `newfd` */
+static int redo_ioctl(void *ctx, int newfd, int *err)
+{
+	struct ioctl_ctx *c = ctx;
+	struct {
+		int32_t fd;
+		int32_t newfd;
+		uint64_t req, arg;
+	} q = { c->fd, newfd, c->req, c->arg };
+	int64_t r = call(c->pr, OP_IOCTL, &q, sizeof(q), NULL, 0, NULL, NULL, err);
+	return r == newfd ? 0 : -1;
+}
+
+/*
+ * readv/writev/preadv/pwritev(2) on a served file (musl's stdio reads and writes with them): one read or
+ * write of the whole length, scattered to or gathered from the caller's iovecs.
+ */
+static void serve_vec(const struct seccomp_notif *req, struct proc *pr, int fd)
+{
+	const __u64 *a = req->data.args;
+	int nr = req->data.nr, err;
+	pid_t tid = (pid_t)req->pid;
+	int rd = nr == __NR_readv || nr == __NR_preadv || nr == __NR_preadv2;
+	int positioned = nr != __NR_readv && nr != __NR_writev;
+	if (nr == __NR_preadv2 || nr == __NR_pwritev2) {
+		if ((int64_t)a[3] == -1) /* offset -1: the file position, as readv/writev */
+			positioned = 0;
+	}
+	if (a[2] > 1024) /* UIO_MAXIOV */
+		return respond(req->id, -1, EINVAL);
+	int cnt = (int)a[2];
+	struct iovec *iov = malloc(sizeof(*iov) * (size_t)(cnt ? cnt : 1));
+	if (cnt && mem_read(tid, a[1], iov, sizeof(*iov) * (size_t)cnt)) {
+		free(iov);
+		return respond(req->id, -1, EFAULT);
+	}
+	uint64_t total = 0;
+	for (int i = 0; i < cnt; i++) {
+		if ((int64_t)iov[i].iov_len < 0) {
+			free(iov);
+			return respond(req->id, -1, EINVAL);
+		}
+		total += iov[i].iov_len;
+	}
+	if (total > 0x7ffff000)
+		total = 0x7ffff000; /* MAX_RW_COUNT */
+	int64_t off = positioned ? (int64_t)a[3] : 0, r;
+	if (rd) {
+		struct {
+			int32_t fd;
+			uint32_t len;
+			int64_t off;
+		} q = { fd, (uint32_t)total, off };
+		void *d;
+		uint32_t len;
+		r = call(pr, positioned ? OP_PREAD : OP_READ, &q, sizeof(q), NULL, 0, &d, &len, &err);
+		if (r >= 0) {
+			uint64_t done = 0, n = len < (uint64_t)r ? len : (uint64_t)r;
+			for (int i = 0; i < cnt && done < n; i++) {
+				uint64_t k = iov[i].iov_len < n - done ? iov[i].iov_len : n - done;
+				if (mem_write(tid, (uint64_t)(uintptr_t)iov[i].iov_base, (char *)d + done, k)) {
+					r = -1;
+					err = EFAULT;
+					break;
+				}
+				done += k;
+			}
+		}
+		free(d);
+	} else {
+		if (total > (16u << 20))
+			total = 16u << 20;
+		char *b = malloc(total ? total : 1);
+		uint64_t done = 0;
+		for (int i = 0; i < cnt && done < total; i++) {
+			uint64_t k = iov[i].iov_len < total - done ? iov[i].iov_len : total - done;
+			if (mem_read(tid, (uint64_t)(uintptr_t)iov[i].iov_base, b + done, k)) {
+				free(b);
+				free(iov);
+				return respond(req->id, -1, EFAULT);
+			}
+			done += k;
+		}
+		struct {
+			int32_t fd;
+			uint32_t pad;
+			int64_t off;
+		} q = { fd, 0, off };
+		r = call(pr, positioned ? OP_PWRITE : OP_WRITE, &q, sizeof(q), b, (uint32_t)done, NULL, NULL, &err);
+		free(b);
+	}
+	free(iov);
+	respond(req->id, r, r < 0 ? err : 0);
+}
+
 /* A call on a served descriptor. */
 static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 {
@@ -867,6 +1155,12 @@ static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 		sfd_drop(s);
 		return cont(id); /* the kernel closes the placeholder */
 	}
+	int stat_call = nr == __NR_newfstatat || nr == __NR_statx;
+#ifdef __NR_fstat
+	stat_call |= nr == __NR_fstat;
+#endif
+	if (stat_call && !s->path[0])
+		return cont(id); /* fstat of a device descriptor (an anonymous inode): the placeholder's */
 #ifdef __NR_fstat
 	if (nr == __NR_fstat) {
 		char path[512];
@@ -874,11 +1168,14 @@ static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 		return serve_stat(id, tid, tgid, path, 1, a[1], 0);
 	}
 #endif
-	if (!s->path[0] && nr != __NR_ioctl && nr != __NR_read && nr != __NR_pread64 && nr != __NR_write &&
-	    nr != __NR_pwrite64 && nr != __NR_lseek && nr != __NR_mmap && nr != __NR_getdents64)
-		return cont(id); /* fstat of a device descriptor: the placeholder's */
 	if (nr == __NR_newfstatat || nr == __NR_statx) /* AT_EMPTY_PATH on the descriptor */
 		return serve_stat(id, tid, tgid, s->path, 1, nr == __NR_statx ? a[4] : a[2], nr == __NR_statx);
+	if (nr == __NR_dup || nr == __NR_dup3 || nr == __NR_fcntl
+#ifdef __NR_dup2
+	    || nr == __NR_dup2
+#endif
+	)
+		return serve_dup(req, tgid, s);
 	if (s->dir) {
 		if (nr == __NR_getdents64)
 			return serve_getdents(id, tid, s, a[1], a[2]);
@@ -886,9 +1183,11 @@ static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 			s->pos = 0;
 			return respond(id, 0, 0);
 		}
-		if (nr == __NR_read || nr == __NR_pread64)
+		if (nr == __NR_read || nr == __NR_pread64 || nr == __NR_readv || nr == __NR_preadv ||
+		    nr == __NR_preadv2)
 			return respond(id, -1, EISDIR);
-		if (nr == __NR_write || nr == __NR_pwrite64)
+		if (nr == __NR_write || nr == __NR_pwrite64 || nr == __NR_writev || nr == __NR_pwritev ||
+		    nr == __NR_pwritev2)
 			return respond(id, -1, EBADF);
 		if (nr == __NR_ioctl)
 			return respond(id, -1, ENOTTY);
@@ -906,7 +1205,7 @@ static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 			uint64_t req, arg;
 		} q = { fd, -1, (uint32_t)a[1], a[2] }; /* the kernel's cmd is an unsigned int */
 		if (q.req == VFIO_GROUP_GET_DEVICE_FD) {
-			q.newfd = lowest_free(tgid);
+			q.newfd = free_number(tgid, 0);
 			if (q.newfd < 0)
 				return respond(id, -1, EMFILE);
 		}
@@ -915,14 +1214,12 @@ static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 			return respond(id, -1, err);
 		if (q.newfd >= 0 && r == q.newfd) {
 			/* vfio_group_get_device_fd's file is O_CLOEXEC-free: the caller sets it if it wants */
-			struct sfd *n = sfd_new(tgid, q.newfd, "");
-			if (!n || install_placeholder(id, q.newfd, 0) < 0) {
-				int32_t c = q.newfd;
-				call(pr, OP_CLOSE, &c, 4, NULL, 0, NULL, NULL, &err);
-				if (n)
-					sfd_drop(n);
-				return respond(id, -1, EMFILE);
-			}
+			struct ioctl_ctx c = { pr, fd, q.req, q.arg };
+			int got = place_served(pr, id, tgid, q.newfd, 0, redo_ioctl, &c, &err);
+			if (got < 0)
+				return respond(id, -1, err);
+			if (!sfd_new(tgid, got, ""))
+				fprintf(stderr, "iommu-sim-seccomp-door: more than %d served descriptors\n", MAX_SFD);
 			return;
 		}
 		return respond(id, r, 0);
@@ -953,6 +1250,13 @@ static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 		free(b);
 		return respond(id, r, r < 0 ? err : 0);
 	}
+	case __NR_readv:
+	case __NR_writev:
+	case __NR_preadv:
+	case __NR_pwritev:
+	case __NR_preadv2:
+	case __NR_pwritev2:
+		return serve_vec(req, pr, fd);
 	case __NR_lseek: {
 		struct {
 			int32_t fd;
@@ -992,7 +1296,16 @@ static void serve_fd(const struct seccomp_notif *req, pid_t tgid, struct sfd *s)
 	}
 }
 
-/* path argument index of a path-based call, -1 when none; its flags/mode in *extra */
+/* Whether the process has `fd` open (a dup2 from a closed descriptor fails and closes nothing). */
+static int fcntl_ok(pid_t tid, int fd)
+{
+	char p[64];
+	struct stat st;
+	snprintf(p, sizeof(p), "/proc/%d/fd/%d", tid, fd);
+	return fd >= 0 && lstat(p, &st) == 0;
+}
+
+/* One notification: a path-based call (served when its path is ours) or a call on a descriptor. */
 static void handle(const struct seccomp_notif *req)
 {
 	const __u64 *a = req->data.args;
@@ -1036,8 +1349,17 @@ static void handle(const struct seccomp_notif *req)
 			}
 			return cont(id);
 		}
-		if (raw[0] != '/')
-			return cont(id); /* relative paths are never ours (as preload.c) */
+		if (raw[0] != '/') {
+			/* relative to a served directory's descriptor (find, fts, openat walks): below its path */
+			struct sfd *d = pathi == 1 && nsfd ? sfd_of(tgid_of(tid), (int)a[0]) : NULL;
+			if (!d || !d->dir)
+				return cont(id); /* the kernel's: the cwd and other directories are never ours */
+			char joined[sizeof(raw) + sizeof(d->path)];
+			snprintf(joined, sizeof(joined), "%s/%s", d->path, raw);
+			size_t n = strlen(joined) < sizeof(raw) - 1 ? strlen(joined) : sizeof(raw) - 1;
+			memcpy(raw, joined, n);
+			raw[n] = 0;
+		}
 		tgid = strncmp(raw, "/proc/", 6) == 0 ? tgid_of(tid) : 0;
 		canon(raw, tgid, path, sizeof(path));
 		if (!ours(path))
@@ -1072,6 +1394,22 @@ static void handle(const struct seccomp_notif *req)
 	if (!nsfd)
 		return cont(id);
 	tgid = tgid_of(tid);
+	if (nr == __NR_close_range) {
+		/* the kernel closes them: the server's side goes first (CLOEXEC only marks them) */
+		if (!(a[2] & CLOSE_RANGE_CLOEXEC))
+			for (int i = 0; i < MAX_SFD; i++)
+				if (sfds[i].tgid == tgid && (unsigned)sfds[i].fd >= (unsigned)a[0] &&
+				    (unsigned)sfds[i].fd <= (unsigned)a[1])
+					vacate(tgid, sfds[i].fd);
+		return cont(id);
+	}
+	int dup_onto = nr == __NR_dup3;
+#ifdef __NR_dup2
+	dup_onto |= nr == __NR_dup2;
+#endif
+	if (dup_onto && (int)a[0] != (int)a[1] && !sfd_of(tgid, (int)a[0]) && sfd_of(tgid, (int)a[1]) &&
+	    fcntl_ok(tid, (int)a[0]))
+		vacate(tgid, (int)a[1]); /* an unserved descriptor dup'd onto a served one closes it */
 	struct sfd *s = sfd_of(tgid, (int)a[nr == __NR_mmap ? 4 : 0]);
 	if (!s)
 		return cont(id);
@@ -1313,15 +1651,24 @@ int main(int argc, char **argv)
 	int sp[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp))
 		die("socketpair");
-	sigset_t chld;
+	/*
+	 * SIGCHLD, and the signals that end a program, come to us through a signalfd: one sent to us (kill,
+	 * Node's child.kill) is passed on to the program, so it can clean up as it would without us; one the
+	 * terminal sent reached the program by itself (same process group).
+	 */
+	sigset_t chld, saved;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &chld, NULL);
+	sigaddset(&chld, SIGINT);
+	sigaddset(&chld, SIGTERM);
+	sigaddset(&chld, SIGHUP);
+	sigaddset(&chld, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &chld, &saved);
 	pid_t child = fork();
 	if (child < 0)
 		die("fork");
 	if (child == 0) {
-		sigprocmask(SIG_UNBLOCK, &chld, NULL);
+		sigprocmask(SIG_SETMASK, &saved, NULL);
 		close(sp[0]);
 		char go;
 		if (read(sp[1], &go, 1) != 1) /* the supervisor is our tracer now */
@@ -1363,7 +1710,8 @@ int main(int argc, char **argv)
 		if (pf[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			while (read(sfdesc, &si, sizeof(si)) == sizeof(si))
-				;
+				if (si.ssi_signo != SIGCHLD && si.ssi_code != SI_KERNEL)
+					kill(child, (int)si.ssi_signo);
 			int st;
 			pid_t t;
 			while ((t = waitpid(-1, &st, WNOHANG | __WALL)) > 0)
@@ -1382,7 +1730,11 @@ int main(int argc, char **argv)
 	if (exit_code <= -1000) { /* die as the program died, so our parent sees its signal */
 		int sig = -1000 - exit_code;
 		signal(sig, SIG_DFL);
-		sigprocmask(SIG_UNBLOCK, &chld, NULL);
+		sigprocmask(SIG_SETMASK, &saved, NULL);
+		sigset_t one;
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		sigprocmask(SIG_UNBLOCK, &one, NULL);
 		kill(getpid(), sig);
 		return 128 + sig;
 	}

@@ -68,7 +68,7 @@ commands:
   map      the IOVA space of a container: reserved regions, valid ranges, mappings, MSI doorbell pages
   boards   list the boards
   replay   replay a recorded scenario (.scn) against the model, print the JSONL transcript
-  serve    serve a board's system calls on a Unix socket (the native door, for programs run with its preload library)
+  serve    serve a board's system calls on a Unix socket (the native door: its preload library or seccomp supervisor)
   exec     run an unmodified program (C, Rust, Go…) against a board: its /dev/vfio calls reach the model
   help     this text, or a command's (iommu-demo help run)
 
@@ -135,7 +135,8 @@ HELP.serve = `usage: iommu-demo serve [--board NAME] [--kernel VERSION] [--socke
 
 Serves the board's system-call surface (/dev/vfio/vfio, /dev/vfio/N, device fds, eventfds, the sysfs and
 procfs files a VFIO user reads) on a Unix socket, one simulated process per connection, until
-interrupted. A program joins with LD_PRELOAD=<library> IOMMU_SIM_SOCKET=PATH (printed at start).
+interrupted. A program joins with LD_PRELOAD=<library> IOMMU_SIM_SOCKET=PATH, or, when it bypasses the C
+library (Go without cgo, static binaries), runs under the seccomp door's supervisor (both printed at start).
   --socket   socket path (default $XDG_RUNTIME_DIR or /tmp, iommu-sim-BOARD.sock)
 ${DOOR_OPTIONS}`;
 HELP.exec = `usage: iommu-demo exec [--board NAME] [--kernel VERSION] [--devices N] [--params "K=V ..."] [--trace] [--door preload|seccomp] -- PROGRAM [ARGS...]

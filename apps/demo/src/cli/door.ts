@@ -4,7 +4,14 @@
  * goes to the synchronous `runCli`.
  */
 import { createBoard } from "@iommu-sim/host";
-import { buildPreload, DOOR_KINDS, type DoorKind, execThroughDoor, serveBoard } from "@iommu-sim/host/native";
+import {
+  buildPreload,
+  buildSeccompDoor,
+  DOOR_KINDS,
+  type DoorKind,
+  execThroughDoor,
+  serveBoard,
+} from "@iommu-sim/host/native";
 import { vfioParamsOf } from "../replay/replay.js";
 import { type ParsedArgs, parseArgs, UsageError } from "./args.js";
 import { boardOf, type CliIo, checkFlags, EXIT, kernelOf, runCli } from "./cli.js";
@@ -31,9 +38,11 @@ async function cmdServe(a: ParsedArgs, io: CliIo): Promise<number> {
   if (typeof socketFlag === "boolean") throw new UsageError("--socket needs a value");
   const socket = socketFlag ?? `${process.env.XDG_RUNTIME_DIR || "/tmp"}/iommu-sim-${board.name}.sock`;
   const lib = buildPreload();
+  const supervisor = buildSeccompDoor();
   const server = await serveBoard(board, socket, { report: (l) => io.err(`${l}\n`) });
   io.out(
-    `serving ${board.name} (Linux ${board.kernel.version}) on ${socket}\nLD_PRELOAD=${lib} IOMMU_SIM_SOCKET=${socket} PROGRAM ...\n`,
+    `serving ${board.name} (Linux ${board.kernel.version}) on ${socket}\nLD_PRELOAD=${lib} IOMMU_SIM_SOCKET=${socket} PROGRAM ...\n` +
+      `IOMMU_SIM_SOCKET=${socket} ${supervisor} PROGRAM ...   (programs that bypass the C library: Go without cgo, static binaries)\n`,
   );
   await new Promise<void>((resolve) => {
     process.once("SIGINT", resolve);

@@ -5,9 +5,11 @@
  * recorded on, and prints the same transcript after `hello`, compared as the replay suite compares. Sets:
  * every Linux 6.1 transcript (x86 and arm64) and every linux-6.12-iommufd and -iommufd-compat one (the
  * linux-6.12 and linux-7.3 sets, 258 more, agree too: measured once, left out to keep the suite light).
+ * The probe linked against musl (musl-gcc -static: stdio by readv, malloc beside the BAR mappings) runs
+ * the linux-6.1 x86 set too, when musl-tools is installed.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
 import { arch as hostArch, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { diffTranscripts, FIXTURE_ROOT, formatDiff, parseScenario } from "@iommu-sim/conformance";
@@ -37,16 +39,27 @@ const skip = !cc
         : null;
 if (skip) console.warn(`probe-seccomp-door: skipped: ${skip}`);
 
+/** musl's static stdio reads with readv and its malloc puts buffers beside BAR mappings: its own run. */
+const musl = spawnSync("musl-gcc", ["--version"], { stdio: "ignore" }).status === 0;
+if (!skip && !musl)
+  console.warn("probe-seccomp-door: the musl build skipped: musl-gcc not installed (apt-get install musl-tools)");
+/** The musl build runs the linux-6.1 x86 set (the glibc build runs every set above). */
+const MUSL_SETS = new Set(["linux-6.1 x86"]);
+
 const fixtures = SETS.flatMap(({ set, kernel, modset }) =>
   (["x86", "arm64"] as const).flatMap((arch) =>
     readdirSync(join(FIXTURE_ROOT, set, arch))
       .filter((f) => f.endsWith(".scn"))
       .sort()
-      .map((f) => ({ set, kernel, modset, arch, name: f.slice(0, -4) })),
+      .flatMap((f) =>
+        (["glibc", "musl"] as const)
+          .filter((libc) => libc === "glibc" || (musl && MUSL_SETS.has(`${set} ${arch}`)))
+          .map((libc) => ({ libc, set, kernel, modset, arch, name: f.slice(0, -4) })),
+      ),
   ),
 );
 
-let probe = "";
+const probes = { glibc: "", musl: "" };
 const identical = new Map<string, number>();
 /** Equal to the kernel's transcript byte for byte after hello, klog included. */
 const klogSame = new Map<string, number>();
@@ -56,16 +69,32 @@ const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1
 
 describe.skipIf(skip !== null).concurrent("the recorder's static probe through the seccomp door", () => {
   beforeAll(() => {
-    probe = join(mkdtempSync(join(tmpdir(), "iommu-sim-probe-")), "probe-static");
-    const r = spawnSync(cc!, ["-O2", "-Wall", "-static", "-o", probe, probeSrc!], {
+    const dir = mkdtempSync(join(tmpdir(), "iommu-sim-probe-"));
+    probes.glibc = join(dir, "probe-static");
+    const r = spawnSync(cc!, ["-O2", "-Wall", "-static", "-o", probes.glibc, probeSrc!], {
       cwd: dirname(probeSrc!),
       encoding: "utf8",
     });
     expect(r.status, r.stderr).toBe(0);
+    if (!musl) return;
+    // musl-gcc reads only musl's headers: the kernel's uapi ones (linux/, asm/) come from the system
+    const inc = join(dir, "uapi");
+    mkdirSync(inc);
+    const multiarch = spawnSync(cc!, ["-print-multiarch"], { encoding: "utf8" }).stdout.trim();
+    symlinkSync("/usr/include/linux", join(inc, "linux"));
+    symlinkSync("/usr/include/asm-generic", join(inc, "asm-generic"));
+    symlinkSync(`/usr/include/${multiarch}/asm`, join(inc, "asm"));
+    probes.musl = join(dir, "probe-musl");
+    const m = spawnSync("musl-gcc", ["-O2", "-static", "-isystem", inc, "-o", probes.musl, probeSrc!], {
+      cwd: dirname(probeSrc!),
+      encoding: "utf8",
+    });
+    expect(m.status, m.stderr).toBe(0);
   });
 
-  for (const { set, kernel, modset, arch, name } of fixtures) {
-    it(`${set}/${arch}/${name}`, async ({ expect }) => {
+  for (const { libc, set, kernel, modset, arch, name } of fixtures) {
+    it(`${libc === "musl" ? "musl " : ""}${set}/${arch}/${name}`, async ({ expect }) => {
+      const probe = probes[libc];
       const file = join(FIXTURE_ROOT, set, arch, `${name}.scn`);
       const text = readFileSync(file, "utf8");
       const scn = parseScenario(text);
@@ -83,25 +112,29 @@ describe.skipIf(skip !== null).concurrent("the recorder's static probe through t
       const body = (t: string) => t.split("\n").slice(1).join("\n");
       // the door adds nothing of its own: the static probe sees what the replay's port of it sees, klog included
       expect(body(r.stdout), r.stderr).toBe(body(replayed));
-      bump(sameAsModel, `${set} ${arch}`);
+      const key = `${libc} ${set} ${arch}`;
+      bump(sameAsModel, key);
       if (set === "linux-6.1" && KNOWN_DIFFERENCES[`${arch}/${name}`] !== undefined) {
         // a rule the model misses (replay suite's list): through the door the program sees exactly the model
         expect(d, `${arch}/${name} is a known difference but now agrees with the kernel`).not.toBeNull();
         return;
       }
       expect(d, d ? formatDiff(d) : r.stderr).toBeNull();
-      bump(identical, `${set} ${arch}`);
-      if (body(expected) === body(r.stdout)) bump(klogSame, `${set} ${arch}`);
+      bump(identical, key);
+      if (body(expected) === body(r.stdout)) bump(klogSame, key);
     });
   }
 
   afterAll(() => {
-    for (const { set } of SETS)
-      for (const arch of ["x86", "arm64"]) {
-        const n = fixtures.filter((f) => f.set === set && f.arch === arch).length;
-        console.log(
-          `static probe.c through the seccomp door: ${set} ${arch}: ${identical.get(`${set} ${arch}`) ?? 0}/${n} identical (${klogSame.get(`${set} ${arch}`) ?? 0} byte for byte after hello, klog included); byte for byte the model's own replay: ${sameAsModel.get(`${set} ${arch}`) ?? 0}`,
-        );
-      }
+    for (const libc of ["glibc", "musl"] as const)
+      for (const { set } of SETS)
+        for (const arch of ["x86", "arm64"]) {
+          const n = fixtures.filter((f) => f.libc === libc && f.set === set && f.arch === arch).length;
+          if (n === 0) continue;
+          const key = `${libc} ${set} ${arch}`;
+          console.log(
+            `static probe.c (${libc}) through the seccomp door: ${set} ${arch}: ${identical.get(key) ?? 0}/${n} identical (${klogSame.get(key) ?? 0} byte for byte after hello, klog included); byte for byte the model's own replay: ${sameAsModel.get(key) ?? 0}`,
+          );
+        }
   });
 });

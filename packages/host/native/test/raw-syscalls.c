@@ -2,12 +2,15 @@
 /*
  * A client for the seccomp door's tests (seccomp-door.test.ts) that never calls the C library's file
  * functions: every call is syscall(SYS_…), as Go without cgo or a static binary makes them, so only the
- * seccomp door can serve it. Argument: the group number. Prints each result as "name ret errno".
+ * seccomp door can serve it. Arguments: the group number, another group's (or "race N", below). Prints
+ * each result as "name ret errno".
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vfio.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define SHOW(name, call)                                                                                               \
@@ -44,8 +48,47 @@ static long vmlck(void)
 	return l ? atol(l + 6) : -1L;
 }
 
+/* "race N": N served opens while another thread makes and checks pipes as fast as it can (descriptors
+ * the supervisor never sees): no number may be taken from under either. Prints the failures. */
+static volatile int race_stop;
+static long race_pipe_bad;
+static void *race_piper(void *x)
+{
+	(void)x;
+	while (!race_stop) {
+		int p[2];
+		char ch = 'x';
+		if (syscall(SYS_pipe2, p, 0))
+			continue;
+		if (syscall(SYS_write, p[1], &ch, 1) != 1 || syscall(SYS_read, p[0], &ch, 1) != 1)
+			race_pipe_bad++;
+		syscall(SYS_close, p[0]);
+		syscall(SYS_close, p[1]);
+	}
+	return NULL;
+}
+
+static int race(int n)
+{
+	pthread_t t;
+	int bad = 0;
+	pthread_create(&t, NULL, race_piper, NULL);
+	for (int i = 0; i < n; i++) {
+		long c = syscall(SYS_openat, AT_FDCWD, "/dev/vfio/vfio", O_RDWR);
+		if (c < 0 || syscall(SYS_ioctl, c, VFIO_GET_API_VERSION) != 0)
+			bad++;
+		syscall(SYS_close, c);
+	}
+	race_stop = 1;
+	pthread_join(t, NULL);
+	printf("race served-failures %d pipe-failures %ld\n", bad, race_pipe_bad);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 2 && !strcmp(argv[1], "race"))
+		return race(atoi(argv[2]));
 	setvbuf(stdout, NULL, _IONBF, 0);
 	int group_no = argc > 1 ? atoi(argv[1]) : 0;
 	char path[64];
@@ -83,6 +126,12 @@ int main(int argc, char **argv)
 	char *l = strstr(text, "VmLck:");
 	printf("status-vmlck %ld\n", l ? atol(l + 6) : -1L);
 	SHOW("close-status", syscall(SYS_close, s));
+	s = syscall(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY);
+	char head[4] = { 0 }, rest[8192] = { 0 };
+	struct iovec parts[2] = { { head, 3 }, { rest, sizeof(rest) - 1 } };
+	SHOW("readv-status", syscall(SYS_readv, s, parts, 2) > 3);
+	printf("readv-status-starts %.3s%.3s\n", head, rest);
+	SHOW("close-status-again", syscall(SYS_close, s));
 
 	/* sysfs: readlink, stat, a directory read with getdents64 */
 	char link[256] = { 0 };
@@ -119,6 +168,26 @@ int main(int argc, char **argv)
 	printf("vendor 0x%04x device 0x%04x\n", id[0], id[1]);
 	SHOW("lseek-config-end", syscall(SYS_lseek, v, 0, SEEK_END));
 	SHOW("close-config", syscall(SYS_close, v));
+	/* descriptors the kernel closes behind a served number: close_range, dup3 onto it */
+	char gpath2[64];
+	snprintf(gpath2, sizeof(gpath2), "/dev/vfio/%s", argc > 2 ? argv[2] : "2");
+	long g2 = syscall(SYS_openat, AT_FDCWD, gpath2, O_RDWR);
+	SHOW("close-range-other-group", syscall(SYS_close_range, g2, g2, 0));
+	long taken = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY); /* the freed number, unserved */
+	SHOW("freed-number-reused", taken == g2);
+	long g3; /* EBUSY if the server still held the group open */
+	SHOW("reopen-other-group", (g3 = syscall(SYS_openat, AT_FDCWD, gpath2, O_RDWR)) >= 0 ? 0 : g3);
+	SHOW("close-other-group", syscall(SYS_close, g3));
+	syscall(SYS_close, taken);
+	long v3 = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY);
+	long nul = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY);
+	SHOW("dup3-onto-served", syscall(SYS_dup3, nul, v3, 0) == v3);
+	SHOW("read-dup3-target-is-dev-null", syscall(SYS_pread64, v3, id, sizeof(id), 0));
+	long v4 = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY);
+	SHOW("pread-served-again", syscall(SYS_pread64, v4, id, sizeof(id), 0));
+	syscall(SYS_close, v4);
+	syscall(SYS_close, v3);
+	syscall(SYS_close, nul);
 	SHOW("open-missing", syscall(SYS_openat, AT_FDCWD, "/dev/vfio/4242", O_RDWR));
 
 	/* a path nothing serves still reaches the real kernel */
@@ -151,7 +220,32 @@ int main(int argc, char **argv)
 	SHOW("map-dma-bar0", syscall(SYS_ioctl, c, VFIO_IOMMU_MAP_DMA, &bmap));
 	printf("vmlck-after-bar0-map %ld\n", vmlck()); /* MMIO pfns are not accounted */
 	SHOW("mmap-config-region", syscall(SYS_mmap, 0, 4096, PROT_READ, MAP_SHARED, dev, 7ULL << 40));
+	/* an ioctl argument on the page right before a BAR mapping (musl's heap can sit there) still copies in */
+	char *area = mmap(NULL, 0x2000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *bar2 = (void *)syscall(SYS_mmap, area + 0x1000, 0x1000, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+				     dev, ri.offset);
+	SHOW("mmap-bar0-after-buffer", bar2 == area + 0x1000);
+	memset(area, 0, 0x1000);
+	*(uint32_t *)area = 0x1000; /* argsz: the whole page before the BAR */
+	SHOW("get-info-before-bar", syscall(SYS_ioctl, c, VFIO_IOMMU_GET_INFO, area));
+	syscall(SYS_munmap, area, 0x2000);
 	SHOW("munmap-bar0", syscall(SYS_munmap, bar, ri.size));
+	/* vectored I/O (musl's stdio): preadv of the config region in two pieces, pwritev of the command */
+	struct vfio_region_info ci = { .argsz = sizeof(ci), .index = VFIO_PCI_CONFIG_REGION_INDEX };
+	syscall(SYS_ioctl, dev, VFIO_DEVICE_GET_REGION_INFO, &ci);
+	uint16_t ven = 0, did = 0, cmdreg = 0;
+	struct iovec two[2] = { { &ven, 2 }, { &did, 2 } };
+	SHOW("preadv-config", syscall(SYS_preadv, dev, two, 2, ci.offset, 0));
+	printf("preadv vendor 0x%04x device 0x%04x\n", ven, did);
+	syscall(SYS_pread64, dev, &cmdreg, 2, ci.offset + 4);
+	cmdreg |= 4;
+	struct iovec one = { &cmdreg, 2 };
+	SHOW("pwritev-command", syscall(SYS_pwritev, dev, &one, 1, ci.offset + 4, 0));
+	uint16_t back = 0;
+	syscall(SYS_pread64, dev, &back, 2, ci.offset + 4);
+	printf("command-bus-master %d\n", (back & 4) != 0);
+	struct stat dst;
+	SHOW("fstat-device", syscall(SYS_fstat, dev, &dst));
 	SHOW("close-device", syscall(SYS_close, dev));
 	SHOW("ioctl-closed-device", syscall(SYS_ioctl, dev, VFIO_DEVICE_GET_INFO, &di));
 

@@ -48,14 +48,29 @@ export class ClientMemory implements UserMemory {
     if (put !== bytes.length) throw new ErrnoError("EFAULT", "copy_to_user", "bad user address", { addr });
   }
 
-  /** Up to the end of the mapping that holds `addr` (and the mappings right after it), at most 1 MiB. */
+  /**
+   * Up to the end of the mapping that holds `addr` (and the mappings right after it that can be read), at
+   * most 1 MiB. A mapping whose pages cannot be read at all (the seccomp door's BAR placeholder: a memfd
+   * past its end) ends the run, so an argument just before it still copies in.
+   */
   argExtent(addr: bigint, min: number): number {
     let end = addr;
     for (const v of this.maps()) {
-      if (v.start <= end && end < v.end) end = v.end;
+      if (v.start <= end && end < v.end) {
+        if (v.start > addr && !this.readable(v.start)) break;
+        end = v.end;
+      }
     }
     const room = Number(end - addr > BigInt(ARG_MAX) ? BigInt(ARG_MAX) : end - addr);
     return Math.max(min, room);
+  }
+
+  private readable(addr: bigint): boolean {
+    try {
+      return !this.closed && readSync(this.mem, new Uint8Array(1), 0, 1, Number(addr)) === 1;
+    } catch {
+      return false;
+    }
   }
 
   /** The process's mappings, in address order. */

@@ -3,7 +3,9 @@
  * system call itself, statically linked) through the seccomp door: os.ReadDir of the group's devices
  * (openat + getdents64 + lstat), os.Readlink, os.OpenFile of the container and the group, and the
  * VFIO ioctls by syscall.Syscall: GET_API_VERSION, CHECK_EXTENSION, GROUP_GET_STATUS, SET_CONTAINER,
- * SET_IOMMU, GET_INFO's capability chain, MAP_DMA of its own memory, an unknown ioctl (ENOTTY), UNMAP_DMA.
+ * SET_IOMMU, GET_INFO's capability chain, MAP_DMA of its own memory, an unknown ioctl (ENOTTY); edu's BAR0
+ * by syscall.Mmap (the Go compiler's loads and stores, decoded), its MSI on an eventfd, edu's DMA from the
+ * program's memory and back through the IOMMU; UNMAP_DMA.
  * Skipped with a message when `go` is not installed (apt-get install golang-go).
  */
 import { spawnSync } from "node:child_process";
@@ -71,6 +73,10 @@ describe.skipIf(skip !== null)("the seccomp door: a Go program without cgo", () 
         "cap id 1 version 1 at 68",
         "map-dma 0 0",
         "bad-ioctl -1 25", // ENOTTY
+        "edu id 0x010000ed",
+        "set-irqs-msi 0 0",
+        "dma to device: msi count 1; dma to memory: msi count 1",
+        'page 1 now reads "hello from Go\'s memory"',
         "unmap-dma 0 0",
         "unmapped 0x2000",
       ]);

@@ -5,7 +5,9 @@
 // devices with os.ReadDir, reads their iommu_group link, opens the container and the group with
 // os.OpenFile and asks VFIO_GET_API_VERSION, VFIO_CHECK_EXTENSION(TYPE1v2), VFIO_GROUP_GET_STATUS,
 // VFIO_GROUP_SET_CONTAINER, VFIO_SET_IOMMU, VFIO_IOMMU_GET_INFO (the capability chain) and MAP_DMA of a
-// slice of its own memory. Argument: the group number.
+// slice of its own memory; then opens edu, maps BAR0 with syscall.Mmap, arms its MSI on an eventfd and
+// has edu DMA a string from one page of that slice into its buffer and back into the next page, each
+// completion counted on the eventfd. Argument: the group number.
 package main
 
 import (
@@ -26,8 +28,48 @@ const (
 	vfioIommuGetInfo    = 0x3b70
 	vfioIommuMapDma     = 0x3b71
 	vfioIommuUnmapDma   = 0x3b72
+	vfioGroupGetDevice  = 0x3b6a
+	vfioDeviceRegion    = 0x3b6c
+	vfioDeviceSetIrqs   = 0x3b6e
 	vfioType1v2Iommu    = 3
+
+	eduID, eduDmaSrc, eduDmaDst, eduDmaCount, eduDmaCmd = 0x00, 0x80, 0x88, 0x90, 0x98
+	eduBuf                                              = 0x40000
+	eduStart, eduToRAM, eduIrq                          = 1, 2, 4
 )
+
+var bar []byte
+
+func rd32(off int) uint32    { return *(*uint32)(unsafe.Pointer(&bar[off])) }
+func wr64(off int, v uint64) { *(*uint64)(unsafe.Pointer(&bar[off])) = v }
+func regionInfo(dev uintptr, index uint32) (size, offset uint64) {
+	ri := struct {
+		argsz, flags, index, capOffset uint32
+		size, offset                   uint64
+	}{32, 0, index, 0, 0, 0}
+	if _, e := ioctl(dev, vfioDeviceRegion, uintptr(unsafe.Pointer(&ri))); e != 0 {
+		fmt.Println("region info", e)
+		os.Exit(1)
+	}
+	return ri.size, ri.offset
+}
+
+// edu DMAs len bytes from src to dst with its completion interrupt; returns the eventfd's count.
+func eduDma(efd int, src, dst, n uint64, toRAM bool) uint64 {
+	cmd := uint64(eduStart | eduIrq)
+	if toRAM {
+		cmd |= eduToRAM
+	}
+	wr64(eduDmaSrc, src)
+	wr64(eduDmaDst, dst)
+	wr64(eduDmaCount, n)
+	wr64(eduDmaCmd, cmd)
+	var cnt [8]byte
+	if k, err := syscall.Read(efd, cnt[:]); k != 8 || err != nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(cnt[:])
+}
 
 func ioctl(fd uintptr, req uintptr, arg uintptr) (uintptr, syscall.Errno) {
 	r, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, req, arg)
@@ -94,6 +136,42 @@ func main() {
 	}{32, 3, uint64(uintptr(unsafe.Pointer(&mem[0]))), 0x100000, 0x2000}
 	show("map-dma", cfd, vfioIommuMapDma, uintptr(unsafe.Pointer(&m)))
 	show("bad-ioctl", cfd, 0x3bff, 0)
+
+	name := append([]byte(ents[0].Name()), 0)
+	dev, e := ioctl(gfd, vfioGroupGetDevice, uintptr(unsafe.Pointer(&name[0])))
+	if e != 0 {
+		fmt.Println("get device fd", e)
+		os.Exit(1)
+	}
+	size, off := regionInfo(dev, 0)
+	_, cfgOff := regionInfo(dev, 7)
+	bar, err = syscall.Mmap(int(dev), int64(off), int(size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		fmt.Println("mmap bar0", err)
+		os.Exit(1)
+	}
+	fmt.Printf("edu id 0x%08x\n", rd32(eduID))
+	var cmdReg [2]byte
+	syscall.Pread(int(dev), cmdReg[:], int64(cfgOff)+4)
+	cmdReg[0] |= 4 // PCI_COMMAND_MASTER
+	syscall.Pwrite(int(dev), cmdReg[:], int64(cfgOff)+4)
+	efd, _, e := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_CLOEXEC, 0)
+	if e != 0 {
+		fmt.Println("eventfd", e)
+		os.Exit(1)
+	}
+	irq := struct {
+		argsz, flags, index, start, count uint32
+		fd                                int32
+	}{24, 0x4 | 0x20, 1, 0, 1, int32(efd)} // DATA_EVENTFD | ACTION_TRIGGER, the MSI index
+	show("set-irqs-msi", dev, vfioDeviceSetIrqs, uintptr(unsafe.Pointer(&irq)))
+	copy(mem, "hello from Go's memory\x00")
+	n1 := eduDma(int(efd), 0x100000, eduBuf, 32, false)
+	n2 := eduDma(int(efd), eduBuf, 0x101000, 32, true)
+	fmt.Printf("dma to device: msi count %d; dma to memory: msi count %d\n", n1, n2)
+	fmt.Printf("page 1 now reads %q\n", string(mem[0x1000:0x1000+22]))
+	syscall.Munmap(bar)
+	syscall.Close(int(dev))
 	u := struct {
 		argsz, flags uint32
 		iova, size   uint64
