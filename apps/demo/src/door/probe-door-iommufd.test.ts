@@ -5,10 +5,10 @@
  * the kernel's transcript as the replay compares it.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { diffTranscripts, FIXTURE_ROOT, formatDiff, parseScenario } from "@iommu-sim/conformance";
+import { diffTranscripts, FIXTURE_ROOT, formatDiff, listFixtures, parseScenario } from "@iommu-sim/conformance";
 import { type BoardName, createBoard, type Modset } from "@iommu-sim/host";
 import { execThroughDoor, findCompiler } from "@iommu-sim/host/native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -26,10 +26,7 @@ if (skip) console.warn(`probe-door-iommufd: skipped: ${skip}`);
 
 const fixtures = SETS.flatMap(({ set, modset }) =>
   (["x86", "arm64"] as const).flatMap((arch) =>
-    readdirSync(join(FIXTURE_ROOT, set, arch))
-      .filter((f) => f.endsWith(".scn"))
-      .sort()
-      .map((f) => ({ set, modset, arch, name: f.slice(0, -4) })),
+    listFixtures(set, arch).map((f) => ({ set, modset, arch, name: f.name })),
   ),
 );
 

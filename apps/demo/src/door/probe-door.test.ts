@@ -7,10 +7,10 @@
  * fields excepted).
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { diffTranscripts, FIXTURE_ROOT, formatDiff, parseScenario } from "@iommu-sim/conformance";
+import { diffTranscripts, FIXTURE_ROOT, formatDiff, listFixtures, parseScenario } from "@iommu-sim/conformance";
 import { type BoardName, createBoard, type KernelVersion } from "@iommu-sim/host";
 import { execThroughDoor, findCompiler } from "@iommu-sim/host/native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,7 +25,7 @@ const DOOR_SETS: readonly { set: string; kernel: KernelVersion; arches: readonly
   { set: "linux-7.3", kernel: "7.3", arches: ["x86"] },
 ];
 /** 6.12 and 7.3 run only the scenarios all three kernels share (6.12's re-recorded random ones are replayed elsewhere). */
-const SHARED = (arch: string) => new Set(readdirSync(join(FIXTURE_ROOT, "linux-7.3", arch)));
+const SHARED = (arch: "x86" | "arm64") => new Set(listFixtures("linux-7.3", arch).map((f) => f.name));
 /** The known differences are linux-6.1's (replay suite); the other sets have none. */
 const knownOf = (set: string, key: string) => (set === "linux-6.1" ? KNOWN_DIFFERENCES[key] : undefined);
 const cc = findCompiler();
@@ -39,10 +39,9 @@ if (skip) console.warn(`probe-door: skipped: ${skip}`);
 
 const fixtures = DOOR_SETS.flatMap(({ set, kernel, arches }) =>
   arches.flatMap((arch) =>
-    readdirSync(join(FIXTURE_ROOT, set, arch))
-      .filter((f) => f.endsWith(".scn") && (set === "linux-6.1" || SHARED(arch).has(f)))
-      .sort()
-      .map((f) => ({ set, kernel, arch, name: f.slice(0, -4) })),
+    listFixtures(set, arch)
+      .filter((f) => set === "linux-6.1" || SHARED(arch).has(f.name))
+      .map((f) => ({ set, kernel, arch, name: f.name })),
   ),
 );
 

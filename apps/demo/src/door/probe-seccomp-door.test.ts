@@ -9,10 +9,10 @@
  * the linux-6.1 x86 set too, when musl-tools is installed.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync } from "node:fs";
 import { arch as hostArch, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { diffTranscripts, FIXTURE_ROOT, formatDiff, parseScenario } from "@iommu-sim/conformance";
+import { diffTranscripts, FIXTURE_ROOT, formatDiff, listFixtures, parseScenario } from "@iommu-sim/conformance";
 import { type BoardName, createBoard, type KernelVersion, type Modset } from "@iommu-sim/host";
 import { execThroughDoor, findCompiler } from "@iommu-sim/host/native";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -48,14 +48,11 @@ const MUSL_SETS = new Set(["linux-6.1 x86"]);
 
 const fixtures = SETS.flatMap(({ set, kernel, modset }) =>
   (["x86", "arm64"] as const).flatMap((arch) =>
-    readdirSync(join(FIXTURE_ROOT, set, arch))
-      .filter((f) => f.endsWith(".scn"))
-      .sort()
-      .flatMap((f) =>
-        (["glibc", "musl"] as const)
-          .filter((libc) => libc === "glibc" || (musl && MUSL_SETS.has(`${set} ${arch}`)))
-          .map((libc) => ({ libc, set, kernel, modset, arch, name: f.slice(0, -4) })),
-      ),
+    listFixtures(set, arch).flatMap((f) =>
+      (["glibc", "musl"] as const)
+        .filter((libc) => libc === "glibc" || (musl && MUSL_SETS.has(`${set} ${arch}`)))
+        .map((libc) => ({ libc, set, kernel, modset, arch, name: f.name })),
+    ),
   ),
 );
 
