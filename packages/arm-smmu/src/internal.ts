@@ -1,6 +1,6 @@
 // Everything the package has, for tools that reach inside (`@iommu/arm-smmu/internal`): the root entry plus register
 // and structure tables, io-pgtable, the walker and the TLB. Not a stable contract; the root entry is.
-export * from "./index.js";
+
 // Architecture constants shared by both sides (the spec, not code of either).
 export { DESC, granulePgsizeBitmap } from "./arch/lpae.js";
 export { REG } from "./arch/regs.js";
@@ -14,3 +14,4 @@ export { SmmuV2Hardware } from "./hw/smmu-v2.js";
 export { eventName, SmmuV3Hardware } from "./hw/smmu-v3.js";
 export { Tlb } from "./hw/tlb.js";
 export { walk } from "./hw/walker.js";
+export * from "./index.js";

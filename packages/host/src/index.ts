@@ -1,6 +1,6 @@
 export type { Board, BoardInterrupt, BoardName, BoardOptions, BoardRegion } from "./boards/index.js";
 export { BOARD_NAMES, createBoard } from "./boards/index.js";
-export type { EduDmaRecord, EduInit } from "./devices/edu.js";
+export type { DeviceLock, EduDmaRecord, EduInit } from "./devices/edu.js";
 export {
   EDU_BAR0_SIZE,
   EDU_BUF_SIZE,
@@ -28,6 +28,7 @@ export {
   PCI_COMMAND_MEMORY,
   PciConfigSpace,
 } from "./devices/pci-config.js";
+export { Bql } from "./irq/bql.js";
 export type { ItsDrop } from "./irq/gicv3-its.js";
 export { FIRST_LPI, GITS_TRANSLATER, Gicv3Its, ITS_FRAME_SIZE, VIRT_ITS_BASE } from "./irq/gicv3-its.js";
 export type { InterruptHandler, InterruptRecord } from "./irq/interrupt-controller.js";

@@ -10,8 +10,8 @@ describe("kernel profiles: one table from a Linux version to every layer's optio
     const p = kernelProfile();
     expect(p).toBe(KERNEL_PROFILES["6.1"]);
     expect(p.type1).toEqual(TYPE1_KERNEL_DEFAULTS);
-    expect(p.vtd).toEqual({ slPteFormat: "dma_pte", faultLogSegment: false });
-    expect(p.smmu).toEqual({ decodedEventLog: false });
+    expect(p.vtd).toEqual({ slPteFormat: "dma_pte", faultLogSegment: false, blockedDomain: false });
+    expect(p.smmu).toEqual({ decodedEventLog: false, blockedDomain: false });
     expect(p.iova.rcacheDepot).toBe("array");
     expect(p.host.smmuProbesHostBridge).toBe(false);
   });

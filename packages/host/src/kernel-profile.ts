@@ -34,10 +34,20 @@ export interface KernelProfile {
   readonly release: string;
   /** @vfio/type1: `new Vfio({ kernel })`. */
   readonly type1: Type1KernelOptions;
-  /** @iommu/vt-d: the second-level leaf format and `dmar_fault`'s source-id text. */
-  readonly vtd: { readonly slPteFormat: SecondLevelPteFormat; readonly faultLogSegment: boolean };
-  /** @iommu/arm-smmu: the decoded event lines after the raw dump (6.15's "Improve events logging"). */
-  readonly smmu: { readonly decodedEventLog: boolean };
+  /**
+   * @iommu/vt-d: the second-level leaf format, `dmar_fault`'s source-id text, and whether the driver has a
+   * BLOCKED domain (a claimed, unattached device then has no context entry).
+   */
+  readonly vtd: {
+    readonly slPteFormat: SecondLevelPteFormat;
+    readonly faultLogSegment: boolean;
+    readonly blockedDomain: boolean;
+  };
+  /**
+   * @iommu/arm-smmu: the decoded event lines after the raw dump (6.15's "Improve events logging"), and whether
+   * the driver has a BLOCKED domain (an abort STE: DMA of a claimed, unattached device records no event).
+   */
+  readonly smmu: { readonly decodedEventLog: boolean; readonly blockedDomain: boolean };
   /** @iova/allocator (through msi-cookie's init_domain): the range caches' depot shape. */
   readonly iova: { readonly rcacheDepot: RcacheDepot };
   readonly host: HostKernelOptions;
@@ -54,8 +64,8 @@ export const KERNEL_PROFILES: Readonly<Record<KernelVersion, KernelProfile>> = O
       sanitizeOverflow: false,
       unmapToAddressLimit: false,
     },
-    vtd: { slPteFormat: "dma_pte", faultLogSegment: false },
-    smmu: { decodedEventLog: false },
+    vtd: { slPteFormat: "dma_pte", faultLogSegment: false, blockedDomain: false },
+    smmu: { decodedEventLog: false, blockedDomain: false },
     iova: { rcacheDepot: "array" },
     host: { smmuProbesHostBridge: false },
   },
@@ -69,8 +79,8 @@ export const KERNEL_PROFILES: Readonly<Record<KernelVersion, KernelProfile>> = O
       sanitizeOverflow: false,
       unmapToAddressLimit: false,
     },
-    vtd: { slPteFormat: "dma_pte", faultLogSegment: false },
-    smmu: { decodedEventLog: false },
+    vtd: { slPteFormat: "dma_pte", faultLogSegment: false, blockedDomain: true },
+    smmu: { decodedEventLog: false, blockedDomain: true },
     iova: { rcacheDepot: "list" },
     host: { smmuProbesHostBridge: false },
   },
@@ -84,8 +94,8 @@ export const KERNEL_PROFILES: Readonly<Record<KernelVersion, KernelProfile>> = O
       sanitizeOverflow: true,
       unmapToAddressLimit: true,
     },
-    vtd: { slPteFormat: "vtdss", faultLogSegment: true },
-    smmu: { decodedEventLog: true },
+    vtd: { slPteFormat: "vtdss", faultLogSegment: true, blockedDomain: true },
+    smmu: { decodedEventLog: true, blockedDomain: true },
     iova: { rcacheDepot: "list" },
     host: { smmuProbesHostBridge: true },
   },

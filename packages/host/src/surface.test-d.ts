@@ -6,6 +6,7 @@ import type * as api from "./index.js";
 /** The runtime names (values: functions, classes, constants). */
 type Values =
   | "BOARD_NAMES"
+  | "Bql"
   | "BoardSys"
   | "DEFAULT_KERNEL"
   | "EDU_BAR0_SIZE"
@@ -79,6 +80,7 @@ export type TypeNames = [
   api.BoardSysOptions,
   api.DataResult,
   api.DeviceAccessGate,
+  api.DeviceLock,
   api.EduDmaRecord,
   api.EduInit,
   api.EventfdLookup,

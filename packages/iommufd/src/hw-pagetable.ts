@@ -3,11 +3,7 @@
  * Auto-allocated on attach to an IOAS (and destroyed with its last device) or made by IOMMU_HWPT_ALLOC.
  */
 import { ErrnoError, type IommuDomain } from "@iommu/core";
-import {
-  IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
-  IOMMU_HWPT_ALLOC_NEST_PARENT,
-  IOMMU_HWPT_FAULT_ID_VALID,
-} from "@vfio/uapi/iommufd";
+import { IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT } from "@vfio/uapi/iommufd";
 import type { IommufdDevice } from "./device.js";
 import { hwptAttach, hwptDetach } from "./device.js";
 import type { Ioas } from "./ioas.js";
@@ -44,13 +40,11 @@ export function hwptPagingAlloc(
   immediateAttach: boolean,
 ): HwptPaging {
   const op = "iommufd_hwpt_paging_alloc";
-  const valid = IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_FAULT_ID_VALID;
-  if (flags & ~valid) throw new ErrnoError("EOPNOTSUPP", op, "unknown flags", { flags });
+  // 6.12.117's valid_flags: IOMMU_HWPT_FAULT_ID_VALID is not among them, so a paging HWPT never takes a fault id.
+  const valid = IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
+  if (flags & ~valid) throw new ErrnoError("EOPNOTSUPP", op, "flags outside valid_flags", { flags });
   if (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) {
     throw new ErrnoError("EOPNOTSUPP", op, "the IOMMU has no dirty tracking (IOMMU_CAP_DIRTY_TRACKING)", { flags });
-  }
-  if (flags & IOMMU_HWPT_FAULT_ID_VALID && flags & IOMMU_HWPT_ALLOC_NEST_PARENT) {
-    throw new ErrnoError("EOPNOTSUPP", op, "a nesting parent cannot take faults", { flags });
   }
   if (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) {
     throw new ErrnoError("EOPNOTSUPP", op, "the driver has no nesting parent domains (domain_alloc_user)", { flags });

@@ -485,7 +485,7 @@ export class IoPagetable {
 
   // ---- filling domains ----------------------------------------------------------------------
 
-  /** `iopt_fill_domain`: map every area into a new domain; the first domain pins. */
+  /** `iopt_fill_domain`: map every area into a new domain; the first domain pins (GUP, map, then charge). */
   private fillDomain(domain: IommuDomain): void {
     const first = this.domains.length === 0;
     const done: IoptArea[] = [];
@@ -496,6 +496,13 @@ export class IoPagetable {
           this.mapAreaInto(a, domain);
         } catch (e) {
           if (first) a.pages.release(a.firstIndex, a.lastIndex);
+          throw e;
+        }
+        try {
+          if (first) a.pages.updatePinned();
+        } catch (e) {
+          this.unmapAreaFrom(a, domain);
+          a.pages.release(a.firstIndex, a.lastIndex);
           throw e;
         }
         done.push(a);
@@ -509,7 +516,7 @@ export class IoPagetable {
     }
   }
 
-  /** `iopt_area_fill_domains`: pin a new area (if any domain is loaded) and map it into every domain. */
+  /** `iopt_area_fill_domains`: pin a new area (if any domain is loaded), map it into every domain, then charge. */
   private fillArea(area: IoptArea): void {
     if (this.domains.length === 0) return;
     area.pages.hold(area.firstIndex, area.lastIndex);
@@ -519,6 +526,7 @@ export class IoPagetable {
         this.mapAreaInto(area, d);
         done.push(d);
       }
+      area.pages.updatePinned();
     } catch (e) {
       for (const d of done) this.unmapAreaFrom(area, d);
       area.pages.release(area.firstIndex, area.lastIndex);

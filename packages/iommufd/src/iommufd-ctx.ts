@@ -5,7 +5,7 @@
  * interface (`iommufd-ioctl.ts`) decodes into it.
  */
 import { type Device, ErrnoError, type Iommu, type IommuGroup } from "@iommu/core";
-import { IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_FAULT_ID_VALID } from "@vfio/uapi/iommufd";
+import { IOMMU_HWPT_DATA_NONE } from "@vfio/uapi/iommufd";
 import {
   deviceAttach,
   deviceBind,
@@ -245,13 +245,8 @@ export class IommufdCtx {
       if (dataType !== IOMMU_HWPT_DATA_NONE) {
         throw new ErrnoError("EOPNOTSUPP", "iommufd_hwpt_paging_alloc", "driver has no domain_alloc_user", {});
       }
+      // FAULT_ID_VALID never gets past hwptPagingAlloc (not in its valid_flags), so no fault id is looked up.
       const hwpt = hwptPagingAlloc(this, pt, idev, flags, false);
-      if (flags & IOMMU_HWPT_FAULT_ID_VALID) {
-        // iommufd_get_fault: this model has no fault objects (IOMMU_FAULT_QUEUE_ALLOC), so the id is unknown.
-        hwptPagingDestroy(this, hwpt);
-        this.objects.abort(hwpt.id);
-        throw new ErrnoError("ENOENT", "iommufd_get_fault", "no fault object with that id", {});
-      }
       this.objects.finalize(hwpt);
       return hwpt.id;
     }

@@ -251,4 +251,30 @@ describe("IOMMU_HWPT_ALLOC bytes", () => {
     expect(ioctl(U.IOMMU_DESTROY, struct(8, [[4, 4, hwpt]]))).toBe(0);
     expect(ctx.ioasIovaRanges(ioas).alignment).toBe(1n);
   });
+
+  it("iommufd_hwpt_paging_alloc valid_flags (6.12.117): FAULT_ID_VALID on an IOAS is EOPNOTSUPP before any fault id is read", () => {
+    for (const arch of [ARM64, X86]) {
+      const { host, ctx, ioctl } = setup(arch);
+      const ioas = ctx.ioasAlloc();
+      const idev = ctx.bindDevice(host.device(1));
+      const b = struct(48, [
+        [4, 4, U.IOMMU_HWPT_FAULT_ID_VALID],
+        [8, 4, idev.id],
+        [12, 4, ioas],
+      ]);
+      expect(ioctl(U.IOMMU_HWPT_ALLOC, b)).toBe(-ERRNO.EOPNOTSUPP);
+      expect(
+        ioctl(
+          U.IOMMU_HWPT_ALLOC,
+          struct(48, [
+            [4, 4, 0x8000_0000],
+            [8, 4, idev.id],
+            [12, 4, ioas],
+          ]),
+        ),
+      ).toBe(-ERRNO.EOPNOTSUPP);
+      // no trace: the next object id is the one a failed alloc would have taken
+      expect(ctx.ioasAlloc()).toBe(idev.id + 1);
+    }
+  });
 });

@@ -29,6 +29,8 @@ export class IoptPages {
   /** Pinned runs, sorted and disjoint. */
   private runs: PinnedRun[] = [];
   private pinnedCount = 0;
+  /** `pages->last_npinned`: the pins charged so far (the charge follows the pinning, see updatePinned). */
+  private chargedCount = 0;
 
   constructor(
     readonly mm: UserMemory,
@@ -48,8 +50,9 @@ export class IoptPages {
   }
 
   /**
-   * Hold pages [first, last]: pin those nobody holds yet (GUP, then one charge for all of them).
-   * EFAULT/ENOMEM from GUP or ENOMEM from the charge; on failure nothing is held, pinned or charged.
+   * Hold pages [first, last]: pin those nobody holds yet (GUP). Not charged yet: `pfn_reader` pins and the
+   * caller maps into its domains before `updatePinned` charges. EFAULT/ENOMEM from GUP; on failure nothing
+   * is held or pinned.
    */
   hold(first: number, last: number): void {
     const fresh: PinnedRun[] = [];
@@ -59,16 +62,27 @@ export class IoptPages {
       i = r.first + r.count;
     }
     if (i <= last) this.gup(i, last, fresh);
-    const n = fresh.reduce((a, r) => a + r.count, 0);
-    updatePinned(this.mm, this.accountMode, n);
-    this.pinnedCount += n;
+    this.pinnedCount += fresh.reduce((a, r) => a + r.count, 0);
     for (const r of fresh) this.insert(r);
     this.split(first);
     this.split(last + 1);
     for (const r of this.overlapping(first, last)) r.holders++;
   }
 
-  /** Let go of pages [first, last]; unpin and uncharge the ones no holder is left on. */
+  /**
+   * `pfn_reader_update_pinned`: charge the pins made since the last charge (ENOMEM past RLIMIT_MEMLOCK,
+   * nothing charged; the caller unwinds its pins). The kernel charges once the pages are in the domain, so a
+   * domain's map error comes before the memlock one (pages.c "Changes in the number of pages pinned is done
+   * after the pages have been read and processed").
+   */
+  updatePinned(): void {
+    const n = this.pinnedCount - this.chargedCount;
+    if (n <= 0) return;
+    updatePinned(this.mm, this.accountMode, n);
+    this.chargedCount = this.pinnedCount;
+  }
+
+  /** Let go of pages [first, last]; unpin the ones no holder is left on and uncharge what was charged for them. */
   release(first: number, last: number): void {
     this.split(first);
     this.split(last + 1);
@@ -78,7 +92,11 @@ export class IoptPages {
     }
     if (freed) this.runs = this.runs.filter((r) => r.holders > 0);
     this.pinnedCount -= freed;
-    updatePinned(this.mm, this.accountMode, -freed);
+    // update_unpinned: only pins that were charged are uncharged (an unwound fill never was).
+    if (this.pinnedCount < this.chargedCount) {
+      updatePinned(this.mm, this.accountMode, this.pinnedCount - this.chargedCount);
+      this.chargedCount = this.pinnedCount;
+    }
   }
 
   /** Physical address of a held page. */

@@ -1,6 +1,6 @@
 // Everything the package has, for tools that reach inside (`@iommu/vt-d/internal`): the root entry plus register
 // tables, the DMAR unit, page-table and cache internals. Not a stable contract; the root entry is.
-export * from "./index.js";
+
 export {
   CAP,
   CCMD,
@@ -31,3 +31,4 @@ export { FaultRecorder } from "./hw/fault-recording.js";
 export { decodeInterrupt } from "./hw/interrupt-remapping.js";
 export { ContextCache, Iotlb } from "./hw/tlb.js";
 export { VtdHardware } from "./hw/vtd-hardware.js";
+export * from "./index.js";

@@ -12,20 +12,16 @@
  * - dirty bitmaps stay small (the probe's output line is 1 MiB).
  */
 import { BASE_LEN, BITMAP_MAX_BYTES, bitmapBytes } from "./grammar.mjs";
+import { HUGE, hex, PAGE, U64_MAX } from "./numbers.mjs";
 import { EDU_DMA_REACH, PLATFORMS } from "./platforms.mjs";
 import { Rng } from "./rng.mjs";
 
 /** The current version; older ones stay selectable so every committed scenario can be regenerated. */
 export const GENERATOR_VERSION = 3;
-const PAGE = 0x1000n;
-const HUGE = 0x20_0000n;
-const U64_MAX = (1n << 64n) - 1n;
 /** Largest map that may reach the pinning step. */
 export const MAP_SAFE_MAX = 0x40_0000n;
 /** Most bytes a scenario may ask to pin or touch in all. */
 export const PIN_BUDGET = 0x300_0000n;
-
-const hex = (v) => `0x${v.toString(16)}`;
 
 class Gen {
   constructor(seed, arch, version) {

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { GENERATOR_VERSION, generateScenario, MAP_SAFE_MAX, PIN_BUDGET } from "./generate.mjs";
+import { generateIommufdScenario } from "./generate-iommufd.mjs";
 import { bitmapBytes, checkBody, checkScenario, EDU_DMA_MAX, parseNum } from "./grammar.mjs";
 import { EDU_DMA_REACH, PLATFORMS } from "./platforms.mjs";
 
@@ -96,9 +97,11 @@ describe("scenario-gen: every scenario is one the probe accepts and the recorder
     expect(found.length).toBeGreaterThan(0);
     for (const file of found) {
       const text = readFileSync(file, "utf8");
-      const m = /^# random scenario, seed (\d+), (x86|arm64) \(tools\/scenario-gen v(\d+)\)/.exec(text);
+      const m =
+        /^# random (iommufd )?scenario, seed (\d+), (x86|arm64) \(tools\/scenario-gen (?:iommufd )?v(\d+)\)/.exec(text);
       expect(m, file).not.toBeNull();
-      expect(generateScenario(Number(m[1]), m[2], Number(m[3])), file).toBe(text);
+      const gen = m[1] ? generateIommufdScenario : generateScenario;
+      expect(gen(Number(m[2]), m[3], Number(m[4])), file).toBe(text);
     }
   });
 

@@ -4,6 +4,7 @@
  * with an `error` record, plus the limits the recorder's machines impose (edu DMA length, the 1 MiB
  * output line). The generator's tests run every emitted scenario through it.
  */
+import { U64_MAX } from "./numbers.mjs";
 
 /** probe.c BASE_LEN: the probe's anonymous buffer is 1 GiB. */
 export const BASE_LEN = 0x4000_0000n;
@@ -13,8 +14,6 @@ export const MAXDEV = 8;
 export const EDU_DMA_MAX = 0xfffn;
 /** Bitmap bytes we allow in one record (hex doubles it; the probe's line is 1 MiB). */
 export const BITMAP_MAX_BYTES = 0x8000n;
-
-const U64_MAX = (1n << 64n) - 1n;
 
 /** probe.c parse_num: hex `0x…` or decimal, `_` separators, no overflow; null when invalid. */
 export function parseNum(s) {
@@ -189,8 +188,11 @@ export function checkHeader(tok) {
   return "unknown header line";
 }
 
-/** Every problem in `text` as `{ line, why }` (1-based line numbers); empty when the probe accepts it all. */
-export function checkScenario(text) {
+/**
+ * Every problem in `text` as `{ line, why }` (1-based line numbers); empty when the probe accepts it all.
+ * `grammar` swaps in another body/header checker (the iommufd one, grammar-iommufd.mjs).
+ */
+export function checkScenario(text, grammar = { body: checkBody, header: checkHeader }) {
   const problems = [];
   const lines = text.split("\n");
   let inBody = false;
@@ -207,12 +209,12 @@ export function checkScenario(text) {
         sawSeparator = true;
         return;
       }
-      const why = checkHeader(tok);
+      const why = grammar.header(tok);
       if (why) problems.push({ line: i + 1, why });
       if (tok[0] === "devices" && !why) ndev = Number(parseNum(tok[1]));
       return;
     }
-    const why = checkBody(tok, ndev);
+    const why = grammar.body(tok, ndev);
     if (why) problems.push({ line: i + 1, why });
   });
   if (!sawSeparator) problems.push({ line: 0, why: "no --- line" });

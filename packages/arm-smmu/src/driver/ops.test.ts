@@ -14,6 +14,7 @@ import {
 } from "@iommu/core";
 import { describe, expect, it } from "vitest";
 import { DESC } from "../arch/lpae.js";
+import { Q_BASE_LOG2SIZE_MASK, REG } from "../arch/regs.js";
 import { createSmmuV3Hardware } from "../hw/smmu-v3.js";
 import { makeRig, RAM_BASE } from "../testing/rig.js";
 import type { SmmuDomain } from "./domain.js";
@@ -85,7 +86,7 @@ describe("probe and ops (conformance: linux-6.1/arm64 basic, iova-range-48bit)",
     const memory = new PhysicalMemory();
     memory.addRam(RAM_BASE, 0x1000000n);
     const hw = createSmmuV3Hardware({ memory, mmioBase: 0x9050000n });
-    const pages = new PageAllocator(memory, RAM_BASE, 0x20000n); // 32 frames for the driver
+    const pages = new PageAllocator(memory, RAM_BASE, (32n + 256n) << 12n); // 32 frames besides the event queue
     const { ops } = createArmSmmuV3Driver({ memory, mmioBase: 0x9050000n, pageAllocator: pages });
     const dev = new PciDevice(memory, { bus: 0, slot: 1, classCode: 0 });
     dev.upstream = hw;
@@ -200,6 +201,43 @@ describe("device DMA through driver-written tables", () => {
   });
 });
 
+describe("event queue size (arm_smmu_device_hw_probe: EVTQ_MAX_SZ_SHIFT)", () => {
+  it("asks for 2^15 records (Q_MAX_SZ_SHIFT 20 less the 32-byte entry), under QEMU's IDR1.EVENTQS of 19", () => {
+    const rig = makeRig();
+    expect(rig.driver.features.evtqLog2).toBe(15);
+    expect(rig.memory.read64(0x9050000n + BigInt(REG.EVTQ_BASE)) & Q_BASE_LOG2SIZE_MASK).toBe(15n);
+  });
+
+  it("holds a whole page of word-sized fault events until the handler runs: no overflow, all of them read", () => {
+    const rig = makeRig({}, {}, false);
+    const dev = rig.pci(1);
+    rig.domain([dev]);
+    // The handler waits (as it does for QEMU's lock while the DMA runs), then drains once.
+    const irq = rig.hw.onEventIrq;
+    let raised = 0;
+    rig.hw.onEventIrq = () => {
+      raised++;
+    };
+    expect(dev.dmaWrite(0x400000n, new Uint8Array(0x1000)).ok).toBe(false);
+    expect(raised).toBe(0x1000 / 4);
+    expect(rig.hw.stats.eventsDropped).toBe(0);
+    rig.hw.onEventIrq = irq;
+    expect(rig.driver.handleEventIrq()).toBe(0x1000 / 4);
+    expect(rig.driver.drainLog().some((l) => l.includes("overflow"))).toBe(false);
+  });
+
+  it("arm_smmu_init_one_queue: a pool short of contiguous frames gets a queue halved until it fits", () => {
+    const memory = new PhysicalMemory();
+    memory.addRam(RAM_BASE, 0x1000000n);
+    createSmmuV3Hardware({ memory, mmioBase: 0x9050000n });
+    const pages = new PageAllocator(memory, RAM_BASE, 64n << 12n);
+    const { features } = createArmSmmuV3Driver({ memory, mmioBase: 0x9050000n, pageAllocator: pages });
+    expect(features.evtqLog2).toBeLessThan(15);
+    expect(2 ** features.evtqLog2 * 32).toBeLessThanOrEqual(64 * 4096);
+    expect(memory.read64(0x9050000n + BigInt(REG.EVTQ_BASE)) & Q_BASE_LOG2SIZE_MASK).toBe(BigInt(features.evtqLog2));
+  });
+});
+
 describe("faults (conformance: linux-6.1/arm64 edu-dma)", () => {
   it("reports an unmapped IOVA as F_TRANSLATION with the records QEMU writes, logs them rate-limited, and tells the core", () => {
     const rig = makeRig();
@@ -249,6 +287,25 @@ describe("faults (conformance: linux-6.1/arm64 edu-dma)", () => {
     rig2.domain([dev2]);
     expect(dev2.dmaRead(0x73fff80n, 0x100).ok).toBe(false);
     expect(rig2.faults).toHaveLength(0x80 / 4);
+  });
+
+  it("regression (QEMU memory_access_size on the unassigned region; 6.1 arm64 random-49 line 13): an unaligned faulting access records its first event at its address, then one per aligned word", () => {
+    const rig = makeRig();
+    const dev = rig.pci(1);
+    rig.domain([dev]);
+    // `dma 0x1ffffdf 0x43 to-dev`: a 1-byte access to reach alignment, then 4-byte ones to the page end.
+    expect(dev.dmaRead(0x1ffffdfn, 0x21).ok).toBe(false);
+    const words = Array.from({ length: 8 }, (_, i) => 0x1ffffe0n + 4n * BigInt(i));
+    expect(rig.faults.map((f) => f.iova)).toEqual([0x1ffffdfn, ...words]);
+    expect(rig.log[3]).toBe(`arm-smmu-v3 9050000.smmuv3: \t${hex16(0x1ffffdfn)}`);
+    expect(rig.log[8]).toBe(`arm-smmu-v3 9050000.smmuv3: \t${hex16(0x1ffffe0n)}`);
+    // A tail of 3 bytes is a 2-byte and a 1-byte access; a misaligned word is 1 + 2 + 1.
+    const rig2 = makeRig();
+    const dev2 = rig2.pci(1);
+    rig2.domain([dev2]);
+    dev2.dmaRead(0x3000n, 3);
+    dev2.dmaWrite(0x5001n, new Uint8Array(4));
+    expect(rig2.faults.map((f) => f.iova)).toEqual([0x3000n, 0x3002n, 0x5001n, 0x5002n, 0x5004n]);
   });
 
   it("records a single event per faulting access off the QEMU board, and prints again after the rate-limit interval", () => {

@@ -22,7 +22,7 @@ import {
   Ratelimit,
   type ResvRegion,
 } from "@iommu/core";
-import { EVTF } from "../arch/structures.js";
+import { EVTF, STE, STE_CONFIG } from "../arch/structures.js";
 import { SmmuDomain, type SmmuMaster } from "./domain.js";
 import { decodedEventLines } from "./event-log.js";
 import { type ResvRegionOptions, smmuResvRegions } from "./resv-regions.js";
@@ -56,6 +56,12 @@ export interface ArmSmmuV3DriverOptions extends ResvRegionOptions {
    * its decoded lines (`event: F_TRANSLATION client: 0000:00:01.0 sid: 0x8 …`). Default false (Linux 6.1).
    */
   readonly decodedEventLog?: boolean;
+  /**
+   * `arm_smmu_ops.blocked_domain` (Linux 6.9 on; 6.12, 7.3): a BLOCKED domain whose attach writes an abort STE,
+   * so a claimed-but-unattached device's DMA is terminated without an event. Default false (6.1: no BLOCKED
+   * domain; the core falls back to an empty UNMANAGED one, whose misses are F_TRANSLATION events).
+   */
+  readonly blockedDomain?: boolean;
 }
 
 /** What `createArmSmmuV3Driver` gives the host: core's driver shape plus the event interrupt and probe's findings. */
@@ -151,7 +157,20 @@ export function createArmSmmuV3Driver(opts: ArmSmmuV3DriverOptions): ArmSmmuV3Dr
 
     domainAlloc(type: DomainType, ctx: DomainAllocContext): DriverDomain | null {
       // 6.1 arm_smmu_domain_alloc: UNMANAGED, DMA, DMA_FQ and IDENTITY; no blocked domain.
-      if (type === "blocked") return null;
+      if (type === "blocked") {
+        if (!opts.blockedDomain) return null;
+        return {
+          pgsizeBitmap: 0n,
+          geometry: { apertureStart: 0n, apertureEnd: 0n, forceAperture: false },
+          // arm_smmu_attach_dev_blocked: the master leaves its domain and its STE becomes abort (Config 0b000).
+          attachDev: (dev) => {
+            const m = masterOf(dev);
+            m.domain?.detach(m);
+            smmu.writeSte(m.sid, [STE.V | (BigInt(STE_CONFIG.ABORT) << STE.CONFIG_SHIFT)]);
+          },
+          free: () => {},
+        };
+      }
       try {
         return new SmmuDomain({ smmu, type, ctx, stage, pageShift });
       } catch (e) {

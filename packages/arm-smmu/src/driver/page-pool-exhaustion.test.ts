@@ -10,12 +10,15 @@ import { createSmmuV3Hardware } from "../hw/smmu-v3.js";
 import { RAM_BASE, SMMU_BASE } from "../testing/rig.js";
 import { createArmSmmuV3Driver } from "./ops.js";
 
-/** An SMMUv3 whose driver has a 64-frame pool; devices on buses 0..3 (each bus its own level-2 stream table). */
+/**
+ * An SMMUv3 whose driver has a 64-frame pool besides the 256 its event queue takes at probe (2^15 records);
+ * devices on buses 0..3 (each bus its own level-2 stream table).
+ */
 function machine() {
   const memory = new PhysicalMemory();
   memory.addRam(RAM_BASE, 0x1000000n);
   const hw = createSmmuV3Hardware({ memory, mmioBase: SMMU_BASE, ias: 44, oas: 44 });
-  const pool = new PageAllocator(memory, RAM_BASE, 64n << 12n);
+  const pool = new PageAllocator(memory, RAM_BASE, (64n + 256n) << 12n);
   const { ops } = createArmSmmuV3Driver({ memory, mmioBase: SMMU_BASE, pageAllocator: pool });
   const devs = [0, 1, 2, 3].map((bus) => {
     const d = new PciDevice(memory, { bus, slot: 1, classCode: 0x00ff00 });

@@ -136,8 +136,8 @@ export class LpaePageTable {
 
   /**
    * map_pages: map `pgcount` leaves of `pgsize` at `iova` → `paddr`. Returns bytes mapped; on error
-   * the ones already mapped stay (the core unwinds them). EINVAL bad size, ERANGE beyond IAS/OAS,
-   * EEXIST over a live mapping, ENOMEM when no frame is left for a table.
+   * the ones already mapped stay (the core unwinds them). EINVAL bad size, ERANGE beyond IAS/OAS, EINVAL
+   * neither read nor write, EEXIST over a live mapping, ENOMEM when no frame is left for a table.
    */
   map(
     iova: bigint,
@@ -155,14 +155,16 @@ export class LpaePageTable {
     if (iova < 0n || paddr < 0n || iova + total > this.iasLimit || paddr + total > this.oasLimit) {
       return { mapped: 0n, error: new ErrnoError("ERANGE", op, "address beyond IAS/OAS", { iova, paddr, total }) };
     }
+    // No access at all is EINVAL (6.12; only iommufd can ask: type1 refuses such a map before the driver).
+    if ((prot & (IOMMU_READ | IOMMU_WRITE)) === 0) {
+      return { mapped: 0n, error: new ErrnoError("EINVAL", op, "neither read nor write", { prot }) };
+    }
     if (((iova | paddr) & (pgsize - 1n)) !== 0n) {
       return {
         mapped: 0n,
         error: new ErrnoError("EINVAL", op, "address not aligned to page size", { iova, paddr, pgsize }),
       };
     }
-    // No access at all: Linux writes nothing and reports success.
-    if ((prot & (IOMMU_READ | IOMMU_WRITE)) === 0) return { mapped: total, error: null };
     const attrKey = prot * 2 + (level === 3 ? 1 : 0);
     let attrs = this.attrCache.get(attrKey);
     if (attrs === undefined) {

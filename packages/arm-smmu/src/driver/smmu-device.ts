@@ -49,9 +49,14 @@ export interface SmmuFeatures {
 const STRTAB_SPLIT = 8;
 /** A level-1 stream table is at most 1 MiB of 8-byte descriptors (STRTAB_L1_SZ_SHIFT 20): 2^17 of them. */
 const STRTAB_L1_BITS_MAX = 17;
-/** Queue sizes the driver asks for, capped by IDR1 (one 4 KiB frame each). */
+/** Command queue size the driver asks for, capped by IDR1 (one 4 KiB frame). */
 const CMDQ_LOG2 = 8;
-const EVTQ_LOG2 = 7;
+/**
+ * EVTQ_MAX_SZ_SHIFT: Q_MAX_SZ_SHIFT (PAGE_SHIFT + CONFIG_CMA_ALIGNMENT, 12 + 8 on Debian) less the 32-byte
+ * entry, capped by IDR1.EVENTQS: 2^15 records, so the events of a whole faulting burst (one per access)
+ * wait for the handler without overflowing.
+ */
+const EVTQ_LOG2 = 15;
 
 export type Command = readonly [bigint, bigint];
 
@@ -76,8 +81,7 @@ export class SmmuDevice {
     name?: string,
   ) {
     this.name = name ?? `${mmioBase.toString(16)}.smmuv3`;
-    this.features = this.probe();
-    const f = this.features;
+    const f = this.probe();
     // Stream table: two-level when supported (L2 tables appear per device), else linear.
     if (f.twoLevelStreamTable && f.sidBits > STRTAB_SPLIT) {
       // arm_smmu_init_strtab_2lvl: the level-1 table is capped, so very wide SIDSIZEs are cut to 25 bits.
@@ -93,7 +97,9 @@ export class SmmuDevice {
       for (let sid = 0; sid < 2 ** f.sidBits; sid++) this.writeAbortSte(this.strtab + BigInt(sid * STE_BYTES));
     }
     this.cmdq = this.allocBytes(2 ** f.cmdqLog2 * CMD_BYTES);
-    this.evtq = this.allocBytes(2 ** f.evtqLog2 * EVT_BYTES);
+    const evtq = this.allocQueue(f.evtqLog2, EVT_BYTES);
+    this.evtq = evtq.base;
+    this.features = { ...f, evtqLog2: evtq.log2 };
     this.reset();
   }
 
@@ -308,6 +314,21 @@ export class SmmuDevice {
   }
 
   // ---- memory ----
+
+  /**
+   * `arm_smmu_init_one_queue`: a queue of 2^log2 entries, halved while the allocation fails and it is still
+   * a page or more (a kernel short of contiguous memory gets a smaller queue, not a failed probe).
+   */
+  private allocQueue(log2: number, entryBytes: number): { base: bigint; log2: number } {
+    for (;;) {
+      try {
+        return { base: this.allocBytes(2 ** log2 * entryBytes), log2 };
+      } catch (e) {
+        if (!isErrno(e, "ENOMEM") || 2 ** log2 * entryBytes < 4096 || log2 === 0) throw e;
+        log2--;
+      }
+    }
+  }
 
   /** Allocate zeroed, size-aligned contiguous memory for a table or queue. */
   allocBytes(bytes: number): bigint {

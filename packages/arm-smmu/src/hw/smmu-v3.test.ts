@@ -1,8 +1,9 @@
 import { PhysicalMemory } from "@iommu/core";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { REG } from "../arch/regs.js";
 import { CMD, EVT } from "../arch/structures.js";
-import { createSmmuV3Hardware } from "./smmu-v3.js";
+import { createSmmuV3Hardware, unassignedAccessSize } from "./smmu-v3.js";
 
 const BASE = 0x9050000n;
 
@@ -86,5 +87,25 @@ describe("SMMUv3 register file", () => {
     expect(memory.read64(eq)).toBe(BigInt(EVT.C_BAD_STREAMID) | (9n << 32n));
     expect(r32(REG.EVTQ_PROD)).toBe(0x80000002);
     expect(hw.stats.eventsDropped).toBe(1);
+  });
+});
+
+describe("unassignedAccessSize (QEMU memory_access_size on io_mem_unassigned)", () => {
+  it("cuts any range into power-of-two accesses of at most 4 bytes, each aligned to its size, covering it exactly", () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: (1n << 48n) - 1n }), fc.integer({ min: 1, max: 64 }), (start, len) => {
+        const end = start + BigInt(len);
+        let at = start;
+        while (at < end) {
+          const n = unassignedAccessSize(at, end - at);
+          expect([1n, 2n, 4n]).toContain(n);
+          expect(at % n).toBe(0n);
+          expect(at + n).toBeLessThanOrEqual(end);
+          at += n;
+        }
+        expect(at).toBe(end);
+      }),
+      { numRuns: 200 },
+    );
   });
 });

@@ -398,20 +398,21 @@ export class SmmuV3Hardware implements IommuHardware {
   // ---- event queue ----
 
   /**
-   * A translation-class fault. QEMU 7.2 splits the faulting rest of a DMA access, read or write, into
-   * 4-byte accesses and records one event each (recorder/README.md; the 6.1 arm64 random-* transcripts
-   * show it for device reads too): with the quirk on, one event per word up to the end of the 4 KiB page.
+   * A translation-class fault. QEMU 7.2 goes on with the rest of a faulting DMA access through the
+   * unassigned region, whose accesses `memory_access_size` bounds to 4 bytes and to the alignment of their
+   * address (then rounds down to a power of two), translating each again: one event per such access, read
+   * or write, up to the end of the 4 KiB page (recorder/README.md; the 6.1 arm64 random-* transcripts).
    */
   private recordFault(id: number, sid: number, req: TranslateRequest, stage2: boolean): void {
     const read = req.access === "read";
     const len = req.data?.length ?? req.len ?? 0;
-    if (!this.quirks || len <= 4) {
+    if (!this.quirks || len <= 1) {
       this.recordEvent(id, sid, req.iova, read, stage2);
       return;
     }
-    const toPageEnd = 0x1000 - Number(req.iova & 0xfffn);
-    const words = Math.ceil(Math.min(len, toPageEnd) / 4);
-    for (let i = 0; i < words; i++) this.recordEvent(id, sid, req.iova + BigInt(i * 4), read, stage2);
+    const end = req.iova + BigInt(Math.min(len, 0x1000 - Number(req.iova & 0xfffn)));
+    for (let at = req.iova; at < end; at += unassignedAccessSize(at, end - at))
+      this.recordEvent(id, sid, at, read, stage2);
   }
 
   private recordEvent(id: number, sid: number, iova: bigint, read: boolean, stage2: boolean): void {
@@ -442,6 +443,18 @@ export class SmmuV3Hardware implements IommuHardware {
     this.regs.set(REG.EVTQ_PROD, ((prodReg & Q_OVF) | ((prod + 1) & mask)) >>> 0);
     if (this.reg(REG.IRQ_CTRL) & IRQ_CTRL.EVTQ_IRQEN) this.onEventIrq?.();
   }
+}
+
+/**
+ * `memory_access_size` for QEMU's unassigned region (no max_access_size, so 4; aligned accesses only): the
+ * bytes one access at `addr` moves when `left` remain.
+ */
+export function unassignedAccessSize(addr: bigint, left: bigint): bigint {
+  let max = 4n;
+  const align = addr & -addr;
+  if (align !== 0n && align < max) max = align;
+  const l = left < max ? left : max;
+  return l >= 4n ? 4n : l >= 2n ? 2n : 1n;
 }
 
 const EVENT_NAMES: Record<number, string> = Object.fromEntries(Object.entries(EVT).map(([k, v]) => [v, k]));

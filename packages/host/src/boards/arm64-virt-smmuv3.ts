@@ -10,6 +10,7 @@ import type { HostBridge } from "@dma-iommu/msi-cookie";
 import { createArmSmmuV3Driver, createSmmuV3Hardware } from "@iommu/arm-smmu";
 import { type Device, Iommu, PageAllocator, PciDevice, PhysicalMemory } from "@iommu/core";
 import { EDU_BAR0_SIZE, EduDevice } from "../devices/edu.js";
+import { Bql } from "../irq/bql.js";
 import { Gicv3Its, ITS_FRAME_SIZE, VIRT_ITS_BASE } from "../irq/gicv3-its.js";
 import { InterruptController } from "../irq/interrupt-controller.js";
 import { createArmMsiGlue } from "../kernel/irq-glue.js";
@@ -71,21 +72,24 @@ export function createArm64VirtSmmuV3(opts: BoardOptions, variant: { seed: boole
     // arm_smmu_evtq_thread's event lines are rate-limited (10 per 5 s) on the board's model clock (board.tick).
     now: () => board?.nowMs ?? 0,
     decodedEventLog: kernel.smmu.decodedEventLog,
+    blockedDomain: kernel.smmu.blockedDomain,
     ...(variant.seed ? { seedHostBridgeWindows: hostBridgeWindows } : {}),
   });
   const ops = smmu.ops;
   klog.addSource(() => smmu.drainLog());
-  // The SMMU's event queue interrupt (a wired SPI on virt) runs the driver's event handler: its lines go
-  // to the log at once.
-  hw.onEventIrq = () => {
-    smmu.handleEventIrq();
-    klog.sync();
-  };
+  // The SMMU's event queue interrupt (a wired SPI on virt) runs the driver's event handler once the device
+  // callback that faulted returns (it reads EVTQ_PROD under QEMU's lock); its lines go to the log at once.
+  const bql = new Bql();
+  hw.onEventIrq = () =>
+    bql.interrupt(() => {
+      smmu.handleEventIrq();
+      klog.sync();
+    });
   // The GICv3 ITS isolates MSIs by DeviceID: irq_domain_check_msi_remap() is true on this machine.
   const iommu = new Iommu({ defaultDomainType: "DMA", msiRemap: true, onDomainAlloc: dmaCookieAtAlloc });
 
   for (let i = 0; i < eduCount; i++) {
-    const edu = new EduDevice(memory, { slot: i + 1, qemuQuirks: quirks });
+    const edu = new EduDevice(memory, { slot: i + 1, qemuQuirks: quirks, lock: bql });
     edu.bar0Base = VIRT.PCIE_MMIO + BigInt(i * EDU_BAR0_SIZE);
     memory.addMmio(edu.bar0Base, BigInt(EDU_BAR0_SIZE), edu.bar0, `edu ${edu.name} BAR0`);
     edu.upstream = hw;

@@ -16,6 +16,7 @@ import {
 } from "@iommu/vt-d";
 import { EDU_BAR0_SIZE, EduDevice } from "../devices/edu.js";
 import { PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MEMORY } from "../devices/pci-config.js";
+import { Bql } from "../irq/bql.js";
 import { InterruptController } from "../irq/interrupt-controller.js";
 import { IoapicGsiMap } from "../irq/ioapic.js";
 import { AcpiPciIrq, type PciIrqRoute } from "../kernel/acpi-pci-irq.js";
@@ -104,8 +105,9 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     deviceId: 0x29c0,
   });
   const edus: EduDevice[] = [];
+  const bql = new Bql();
   for (let i = 0; i < eduCount; i++) {
-    const edu = new EduDevice(memory, { slot: i + 1, qemuQuirks: quirks });
+    const edu = new EduDevice(memory, { slot: i + 1, qemuQuirks: quirks, lock: bql });
     edu.bar0Base = Q35.EDU_BAR_TOP - BigInt((i + 1) * EDU_BAR0_SIZE);
     memory.addMmio(edu.bar0Base, BigInt(EDU_BAR0_SIZE), edu.bar0, `edu ${edu.name} BAR0`);
     // SeaBIOS assigns the BARs and turns on I/O and memory decoding (so Linux's pci_enable_device
@@ -129,11 +131,14 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     eim: false,
     qemuQuirks: quirks,
     onInterrupt: (irq) => lapic.deliver(`ir:${deviceName(irq.requesterId)}`, irq.vector),
-    // dmar_fault runs as the fault event's interrupt handler: its lines go to the log at once.
-    onFaultEvent: () => {
-      driver?.handleFaultIrq(0);
-      klog.sync();
-    },
+    // dmar_fault runs as the fault event's interrupt handler once the device callback that faulted returns
+    // (so a burst's later faults from the same requester collapse into the pending record); its lines go
+    // to the log at once.
+    onFaultEvent: () =>
+      bql.interrupt(() => {
+        driver?.handleFaultIrq(0);
+        klog.sync();
+      }),
   });
   const rmrrScope = { bus: 0, devfn: 0x1d << 3, kind: "endpoint" as const };
   let board: Board | null = null;
@@ -149,6 +154,7 @@ export function createX86Q35Vtd(opts: BoardOptions): Board {
     },
     slPteFormat: kernel.vtd.slPteFormat,
     faultLogSegment: kernel.vtd.faultLogSegment,
+    blockedDomain: kernel.vtd.blockedDomain,
     // dmar_fault's log ratelimit runs on the board's model clock (board.tick).
     now: () => board?.nowMs ?? 0,
     // without ECAP.EIM Linux remaps in xAPIC mode (intel_setup_irq_remapping drops eim)

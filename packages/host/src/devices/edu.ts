@@ -51,6 +51,16 @@ export interface EduInit {
   readonly slot: number;
   /** QEMU 7.2 behaviour (default true): 28-bit DMA mask, DMA writes without a requester id. */
   readonly qemuQuirks?: boolean;
+  /**
+   * The board's big lock (`irq/bql.ts`): every BAR0 access, and so the DMA it starts, runs under it, so an
+   * IOMMU fault handler waits for the whole burst. Without one, handlers run where the IOMMU raises them.
+   */
+  readonly lock?: DeviceLock;
+}
+
+/** What a device needs of QEMU's big lock: to run its callbacks under it. */
+export interface DeviceLock {
+  run<T>(callback: () => T): T;
 }
 
 /** One DMA transfer as the device saw it (for narration and tests). */
@@ -93,6 +103,7 @@ export class EduDevice extends PciDevice {
   private intxLevel = false;
   /** True while the DMA engine runs: QEMU's edu issues those without MemTxAttrs (no requester id). */
   private engineActive = false;
+  private readonly lock: DeviceLock | null;
 
   constructor(memory: PhysicalMemory, init: EduInit) {
     super(memory, {
@@ -103,6 +114,7 @@ export class EduDevice extends PciDevice {
       deviceId: EDU_DEVICE_ID,
     });
     this.qemuQuirks = init.qemuQuirks ?? true;
+    this.lock = init.lock ?? null;
     this.config = new PciConfigSpace({
       vendorId: EDU_VENDOR_ID,
       deviceId: EDU_DEVICE_ID,
@@ -114,10 +126,10 @@ export class EduDevice extends PciDevice {
     this.config.addMsiCapability(0x40);
   }
 
-  /** BAR0's MMIO handler (registered in physical memory by the board, mmapped by vfio-pci). */
+  /** BAR0's MMIO handler (registered in physical memory by the board, mmapped by vfio-pci), under the lock. */
   readonly bar0: MmioHandler = {
-    read: (offset, size) => this.mmioRead(Number(offset), size),
-    write: (offset, size, value) => this.mmioWrite(Number(offset), size, value),
+    read: (offset, size) => this.locked(() => this.mmioRead(Number(offset), size)),
+    write: (offset, size, value) => this.locked(() => this.mmioWrite(Number(offset), size, value)),
   };
 
   /** Interrupt status register (0x24). */
@@ -132,6 +144,10 @@ export class EduDevice extends PciDevice {
   protected override attrs(): MemTxAttrs {
     // pci_dma_rw uses MEMTXATTRS_UNSPECIFIED in QEMU 7.2; msi_send_message sets requester_id.
     return this.engineActive && this.qemuQuirks ? {} : { requesterId: this.requesterId };
+  }
+
+  private locked<T>(callback: () => T): T {
+    return this.lock ? this.lock.run(callback) : callback();
   }
 
   private mmioRead(addr: number, size: number): bigint {

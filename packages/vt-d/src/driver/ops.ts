@@ -53,6 +53,12 @@ export interface IntelIommuDriverOptions {
    * `bus:dev.fn` (`[00:01.0]`, 6.1 and 6.12). Default false.
    */
   readonly faultLogSegment?: boolean;
+  /**
+   * `intel_iommu_ops.blocked_domain` (6.12, 7.3): a BLOCKED domain whose attach is `device_block_translation`,
+   * so a claimed-but-unattached device has no context entry and its DMA faults "Present bit in context entry is
+   * clear". Default false (Linux 6.1: no BLOCKED domain; the core falls back to an empty UNMANAGED one).
+   */
+  readonly blockedDomain?: boolean;
   /** Partial superpage unmap (default "whole", as Linux 6.1). */
   readonly superpageUnmap?: SuperpageUnmap;
   /** Enable interrupt remapping when the units have it (`intremap=on`; default true). */
@@ -161,6 +167,17 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
   const sidKey = (unit: DmarUnit, sid: number) => `${unit.name}:${sid}`;
   const faultSinks = new Map<VtdDomain, (dev: Device, iova: bigint, flags: number) => number>();
 
+  /** `device_block_translation`: leave the domain and clear the context entry (legacy mode). */
+  const blockTranslation = (dev: Device): void => {
+    const info = dev.iommuPriv as DeviceDomainInfo | undefined;
+    if (!info)
+      throw new ErrnoError("ENODEV", "blocking_domain_attach_dev", "device not probed by intel-iommu", {
+        dev: dev.name,
+      });
+    if (info.domain) info.domain.detachDev(dev);
+    else if (info.unit.contextPresent(info.sid)) info.unit.clearContext(info.sid);
+  };
+
   const ops = {
     name: "intel-iommu",
     pgsizeBitmap: pgsizeBitmapFor(pgsizeMode, superpage),
@@ -209,6 +226,15 @@ export function createIntelIommuDriver(opts: IntelIommuDriverOptions): IntelIomm
         }
         faultSinks.set(d, (dev, iova, flags) => ctx.reportFault(dev, iova, flags));
         return d;
+      }
+      if (type === "blocked") {
+        if (!opts.blockedDomain) return null;
+        return {
+          pgsizeBitmap: 0n,
+          geometry: { apertureStart: 0n, apertureEnd: 0n, forceAperture: false },
+          attachDev: (dev) => blockTranslation(dev),
+          free: () => {},
+        };
       }
       if (type === "identity") {
         // si_domain with hardware pass-through: context entries with TT=2, no page table.

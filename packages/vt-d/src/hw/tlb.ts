@@ -1,6 +1,6 @@
 /**
  * The hardware's translation caches: the context cache (requester id → decoded context entry) and the
- * IOTLB (domain id + page at a level → output page and rights). They are filled by walks and only
+ * IOTLB (domain id + page at a level → output page and rights; QEMU also keys it by requester id). They are filled by walks and only
  * emptied by invalidation commands, so a driver that forgets to invalidate sees stale translations,
  * as on a real machine. Full caches are dropped whole, as QEMU does (VTD_IOTLB_MAX_SIZE).
  */
@@ -67,22 +67,46 @@ export class ContextCache {
 }
 
 export class Iotlb {
+  /** Entries per domain id and (per-requester caches) source id: key `did * 0x10000 + sid`. */
   private readonly byDomain = new Map<number, Map<number, IotlbEntry>>();
   private count = 0;
-  constructor(private readonly capacity: number) {}
+  /**
+   * `perRequester`: entries are also tagged by the requester's source id, as QEMU's IOTLB is
+   * (`vtd_get_iotlb_key`); real hardware tags them by domain id only, so devices of a domain share them.
+   */
+  constructor(
+    private readonly capacity: number,
+    private readonly perRequester = false,
+  ) {}
 
-  lookup(did: number, pfn: number): IotlbEntry | undefined {
-    const m = this.byDomain.get(did);
+  private key(did: number, sid: number): number {
+    return did * 0x10000 + (this.perRequester ? sid & 0xffff : 0);
+  }
+
+  /** The entry maps of one domain (one per requester that filled it, when per requester). */
+  private mapsOf(did: number): Map<number, IotlbEntry>[] {
+    if (!this.perRequester) {
+      const m = this.byDomain.get(did * 0x10000);
+      return m ? [m] : [];
+    }
+    const out: Map<number, IotlbEntry>[] = [];
+    for (const [k, m] of this.byDomain) if (Math.floor(k / 0x10000) === did) out.push(m);
+    return out;
+  }
+
+  lookup(did: number, pfn: number, sid = 0): IotlbEntry | undefined {
+    const m = this.byDomain.get(this.key(did, sid));
     if (!m) return undefined;
     return m.get(pfn * 4 + 1) ?? m.get(tag(pfn, 2)) ?? m.get(tag(pfn, 3));
   }
 
-  insert(did: number, pfn: number, e: IotlbEntry): void {
+  insert(did: number, pfn: number, e: IotlbEntry, sid = 0): void {
     if (this.count >= this.capacity) this.invalidateAll();
-    let m = this.byDomain.get(did);
+    const k = this.key(did, sid);
+    let m = this.byDomain.get(k);
     if (!m) {
       m = new Map();
-      this.byDomain.set(did, m);
+      this.byDomain.set(k, m);
     }
     const before = m.size;
     m.set(tag(pfn, e.level), e);
@@ -97,8 +121,7 @@ export class Iotlb {
   }
 
   invalidateDomain(did: number): void {
-    const m = this.byDomain.get(did);
-    if (m) {
+    for (const m of this.mapsOf(did)) {
       this.count -= m.size;
       m.clear();
     }
@@ -106,8 +129,11 @@ export class Iotlb {
 
   /** Page-selective: the 2^am pages from `pfn` (aligned down to 2^am); any entry overlapping them goes. */
   invalidatePages(did: number, pfn: number, am: number): void {
-    const m = this.byDomain.get(did);
-    if (!m || m.size === 0) return;
+    for (const m of this.mapsOf(did)) this.invalidatePagesIn(m, pfn, am);
+  }
+
+  private invalidatePagesIn(m: Map<number, IotlbEntry>, pfn: number, am: number): void {
+    if (m.size === 0) return;
     const n = 2 ** am;
     const first = Math.floor(pfn / n) * n;
     const last = first + n - 1;

@@ -157,6 +157,47 @@ describe("walks and fault recording", () => {
     expect(m.hw.faults.frcd[0]?.lo).toBe(0x1a09000n);
   });
 
+  it("regression (QEMU vtd_get_iotlb_key; 6.1 x86 random-80 line 35): QEMU's IOTLB is per requester, so a device's cached read does not silence another device's write fault", () => {
+    const m = bare({ qemuQuirks: true });
+    const t = tables(m, PTE.R);
+    // 00:02.0 (devfn 0x10) in the same domain (did 5, same tables).
+    m.memory.write64(t.ctx + 0x100n, m.memory.read64(t.ctx + 0x80n));
+    m.memory.write64(t.ctx + 0x108n, m.memory.read64(t.ctx + 0x88n));
+    const dev2 = new PciDevice(m.memory, { bus: 0, slot: 2, classCode: 0xff00 });
+    dev2.upstream = m.hw;
+    m.hw.onFaultEvent = () => {};
+    expect(m.dev.dmaRead(0x1010n, 4).ok).toBe(true);
+    // 00:01.0's own write hits its cached read-only entry: QEMU drops it without a record.
+    expect(m.dev.dmaWrite(0x1010n, new Uint8Array(4)).ok).toBe(false);
+    expect(m.hw.faults.recorded).toBe(0);
+    // 00:02.0 has no entry of its own: its write walks the tables and faults.
+    expect(dev2.dmaWrite(0x1010n, new Uint8Array(4))).toMatchObject({
+      ok: false,
+      reason: "PTE Write access is not set",
+    });
+    expect(m.hw.faults.recorded).toBe(1);
+    expect(Number((m.hw.faults.frcd[0]?.hi ?? 0n) & 0xffffn)).toBe(0x10);
+    // A domain-selective flush empties every requester's entries of the domain.
+    m.hw.iotlb.invalidateDomain(5);
+    expect(m.hw.iotlb.size).toBe(0);
+  });
+
+  it("without QEMU's quirks the IOTLB is shared per domain and a hit re-checks the rights", () => {
+    const m = bare();
+    const t = tables(m, PTE.R);
+    m.memory.write64(t.ctx + 0x100n, m.memory.read64(t.ctx + 0x80n));
+    m.memory.write64(t.ctx + 0x108n, m.memory.read64(t.ctx + 0x88n));
+    const dev2 = new PciDevice(m.memory, { bus: 0, slot: 2, classCode: 0xff00 });
+    dev2.upstream = m.hw;
+    m.hw.onFaultEvent = () => {};
+    expect(m.dev.dmaRead(0x1010n, 4).ok).toBe(true);
+    const hits = m.hw.stats.iotlbHits;
+    expect(dev2.dmaRead(0x1020n, 4).ok).toBe(true);
+    expect(m.hw.stats.iotlbHits).toBe(hits + 1);
+    expect(dev2.dmaWrite(0x1010n, new Uint8Array(4)).ok).toBe(false);
+    expect(m.hw.faults.recorded).toBe(1);
+  });
+
   it("fault processing disabled (context FPD) records nothing", () => {
     const m = bare();
     const t = tables(m, PTE.R);

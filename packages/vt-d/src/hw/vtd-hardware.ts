@@ -146,7 +146,8 @@ export class VtdHardware implements IommuHardware {
     this.memory = opts.memory;
     this.mmioBase = opts.mmioBase;
     this.qemuQuirks = opts.qemuQuirks ?? false;
-    this.iotlb = new Iotlb(opts.iotlbEntries ?? 1024);
+    // QEMU's IOTLB is keyed by requester too, so a device's cached right never serves another device.
+    this.iotlb = new Iotlb(opts.iotlbEntries ?? 1024, this.qemuQuirks);
     // SAGAW: bit 1 = 39-bit (3-level), bit 2 = 48-bit, bit 3 = 57-bit; QEMU always offers 39.
     this.sagaw = aw === 39 ? 0b0010 : aw === 48 ? 0b0110 : 0b1110;
     this.maxLeafLevel = 1 + sp;
@@ -213,7 +214,7 @@ export class VtdHardware implements IommuHardware {
     if (iova >= ctx.limit) return this.dmaFault(FAULT.BEYOND_MGAW, sid, iova, isWrite, ctx.fpd);
     const pfn = Number(iova >> 12n);
     const need = isWrite ? 2 : 1;
-    const hit = this.iotlb.lookup(ctx.did, pfn);
+    const hit = this.iotlb.lookup(ctx.did, pfn, sid);
     if (hit) {
       this.stats.iotlbHits++;
       if ((hit.perm & need) !== 0) return this.ok(hit.phys, hit.level, iova);
@@ -246,7 +247,7 @@ export class VtdHardware implements IommuHardware {
     if ((w.perm & need) === 0) {
       return this.dmaFault(isWrite ? FAULT.WRITE : FAULT.READ, sid, iova, isWrite, ctx.fpd);
     }
-    this.iotlb.insert(ctx.did, pfn, w);
+    this.iotlb.insert(ctx.did, pfn, w, sid);
     return this.ok(w.phys, w.level, iova);
   }
 
