@@ -599,7 +599,6 @@ static void cont(uint64_t id)
 	(void)ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &r);
 }
 
-/* The lowest descriptor number the process has free (where its own open would land). */
 /* The lowest number >= min the process has free (where its own open or F_DUPFD would land). */
 static int lowest_free_from(pid_t tgid, int min)
 {
