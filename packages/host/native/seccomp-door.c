@@ -283,11 +283,25 @@ static void forget_proc(pid_t tgid)
 
 /* ------------------------------------------------------------ the program's memory */
 
+static int listener = -1;
+/* The notification being served (0: none, the tracer's part: a stopped tracee cannot be reaped but by us) */
+static uint64_t serving_id;
+
+/*
+ * The caller's memory. While a notification is served, /proc/TID is checked to still be the caller after
+ * opening it (SECCOMP_IOCTL_NOTIF_ID_VALID, as seccomp_unotify(2) says): a caller killed meanwhile may have
+ * had its pid reused, and a result must never land in another process.
+ */
 static int mem_open(pid_t tid)
 {
 	char p[64];
 	snprintf(p, sizeof(p), "/proc/%d/mem", tid);
-	return open(p, O_RDWR | O_CLOEXEC);
+	int fd = open(p, O_RDWR | O_CLOEXEC);
+	if (fd >= 0 && serving_id && ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &serving_id)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 static int mem_read(pid_t tid, uint64_t addr, void *buf, size_t n)
@@ -312,19 +326,13 @@ static int mem_write(pid_t tid, uint64_t addr, const void *buf, size_t n)
 	return r == (ssize_t)n ? 0 : -1;
 }
 
-static int listener = -1;
-
 /* A NUL-terminated path of the program, read page by page (a string may end just before unmapped memory). */
 static int read_path(pid_t tid, uint64_t id, uint64_t addr, char *out, size_t cap)
 {
+	(void)id; /* mem_open checks the notification still stands */
 	int fd = mem_open(tid);
 	if (fd < 0)
 		return -1;
-	/* the notification still stands, so /proc/TID is still the caller (seccomp_unotify(2)) */
-	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id)) {
-		close(fd);
-		return -1;
-	}
 	size_t got = 0;
 	while (got < cap - 1) {
 		size_t room = 4096 - ((addr + got) & 4095);
@@ -591,7 +599,6 @@ static void cont(uint64_t id)
 	(void)ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &r);
 }
 
-/* The lowest descriptor number the process has free (where its own open would land). */
 /* The lowest number >= min the process has free (where its own open or F_DUPFD would land). */
 static int lowest_free_from(pid_t tgid, int min)
 {
@@ -1719,8 +1726,11 @@ int main(int argc, char **argv)
 		}
 		if (np == 2 && (pf[1].revents & POLLIN)) {
 			memset(req, 0, sz.seccomp_notif);
-			if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, req) == 0)
+			if (ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, req) == 0) {
+				serving_id = req->id;
 				handle(req);
+				serving_id = 0;
+			}
 		} else if (np == 2 && (pf[1].revents & (POLLHUP | POLLERR))) {
 			close(listener); /* no program left under the filter */
 			listener = -1;
