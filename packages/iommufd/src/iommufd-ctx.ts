@@ -240,7 +240,9 @@ export class IommufdCtx {
       throw new ErrnoError("EINVAL", op, "data_type and data_len disagree", { dataType, dataLen });
     }
     const idev = this.objects.get<IommufdDevice>(devId, "device");
-    const pt = this.objects.get(ptId);
+    // pt_id is looked up as IOMMUFD_OBJ_ANY, and a failed lookup is EINVAL (not the lookup's ENOENT).
+    const pt = this.objects.find(ptId);
+    if (pt === undefined) throw new ErrnoError("EINVAL", op, `no object with id ${ptId}`, { ptId });
     if (pt instanceof Ioas) {
       if (dataType !== IOMMU_HWPT_DATA_NONE) {
         throw new ErrnoError("EOPNOTSUPP", "iommufd_hwpt_paging_alloc", "driver has no domain_alloc_user", {});

@@ -277,4 +277,28 @@ describe("IOMMU_HWPT_ALLOC bytes", () => {
       expect(ctx.ioasAlloc()).toBe(idev.id + 1);
     }
   });
+
+  it("iommufd_hwpt_alloc: a pt_id that names no object is EINVAL (the lookup's ENOENT is not passed on); an unknown dev_id stays ENOENT", () => {
+    const { host, ctx, ioctl } = setup();
+    const ioas = ctx.ioasAlloc();
+    const idev = ctx.bindDevice(host.device(1));
+    const alloc = (flags: number, devId: number, ptId: number) =>
+      struct(48, [
+        [4, 4, flags],
+        [8, 4, devId],
+        [12, 4, ptId],
+      ]);
+    const hwpt = alloc(0, idev.id, ioas);
+    expect(ioctl(U.IOMMU_HWPT_ALLOC, hwpt)).toBe(0);
+    const hwptId = U.rd32(hwpt, 16);
+    expect(ioctl(U.IOMMU_DESTROY, struct(8, [[4, 4, hwptId]]))).toBe(0);
+    // the destroyed HWPT's id, and an id never handed out: EINVAL whatever the flags
+    expect(ioctl(U.IOMMU_HWPT_ALLOC, alloc(0, idev.id, hwptId))).toBe(-ERRNO.EINVAL);
+    expect(ioctl(U.IOMMU_HWPT_ALLOC, alloc(3, idev.id, 99))).toBe(-ERRNO.EINVAL);
+    // the device object as pt_id: found, but neither an IOAS nor a HWPT
+    expect(ioctl(U.IOMMU_HWPT_ALLOC, alloc(0, idev.id, idev.id))).toBe(-ERRNO.EINVAL);
+    // dev_id is looked up first, as a device: ENOENT even when pt_id is unknown too
+    expect(ioctl(U.IOMMU_HWPT_ALLOC, alloc(0, 99, 98))).toBe(-ERRNO.ENOENT);
+    expect(ioctl(U.IOMMU_HWPT_ALLOC, alloc(0, ioas, ioas))).toBe(-ERRNO.ENOENT);
+  });
 });
