@@ -1,6 +1,6 @@
 /**
  * The hardware's translation caches: the context cache (requester id → decoded context entry) and the
- * IOTLB (domain id + page at a level → output page and rights). They are filled by walks and only
+ * IOTLB (domain id + page at a level, and on QEMU the requester id → output page and rights). They are filled by walks and only
  * emptied by invalidation commands, so a driver that forgets to invalidate sees stale translations,
  * as on a real machine. Full caches are dropped whole, as QEMU does (VTD_IOTLB_MAX_SIZE).
  */
@@ -67,22 +67,38 @@ export class ContextCache {
 }
 
 export class Iotlb {
-  private readonly byDomain = new Map<number, Map<number, IotlbEntry>>();
+  /** Domain id → tag owner (the requester id when entries are per requester, else 0) → tag → entry. */
+  private readonly byDomain = new Map<number, Map<number, Map<number, IotlbEntry>>>();
   private count = 0;
-  constructor(private readonly capacity: number) {}
 
-  lookup(did: number, pfn: number): IotlbEntry | undefined {
-    const m = this.byDomain.get(did);
+  /**
+   * `perRequester`: an entry is found only by the requester whose walk filled it (QEMU 7.2 keys its IOTLB by
+   * source id, gfn and level, `struct vtd_iotlb_key`); otherwise every device of the domain shares it.
+   * Invalidations select by domain id either way (QEMU keeps the domain id in each entry).
+   */
+  constructor(
+    private readonly capacity: number,
+    private readonly perRequester = false,
+  ) {}
+
+  lookup(did: number, pfn: number, sid = 0): IotlbEntry | undefined {
+    const m = this.byDomain.get(did)?.get(this.perRequester ? sid : 0);
     if (!m) return undefined;
     return m.get(pfn * 4 + 1) ?? m.get(tag(pfn, 2)) ?? m.get(tag(pfn, 3));
   }
 
-  insert(did: number, pfn: number, e: IotlbEntry): void {
+  insert(did: number, pfn: number, e: IotlbEntry, sid = 0): void {
     if (this.count >= this.capacity) this.invalidateAll();
-    let m = this.byDomain.get(did);
+    let d = this.byDomain.get(did);
+    if (!d) {
+      d = new Map();
+      this.byDomain.set(did, d);
+    }
+    const owner = this.perRequester ? sid : 0;
+    let m = d.get(owner);
     if (!m) {
       m = new Map();
-      this.byDomain.set(did, m);
+      d.set(owner, m);
     }
     const before = m.size;
     m.set(tag(pfn, e.level), e);
@@ -92,13 +108,14 @@ export class Iotlb {
   invalidateAll(): void {
     // Keep the per-domain maps: refilling after a global flush then allocates nothing.
     if (this.count === 0) return;
-    for (const m of this.byDomain.values()) if (m.size !== 0) m.clear();
+    for (const d of this.byDomain.values()) for (const m of d.values()) if (m.size !== 0) m.clear();
     this.count = 0;
   }
 
   invalidateDomain(did: number): void {
-    const m = this.byDomain.get(did);
-    if (m) {
+    const d = this.byDomain.get(did);
+    if (!d) return;
+    for (const m of d.values()) {
       this.count -= m.size;
       m.clear();
     }
@@ -106,8 +123,13 @@ export class Iotlb {
 
   /** Page-selective: the 2^am pages from `pfn` (aligned down to 2^am); any entry overlapping them goes. */
   invalidatePages(did: number, pfn: number, am: number): void {
-    const m = this.byDomain.get(did);
-    if (!m || m.size === 0) return;
+    const d = this.byDomain.get(did);
+    if (!d) return;
+    for (const m of d.values()) this.invalidatePagesIn(m, pfn, am);
+  }
+
+  private invalidatePagesIn(m: Map<number, IotlbEntry>, pfn: number, am: number): void {
+    if (m.size === 0) return;
     const n = 2 ** am;
     const first = Math.floor(pfn / n) * n;
     const last = first + n - 1;

@@ -71,6 +71,8 @@ export interface VtdHardwareOptions {
    * (`vtd_do_iommu_translate` returns the cached entry; the memory core then sends an access the entry
    * does not allow to unassigned memory), so a write that hits an entry cached by an earlier read of a
    * read-only page is dropped with no fault record. An access that misses the IOTLB is checked and faults.
+   * QEMU's IOTLB entries are per requester (`vtd_iotlb_key` holds the source id), so only the device whose
+   * own earlier read cached the page has its write dropped; another device of the same domain walks and faults.
    * (That 6.1 lets a device read through a write-only map is the driver's PTE format, not QEMU's.)
    */
   readonly qemuQuirks?: boolean;
@@ -146,7 +148,7 @@ export class VtdHardware implements IommuHardware {
     this.memory = opts.memory;
     this.mmioBase = opts.mmioBase;
     this.qemuQuirks = opts.qemuQuirks ?? false;
-    this.iotlb = new Iotlb(opts.iotlbEntries ?? 1024);
+    this.iotlb = new Iotlb(opts.iotlbEntries ?? 1024, this.qemuQuirks);
     // SAGAW: bit 1 = 39-bit (3-level), bit 2 = 48-bit, bit 3 = 57-bit; QEMU always offers 39.
     this.sagaw = aw === 39 ? 0b0010 : aw === 48 ? 0b0110 : 0b1110;
     this.maxLeafLevel = 1 + sp;
@@ -213,7 +215,7 @@ export class VtdHardware implements IommuHardware {
     if (iova >= ctx.limit) return this.dmaFault(FAULT.BEYOND_MGAW, sid, iova, isWrite, ctx.fpd);
     const pfn = Number(iova >> 12n);
     const need = isWrite ? 2 : 1;
-    const hit = this.iotlb.lookup(ctx.did, pfn);
+    const hit = this.iotlb.lookup(ctx.did, pfn, sid);
     if (hit) {
       this.stats.iotlbHits++;
       if ((hit.perm & need) !== 0) return this.ok(hit.phys, hit.level, iova);
@@ -246,7 +248,7 @@ export class VtdHardware implements IommuHardware {
     if ((w.perm & need) === 0) {
       return this.dmaFault(isWrite ? FAULT.WRITE : FAULT.READ, sid, iova, isWrite, ctx.fpd);
     }
-    this.iotlb.insert(ctx.did, pfn, w);
+    this.iotlb.insert(ctx.did, pfn, w, sid);
     return this.ok(w.phys, w.level, iova);
   }
 
