@@ -140,6 +140,30 @@ describe("IOTLB bookkeeping", () => {
   });
 });
 
+describe("IOTLB per requester (QEMU 7.2's vtd_iotlb_key holds the source id)", () => {
+  it("an entry is found only by the requester that filled it; page- and domain-selective flushes reach every requester's entries", () => {
+    const e = { phys: 0x1000n, level: 1, perm: 1 };
+    const shared = new Iotlb(16);
+    shared.insert(1, 5, e, 8);
+    expect(shared.lookup(1, 5, 16)).toBe(e);
+    const t = new Iotlb(16, true);
+    t.insert(1, 5, e, 8);
+    t.insert(1, 6, e, 16);
+    expect(t.lookup(1, 5, 8)).toBe(e);
+    expect(t.lookup(1, 5, 16)).toBeUndefined();
+    expect(t.size).toBe(2);
+    t.invalidatePages(1, 4, 2); // pfns 4-7: both requesters' entries
+    expect(t.size).toBe(0);
+    t.insert(1, 5, e, 8);
+    t.insert(1, 5, e, 16);
+    t.insert(2, 5, e, 24);
+    expect(t.size).toBe(3);
+    t.invalidateDomain(1);
+    expect(t.size).toBe(1);
+    expect(t.lookup(2, 5, 24)).toBe(e);
+  });
+});
+
 describe("walker fast path", () => {
   it("rights that AND to nothing (read-only table above a write-only leaf) fault both ways", () => {
     const b = bare();

@@ -281,6 +281,32 @@ describe("QEMU 7.2 quirks (named option)", () => {
     expect(m.driver.drainLog()[1]).toContain("[fault reason 0x05]");
   });
 
+  it("quirks on: QEMU's IOTLB is per requester (vtd_iotlb_key's sid): another device's read does not make this device's write vanish (6.12 x86 random-80)", () => {
+    const m = q35({ hw: { qemuQuirks: true }, driver: { slPteFormat: "vtdss" }, edus: 2 });
+    const [a, b] = m.edus as [PciDevice, PciDevice];
+    const d = m.iommu.domainAlloc(m.driver.ops, "unmanaged");
+    for (const dev of [a, b]) {
+      const g = m.iommu.groupOf(dev) as NonNullable<ReturnType<typeof m.iommu.groupOf>>;
+      m.iommu.claimDmaOwner(g, {});
+      m.iommu.attachGroup(d, g);
+    }
+    m.iommu.map(d, 0x200000n, 0x100010000n, 0x1000n, IOMMU_READ);
+    m.driver.drainLog();
+    expect(b.dmaRead(0x200000n, 4).ok).toBe(true);
+    // a's write misses its own (empty) IOTLB entries, walks, and faults with a record
+    expect(a.dmaWrite(0x200000n, new Uint8Array([1])).ok).toBe(false);
+    const log = m.driver.drainLog();
+    expect(log[1]).toContain("[00:01.0] fault addr 0x200000 [fault reason 0x05]");
+    // b's own cached read still swallows b's write
+    expect(b.dmaWrite(0x200000n, new Uint8Array([1])).ok).toBe(false);
+    expect(m.driver.drainLog()).toEqual([]);
+    expect(m.hw.stats.droppedAccesses).toBe(1);
+    // a domain-selective flush drops every requester's entries of the domain: b's write now walks and faults
+    m.hw.iotlb.invalidateDomain(m.hw.contextCache.get(b.requesterId)?.did ?? -1);
+    expect(b.dmaWrite(0x200000n, new Uint8Array([1])).ok).toBe(false);
+    expect(m.driver.drainLog()[1]).toContain("[00:02.0] fault addr 0x200000 [fault reason 0x05]");
+  });
+
   it("quirks off (real hardware): the write after a read faults; a read through write-only faults", () => {
     const m = setup(false);
     m.edu.dmaRead(0x200000n, 1);
