@@ -35,7 +35,7 @@ const results = new Map<string, boolean>();
  * events arrive in time), a wall-clock race the model has no clock to reproduce.
  */
 const KLOG_FLOOR_BY_SET: Readonly<Record<string, number>> = {
-  "linux-6.12-iommufd": 599,
+  "linux-6.12-iommufd": 1063,
   "linux-6.12-iommufd-compat": 725,
 };
 
