@@ -50,7 +50,7 @@ interface Outcome {
  * into aligned words, arm-smmu's recordFault).
  */
 const KLOG_FLOOR_BY_SET: Readonly<Record<string, number>> = {
-  "linux-6.1": 1431,
+  "linux-6.1": 1843,
   "linux-6.12": 1843,
   "linux-7.3": 1331,
 };
