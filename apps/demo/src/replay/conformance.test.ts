@@ -52,7 +52,7 @@ interface Outcome {
 const KLOG_FLOOR_BY_SET: Readonly<Record<string, number>> = {
   "linux-6.1": 1843,
   "linux-6.12": 1843,
-  "linux-7.3": 1331,
+  "linux-7.3": 1843,
 };
 const KLOG_FLOOR = KLOG_FLOOR_BY_SET[SET] as number;
 
