@@ -10,11 +10,11 @@
  * that could pin at most MAP_SAFE_MAX and all of them under PIN_BUDGET (iommufd pins at map time once a
  * domain is attached, or at attach time for what is already mapped; COPY counts too).
  */
-import { MAP_SAFE_MAX, PIN_BUDGET } from "./generate.mjs";
+import { MAP_SAFE_MAX } from "./generate.mjs";
 import { BASE_LEN } from "./grammar.mjs";
 import { HUGE, hex, PAGE, U64_MAX } from "./numbers.mjs";
 import { EDU_DMA_REACH, PLATFORMS } from "./platforms.mjs";
-import { Rng } from "./rng.mjs";
+import { ScenarioWriter } from "./writer.mjs";
 
 /** The current iommufd grammar version (independent of the type1 GENERATOR_VERSION). */
 export const IOMMUFD_GENERATOR_VERSION = 2;
@@ -23,28 +23,17 @@ export const IOMMUFD_GENERATOR_VERSION = 2;
 export const iommufdHeaderLine = (seed, arch, v) =>
   `# random iommufd scenario, seed ${seed}, ${arch} (tools/scenario-gen iommufd v${v})`;
 
-class IommufdGen {
+class IommufdGen extends ScenarioWriter {
   constructor(seed, arch, version) {
-    this.v = version;
-    this.rng = new Rng(seed);
-    this.p = PLATFORMS[arch];
-    this.arch = arch;
-    this.seed = seed;
-    this.lines = [];
+    super(seed, arch, version);
     /** IOAS indexes as the probe numbers them: { obj } (aliases from `vfio-ioas get` share obj). */
     this.ioas = [];
     /** IOAS objects asked for: { maps: [{ iova, size, off }], alive }. */
     this.objs = [];
     /** HWPT indexes: { ioas } (the IOAS index it was allocated on). */
     this.hwpts = [];
-    this.budget = PIN_BUDGET;
-    this.nextOff = 0n;
     this.fdOpen = false;
     this.compat = null;
-  }
-
-  emit(line, note) {
-    this.lines.push(note ? `${line.padEnd(48)} # ${note}` : line);
   }
 
   // ---------------------------------------------------------------- state helpers
@@ -482,10 +471,6 @@ class IommufdGen {
     this.mapsOf(k).push(m);
     this.emit(`ioas map ${hex(iova)} ${hex(s)} ${prot} vaddr=+${hex(off)} ioas=${k}`, note);
     return m;
-  }
-
-  lowIova() {
-    return BigInt(1 + this.rng.int(48)) * HUGE + this.rng.pick([0n, 0n, PAGE, HUGE / 2n]);
   }
 
   episode() {

@@ -14,33 +14,22 @@
 import { BASE_LEN, BITMAP_MAX_BYTES, bitmapBytes } from "./grammar.mjs";
 import { HUGE, hex, PAGE, U64_MAX } from "./numbers.mjs";
 import { EDU_DMA_REACH, PLATFORMS } from "./platforms.mjs";
-import { Rng } from "./rng.mjs";
+import { PIN_BUDGET, ScenarioWriter } from "./writer.mjs";
+
+export { PIN_BUDGET };
 
 /** The current version; older ones stay selectable so every committed scenario can be regenerated. */
 export const GENERATOR_VERSION = 3;
 /** Largest map that may reach the pinning step. */
 export const MAP_SAFE_MAX = 0x40_0000n;
-/** Most bytes a scenario may ask to pin or touch in all. */
-export const PIN_BUDGET = 0x300_0000n;
 
-class Gen {
+class Gen extends ScenarioWriter {
   constructor(seed, arch, version) {
-    this.v = version;
-    this.rng = new Rng(seed);
-    this.p = PLATFORMS[arch];
-    this.arch = arch;
-    this.seed = seed;
-    this.lines = [];
+    super(seed, arch, version);
     /** Mappings asked for: { iova, size, off } (off = offset in the probe buffer, or null). */
     this.maps = [];
     /** Mappings whose vaddr was invalidated by `unmap … vaddr`. */
     this.invalid = [];
-    this.nextOff = 0n;
-    this.budget = PIN_BUDGET;
-  }
-
-  emit(line, note) {
-    this.lines.push(note ? `${line.padEnd(48)} # ${note}` : line);
   }
 
   // ---------------------------------------------------------------- choices
@@ -437,9 +426,6 @@ class Gen {
   }
 
   /** A low IOVA, far enough under edu's reach for a few MiB. */
-  lowIova() {
-    return BigInt(1 + this.rng.int(48)) * HUGE + this.rng.pick([0n, 0n, PAGE, HUGE / 2n]);
-  }
 
   dmaLine(iova, len, dir, off, note) {
     this.emit(`dma ${hex(iova)} ${hex(len)} ${dir} vaddr=+${hex(off)}${this.dev()}`, note);
