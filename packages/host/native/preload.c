@@ -38,14 +38,10 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-enum op {
-	OP_HELLO = 1, OP_OPEN, OP_CLOSE, OP_IOCTL, OP_READ, OP_WRITE, OP_PREAD, OP_PWRITE, OP_MMAP,
-	OP_MMIO, OP_READLINK, OP_STAT, OP_READDIR, OP_LSEEK,
-};
+#include "door-wire.h"
+
 
 #define MAX_FD 4096
-/* vfio.h: the one ioctl that creates a descriptor (_IO(';', 100 + 6)) */
-#define VFIO_GROUP_GET_DEVICE_FD 0x3b6a
 static unsigned char remote[MAX_FD]; /* 1: the server serves this descriptor */
 static int srv = -1;
 static int srv_dead;
@@ -72,53 +68,18 @@ static void resolve(void)
 
 /* ------------------------------------------------------------ which paths are ours */
 
-static int starts(const char *p, const char *pre)
-{
-	size_t n = strlen(pre);
-	return strncmp(p, pre, n) == 0 && (p[n] == 0 || p[n] == '/');
-}
-
 static const char *canon(const char *p);
 
 static int ours(const char *path)
 {
-	if (!path || path[0] != '/')
-		return 0;
-	const char *p = canon(path);
-	/* /dev/iommu too: on a board without iommufd the server answers ENOENT, as 6.1's kernel does */
-	return starts(p, "/dev/vfio") || starts(p, "/sys/kernel/iommu_groups") || starts(p, "/sys/bus/pci/devices") ||
-	       strcmp(p, "/dev/iommu") == 0 || strcmp(p, "/proc/self/status") == 0 || strcmp(p, "/dev/kmsg") == 0;
+	return path && path[0] == '/' && door_serves(canon(path));
 }
 
-/* The path the server knows: `.` and `..` resolved, `//` collapsed, /proc/<our pid>/ as /proc/self/ */
 static const char *canon(const char *p)
 {
 	static __thread char out[4096]; /* per thread: callers use it at once */
-	char self[64];
-	size_t n = 0;
-	for (const char *s = p; *s;) {
-		while (*s == '/')
-			s++;
-		const char *e = strchr(s, '/');
-		size_t len = e ? (size_t)(e - s) : strlen(s);
-		if (len == 0)
-			break;
-		if (len == 1 && s[0] == '.') {
-		} else if (len == 2 && s[0] == '.' && s[1] == '.') {
-			while (n > 0 && out[--n] != '/')
-				;
-		} else if (n + 1 + len < sizeof(out)) {
-			out[n++] = '/';
-			memcpy(out + n, s, len);
-			n += len;
-		}
-		s += len;
-	}
-	if (n == 0)
-		out[n++] = '/';
-	out[n] = 0;
-	snprintf(self, sizeof(self), "/proc/%d/status", (int)getpid());
-	return strcmp(out, self) == 0 ? "/proc/self/status" : out;
+	door_canon(p, getpid(), out, sizeof(out));
+	return out;
 }
 
 /* ------------------------------------------------------------ the wire */
@@ -293,23 +254,6 @@ static greg_t *reg(ucontext_t *uc, int r)
 }
 
 /* Length of the ModRM/SIB/displacement bytes after the opcode. */
-static int modrm_len(const uint8_t *p)
-{
-	int mod = p[0] >> 6, rm = p[0] & 7, n = 1;
-	if (mod != 3 && rm == 4) {
-		n++;
-		if (mod == 0 && (p[1] & 7) == 5)
-			n += 4;
-	}
-	if (mod == 0 && rm == 5)
-		n += 4;
-	else if (mod == 1)
-		n += 1;
-	else if (mod == 2)
-		n += 4;
-	return n;
-}
-
 /* Emulate one MOV to or from the BAR; 0 when the instruction is not one we know. */
 static int emulate(ucontext_t *uc, struct bar *b, uintptr_t addr)
 {

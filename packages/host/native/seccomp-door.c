@@ -57,13 +57,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum op {
-	OP_HELLO = 1, OP_OPEN, OP_CLOSE, OP_IOCTL, OP_READ, OP_WRITE, OP_PREAD, OP_PWRITE, OP_MMAP,
-	OP_MMIO, OP_READLINK, OP_STAT, OP_READDIR, OP_LSEEK,
-};
+#include "door-wire.h"
 
-/* vfio.h: the one ioctl that creates a descriptor (_IO(';', 100 + 6)) */
-#define VFIO_GROUP_GET_DEVICE_FD 0x3b6a
+
 #define MEMFD_PREFIX "iommu-sim-fd-"
 
 #if defined(__x86_64__)
@@ -355,47 +351,14 @@ static int read_path(pid_t tid, uint64_t id, uint64_t addr, char *out, size_t ca
 
 /* ------------------------------------------------------------ which paths are ours (as preload.c) */
 
-static int starts(const char *p, const char *pre)
-{
-	size_t n = strlen(pre);
-	return strncmp(p, pre, n) == 0 && (p[n] == 0 || p[n] == '/');
-}
-
-/* The path the server knows: `.` and `..` resolved, `//` collapsed, /proc/<tgid>/ as /proc/self/ */
 static void canon(const char *p, pid_t tgid, char *out, size_t cap)
 {
-	char self[64];
-	size_t n = 0;
-	for (const char *s = p; *s;) {
-		while (*s == '/')
-			s++;
-		const char *e = strchr(s, '/');
-		size_t len = e ? (size_t)(e - s) : strlen(s);
-		if (len == 0)
-			break;
-		if (len == 1 && s[0] == '.') {
-		} else if (len == 2 && s[0] == '.' && s[1] == '.') {
-			while (n > 0 && out[--n] != '/')
-				;
-		} else if (n + 1 + len < cap) {
-			out[n++] = '/';
-			memcpy(out + n, s, len);
-			n += len;
-		}
-		s += len;
-	}
-	if (n == 0)
-		out[n++] = '/';
-	out[n] = 0;
-	snprintf(self, sizeof(self), "/proc/%d/status", (int)tgid);
-	if (strcmp(out, self) == 0 || strcmp(out, "/proc/thread-self/status") == 0)
-		snprintf(out, cap, "/proc/self/status");
+	door_canon(p, tgid, out, cap);
 }
 
 static int ours(const char *p)
 {
-	return starts(p, "/dev/vfio") || starts(p, "/sys/kernel/iommu_groups") || starts(p, "/sys/bus/pci/devices") ||
-	       strcmp(p, "/dev/iommu") == 0 || strcmp(p, "/proc/self/status") == 0 || strcmp(p, "/dev/kmsg") == 0;
+	return door_serves(p);
 }
 
 /* ------------------------------------------------------------ the wire (preload.c's) */
@@ -1481,23 +1444,6 @@ static unsigned long long *reg(struct user_regs_struct *r, int n)
 }
 
 /* Length of the ModRM/SIB/displacement bytes after the opcode. */
-static int modrm_len(const uint8_t *p)
-{
-	int mod = p[0] >> 6, rm = p[0] & 7, n = 1;
-	if (mod != 3 && rm == 4) {
-		n++;
-		if (mod == 0 && (p[1] & 7) == 5)
-			n += 4;
-	}
-	if (mod == 0 && rm == 5)
-		n += 4;
-	else if (mod == 1)
-		n += 1;
-	else if (mod == 2)
-		n += 4;
-	return n;
-}
-
 /* Emulate one MOV to or from the BAR (preload.c's decoder, on the tracee's registers); 0: not one we know. */
 static int emulate(pid_t tid, struct proc *pr, int fd, uint64_t off)
 {

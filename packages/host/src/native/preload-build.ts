@@ -54,7 +54,9 @@ export function buildSeccompDoor(cc = findCompiler()): string {
 }
 
 function build(cc: string, src: string, name: string, ext: string, flags: string[], libs: string[]): string {
-  const hash = createHash("sha256").update(readFileSync(src)).digest("hex").slice(0, 16);
+  // The shared header is part of what gets compiled: a change to it must rebuild both doors.
+  const header = join(dirname(src), "door-wire.h");
+  const hash = createHash("sha256").update(readFileSync(src)).update(readFileSync(header)).digest("hex").slice(0, 16);
   const dir = cacheDir();
   const out = join(dir, `${name}-${hash}${ext}`);
   if (existsSync(out)) return out;
